@@ -1,0 +1,27 @@
+/**
+ * A small, fast, seeded pseudo-random generator (mulberry32). Alki uses it for
+ * reproducible fixtures, sampling and calibration data: same seed, same output.
+ */
+export class SeededRandom {
+  private state: number;
+  constructor(seed: number) {
+    this.state = (seed >>> 0) ^ 0x9e3779b9;
+  }
+  /** Uniform in [0, 1). */
+  next(): number {
+    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  /** Standard normal (Box–Muller). */
+  normal(): number {
+    const u = 1 - this.next();
+    const v = this.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+  /** Integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+}

@@ -1,0 +1,10 @@
+export * from './types.js';
+export { encodeModel, decodeModel } from './proto.js';
+export type { ExternalRef, EncodeOptions, DecodedModel } from './proto.js';
+export { writeModelFile, readModelFile, resolveExternalData } from './model-file.js';
+export type { WriteModelOptions, ReadModelOptions } from './model-file.js';
+export { GraphBuilder, createModel, float } from './builder.js';
+export type { AttributeInput, NodeOptions } from './builder.js';
+export { elementSize, numel, tensorBytes, typedArrayFromBytes, floatTensor, int64Tensor, uint8Tensor, int8Tensor, toFloat32 } from './tensor.js';
+export { halfToFloat, floatToHalf, float16ToFloat32, float32ToFloat16, bfloat16ToFloat32, float32ToBfloat16 } from './float16.js';
+export { packBits, unpackBits } from './packing.js';
