@@ -1,0 +1,176 @@
+import { throwIfAborted, type ProgressCallback } from '@alki/core';
+import { DataType, GraphBuilder, createModel, floatTensor, type Model } from '@alki/onnx';
+import type { DecoderConfig } from '../config.js';
+import type { WeightStore } from '../weights.js';
+import { Ops } from './ops.js';
+import { rotaryTables } from './rotary.js';
+import { transpose } from './transpose.js';
+
+/**
+ * A group of linear layers that read the same input, with what produces that
+ * input: a norm whose weight can absorb per-channel scales (AWQ, SmoothQuant),
+ * or a preceding linear layer whose output columns can. Names are ONNX
+ * initializer names.
+ */
+export interface ScaleGroup {
+  /** Weight of the norm that feeds the linears (RMSNorm/LayerNorm gamma). */
+  norm?: string;
+  /** Bias of that norm, when it has one (LayerNorm beta). */
+  normBias?: string;
+  /** Weight [in, out] of the linear layer that feeds the linears instead of a norm. */
+  prev?: string;
+  /** MatMul weights [in, out] that read the same input. */
+  linears: string[];
+  /** Decoder layer index, or -1 for the head. */
+  layer: number;
+}
+
+/** Metadata key under which the export records its scale groups (JSON). */
+export const SCALE_GROUPS_KEY = 'alki.scale_groups';
+
+export interface ExportOptions {
+  /** Graph flavour; only 'portable' (standard ONNX ops) exists today. */
+  flavour?: 'portable';
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+  producerVersion?: string;
+}
+
+export interface ExportResult {
+  model: Model;
+  scaleGroups: ScaleGroup[];
+}
+
+/** Opset of the default ONNX domain used by the portable graph. */
+export const PORTABLE_OPSET = 17;
+
+/**
+ * Builds the ONNX decoder graph of a Llama-family model with KV cache:
+ * inputs input_ids, attention_mask, position_ids, past_key_values.{i}.key|value;
+ * outputs logits, present.{i}.key|value (the transformers.js / Optimum names).
+ */
+export function exportLlama(config: DecoderConfig, weights: WeightStore, options: ExportOptions = {}): ExportResult {
+  const c = config;
+  const b = new GraphBuilder('alki_decoder');
+  const ops = new Ops(b);
+  const F = DataType.FLOAT;
+  const H = c.hiddenSize;
+  const hd = c.headDim;
+  const nRep = c.numHeads / c.numKvHeads;
+  const progress = (done: number, detail?: string) => options.onProgress?.({ step: 'export', done, total: c.numLayers + 2, detail });
+
+  const ids = b.input('input_ids', DataType.INT64, ['batch_size', 'sequence_length']);
+  const mask = b.input('attention_mask', DataType.INT64, ['batch_size', 'total_sequence_length']);
+  const pos = b.input('position_ids', DataType.INT64, ['batch_size', 'sequence_length']);
+  const past = Array.from({ length: c.numLayers }, (_, i) => ({
+    key: b.input(`past_key_values.${i}.key`, F, ['batch_size', c.numKvHeads, 'past_sequence_length', hd]),
+    value: b.input(`past_key_values.${i}.value`, F, ['batch_size', c.numKvHeads, 'past_sequence_length', hd]),
+  }));
+
+  /** Adds a checkpoint linear weight [out, in] as a MatMul initializer [in, out]. */
+  const linearWeight = (name: string, outDim: number, inDim: number) => {
+    const w = weights.get(name, [outDim, inDim]);
+    return b.initializer(floatTensor(name, [inDim, outDim], transpose(w.data, outDim, inDim)));
+  };
+  const vector = (name: string, n: number) => b.initializer(floatTensor(name, [n], weights.get(name, [n]).data));
+  const optionalBias = (on: boolean, name: string, n: number) => (on ? vector(name, n) : undefined);
+
+  progress(0, 'embeddings');
+  const embedName = 'model.embed_tokens.weight';
+  const embed = weights.get(embedName, [c.vocabSize, H]);
+  b.initializer(floatTensor(embedName, [c.vocabSize, H], embed.data));
+  let h = b.node('Gather', [embedName, ids], { axis: 0 });
+
+  // Rotary tables gathered once by position and shared by all layers: [B, 1, S, hd].
+  const tables = rotaryTables(c.maxPositions, hd, c.ropeTheta);
+  const cosCache = b.initializer(floatTensor('rotary.cos_cache', [c.maxPositions, hd / 2], tables.cos));
+  const sinCache = b.initializer(floatTensor('rotary.sin_cache', [c.maxPositions, hd / 2], tables.sin));
+  const rotary = (cache: string) => {
+    const g = b.node('Gather', [cache, pos], { axis: 0 });
+    return b.node('Unsqueeze', [b.node('Concat', [g, g], { axis: -1 }), ops.i64([1])]);
+  };
+  const cos = rotary(cosCache);
+  const sin = rotary(sinCache);
+
+  // Additive attention bias [B, 1, 1, S, T]: causal (query at absolute p sees keys ≤ p) and padding.
+  const seqLen = b.node('Slice', [b.node('Shape', [ids]), ops.i64([1]), ops.i64([2])]);
+  const totalLen = b.node('Slice', [b.node('Shape', [mask]), ops.i64([1]), ops.i64([2])]);
+  const pastLen = b.node('Sub', [totalLen, seqLen]);
+  const scalar = (x: string) => b.node('Squeeze', [x, ops.i64([0])]);
+  const keyIdx = b.node('Range', [ops.i64([0], true), scalar(totalLen), ops.i64([1], true)]);
+  const queryIdx = b.node('Range', [scalar(pastLen), scalar(totalLen), ops.i64([1], true)]);
+  const causal = b.node('LessOrEqual', [b.node('Unsqueeze', [keyIdx, ops.i64([0])]), b.node('Unsqueeze', [queryIdx, ops.i64([1])])]);
+  const notPad = b.node('Unsqueeze', [b.node('Cast', [mask], { to: DataType.BOOL }), ops.i64([1, 2])]);
+  const allowed = b.node('And', [causal, notPad]);
+  // -1e30 rather than -inf: a fully padded row then softmaxes to uniform instead of NaN.
+  const attnBias = b.node('Unsqueeze', [b.node('Where', [allowed, ops.f32(0), ops.f32(-1e30)]), ops.i64([2])]);
+  const scale = ops.f32(1 / Math.sqrt(hd));
+
+  const scaleGroups: ScaleGroup[] = [];
+  for (let i = 0; i < c.numLayers; i++) {
+    throwIfAborted(options.signal);
+    progress(i + 1, `layer ${i}`);
+    const p = `model.layers.${i}`;
+    b.scope = `/model/layers.${i}`;
+    const inNorm = vector(`${p}.input_layernorm.weight`, H);
+    const x = ops.rmsNorm(h, inNorm, c.rmsNormEps);
+    const wq = linearWeight(`${p}.self_attn.q_proj.weight`, c.numHeads * hd, H);
+    const wk = linearWeight(`${p}.self_attn.k_proj.weight`, c.numKvHeads * hd, H);
+    const wv = linearWeight(`${p}.self_attn.v_proj.weight`, c.numKvHeads * hd, H);
+    const q = ops.rope(ops.splitHeads(ops.linear(x, wq, optionalBias(c.attentionBias, `${p}.self_attn.q_proj.bias`, c.numHeads * hd)), c.numHeads, hd), cos, sin, hd);
+    const k = ops.rope(ops.splitHeads(ops.linear(x, wk, optionalBias(c.attentionBias, `${p}.self_attn.k_proj.bias`, c.numKvHeads * hd)), c.numKvHeads, hd), cos, sin, hd);
+    const v = ops.splitHeads(ops.linear(x, wv, optionalBias(c.attentionBias, `${p}.self_attn.v_proj.bias`, c.numKvHeads * hd)), c.numKvHeads, hd);
+    const presentK = b.node('Concat', [past[i].key, k], { axis: 2 }, { outputs: [`present.${i}.key`] });
+    const presentV = b.node('Concat', [past[i].value, v], { axis: 2 }, { outputs: [`present.${i}.value`] });
+    b.output(presentK, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
+    b.output(presentV, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
+
+    // Grouped-query attention without copying K/V: queries are grouped as
+    // [B, kvHeads, nRep, S, hd] and broadcast against K/V [B, kvHeads, 1, T, hd].
+    const q5 = b.node('Mul', [b.node('Reshape', [q, ops.i64([0, c.numKvHeads, nRep, -1, hd])]), scale]);
+    const k5 = b.node('Unsqueeze', [presentK, ops.i64([2])]);
+    const v5 = b.node('Unsqueeze', [presentV, ops.i64([2])]);
+    const scores = b.node('Add', [b.node('MatMul', [q5, b.node('Transpose', [k5], { perm: [0, 1, 2, 4, 3] })]), attnBias]);
+    const ctx5 = b.node('MatMul', [b.node('Softmax', [scores], { axis: -1 }), v5]);
+    const ctx = b.node('Reshape', [b.node('Transpose', [b.node('Reshape', [ctx5, ops.i64([0, c.numHeads, -1, hd])])], { perm: [0, 2, 1, 3] }), ops.i64([0, 0, c.numHeads * hd])]);
+    const wo = linearWeight(`${p}.self_attn.o_proj.weight`, H, c.numHeads * hd);
+    h = b.node('Add', [h, ops.linear(ctx, wo, optionalBias(c.attentionBias, `${p}.self_attn.o_proj.bias`, H))]);
+
+    const postNorm = vector(`${p}.post_attention_layernorm.weight`, H);
+    const x2 = ops.rmsNorm(h, postNorm, c.rmsNormEps);
+    const I = c.intermediateSize;
+    const wg = linearWeight(`${p}.mlp.gate_proj.weight`, I, H);
+    const wu = linearWeight(`${p}.mlp.up_proj.weight`, I, H);
+    const wd = linearWeight(`${p}.mlp.down_proj.weight`, H, I);
+    const gate = ops.linear(x2, wg, optionalBias(c.mlpBias, `${p}.mlp.gate_proj.bias`, I));
+    const up = ops.linear(x2, wu, optionalBias(c.mlpBias, `${p}.mlp.up_proj.bias`, I));
+    const act = b.node('Mul', [b.node('Mul', [gate, b.node('Sigmoid', [gate])]), up]);
+    h = b.node('Add', [h, ops.linear(act, wd, optionalBias(c.mlpBias, `${p}.mlp.down_proj.bias`, H))]);
+
+    scaleGroups.push(
+      { layer: i, norm: inNorm, linears: [wq, wk, wv] },
+      { layer: i, prev: wv, linears: [wo] },
+      { layer: i, norm: postNorm, linears: [wg, wu] },
+      { layer: i, prev: wu, linears: [wd] },
+    );
+  }
+  b.scope = '';
+
+  progress(c.numLayers + 1, 'head');
+  const finalNorm = vector('model.norm.weight', H);
+  const xf = ops.rmsNorm(h, finalNorm, c.rmsNormEps);
+  // A tied head reuses the embedding values, stored transposed for MatMul.
+  const headSource = c.tieWordEmbeddings ? embed : weights.get('lm_head.weight', [c.vocabSize, H]);
+  const head = b.initializer(floatTensor('lm_head.weight', [H, c.vocabSize], transpose(headSource.data, c.vocabSize, H)));
+  const logits = b.node('MatMul', [xf, head], {}, { outputs: ['logits'] });
+  b.output(logits, F, ['batch_size', 'sequence_length', c.vocabSize]);
+  scaleGroups.push({ layer: -1, norm: finalNorm, linears: [head] });
+  progress(c.numLayers + 2);
+
+  const model = createModel(b.build(), {
+    opsets: { '': PORTABLE_OPSET },
+    producerVersion: options.producerVersion,
+    metadata: { [SCALE_GROUPS_KEY]: JSON.stringify(scaleGroups), 'alki.flavour': 'portable', 'alki.model_type': c.modelType },
+  });
+  return { model, scaleGroups };
+}

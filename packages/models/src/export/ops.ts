@@ -1,0 +1,68 @@
+import { DataType, GraphBuilder, floatTensor, int64Tensor } from '@alki/onnx';
+
+/**
+ * Thin helpers over {@link GraphBuilder} for the few patterns a decoder
+ * repeats: shared constants, RMSNorm, linear layers, rotary embedding.
+ */
+export class Ops {
+  private readonly consts = new Map<string, string>();
+  constructor(readonly b: GraphBuilder) {}
+
+  /** A shared int64 constant (1-D, or scalar when `scalar`). */
+  i64(values: number[], scalar = false): string {
+    const key = `i64:${scalar}:${values.join(',')}`;
+    let name = this.consts.get(key);
+    if (!name) {
+      name = this.b.initializer(int64Tensor(`const_i64_${this.consts.size}`, scalar ? [] : [values.length], values));
+      this.consts.set(key, name);
+    }
+    return name;
+  }
+
+  /** A shared float32 scalar constant. */
+  f32(value: number): string {
+    const key = `f32:${value}`;
+    let name = this.consts.get(key);
+    if (!name) {
+      name = this.b.initializer(floatTensor(`const_f32_${this.consts.size}`, [], [value]));
+      this.consts.set(key, name);
+    }
+    return name;
+  }
+
+  /** RMSNorm as HF Llama computes it: x / sqrt(mean(x²) + eps) * w. */
+  rmsNorm(x: string, weight: string, eps: number): string {
+    const { b } = this;
+    const sq = b.node('Pow', [x, this.f32(2)]);
+    const mean = b.node('ReduceMean', [sq], { axes: [-1], keepdims: 1 });
+    const std = b.node('Sqrt', [b.node('Add', [mean, this.f32(eps)])]);
+    return b.node('Mul', [b.node('Div', [x, std]), weight]);
+  }
+
+  /** x @ W (+ bias), W stored as [in, out]. */
+  linear(x: string, weight: string, bias?: string): string {
+    const y = this.b.node('MatMul', [x, weight]);
+    return bias ? this.b.node('Add', [y, bias]) : y;
+  }
+
+  /**
+   * Rotary embedding in HF's rotate_half layout on [B, heads, S, headDim]:
+   * x·cos + rotate_half(x)·sin, with cos/sin of shape [B, 1, S, headDim].
+   */
+  rope(x: string, cos: string, sin: string, headDim: number): string {
+    const { b } = this;
+    const half = headDim / 2;
+    const x1 = b.node('Slice', [x, this.i64([0]), this.i64([half]), this.i64([3])]);
+    const x2 = b.node('Slice', [x, this.i64([half]), this.i64([headDim]), this.i64([3])]);
+    const rot = b.node('Concat', [b.node('Neg', [x2]), x1], { axis: 3 });
+    return b.node('Add', [b.node('Mul', [x, cos]), b.node('Mul', [rot, sin])]);
+  }
+
+  /** [B, S, heads*dim] → [B, heads, S, dim]. */
+  splitHeads(x: string, heads: number, dim: number): string {
+    const r = this.b.node('Reshape', [x, this.i64([0, 0, heads, dim])]);
+    return this.b.node('Transpose', [r], { perm: [0, 2, 1, 3] });
+  }
+
+  floatType = DataType.FLOAT;
+}

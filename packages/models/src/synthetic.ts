@@ -1,0 +1,126 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SeededRandom } from '@alki/core';
+import { float32ToBfloat16, float32ToFloat16 } from '@alki/onnx';
+import { writeSafetensors, type SafetensorsTensor } from './safetensors.js';
+import { tinyTokenizer } from './tokenizer-json.js';
+
+/** Shape and switches of a generated Llama model. */
+export interface SyntheticLlamaOptions {
+  hiddenSize?: number;
+  intermediateSize?: number;
+  numLayers?: number;
+  numHeads?: number;
+  numKvHeads?: number;
+  /** Overrides hidden/heads (written as config.head_dim). */
+  headDim?: number;
+  /** Defaults to the generated tokenizer's size; larger pads the vocabulary. */
+  vocabSize?: number;
+  maxPositions?: number;
+  ropeTheta?: number;
+  tieWordEmbeddings?: boolean;
+  attentionBias?: boolean;
+  mlpBias?: boolean;
+  dtype?: 'F32' | 'F16' | 'BF16';
+  seed?: number;
+  /** Write shards of at most this many tensors plus model.safetensors.index.json. */
+  shardTensors?: number;
+}
+
+/**
+ * Writes a Llama model with seeded random weights in the HF folder layout
+ * (config.json, generation_config.json, model.safetensors, tokenizer files).
+ * Weights are scaled like a trained network's (unit-variance activations), so
+ * logits are not flat and quantization error is visible. Returns the config.
+ */
+export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {}): Record<string, unknown> {
+  const tok = tinyTokenizer();
+  const H = opts.hiddenSize ?? 64;
+  const I = opts.intermediateSize ?? 172;
+  const L = opts.numLayers ?? 2;
+  const nh = opts.numHeads ?? 4;
+  const kvh = opts.numKvHeads ?? 2;
+  const hd = opts.headDim ?? H / nh;
+  const V = Math.max(opts.vocabSize ?? tok.vocabSize, tok.vocabSize);
+  const tie = opts.tieWordEmbeddings ?? false;
+  const rng = new SeededRandom(opts.seed ?? 1);
+  const dtype = opts.dtype ?? 'F32';
+  const tensors: Record<string, SafetensorsTensor> = {};
+  const put = (name: string, shape: number[], gen: () => number) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) data[i] = gen();
+    tensors[name] = {
+      dtype,
+      shape,
+      data: dtype === 'F32' ? data : dtype === 'F16' ? float32ToFloat16(data) : float32ToBfloat16(data),
+    };
+  };
+  const linear = (name: string, out: number, inp: number, bias: boolean) => {
+    const std = 1 / Math.sqrt(inp);
+    put(`${name}.weight`, [out, inp], () => rng.normal() * std);
+    if (bias) put(`${name}.bias`, [out], () => rng.normal() * 0.02);
+  };
+  put('model.embed_tokens.weight', [V, H], () => rng.normal());
+  for (let i = 0; i < L; i++) {
+    const p = `model.layers.${i}`;
+    put(`${p}.input_layernorm.weight`, [H], () => 1 + rng.normal() * 0.1);
+    linear(`${p}.self_attn.q_proj`, nh * hd, H, !!opts.attentionBias);
+    linear(`${p}.self_attn.k_proj`, kvh * hd, H, !!opts.attentionBias);
+    linear(`${p}.self_attn.v_proj`, kvh * hd, H, !!opts.attentionBias);
+    linear(`${p}.self_attn.o_proj`, H, nh * hd, !!opts.attentionBias);
+    put(`${p}.post_attention_layernorm.weight`, [H], () => 1 + rng.normal() * 0.1);
+    linear(`${p}.mlp.gate_proj`, I, H, !!opts.mlpBias);
+    linear(`${p}.mlp.up_proj`, I, H, !!opts.mlpBias);
+    linear(`${p}.mlp.down_proj`, H, I, !!opts.mlpBias);
+  }
+  put('model.norm.weight', [H], () => 1 + rng.normal() * 0.1);
+  if (!tie) linear('lm_head', V, H, false);
+
+  const config: Record<string, unknown> = {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_size: H,
+    intermediate_size: I,
+    num_hidden_layers: L,
+    num_attention_heads: nh,
+    num_key_value_heads: kvh,
+    ...(opts.headDim ? { head_dim: opts.headDim } : {}),
+    vocab_size: V,
+    max_position_embeddings: opts.maxPositions ?? 256,
+    rms_norm_eps: 1e-5,
+    rope_theta: opts.ropeTheta ?? 10000,
+    rope_scaling: null,
+    hidden_act: 'silu',
+    tie_word_embeddings: tie,
+    attention_bias: !!opts.attentionBias,
+    mlp_bias: !!opts.mlpBias,
+    bos_token_id: 1,
+    eos_token_id: 2,
+    torch_dtype: dtype === 'F32' ? 'float32' : dtype === 'F16' ? 'float16' : 'bfloat16',
+  };
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: 1, eos_token_id: 2 }, null, 2));
+  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tok.tokenizerJson));
+  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tok.tokenizerConfig, null, 2));
+  writeFileSync(join(dir, 'special_tokens_map.json'), JSON.stringify(tok.specialTokensMap, null, 2));
+  if (opts.shardTensors) {
+    const names = Object.keys(tensors).sort();
+    const shards = Math.ceil(names.length / opts.shardTensors);
+    const weightMap: Record<string, string> = {};
+    for (let s = 0; s < shards; s++) {
+      const file = `model-${String(s + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
+      const part: Record<string, SafetensorsTensor> = {};
+      for (const n of names.slice(s * opts.shardTensors, (s + 1) * opts.shardTensors)) {
+        part[n] = tensors[n];
+        weightMap[n] = file;
+      }
+      writeSafetensors(join(dir, file), part);
+    }
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 2));
+  } else {
+    writeSafetensors(join(dir, 'model.safetensors'), tensors);
+  }
+  return config;
+}

@@ -1,0 +1,71 @@
+import { SeededRandom, throwIfAborted } from '@alki/core';
+import { samplingDefaults, sampleToken, type SamplingOptions } from './sampling.js';
+import type { DecoderSession } from './session.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Default 128. */
+  maxNewTokens?: number;
+  /** Generation stops after any of these ids (the id is included in `ids`, not in text). */
+  stopTokenIds?: number[];
+  /** Called with each new token id as soon as it is chosen. */
+  onToken?: (id: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface GenerateResult {
+  /** New token ids (without the prompt). */
+  ids: number[];
+  stopReason: 'stop-token' | 'max-tokens' | 'context-full';
+  /** Logits of each step: row i is the distribution that chose ids[i]. Only when `keepLogits`. */
+  stepLogits?: Float32Array[];
+  timings: { prefillMs: number; decodeMs: number; promptTokens: number; newTokens: number };
+}
+
+/**
+ * Autoregressive generation with KV cache: one forward pass over the prompt
+ * (prefill), then one token per step feeding the cache back.
+ */
+export async function generate(session: DecoderSession, promptIds: number[], options: GenerateOptions & { keepLogits?: boolean; maxPositions?: number } = {}): Promise<GenerateResult> {
+  const sampling = samplingDefaults(options);
+  const rng = new SeededRandom(sampling.seed);
+  const maxNew = options.maxNewTokens ?? 128;
+  const stop = new Set(options.stopTokenIds ?? []);
+  const ids: number[] = [];
+  const stepLogits: Float32Array[] = [];
+  let past = session.emptyCache(1);
+  let pastLen = 0;
+  let input = promptIds;
+  let stopReason: GenerateResult['stopReason'] = 'max-tokens';
+  let prefillMs = 0;
+  let decodeMs = 0;
+  while (ids.length < maxNew) {
+    throwIfAborted(options.signal);
+    if (options.maxPositions && pastLen + input.length > options.maxPositions) {
+      stopReason = 'context-full';
+      break;
+    }
+    const t0 = performance.now();
+    const out = await session.forward([input], past, pastLen);
+    const dt = performance.now() - t0;
+    if (pastLen === 0) prefillMs = dt;
+    else decodeMs += dt;
+    const last = (input.length - 1) * out.vocabSize;
+    if (options.keepLogits) stepLogits.push(out.logits.slice(last, last + out.vocabSize));
+    const next = sampleToken(out.logits, last, out.vocabSize, sampling, rng);
+    ids.push(next);
+    options.onToken?.(next);
+    pastLen += input.length;
+    past = out.present;
+    input = [next];
+    if (stop.has(next)) {
+      stopReason = 'stop-token';
+      break;
+    }
+  }
+  return {
+    ids,
+    stopReason,
+    stepLogits: options.keepLogits ? stepLogits : undefined,
+    timings: { prefillMs, decodeMs, promptTokens: promptIds.length, newTokens: ids.length },
+  };
+}

@@ -1,0 +1,72 @@
+import { AlkiError, type SeededRandom } from '@alki/core';
+
+/** How the next token is chosen. Temperature 0 (the default) is greedy. */
+export interface SamplingOptions {
+  temperature?: number;
+  /** Keep only the k most likely tokens (0 = off). */
+  topK?: number;
+  /** Keep the smallest set of tokens whose probability reaches p (1 = off). */
+  topP?: number;
+  /** Seed of the sampler, for reproducible output. */
+  seed?: number;
+}
+
+/** Validates sampling options and fills defaults. */
+export function samplingDefaults(o: SamplingOptions = {}): Required<SamplingOptions> {
+  const s = { temperature: o.temperature ?? 0, topK: o.topK ?? 0, topP: o.topP ?? 1, seed: o.seed ?? 0 };
+  if (!(s.temperature >= 0) || !Number.isFinite(s.temperature)) throw new AlkiError('BAD_OPTION', `temperature must be ≥ 0, got ${s.temperature}`, 'use 0 for greedy decoding, 0.7–1.0 for sampling');
+  if (!Number.isInteger(s.topK) || s.topK < 0) throw new AlkiError('BAD_OPTION', `top-k must be a whole number ≥ 0, got ${s.topK}`);
+  if (!(s.topP > 0 && s.topP <= 1)) throw new AlkiError('BAD_OPTION', `top-p must be in (0, 1], got ${s.topP}`);
+  return s;
+}
+
+/** Index of the largest value (first one on ties, like torch.argmax). */
+export function argmax(x: ArrayLike<number>, offset = 0, length = x.length - offset): number {
+  let best = 0;
+  let bestV = -Infinity;
+  for (let i = 0; i < length; i++) {
+    const v = x[offset + i];
+    if (v > bestV) {
+      bestV = v;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/**
+ * Picks a token from one row of logits: greedy at temperature 0, otherwise
+ * softmax(logits / T) restricted by top-k then top-p, sampled with `rng`.
+ */
+export function sampleToken(logits: Float32Array, offset: number, vocab: number, o: Required<SamplingOptions>, rng: SeededRandom): number {
+  if (o.temperature === 0) return argmax(logits, offset, vocab);
+  const idx = Array.from({ length: vocab }, (_, i) => i);
+  idx.sort((a, b) => logits[offset + b] - logits[offset + a]);
+  const k = o.topK > 0 ? Math.min(o.topK, vocab) : vocab;
+  const max = logits[offset + idx[0]];
+  const probs = new Float64Array(k);
+  let sum = 0;
+  for (let i = 0; i < k; i++) {
+    probs[i] = Math.exp((logits[offset + idx[i]] - max) / o.temperature);
+    sum += probs[i];
+  }
+  let keep = k;
+  if (o.topP < 1) {
+    let cum = 0;
+    for (let i = 0; i < k; i++) {
+      cum += probs[i] / sum;
+      if (cum >= o.topP) {
+        keep = i + 1;
+        break;
+      }
+    }
+  }
+  let total = 0;
+  for (let i = 0; i < keep; i++) total += probs[i];
+  let r = rng.next() * total;
+  for (let i = 0; i < keep; i++) {
+    r -= probs[i];
+    if (r <= 0) return idx[i];
+  }
+  return idx[keep - 1];
+}

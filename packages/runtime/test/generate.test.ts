@@ -1,0 +1,132 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeModelFile } from '@alki/onnx';
+import { exportModel, openHfModel } from '@alki/models';
+import { DecoderSession, TextStreamer, generate, loadTokenizer, sampleToken, samplingDefaults, argmax } from '../src/index.js';
+import { SeededRandom } from '@alki/core';
+import { stories260K, tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
+
+function exportTo(modelDir: string, out: string): string {
+  const path = join(out, 'model.onnx');
+  writeModelFile(path, exportModel(openHfModel(modelDir)).model);
+  return path;
+}
+
+describe.skipIf(!stories260K)('stories260K fp32 export reproduces llama2.c run.c (reference.json)', () => {
+  const tmp = tempDir();
+  let session: DecoderSession;
+  const ref = stories260K ? JSON.parse(readFileSync(join(stories260K, 'reference.json'), 'utf8')) : undefined;
+  beforeAll(async () => {
+    session = await DecoderSession.load(exportTo(stories260K!, tmp.dir));
+  });
+  afterAll(async () => {
+    await session?.release();
+    tmp.cleanup();
+  });
+
+  it('tokenizes every reference prompt to run.c ids', () => {
+    const tok = loadTokenizer(stories260K!);
+    expect(tok.encode(ref.prompt)).toEqual(ref.prompt_ids);
+    for (const c of ref.extra_cases) expect(tok.encode(c.prompt)).toEqual(c.prompt_ids);
+    expect(tok.eosTokenIds).toEqual([2]);
+    expect(tok.bosTokenId).toBe(1);
+  });
+
+  it('matches last-prompt logits within 1e-4 and all greedy ids, for every case', async () => {
+    for (const c of [ref, ...ref.extra_cases]) {
+      const res = await generate(session, c.prompt_ids, { maxNewTokens: c.n_new_tokens, keepLogits: true });
+      expect(res.ids).toEqual(c.greedy_ids);
+      const first = res.stepLogits![0];
+      let maxDiff = 0;
+      for (let i = 0; i < first.length; i++) maxDiff = Math.max(maxDiff, Math.abs(first[i] - c.last_prompt_position_logits[i]));
+      // reference.json prints float32 values with 9 digits; a faithful float32 forward agrees to ~1e-5.
+      expect(maxDiff).toBeLessThan(1e-4);
+      const lastStep = res.stepLogits![c.n_new_tokens - 1];
+      c.final_position_logits_first8.forEach((v: number, i: number) => expect(Math.abs(lastStep[i] - v)).toBeLessThan(1e-4));
+    }
+  });
+
+  it('gives the same logits with KV cache as a full recompute', async () => {
+    const all = [...ref.prompt_ids, ...ref.greedy_ids];
+    const full = await session.forward([all], session.emptyCache(), 0);
+    const cached = await generate(session, ref.prompt_ids, { maxNewTokens: 32, keepLogits: true });
+    const V = full.vocabSize;
+    let maxDiff = 0;
+    cached.stepLogits!.forEach((row, step) => {
+      const pos = ref.prompt_ids.length - 1 + step;
+      for (let i = 0; i < V; i++) maxDiff = Math.max(maxDiff, Math.abs(row[i] - full.logits[pos * V + i]));
+    });
+    expect(maxDiff).toBeLessThan(1e-4);
+  });
+
+  it('streams the reference continuation as text', async () => {
+    const tok = loadTokenizer(stories260K!);
+    let text = '';
+    const streamer = new TextStreamer(tok, (d) => (text += d), ref.prompt_ids);
+    await generate(session, ref.prompt_ids, { maxNewTokens: 32, onToken: (id) => streamer.push(id) });
+    expect(text).toBe(ref.greedy_text);
+    expect(streamer.text).toBe(ref.greedy_text);
+  });
+});
+
+describe('generation on a generated tiny model', () => {
+  const model = tinyLlama({ seed: 7, numLayers: 2, hiddenSize: 32, intermediateSize: 64, numHeads: 4, numKvHeads: 1 });
+  const tmp = tempDir();
+  let session: DecoderSession;
+  beforeAll(async () => {
+    session = await DecoderSession.load(exportTo(model.dir, tmp.dir));
+  });
+  afterAll(async () => {
+    await session?.release();
+    tmp.cleanup();
+    model.cleanup();
+  });
+
+  it('reads the KV layout from the graph (multi-query: 1 kv head)', () => {
+    expect(session.kv.numKvHeads).toBe(1);
+    expect(session.kv.headDim).toBe(8);
+    expect(session.kv.names).toHaveLength(4);
+  });
+
+  it('stops at a stop token and is reproducible with a seed', async () => {
+    const a = await generate(session, [1, 300, 301], { maxNewTokens: 20, temperature: 1, seed: 42 });
+    const b = await generate(session, [1, 300, 301], { maxNewTokens: 20, temperature: 1, seed: 42 });
+    expect(a.ids).toEqual(b.ids);
+    const stopAt = a.ids[3];
+    const c = await generate(session, [1, 300, 301], { maxNewTokens: 20, temperature: 1, seed: 42, stopTokenIds: [stopAt] });
+    expect(c.stopReason).toBe('stop-token');
+    expect(c.ids).toEqual(a.ids.slice(0, a.ids.indexOf(stopAt) + 1));
+  });
+
+  it('batches rows independently', async () => {
+    const one = await session.forward([[1, 300, 301]], session.emptyCache(1), 0);
+    const two = await session.forward([[1, 300, 301], [1, 305, 302]], session.emptyCache(2), 0);
+    const n = one.logits.length;
+    for (let i = 0; i < n; i += 37) expect(two.logits[i]).toBeCloseTo(one.logits[i], 5);
+  });
+});
+
+describe('sampling', () => {
+  const logits = new Float32Array([1, 3, 2, 0.5]);
+  it('is greedy at temperature 0', () => {
+    expect(sampleToken(logits, 0, 4, samplingDefaults(), new SeededRandom(1))).toBe(1);
+    expect(argmax([0, 5, 5])).toBe(1);
+  });
+  it('top-k 1 is greedy at any temperature; top-k 2 never picks the others', () => {
+    const rng = new SeededRandom(3);
+    for (let i = 0; i < 50; i++) expect(sampleToken(logits, 0, 4, samplingDefaults({ temperature: 5, topK: 1 }), rng)).toBe(1);
+    const seen = new Set<number>();
+    for (let i = 0; i < 200; i++) seen.add(sampleToken(logits, 0, 4, samplingDefaults({ temperature: 5, topK: 2 }), rng));
+    expect([...seen].sort()).toEqual([1, 2]);
+  });
+  it('top-p keeps the smallest nucleus', () => {
+    // softmax(1,3,2,0.5): p(3)≈0.63, p(2)≈0.23 → top-p 0.6 keeps only the best token.
+    const rng = new SeededRandom(4);
+    for (let i = 0; i < 50; i++) expect(sampleToken(logits, 0, 4, samplingDefaults({ temperature: 1, topP: 0.6 }), rng)).toBe(1);
+  });
+  it('rejects invalid options', () => {
+    expect(() => samplingDefaults({ temperature: -1 })).toThrow(/temperature/);
+    expect(() => samplingDefaults({ topP: 0 })).toThrow(/top-p/);
+  });
+});
