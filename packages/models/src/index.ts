@@ -13,3 +13,8 @@ export { rotaryTables } from './export/rotary.js';
 export { writeSyntheticLlama } from './synthetic.js';
 export type { SyntheticLlamaOptions } from './synthetic.js';
 export { tinyTokenizer } from './tokenizer-json.js';
+export { resolveModel, DEMO_MODEL } from './source.js';
+export { defaultCacheDir } from './cache-dir.js';
+export type { ResolvedModel, ResolveOptions } from './source.js';
+export { downloadFromHub, looksLikeHubId } from './hub.js';
+export type { HubOptions } from './hub.js';

@@ -8,3 +8,4 @@ export type { AttributeInput, NodeOptions } from './builder.js';
 export { elementSize, numel, tensorBytes, typedArrayFromBytes, floatTensor, int64Tensor, uint8Tensor, int8Tensor, toFloat32 } from './tensor.js';
 export { halfToFloat, floatToHalf, float16ToFloat32, float32ToFloat16, bfloat16ToFloat32, float32ToBfloat16 } from './float16.js';
 export { packBits, unpackBits } from './packing.js';
+export { transpose } from './transpose.js';

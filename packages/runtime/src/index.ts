@@ -7,3 +7,5 @@ export type { GenerateOptions, GenerateResult } from './generate.js';
 export { sampleToken, argmax, samplingDefaults } from './sampling.js';
 export type { SamplingOptions } from './sampling.js';
 export { TextStreamer } from './text-stream.js';
+export { TextGenerator } from './text-generator.js';
+export type { TextGenerationOptions, TextGenerationResult } from './text-generator.js';

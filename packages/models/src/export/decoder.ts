@@ -1,10 +1,9 @@
 import { throwIfAborted, type ProgressCallback } from '@alki/core';
-import { DataType, GraphBuilder, createModel, floatTensor, type Model } from '@alki/onnx';
+import { DataType, GraphBuilder, createModel, floatTensor, transpose, type Model } from '@alki/onnx';
 import type { DecoderConfig } from '../config.js';
 import type { WeightStore } from '../weights.js';
 import { Ops } from './ops.js';
 import { rotaryTables } from './rotary.js';
-import { transpose } from './transpose.js';
 
 /**
  * A group of linear layers that read the same input, with what produces that

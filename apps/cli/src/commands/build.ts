@@ -1,0 +1,60 @@
+import type { Argv } from 'yargs';
+import { buildBundle } from '@alki/bundle';
+import { resolveModel } from '@alki/models';
+import { note, progressPrinter, type OutputFlags } from '../output.js';
+import { describeBundle } from './info.js';
+
+/** dist/<source>-<method>[-int<bits>], e.g. dist/stories260k-rtn-int4. */
+function defaultOut(id: string, method: string, bits: number): string {
+  const name = id.split('/').pop()!.toLowerCase().replace(/[^a-z0-9.-]+/g, '-');
+  return `dist/${name}-${method === 'none' ? 'fp32' : `${method}-int${bits}`}`;
+}
+
+export function buildCommand(y: Argv, signal: AbortSignal) {
+  return y.command(
+    'build <model>',
+    'export a HuggingFace model to ONNX, quantize it and write a bundle',
+    (a) =>
+      a
+        .positional('model', { type: 'string', demandOption: true, describe: 'local model folder, hub id (owner/name), or "demo"' })
+        .option('quantize', { alias: 'q', type: 'string', default: 'rtn', describe: 'method: none | rtn' })
+        .option('bits', { type: 'number', default: 4, describe: 'weight bits: 4 or 8' })
+        .option('block-size', { type: 'number', default: 32, describe: 'inputs per scale: 16, 32, 64, 128 or 256' })
+        .option('symmetric', { type: 'boolean', default: false, describe: 'no zero points (default: per-block zero points)' })
+        .option('accuracy-level', { type: 'number', default: 0, describe: 'MatMulNBits accuracy_level (4 = int8 activations, faster, less exact)' })
+        .option('out', { alias: 'o', type: 'string', describe: 'bundle folder (default dist/<model>-<method>-int<bits>)' })
+        .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
+        .option('external-data', { type: 'string', default: 'auto', choices: ['auto', 'always', 'never'], describe: 'weights in onnx/model.onnx.data' })
+        .option('revision', { type: 'string', describe: 'hub branch, tag or commit (default main)' })
+        .example('alki build demo', 'offline: a generated model, quantized to int4')
+        .example('alki build ./stories260K --quantize rtn --bits 4 --block-size 32 --out dist/s260k-rtn4', ''),
+    async (args) => {
+      const flags = args as OutputFlags;
+      const onProgress = progressPrinter(flags);
+      const source = await resolveModel(args.model as string, { revision: args.revision as string | undefined, onProgress, signal });
+      const method = args.quantize as string;
+      const bits = args.bits as number;
+      const out = (args.out as string | undefined) ?? defaultOut(source.id, method, bits);
+      note(flags, `building ${out} from ${source.id} (${source.dir})`);
+      const t0 = Date.now();
+      const result = await buildBundle({
+        modelDir: source.dir,
+        out,
+        sourceId: source.id,
+        revision: source.revision,
+        commitSha: source.commitSha,
+        quantize: { method: method as 'rtn', bits: bits as 4, blockSize: args['block-size'] as number, symmetric: args.symmetric as boolean, accuracyLevel: args['accuracy-level'] as 0 },
+        externalData: args['external-data'] as 'auto',
+        overwrite: args.force as boolean,
+        onProgress,
+        signal,
+      });
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ dir: result.dir, manifest: result.manifest, report: result.report }, null, 2)}\n`);
+        return;
+      }
+      note(flags, `built in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+      process.stdout.write(`${describeBundle(result.dir, result.manifest)}\n`);
+    },
+  );
+}

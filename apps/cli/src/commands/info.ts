@@ -1,0 +1,58 @@
+import type { Argv } from 'yargs';
+import { AlkiError } from '@alki/core';
+import { readBundle, verifyBundle, type BundleManifest, type VerifyResult } from '@alki/bundle';
+import { formatBytes, keyValues, type OutputFlags } from '../output.js';
+
+/** The human summary of a bundle, shared by `info` and `build`. */
+export function describeBundle(dir: string, m: BundleManifest): string {
+  const q = m.quantization;
+  const quant = q.method === 'none' ? 'none (float32)' : `${q.method} int${q.bits}, block ${q.groupSize}, ${q.symmetric ? 'symmetric' : 'zero points'}, ${q.quantizedLayers} layers${q.excluded.length ? `, ${q.excluded.length} excluded` : ''}`;
+  const rows: [string, string][] = [
+    ['bundle', dir],
+    ['source', `${m.source.id}${m.source.revision ? ` @ ${m.source.revision}` : ''}`],
+    ['architecture', `${m.source.architecture} (${m.source.modelType}), ${m.source.parameters.toLocaleString('en-US')} parameters`],
+    ['shape', `${m.model.numLayers} layers, ${m.model.numKvHeads} kv heads × ${m.model.headDim}, vocab ${m.model.vocabSize}, context ${m.model.maxPositions}`],
+    ['quantization', quant],
+    ['graph', `${m.model.path}${m.model.externalData.length ? ` + ${m.model.externalData.join(', ')}` : ''}, opset ${m.runtime.opset}, ${m.runtime.flavour}`],
+    ['model size', formatBytes(m.metrics.modelBytes.value)],
+    ['bundle size', `${formatBytes(m.metrics.sizeBytes.value)} in ${m.files.length} files`],
+  ];
+  const qb = m.metrics.quantizedWeightBytes?.value;
+  if (qb) rows.push(['quantized layers', `${formatBytes(qb.float)} → ${formatBytes(qb.quantized)} (${((100 * qb.quantized) / qb.float).toFixed(1)}% of float32)`]);
+  for (const [name, v] of Object.entries(m.metrics)) {
+    if (!v || ['modelBytes', 'sizeBytes', 'quantizedWeightBytes'].includes(name)) continue;
+    rows.push([name, `${typeof v.value === 'number' ? Number(v.value.toPrecision(4)) : JSON.stringify(v.value)}  (${v.method})`]);
+  }
+  rows.push(['built', `${m.createdAt} by Alki ${m.alkiVersion}`]);
+  return keyValues(rows);
+}
+
+function describeVerify(v: VerifyResult): string {
+  if (v.ok) return `verify        OK: ${v.checkedFiles} files, ${formatBytes(v.checkedBytes)} match alki.json`;
+  return [`verify        FAILED: ${v.problems.length} problem(s)`, ...v.problems.map((p) => `  ${p.path}: ${p.problem} — ${p.detail}`)].join('\n');
+}
+
+export function infoCommand(y: Argv) {
+  return y.command(
+    'info <bundle>',
+    'show what a bundle holds and how it was made',
+    (a) =>
+      a
+        .positional('bundle', { type: 'string', demandOption: true, describe: 'bundle folder' })
+        .option('verify', { type: 'boolean', default: false, describe: 're-hash every file and compare with alki.json' })
+        .example('alki info dist/s260k-rtn4 --verify', ''),
+    async (args) => {
+      const flags = args as OutputFlags;
+      const bundle = readBundle(args.bundle as string);
+      const verify = args.verify ? verifyBundle(bundle.dir) : undefined;
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ dir: bundle.dir, manifest: bundle.manifest, ...(verify ? { verify } : {}) }, null, 2)}\n`);
+      } else {
+        process.stdout.write(`${describeBundle(bundle.dir, bundle.manifest)}\n${verify ? `${describeVerify(verify)}\n` : ''}`);
+      }
+      if (verify && !verify.ok) {
+        throw new AlkiError('VERIFY_FAILED', `${bundle.dir} failed verification: ${verify.problems.map((p) => `${p.path} (${p.problem})`).join(', ')}`, 'the bundle was changed or damaged after it was built; copy it again or rebuild it');
+      }
+    },
+  );
+}

@@ -1,0 +1,52 @@
+import type { Argv } from 'yargs';
+import { readBundle } from '@alki/bundle';
+import { TextGenerator } from '@alki/runtime';
+import { note, type OutputFlags } from '../output.js';
+
+export function runCommand(y: Argv, signal: AbortSignal) {
+  return y.command(
+    'run <bundle>',
+    'generate text with a bundle (greedy unless --temperature > 0)',
+    (a) =>
+      a
+        .positional('bundle', { type: 'string', demandOption: true, describe: 'bundle folder' })
+        .option('prompt', { alias: 'p', type: 'string', default: '', describe: 'text to continue' })
+        .option('max-new-tokens', { alias: 'n', type: 'number', default: 128 })
+        .option('temperature', { alias: 't', type: 'number', default: 0, describe: '0 = greedy' })
+        .option('top-k', { type: 'number', default: 0, describe: '0 = off' })
+        .option('top-p', { type: 'number', default: 1, describe: '1 = off' })
+        .option('seed', { type: 'number', default: 0 })
+        .option('stop-token-ids', { type: 'array', number: true, describe: 'extra ids that end generation (EOS and BOS always do)' })
+        .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+        .example('alki run dist/s260k-fp32 --prompt "Once upon a time" --max-new-tokens 32', ''),
+    async (args) => {
+      const flags = args as OutputFlags;
+      const bundle = readBundle(args.bundle as string);
+      const gen = await TextGenerator.load(bundle.dir, { modelPath: bundle.modelPath, threads: args.threads as number | undefined, maxPositions: bundle.manifest.model.maxPositions });
+      try {
+        const prompt = args.prompt as string;
+        if (!flags.json) process.stdout.write(prompt);
+        const result = await gen.generate(prompt, {
+          maxNewTokens: args['max-new-tokens'] as number,
+          temperature: args.temperature as number,
+          topK: args['top-k'] as number,
+          topP: args['top-p'] as number,
+          seed: args.seed as number,
+          extraStopTokenIds: (args['stop-token-ids'] as number[] | undefined) ?? [],
+          onText: flags.json ? undefined : (d) => process.stdout.write(d),
+          signal,
+        });
+        const t = result.timings;
+        const decodeTps = t.newTokens > 1 ? ((t.newTokens - 1) / t.decodeMs) * 1000 : 0;
+        if (flags.json) {
+          process.stdout.write(`${JSON.stringify({ prompt, promptIds: result.promptIds, text: result.text, ids: result.ids, stopReason: result.stopReason, timings: { ...t, decodeTokensPerSecond: decodeTps } }, null, 2)}\n`);
+          return;
+        }
+        process.stdout.write('\n');
+        note(flags, `[${t.promptTokens} prompt tokens in ${t.prefillMs.toFixed(1)} ms, ${t.newTokens} new tokens, ${decodeTps.toFixed(1)} tok/s decode, stopped: ${result.stopReason}]`);
+      } finally {
+        await gen.release();
+      }
+    },
+  );
+}

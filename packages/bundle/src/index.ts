@@ -1,0 +1,10 @@
+export { buildBundle, listFiles } from './build.js';
+export type { BuildBundleOptions, BuildBundleResult } from './build.js';
+export { readBundle, verifyBundle } from './read.js';
+export type { Bundle, VerifyProblem, VerifyResult } from './read.js';
+export { SCHEMA_VERSION, manifestHash, serializeManifest, validateManifest, isSafeRelativePath } from './manifest.js';
+export type { BundleManifest, BundleFile, Measured } from './manifest.js';
+export { writeDirAtomically, removePartialDirs, partialDirs } from './atomic-dir.js';
+export { hashFile } from './hash.js';
+export { bundleReadme } from './readme.js';
+export { ALKI_VERSION } from './version.js';

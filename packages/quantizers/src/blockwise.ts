@@ -1,0 +1,72 @@
+/**
+ * Blockwise quantization parameters along K: every output column n of a
+ * weight is cut into blocks of `blockSize` consecutive inputs, each with its
+ * own scale (and zero point). A last partial block is padded with zeros.
+ */
+export interface BlockwiseQuantized {
+  bits: number;
+  blockSize: number;
+  /** Rows (output features). */
+  N: number;
+  /** Inputs (reduction dimension). */
+  K: number;
+  nBlocks: number;
+  /** Unsigned codes, [N, nBlocks * blockSize] (padding codes equal the zero point). */
+  q: Uint8Array;
+  /** [N, nBlocks]. */
+  scales: Float32Array;
+  /** [N, nBlocks] unsigned zero points; undefined for symmetric (implicit 2^(bits−1)). */
+  zeroPoints?: Uint8Array;
+}
+
+/** Options shared by the blockwise weight quantizers. */
+export interface BlockwiseOptions {
+  bits: 2 | 4 | 8;
+  blockSize: number;
+  /** true: signed codes around the implicit zero point 2^(bits−1); false: explicit zero points. */
+  symmetric: boolean;
+}
+
+/**
+ * Scale and zero point of one block of values [lo, hi] (already clipped):
+ * asymmetric maps [min(lo,0), max(hi,0)] onto 0..2^b−1 (zero stays exact);
+ * symmetric maps the value of largest magnitude onto −2^(b−1), using all
+ * 2^b levels (llama.cpp's Q4_0 rule), so the scale may be negative.
+ */
+export function blockParams(lo: number, hi: number, bits: number, symmetric: boolean, signedMax?: number): { scale: number; zero: number } {
+  const levels = (1 << bits) - 1;
+  if (symmetric) {
+    const m = signedMax ?? (Math.abs(lo) > Math.abs(hi) ? lo : hi);
+    const scale = m / -(1 << (bits - 1));
+    return { scale: scale === 0 ? 1 : scale, zero: 1 << (bits - 1) };
+  }
+  const min = Math.min(lo, 0);
+  const max = Math.max(hi, 0);
+  const scale = (max - min) / levels;
+  if (scale === 0) return { scale: 1, zero: 0 };
+  const zero = Math.min(levels, Math.max(0, Math.round(-min / scale)));
+  return { scale, zero };
+}
+
+/** Code of x for a block: clamp(round(x/scale) + zero, 0, 2^b−1). */
+export function quantizeValue(x: number, scale: number, zero: number, levels: number): number {
+  const q = Math.round(x / scale) + zero;
+  return q < 0 ? 0 : q > levels ? levels : q;
+}
+
+/** Dequantizes back to [N, K] (row n = output feature n), dropping padding. */
+export function dequantizeBlockwise(qw: BlockwiseQuantized): Float32Array {
+  const { N, K, nBlocks, blockSize, bits } = qw;
+  const out = new Float32Array(N * K);
+  const stride = nBlocks * blockSize;
+  const implicit = 1 << (bits - 1);
+  for (let n = 0; n < N; n++) {
+    for (let k = 0; k < K; k++) {
+      const blk = Math.floor(k / blockSize);
+      const s = qw.scales[n * nBlocks + blk];
+      const z = qw.zeroPoints ? qw.zeroPoints[n * nBlocks + blk] : implicit;
+      out[n * K + k] = (qw.q[n * stride + k] - z) * s;
+    }
+  }
+  return out;
+}

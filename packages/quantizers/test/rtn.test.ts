@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { SeededRandom } from '@alki/core';
+import { DataType, GraphBuilder, createModel, encodeModel, floatTensor } from '@alki/onnx';
+import { dequantizeBlockwise, quantize, rtn } from '../src/index.js';
+
+function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
+  const rng = new SeededRandom(seed);
+  return new Float32Array(rows * cols).map(() => rng.normal() * (1 + 3 * rng.next()));
+}
+
+/** Plain JS reference: y = x · dequant(Ŵ)ᵀ for x [M, K] and Ŵ [N, K]. */
+function referenceMatMul(x: Float32Array, M: number, K: number, wRows: Float32Array, N: number): Float64Array {
+  const y = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+    let s = 0;
+    for (let k = 0; k < K; k++) s += x[m * K + k] * wRows[n * K + k];
+    y[m * N + n] = s;
+  }
+  return y;
+}
+
+/** One-MatMul model x[M,K] @ W[K,N]. */
+function matmulModel(wKN: Float32Array, K: number, N: number) {
+  const b = new GraphBuilder();
+  const x = b.input('x', DataType.FLOAT, ['m', K]);
+  b.initializer(floatTensor('w', [K, N], wKN));
+  b.output(b.node('MatMul', [x, 'w'], {}, { outputs: ['y'] }), DataType.FLOAT, ['m', N]);
+  return createModel(b.build(), { opsets: { '': 17 } });
+}
+
+describe('RTN blockwise core', () => {
+  it('reconstructs every value within half a step, symmetric and asymmetric', () => {
+    const K = 70;
+    const N = 3;
+    const w = randomMatrix(N, K, 1);
+    for (const symmetric of [false, true]) {
+      for (const bits of [4, 8] as const) {
+        const q = rtn(w, N, K, { bits, blockSize: 32, symmetric });
+        expect(q.nBlocks).toBe(3);
+        const back = dequantizeBlockwise(q);
+        for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) {
+          const s = Math.abs(q.scales[n * 3 + Math.floor(k / 32)]);
+          expect(Math.abs(back[n * K + k] - w[n * K + k])).toBeLessThanOrEqual(s / 2 + 1e-6);
+        }
+      }
+    }
+  });
+
+  it('keeps zero exact with zero points and represents the block extreme exactly when symmetric', () => {
+    const w = new Float32Array([0.5, 1.5, 3.0, 0.25, -1, 0, 2, 7]);
+    const asym = dequantizeBlockwise(rtn(w, 1, 8, { bits: 4, blockSize: 16, symmetric: false }));
+    expect(asym[5]).toBe(0);
+    const sym = dequantizeBlockwise(rtn(w, 1, 8, { bits: 4, blockSize: 16, symmetric: true }));
+    expect(sym[7]).toBeCloseTo(7, 6);
+  });
+});
+
+describe('quantize() writes MatMulNBits that onnxruntime runs like the JS reference', () => {
+  const M = 3;
+  for (const [K, N, blockSize, bits, symmetric] of [
+    [64, 16, 32, 4, false],
+    [172, 64, 32, 4, false], // stories260K down_proj: K not a multiple of the block
+    [172, 24, 16, 4, true],
+    [100, 8, 128, 4, false],
+    [96, 12, 64, 8, false],
+    [70, 12, 32, 8, true],
+  ] as const) {
+    it(`K=${K} N=${N} block ${blockSize} int${bits} ${symmetric ? 'symmetric' : 'zero points'}`, async () => {
+      const wRows = randomMatrix(N, K, K + N);
+      const wKN = new Float32Array(K * N);
+      for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wKN[k * N + n] = wRows[n * K + k];
+      const x = randomMatrix(M, K, 99);
+      const { model, report } = quantize(matmulModel(wKN, K, N), { method: 'rtn', bits, blockSize, symmetric });
+      expect(model.graph.nodes.map((n) => n.opType)).toEqual(['MatMulNBits']);
+      expect(model.graph.initializers.some((t) => t.name === 'w')).toBe(false);
+      expect(report.layers[0].relativeError).toBeLessThan(bits === 4 ? 0.12 : 0.01);
+      const ref = referenceMatMul(x, M, K, dequantizeBlockwise(rtn(wRows, N, K, { bits, blockSize, symmetric })), N);
+      const s = await ort.InferenceSession.create(encodeModel(model));
+      const y = (await s.run({ x: new ort.Tensor('float32', x, [M, K]) })).y.data as Float32Array;
+      for (let i = 0; i < M * N; i++) expect(Math.abs(y[i] - ref[i])).toBeLessThan(1e-3 * (1 + Math.abs(ref[i])));
+    });
+  }
+
+  it('leaves excluded layers in float and refuses bad options', () => {
+    const w = randomMatrix(32, 8, 5);
+    const { model, report } = quantize(matmulModel(w, 32, 8), { method: 'rtn', exclude: ['w'] });
+    expect(model.graph.nodes[0].opType).toBe('MatMul');
+    expect(report.excluded).toEqual(['w']);
+    expect(() => quantize(matmulModel(w, 32, 8), { method: 'rtn', bits: 3 as 4 })).toThrow(/--bits 3/);
+    expect(() => quantize(matmulModel(w, 32, 8), { method: 'rtn', blockSize: 48 })).toThrow(/--block-size 48/);
+    expect(() => quantize(matmulModel(w, 32, 8), { method: 'gptq-x' as 'rtn' })).toThrow(/unknown quantization method/);
+  });
+
+  it('stops on NaN weights, naming the layer', () => {
+    const w = randomMatrix(32, 8, 5);
+    w[17] = NaN;
+    expect(() => quantize(matmulModel(w, 32, 8), { method: 'rtn' })).toThrow(/weight "w" contains NaN/);
+  });
+});

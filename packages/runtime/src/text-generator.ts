@@ -1,0 +1,56 @@
+import { join } from 'node:path';
+import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
+import { DecoderSession, type SessionOptions } from './session.js';
+import { TextStreamer } from './text-stream.js';
+import { loadTokenizer, type TextTokenizer } from './tokenizer.js';
+
+export interface TextGenerationOptions extends Omit<GenerateOptions, 'onToken'> {
+  /** Streams the generated text as it is produced. */
+  onText?: (delta: string) => void;
+  /** Extra stop ids on top of {@link TextGenerator.defaultStopTokenIds}. */
+  extraStopTokenIds?: number[];
+}
+
+export interface TextGenerationResult extends GenerateResult {
+  promptIds: number[];
+  /** The generated text (stop tokens not included). */
+  text: string;
+}
+
+/**
+ * Prompt in, text out: a tokenizer and a decoder session together. Stops on
+ * the model's EOS ids and on BOS: a generated BOS begins a new document
+ * (llama2.c models such as stories260K end a story that way).
+ */
+export class TextGenerator {
+  private constructor(
+    readonly session: DecoderSession,
+    readonly tokenizer: TextTokenizer,
+    readonly maxPositions?: number,
+  ) {}
+
+  /** Loads `modelPath` (default `<dir>/onnx/model.onnx`) and the tokenizer files of `dir`. */
+  static async load(dir: string, options: SessionOptions & { modelPath?: string; maxPositions?: number } = {}): Promise<TextGenerator> {
+    const tokenizer = loadTokenizer(dir);
+    const session = await DecoderSession.load(options.modelPath ?? join(dir, 'onnx', 'model.onnx'), options);
+    return new TextGenerator(session, tokenizer, options.maxPositions);
+  }
+
+  get defaultStopTokenIds(): number[] {
+    const ids = [...this.tokenizer.eosTokenIds];
+    if (this.tokenizer.bosTokenId !== undefined) ids.push(this.tokenizer.bosTokenId);
+    return [...new Set(ids)];
+  }
+
+  async generate(prompt: string, options: TextGenerationOptions = {}): Promise<TextGenerationResult> {
+    const promptIds = this.tokenizer.encode(prompt);
+    const stopTokenIds = options.stopTokenIds ?? [...this.defaultStopTokenIds, ...(options.extraStopTokenIds ?? [])];
+    const streamer = new TextStreamer(this.tokenizer, options.onText ?? (() => {}), promptIds, new Set(stopTokenIds));
+    const result = await generate(this.session, promptIds, { maxPositions: this.maxPositions, ...options, stopTokenIds, onToken: (id) => streamer.push(id) });
+    return { ...result, promptIds, text: streamer.text };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
