@@ -121,7 +121,7 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
     manifest.metrics.sizeBytes.value = manifest.files.reduce((s, f) => s + f.bytes, 0);
     writeFileSync(join(tmp, 'README.md'), bundleReadme(manifest, basename(o.out)));
     manifest.files.push(hashFile(join(tmp, 'README.md'), 'README.md'));
-    manifest.files.sort((a, b) => a.path.localeCompare(b.path));
+    manifest.files.sort((a, b) => (a.path < b.path ? -1 : 1));
     o.onProgress?.({ step: 'write', done: 2, total: 3, detail: 'alki.json' });
     writeFileSync(join(tmp, 'alki.json'), serializeManifest(manifest));
     o.onProgress?.({ step: 'write', done: 3, total: 3 });

@@ -1,0 +1,89 @@
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TextGenerator } from '@alki/runtime';
+import { buildBundle, isSafeRelativePath, readBundle, verifyBundle, writeDirAtomically } from '../src/index.js';
+import { tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
+
+const t = tempDir('alki-bundle-');
+const model = tinyLlama({ seed: 9 });
+afterAll(() => {
+  t.cleanup();
+  model.cleanup();
+});
+
+describe('buildBundle', () => {
+  it('writes the bundle of BUNDLE.md with every file hashed, external data included', async () => {
+    const out = join(t.dir, 'ext');
+    const events: string[] = [];
+    const { manifest } = await buildBundle({ modelDir: model.dir, out, quantize: { method: 'rtn', bits: 4 }, externalData: 'always', onProgress: (e) => events.push(e.step) });
+    expect(new Set(events)).toEqual(new Set(['export', 'quantize', 'write']));
+    const files = manifest.files.map((f) => f.path);
+    expect(files).toEqual(['README.md', 'config.json', 'generation_config.json', 'onnx/model.onnx', 'onnx/model.onnx.data', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
+    expect(manifest.model.externalData).toEqual(['onnx/model.onnx.data']);
+    expect(manifest.quantization).toMatchObject({ method: 'rtn', bits: 4, groupSize: 32, symmetric: false });
+    expect(verifyBundle(out)).toMatchObject({ ok: true, problems: [] });
+    expect(readFileSync(join(out, 'README.md'), 'utf8')).toMatch(/rtn int4/);
+    const gen = await TextGenerator.load(out);
+    const r = await gen.generate('the cat', { maxNewTokens: 5 });
+    expect(r.ids.length).toBeGreaterThan(0);
+    await gen.release();
+    expect(readdirSync(t.dir).filter((n) => n.includes('partial'))).toEqual([]);
+  });
+
+  it('refuses to overwrite without the flag, before doing any work', async () => {
+    const out = join(t.dir, 'ext');
+    await expect(buildBundle({ modelDir: model.dir, out, quantize: { method: 'none' } })).rejects.toThrow(/already exists[\s\S]*/);
+  });
+
+  it('verify reports missing, changed and unlisted files, and an edited manifest', async () => {
+    const out = join(t.dir, 'v');
+    await buildBundle({ modelDir: model.dir, out, quantize: { method: 'none' } });
+    writeFileSync(join(out, 'extra.txt'), 'x');
+    rmSync(join(out, 'tokenizer_config.json'));
+    const cfg = join(out, 'config.json');
+    writeFileSync(cfg, readFileSync(cfg, 'utf8').replace('"llama"', '"llamb"'));
+    const m = JSON.parse(readFileSync(join(out, 'alki.json'), 'utf8'));
+    m.source.id = 'someone-else';
+    writeFileSync(join(out, 'alki.json'), JSON.stringify(m));
+    const v = verifyBundle(out);
+    expect(v.ok).toBe(false);
+    expect(v.problems.map((p) => `${p.path}:${p.problem}`).sort()).toEqual(['alki.json:manifest', 'config.json:sha256', 'extra.txt:unlisted', 'tokenizer_config.json:missing']);
+  });
+
+  it('rejects manifests whose paths leave the bundle', async () => {
+    for (const p of ['../x', '/etc/passwd', 'a/../../b', 'C:/x', 'a\\b', '']) expect(isSafeRelativePath(p)).toBe(false);
+    expect(isSafeRelativePath('onnx/model.onnx')).toBe(true);
+    const out = join(t.dir, 'evil');
+    await writeDirAtomically(out, false, async (tmp) => {
+      writeFileSync(join(tmp, 'alki.json'), JSON.stringify({ schemaVersion: 1, files: [{ path: '../secret', bytes: 1, sha256: 'x' }], model: { path: 'onnx/model.onnx' } }));
+    });
+    expect(() => readBundle(out)).toThrow(/not a relative path inside the bundle/);
+  });
+});
+
+describe('writeDirAtomically', () => {
+  it('leaves nothing behind when the writer fails, and keeps an old bundle intact', async () => {
+    const out = join(t.dir, 'atomic');
+    await expect(
+      writeDirAtomically(out, false, async (tmp) => {
+        writeFileSync(join(tmp, 'half.bin'), 'x');
+        throw new Error('disk on fire');
+      }),
+    ).rejects.toThrow(/disk on fire/);
+    expect(existsSync(out)).toBe(false);
+    await writeDirAtomically(out, false, async (tmp) => writeFileSync(join(tmp, 'v1'), '1'));
+    await expect(writeDirAtomically(out, true, async () => { throw new Error('again'); })).rejects.toThrow(/again/);
+    expect(readdirSync(out)).toEqual(['v1']);
+    await writeDirAtomically(out, true, async (tmp) => writeFileSync(join(tmp, 'v2'), '2'));
+    expect(readdirSync(out)).toEqual(['v2']);
+    expect(readdirSync(t.dir).filter((n) => n.includes('partial'))).toEqual([]);
+  });
+
+  it('turns ENOSPC into a clear NO_SPACE error', async () => {
+    const out = join(t.dir, 'full');
+    const err = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    await expect(writeDirAtomically(out, false, async () => { throw err; })).rejects.toMatchObject({ code: 'NO_SPACE', hint: expect.stringMatching(/free some disk space/) });
+    expect(existsSync(out)).toBe(false);
+  });
+});
