@@ -5,11 +5,18 @@ import { buildCommand } from './commands/build.js';
 import { infoCommand } from './commands/info.js';
 import { runCommand } from './commands/run.js';
 import { EXIT, reportError } from './errors.js';
+import pkg from '../package.json';
 
 const argv = hideBin(process.argv);
 const json = argv.includes('--json');
 const verbose = argv.includes('--verbose');
 const controller = new AbortController();
+
+// `alki info … | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 // Ctrl-C: stop at the next step boundary, remove half-written bundles, exit 130.
 let interrupted = false;
@@ -38,7 +45,7 @@ try {
     .strict()
     .recommendCommands()
     .help()
-    .version()
+    .version(pkg.version)
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((msg, err) => {
       if (err) throw err;
