@@ -1,9 +1,11 @@
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { removePartialDirs } from '@alki/bundle';
 import { buildCommand } from './commands/build.js';
 import { infoCommand } from './commands/info.js';
 import { runCommand } from './commands/run.js';
+import { benchCommand } from './commands/bench.js';
+import { compareCommand } from './commands/compare.js';
 import { EXIT, reportError } from './errors.js';
 import pkg from '../package.json';
 
@@ -29,7 +31,7 @@ process.on('SIGINT', () => {
   process.exit(EXIT.interrupted);
 });
 
-let cli = yargs(argv)
+let cli: Argv = yargs(argv)
   .scriptName('alki')
   .usage('$0 <command> [options]\n\nTake a HuggingFace language model to an edge device: export, quantize, bundle, run.')
   .option('json', { type: 'boolean', default: false, global: true, describe: 'machine-readable output on stdout' })
@@ -38,10 +40,12 @@ let cli = yargs(argv)
 cli = buildCommand(cli, controller.signal);
 cli = runCommand(cli, controller.signal);
 cli = infoCommand(cli);
+cli = benchCommand(cli, controller.signal);
+cli = compareCommand(cli, controller.signal);
 
 try {
   await cli
-    .demandCommand(1, 'name a command: build, run or info')
+    .demandCommand(1, 'name a command: build, run, info, bench or compare')
     .strict()
     .recommendCommands()
     .help()

@@ -1,10 +1,13 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join, relative } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { writeModelFile } from '@alki/onnx';
 import { countParameters, exportModel, openHfModel, PORTABLE_OPSET } from '@alki/models';
 import { quantize, resolveQuantizeOptions, type QuantizeOptions, type QuantizeReport } from '@alki/quantizers';
+import { evaluateTargets, formatMarkdown, type EvalTarget, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
 import { writeDirAtomically } from './atomic-dir.js';
+import { quantizationLabel } from './eval-target.js';
+import { manifestMetrics } from './metrics.js';
 import { hashFile } from './hash.js';
 import { SCHEMA_VERSION, serializeManifest, type BundleManifest } from './manifest.js';
 import { bundleReadme } from './readme.js';
@@ -25,14 +28,25 @@ export interface BuildBundleOptions {
   externalData?: 'auto' | 'always' | 'never';
   /** Replace an existing bundle at `out`. */
   overwrite?: boolean;
+  /** Measure the bundle (against an fp32 baseline) before it is committed. */
+  benchmark?: BenchmarkOptions;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
+}
+
+/** `build --benchmark`: what to measure and the quality guard. */
+export interface BenchmarkOptions extends Pick<EvaluateOptions, 'metrics' | 'textPath' | 'context' | 'maxWindows' | 'sampledWindowCount' | 'speed'> {
+  /** Fail the build when perplexity rises more than this over fp32 (default 0.1 = 10%). */
+  maxPerplexityIncrease?: number;
+  /** Keep the bundle even when the guard trips. */
+  allowDegraded?: boolean;
 }
 
 export interface BuildBundleResult {
   dir: string;
   manifest: BundleManifest;
   report: QuantizeReport;
+  evaluation?: EvaluationReport;
 }
 
 const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
@@ -47,17 +61,34 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   if (existsSync(o.out) && !o.overwrite) {
     throw new AlkiError('BAD_OPTION', `${o.out} already exists`, 'pass --force to replace it, or choose another --out folder');
   }
+  if (o.benchmark?.textPath && !existsSync(o.benchmark.textPath)) {
+    throw new AlkiError('NOT_FOUND', `evaluation text not found: ${o.benchmark.textPath}`, 'pass --text with an existing UTF-8 text file');
+  }
   const hf = openHfModel(o.modelDir);
-  const c = hf.config;
   await yieldToEventLoop();
   throwIfAborted(o.signal);
   const { model } = exportModel(hf, { onProgress: o.onProgress, signal: o.signal, producerVersion: ALKI_VERSION });
   await yieldToEventLoop();
   throwIfAborted(o.signal);
-  const { model: qmodel, report } = quantize(model, { ...o.quantize, onProgress: o.onProgress, signal: o.signal });
-  await yieldToEventLoop();
-  throwIfAborted(o.signal);
+  // The fp32 baseline of a benchmark is written before quantization rewrites the graph in place.
+  const quantizing = o.quantize.method !== 'none';
+  if (o.benchmark && quantizing) mkdirSync(dirname(resolve(o.out)), { recursive: true });
+  const baselineDir = o.benchmark && quantizing ? mkdtempSync(join(dirname(resolve(o.out)), `.${basename(o.out)}.baseline-`)) : undefined;
+  try {
+    if (baselineDir) {
+      writeModelFile(join(baselineDir, 'model.onnx'), model, { externalData: o.externalData });
+    }
+    const { model: qmodel, report } = quantize(model, { ...o.quantize, onProgress: o.onProgress, signal: o.signal });
+    await yieldToEventLoop();
+    throwIfAborted(o.signal);
+    return await writeBundle(o, hf, qmodel, report, baselineDir);
+  } finally {
+    if (baselineDir) rmSync(baselineDir, { recursive: true, force: true });
+  }
+}
 
+async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>, qmodel: ReturnType<typeof quantize>['model'], report: QuantizeReport, baselineDir?: string): Promise<BuildBundleResult> {
+  const c = hf.config;
   return writeDirAtomically(o.out, o.overwrite ?? false, async (tmp) => {
     o.onProgress?.({ step: 'write', done: 0, total: 3, detail: 'onnx/model.onnx' });
     mkdirSync(join(tmp, 'onnx'));
@@ -116,17 +147,59 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
         ...(quantized ? { quantizedWeightBytes: { value: { float: report.floatBytes, quantized: report.quantizedBytes }, method: 'float32 weight bytes of the quantized layers vs their packed weights + scales + zero points' } } : {}),
       },
     };
-    // README is written before hashing so that it is covered; its size figures exclude itself and alki.json.
     manifest.files = listFiles(tmp).map((rel) => hashFile(join(tmp, rel), rel));
     manifest.metrics.sizeBytes.value = manifest.files.reduce((s, f) => s + f.bytes, 0);
-    writeFileSync(join(tmp, 'README.md'), bundleReadme(manifest, basename(o.out)));
+    let evaluation: EvaluationReport | undefined;
+    if (o.benchmark) {
+      evaluation = await benchmarkBundle(o, tmp, manifest, baselineDir);
+      Object.assign(manifest.metrics, manifestMetrics(evaluation));
+    }
+    // README is written before hashing so that it is covered; its size figures exclude itself and alki.json.
+    writeFileSync(join(tmp, 'README.md'), bundleReadme(manifest, basename(o.out), evaluation ? formatMarkdown(evaluation) : undefined));
     manifest.files.push(hashFile(join(tmp, 'README.md'), 'README.md'));
     manifest.files.sort((a, b) => (a.path < b.path ? -1 : 1));
     o.onProgress?.({ step: 'write', done: 2, total: 3, detail: 'alki.json' });
     writeFileSync(join(tmp, 'alki.json'), serializeManifest(manifest));
     o.onProgress?.({ step: 'write', done: 3, total: 3 });
-    return { dir: o.out, manifest, report };
+    return { dir: o.out, manifest, report, evaluation };
   });
+}
+
+/**
+ * Measures the bundle being written against its fp32 baseline and applies the
+ * quality guard: a rise in perplexity over the budget aborts the build (the
+ * temporary folder is removed) unless degraded bundles are allowed.
+ */
+async function benchmarkBundle(o: BuildBundleOptions, tmp: string, manifest: BundleManifest, baselineDir?: string): Promise<EvaluationReport> {
+  const b = o.benchmark!;
+  const target: EvalTarget = {
+    name: quantizationLabel(manifest.quantization),
+    dir: tmp,
+    modelPath: join(tmp, manifest.model.path),
+    method: manifest.quantization.method,
+    bits: manifest.quantization.bits,
+    blockSize: manifest.quantization.groupSize,
+    modelBytes: manifest.metrics.modelBytes.value,
+    bundleBytes: manifest.metrics.sizeBytes.value,
+  };
+  const baseline: EvalTarget | undefined = baselineDir
+    ? { name: 'fp32', dir: tmp, modelPath: join(baselineDir, 'model.onnx'), method: 'none', bits: 32, modelBytes: listFiles(baselineDir).reduce((s, f) => s + statSync(join(baselineDir, f)).size, 0), bundleBytes: 0 }
+    : undefined;
+  const max = b.maxPerplexityIncrease ?? 0.1;
+  const evaluation = await evaluateTargets([target], { ...b, baseline, maxPositions: manifest.model.maxPositions, vocabSize: manifest.model.vocabSize, maxPerplexityIncrease: max, onProgress: o.onProgress, signal: o.signal });
+  const q = evaluation.evaluations[0].quality;
+  const bq = evaluation.baseline?.quality;
+  if (q && bq && !b.allowDegraded) {
+    const rise = q.perplexity / bq.perplexity - 1;
+    if (rise > max) {
+      throw new AlkiError(
+        'DEGRADED',
+        `the ${target.name} bundle's perplexity is ${q.perplexity.toFixed(4)}, +${(rise * 100).toFixed(1)}% over fp32 (${bq.perplexity.toFixed(4)}), above the ${(max * 100).toFixed(1)}% budget (measured on ${q.scoredTokens} tokens of ${q.textSource}); no bundle was written`,
+        'use more bits (--bits 8), a smaller block (--block-size 16), or another method; raise the budget with --max-ppl-increase, or keep it anyway with --allow-degraded',
+      );
+    }
+  }
+  return evaluation;
 }
 
 /** Relative paths of all files under `dir`, sorted. */

@@ -5,7 +5,7 @@ function mb(bytes: number): string {
 }
 
 /** The bundle's model card: what it is, how it was made, what was measured, how to run it. */
-export function bundleReadme(m: BundleManifest, folderName: string): string {
+export function bundleReadme(m: BundleManifest, folderName: string, evaluationMarkdown?: string): string {
   const q = m.quantization;
   const method = q.method === 'none' ? 'none (float32)' : `${q.method}, int${q.bits}, block ${q.groupSize}, ${q.symmetric ? 'symmetric' : 'with zero points'}`;
   const rows: string[] = [
@@ -17,7 +17,7 @@ export function bundleReadme(m: BundleManifest, folderName: string): string {
     rows.push(`| quantized layers | ${mb(float)} → ${mb(quantized)} (${((100 * quantized) / float).toFixed(1)}%) |`);
   }
   for (const [name, v] of Object.entries(m.metrics)) {
-    if (!v || ['modelBytes', 'sizeBytes', 'quantizedWeightBytes'].includes(name)) continue;
+    if (!v || ['modelBytes', 'sizeBytes', 'quantizedWeightBytes', 'measuredOn'].includes(name)) continue;
     rows.push(`| ${name} | ${typeof v.value === 'number' ? Number(v.value.toPrecision(4)) : JSON.stringify(v.value)} (${v.method}) |`);
   }
   return `# ${m.source.id} — ${q.method === 'none' ? 'fp32' : `${q.method} int${q.bits}`}
@@ -38,7 +38,7 @@ Built by Alki ${m.alkiVersion} on ${m.createdAt}.
 |---|---|
 ${rows.join('\n')}
 
-## Run it
+${evaluationMarkdown ? `## Benchmark\n\n${evaluationMarkdown}\n\n` : ''}## Run it
 
 \`\`\`sh
 alki run ${folderName} --prompt "Once upon a time"

@@ -21,7 +21,8 @@ export type AlkiErrorCode =
   | 'NO_SPACE'
   | 'ABORTED'
   | 'NETWORK'
-  | 'BAD_INPUT';
+  | 'BAD_INPUT'
+  | 'DEGRADED';
 
 /**
  * The one error type of Alki: a code, a plain sentence of what went wrong, and

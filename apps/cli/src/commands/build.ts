@@ -1,7 +1,9 @@
 import type { Argv } from 'yargs';
 import { buildBundle } from '@alki/bundle';
 import { resolveModel } from '@alki/models';
+import { formatTerminal, parseMetrics } from '@alki/eval';
 import { note, progressPrinter, type OutputFlags } from '../output.js';
+import { evalFlags, parsePercent, speedFlags } from './eval-flags.js';
 import { describeBundle } from './info.js';
 
 /** dist/<source>-<method>[-int<bits>], e.g. dist/stories260k-rtn-int4. */
@@ -15,7 +17,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
     'build <model>',
     'export a HuggingFace model to ONNX, quantize it and write a bundle',
     (a) =>
-      a
+      evalFlags(a)
         .positional('model', { type: 'string', demandOption: true, describe: 'local model folder, hub id (owner/name), or "demo"' })
         .option('quantize', { alias: 'q', type: 'string', default: 'rtn', describe: 'method: none | rtn' })
         .option('bits', { type: 'number', default: 4, describe: 'weight bits: 4 or 8' })
@@ -26,6 +28,10 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
         .option('external-data', { type: 'string', default: 'auto', choices: ['auto', 'always', 'never'], describe: 'weights in onnx/model.onnx.data' })
         .option('revision', { type: 'string', describe: 'hub branch, tag or commit (default main)' })
+        .option('benchmark', { type: 'boolean', default: false, describe: 'measure the bundle against fp32 and store the figures in alki.json' })
+        .option('metrics', { type: 'string', default: 'all', describe: 'with --benchmark: perplexity,speed,memory,size or all' })
+        .option('max-ppl-increase', { type: 'string', default: '10%', describe: 'with --benchmark: fail when perplexity rises more than this over fp32' })
+        .option('allow-degraded', { type: 'boolean', default: false, describe: 'keep the bundle even above --max-ppl-increase' })
         .example('alki build demo', 'offline: a generated model, quantized to int4')
         .example('alki build ./stories260K --quantize rtn --bits 4 --block-size 32 --out dist/s260k-rtn4', ''),
     async (args) => {
@@ -46,6 +52,17 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         quantize: { method: method as 'rtn', bits: bits as 4, blockSize: args['block-size'] as number, symmetric: args.symmetric as boolean, accuracyLevel: args['accuracy-level'] as 0 },
         externalData: args['external-data'] as 'auto',
         overwrite: args.force as boolean,
+        benchmark: args.benchmark
+          ? {
+              metrics: parseMetrics(args.metrics as string),
+              textPath: args.text as string | undefined,
+              context: args.context as number | undefined,
+              maxWindows: (args['max-windows'] as number | undefined) ?? 16,
+              speed: speedFlags(args),
+              maxPerplexityIncrease: parsePercent(args['max-ppl-increase'], '--max-ppl-increase'),
+              allowDegraded: args['allow-degraded'] as boolean,
+            }
+          : undefined,
         onProgress,
         signal,
       });
@@ -55,6 +72,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       }
       note(flags, `built in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
       process.stdout.write(`${describeBundle(result.dir, result.manifest)}\n`);
+      if (result.evaluation) process.stdout.write(`\n${formatTerminal(result.evaluation)}\n`);
     },
   );
 }

@@ -1,0 +1,53 @@
+import { writeFileSync } from 'node:fs';
+import type { Argv } from 'yargs';
+import { AlkiError } from '@alki/core';
+import { bundleEvalTarget, readBundle, verifyBundle } from '@alki/bundle';
+import { evaluateTargets, formatHtml, formatTerminal, parseMetrics } from '@alki/eval';
+import { note, progressPrinter, type OutputFlags } from '../output.js';
+import { evalFlags, speedFlags } from './eval-flags.js';
+
+export function benchCommand(y: Argv, signal: AbortSignal) {
+  return y.command(
+    'bench <bundle>',
+    'measure perplexity, speed, memory and size of a bundle (optionally against a baseline bundle)',
+    (a) =>
+      evalFlags(
+        a
+          .positional('bundle', { type: 'string', demandOption: true })
+          .option('metrics', { type: 'string', default: 'all', describe: 'perplexity,speed,memory,size or all' })
+          .option('baseline', { type: 'string', describe: 'baseline bundle (usually the fp32 one) for ratios, KL and top-1' })
+          .option('report', { type: 'string', describe: 'also write a self-contained HTML report here' })
+          .option('verify', { type: 'boolean', default: true, describe: 'check file hashes first (--no-verify to skip)' })
+          .example('alki bench dist/s260k-rtn4 --baseline dist/s260k-fp32 --text tinystories.txt --report report.html', ''),
+      ),
+    async (args) => {
+      const flags = args as OutputFlags;
+      const metrics = parseMetrics(args.metrics as string);
+      const bundles = [readBundle(args.bundle as string), ...(args.baseline ? [readBundle(args.baseline as string)] : [])];
+      if (args.verify) {
+        for (const b of bundles) {
+          const v = verifyBundle(b.dir);
+          if (!v.ok) throw new AlkiError('VERIFY_FAILED', `${b.dir} failed verification: ${v.problems.map((p) => `${p.path} (${p.problem})`).join(', ')}`, 'the bundle was changed or damaged after it was built; rebuild it (or pass --no-verify to measure it anyway)');
+        }
+      }
+      const [bundle, base] = bundles;
+      const report = await evaluateTargets([bundleEvalTarget(bundle)], {
+        metrics,
+        baseline: base ? bundleEvalTarget(base, `baseline ${bundleEvalTarget(base).name}`) : undefined,
+        textPath: args.text as string | undefined,
+        context: args.context as number | undefined,
+        maxWindows: args['max-windows'] as number | undefined,
+        maxPositions: bundle.manifest.model.maxPositions,
+        vocabSize: bundle.manifest.model.vocabSize,
+        speed: speedFlags(args),
+        onProgress: progressPrinter(flags),
+        signal,
+      });
+      if (args.report) {
+        writeFileSync(args.report as string, formatHtml(report, `Alki benchmark — ${bundle.manifest.source.id}`));
+        note(flags, `HTML report: ${args.report}`);
+      }
+      process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatTerminal(report)}\n`);
+    },
+  );
+}

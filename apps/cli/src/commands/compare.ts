@@ -1,0 +1,56 @@
+import type { Argv } from 'yargs';
+import { compareMethods, parseMethods } from '@alki/bundle';
+import { parseMetrics } from '@alki/eval';
+import { resolveModel } from '@alki/models';
+import { note, progressPrinter, type OutputFlags } from '../output.js';
+import { evalFlags, parsePercent, speedFlags } from './eval-flags.js';
+
+export function compareCommand(y: Argv, signal: AbortSignal) {
+  return y.command(
+    'compare <model>',
+    'build one bundle per method, measure them all the same way, report and recommend',
+    (a) =>
+      evalFlags(
+        a
+          .positional('model', { type: 'string', demandOption: true, describe: 'local model folder, hub id, or "demo"' })
+          .option('methods', { type: 'string', default: 'all', describe: 'all, or a comma list of none, rtn8, rtn4, rtn4-b128' })
+          .option('metrics', { type: 'string', default: 'all' })
+          .option('quick', { type: 'boolean', default: false, describe: 'fewer windows (8) and runs (2)' })
+          .option('out', { type: 'string', describe: 'folder for bundles and reports (default dist/compare-<model>)' })
+          .option('max-ppl-increase', { type: 'string', default: '10%', describe: 'perplexity budget of the recommendation' })
+          .example('alki compare ./stories260K --methods none,rtn8,rtn4 --quick --text tinystories.txt', ''),
+      ),
+    async (args) => {
+      const flags = args as OutputFlags;
+      const onProgress = progressPrinter(flags);
+      const methods = parseMethods(args.methods as string);
+      const metrics = parseMetrics(args.metrics as string);
+      const maxPerplexityIncrease = parsePercent(args['max-ppl-increase'], '--max-ppl-increase');
+      const source = await resolveModel(args.model as string, { onProgress, signal });
+      const out = (args.out as string | undefined) ?? `dist/compare-${source.id.split('/').pop()!.toLowerCase()}`;
+      const quick = args.quick as boolean;
+      const speed = { ...(quick ? { runs: 2, warmupRuns: 1 } : {}), ...speedFlags(args) };
+      const result = await compareMethods({
+        modelDir: source.dir,
+        sourceId: source.id,
+        methods,
+        out,
+        metrics,
+        textPath: args.text as string | undefined,
+        context: args.context as number | undefined,
+        maxWindows: (args['max-windows'] as number | undefined) ?? (quick ? 8 : undefined),
+        sampledWindowCount: quick ? 4 : 8,
+        speed,
+        maxPerplexityIncrease,
+        onProgress,
+        signal,
+      });
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify({ report: result.report, files: result.files, bundles: result.bundles.map((b) => b.dir) }, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`${result.text}\n`);
+      note(flags, `\nreports: ${result.files.html}, ${result.files.json}, ${result.files.markdown}`);
+    },
+  );
+}

@@ -1,0 +1,27 @@
+import type { Argv } from 'yargs';
+import { AlkiError } from '@alki/core';
+
+/** Flags shared by bench, compare and build --benchmark. */
+export function evalFlags<T>(a: Argv<T>) {
+  return a
+    .option('text', { type: 'string', describe: 'evaluation text for perplexity (Alki ships none; without it, text sampled from the baseline is used)' })
+    .option('context', { type: 'number', describe: 'perplexity window length (default min(512, max_position_embeddings))' })
+    .option('max-windows', { type: 'number', describe: 'evaluate at most this many windows' })
+    .option('runs', { type: 'number', describe: 'measured speed runs (default 5)' })
+    .option('prompt-tokens', { type: 'number', describe: 'prefill prompt length (default 128)' })
+    .option('new-tokens', { type: 'number', describe: 'decoded tokens (default 64)' })
+    .option('threads', { type: 'number', describe: 'onnxruntime threads (default: all cores)' });
+}
+
+/** "5%", "0.05" or "5" (percent) → 0.05. */
+export function parsePercent(v: unknown, flag: string): number {
+  const s = String(v).trim();
+  const n = s.endsWith('%') ? Number(s.slice(0, -1)) / 100 : Number(s) > 1 ? Number(s) / 100 : Number(s);
+  if (!Number.isFinite(n) || n < 0) throw new AlkiError('BAD_OPTION', `${flag} must be a percentage such as 5% or 0.05, got ${s}`);
+  return n;
+}
+
+export function speedFlags(args: Record<string, unknown>) {
+  const pick = (k: string) => (args[k] === undefined ? {} : { [k]: args[k] as number });
+  return { ...pick('runs'), ...pick('threads'), ...(args['prompt-tokens'] !== undefined ? { promptTokens: args['prompt-tokens'] as number } : {}), ...(args['new-tokens'] !== undefined ? { newTokens: args['new-tokens'] as number } : {}) };
+}

@@ -1,0 +1,98 @@
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { AlkiError, type ProgressCallback } from '@alki/core';
+import { evaluateTargets, formatHtml, formatMarkdown, formatTerminal, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
+import { buildBundle } from './build.js';
+import { bundleEvalTarget } from './eval-target.js';
+import { readBundle, type Bundle } from './read.js';
+import type { QuantizeOptions } from '@alki/quantizers';
+
+/** One method of a comparison, e.g. rtn4 = RTN int4 block 32. */
+export interface MethodSpec {
+  label: string;
+  quantize: Omit<QuantizeOptions, 'onProgress' | 'signal'>;
+}
+
+const KNOWN: Record<string, MethodSpec['quantize']> = {
+  none: { method: 'none' },
+  rtn8: { method: 'rtn', bits: 8, blockSize: 32 },
+  rtn4: { method: 'rtn', bits: 4, blockSize: 32 },
+  'rtn4-b128': { method: 'rtn', bits: 4, blockSize: 128 },
+};
+
+/** Parses `--methods`: "all" or a comma list of none, rtn8, rtn4, rtn4-b128. */
+export function parseMethods(s: string): MethodSpec[] {
+  const names = s === 'all' ? ['none', 'rtn8', 'rtn4'] : s.split(',').map((x) => x.trim()).filter(Boolean);
+  if (names.length === 0) throw new AlkiError('BAD_OPTION', '--methods is empty', `choose from: all, ${Object.keys(KNOWN).join(', ')}`);
+  return names.map((n) => {
+    const q = KNOWN[n];
+    if (!q) throw new AlkiError('BAD_OPTION', `unknown method "${n}" in --methods`, `choose from: all, ${Object.keys(KNOWN).join(', ')}`);
+    return { label: n, quantize: q };
+  });
+}
+
+export interface CompareOptions extends Pick<EvaluateOptions, 'metrics' | 'textPath' | 'context' | 'maxWindows' | 'speed' | 'sampledWindowCount'> {
+  modelDir: string;
+  sourceId?: string;
+  methods: MethodSpec[];
+  /** Folder for the bundles (one subfolder per method) and report.{json,html,md}. */
+  out: string;
+  /** Reuse bundles already in `out` that match (default true). */
+  reuse?: boolean;
+  maxPerplexityIncrease?: number;
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+}
+
+export interface CompareResult {
+  report: EvaluationReport;
+  bundles: Bundle[];
+  files: { json: string; html: string; markdown: string };
+  /** The terminal table. */
+  text: string;
+}
+
+/**
+ * Builds (or reuses) one bundle per method, measures all on the same windows
+ * against fp32, writes report.json / report.html / report.md into `out` and
+ * recommends the smallest bundle within the perplexity budget.
+ */
+export async function compareMethods(o: CompareOptions): Promise<CompareResult> {
+  const methods = o.methods.some((m) => m.quantize.method === 'none') ? o.methods : [{ label: 'none', quantize: { method: 'none' as const } }, ...o.methods];
+  mkdirSync(o.out, { recursive: true });
+  const bundles: Bundle[] = [];
+  for (const m of methods) {
+    const dir = join(o.out, m.label);
+    const existing = o.reuse !== false && existsSync(join(dir, 'alki.json')) ? tryRead(dir) : undefined;
+    const q = existing?.manifest.quantization;
+    const matches = existing && existing.manifest.source.id === (o.sourceId ?? basename(o.modelDir)) && q!.method === m.quantize.method && (m.quantize.method === 'none' || (q!.bits === (m.quantize.bits ?? 4) && q!.groupSize === (m.quantize.blockSize ?? 32)));
+    if (matches) {
+      bundles.push(existing);
+      continue;
+    }
+    await buildBundle({ modelDir: o.modelDir, sourceId: o.sourceId, out: dir, quantize: m.quantize, overwrite: true, onProgress: o.onProgress, signal: o.signal });
+    bundles.push(readBundle(dir));
+  }
+  const baseIdx = methods.findIndex((m) => m.quantize.method === 'none');
+  const targets = bundles.map((b, i) => bundleEvalTarget(b, methods[i].label === 'none' ? 'fp32' : methods[i].label));
+  const baseline = targets[baseIdx];
+  const manifest = bundles[baseIdx].manifest;
+  const report = await evaluateTargets(
+    targets.filter((_, i) => i !== baseIdx),
+    { ...o, baseline, maxPositions: manifest.model.maxPositions, vocabSize: manifest.model.vocabSize },
+  );
+  const files = { json: join(o.out, 'report.json'), html: join(o.out, 'report.html'), markdown: join(o.out, 'report.md') };
+  const title = `Alki comparison — ${o.sourceId ?? manifest.source.id}`;
+  writeFileSync(files.json, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(files.html, formatHtml(report, title));
+  writeFileSync(files.markdown, `# ${title}\n\n${formatMarkdown(report)}\n`);
+  return { report, bundles, files, text: formatTerminal(report) };
+}
+
+function tryRead(dir: string): Bundle | undefined {
+  try {
+    return readBundle(dir);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,94 @@
+import { basename } from 'node:path';
+import { createHash } from 'node:crypto';
+import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
+import { DecoderSession, loadTokenizer } from '@alki/runtime';
+import { readEvalText, sampledWindows, textWindows, type EvalWindows } from './eval-text.js';
+import { measureIsolated } from './isolated.js';
+import { evaluateQuality } from './quality.js';
+import { makeReport, type EvalTarget, type Evaluation, type EvaluationReport } from './report.js';
+import { machineInfo, type SpeedOptions } from './speed.js';
+
+export type MetricName = 'perplexity' | 'speed' | 'memory' | 'size';
+export const ALL_METRICS: MetricName[] = ['perplexity', 'speed', 'memory', 'size'];
+
+export interface EvaluateOptions {
+  metrics: MetricName[];
+  /** The reference (usually fp32) the ratios, KL and top-1 are computed against. */
+  baseline?: EvalTarget;
+  /** Evaluation text; without it, quality is measured on text sampled from the baseline. */
+  textPath?: string;
+  /** Window length (default min(512, maxPositions)). */
+  context?: number;
+  maxPositions?: number;
+  maxWindows?: number;
+  /** Windows sampled from the baseline when there is no text (default 8, of min(context, 128) tokens). */
+  sampledWindowCount?: number;
+  sampleSeed?: number;
+  speed?: Partial<Omit<SpeedOptions, 'vocabSize'>>;
+  vocabSize: number;
+  maxPerplexityIncrease?: number;
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+}
+
+/** Parses "perplexity,speed" / "all" into metric names. */
+export function parseMetrics(s: string): MetricName[] {
+  const parts = s.split(',').map((x) => x.trim()).filter(Boolean);
+  if (parts.includes('all')) return [...ALL_METRICS];
+  for (const p of parts) {
+    if (!(ALL_METRICS as string[]).includes(p)) throw new AlkiError('BAD_OPTION', `unknown metric "${p}"`, `choose from: ${ALL_METRICS.join(', ')}, all`);
+  }
+  return parts as MetricName[];
+}
+
+/** Resolves the windows everyone is evaluated on (the same for all models). */
+export async function evaluationWindows(o: EvaluateOptions, tokenizerDir: string, baselineSession?: DecoderSession): Promise<EvalWindows> {
+  const context = o.context ?? Math.min(512, o.maxPositions ?? 512);
+  if (o.textPath) {
+    const text = readEvalText(o.textPath);
+    const sha = createHash('sha256').update(text).digest('hex').slice(0, 12);
+    return textWindows(loadTokenizer(tokenizerDir), text, context, o.maxWindows, `${basename(o.textPath)} (sha256 ${sha}…)`);
+  }
+  if (!baselineSession) {
+    throw new AlkiError('BAD_OPTION', 'perplexity needs an evaluation text: Alki ships none', 'pass --text FILE (plain UTF-8 text), or --baseline BUNDLE to measure agreement on text sampled from the baseline');
+  }
+  const tok = loadTokenizer(tokenizerDir);
+  if (tok.bosTokenId === undefined) throw new AlkiError('BAD_INPUT', 'the model has no BOS token to start sampled text from', 'pass --text FILE');
+  return sampledWindows(baselineSession, tok.bosTokenId, Math.min(context, 128), o.sampledWindowCount ?? 8, o.sampleSeed ?? 0);
+}
+
+/**
+ * Measures every target (and the baseline) on the requested metrics: quality
+ * on one shared set of windows, speed and memory each in a fresh process.
+ */
+export async function evaluateTargets(targets: EvalTarget[], o: EvaluateOptions): Promise<EvaluationReport> {
+  const evals: Evaluation[] = targets.map((target) => ({ target }));
+  const base: Evaluation | undefined = o.baseline ? { target: o.baseline } : undefined;
+  if (o.metrics.includes('perplexity')) {
+    const baseSession = base ? await DecoderSession.load(base.target.modelPath) : undefined;
+    const sessions: DecoderSession[] = [];
+    try {
+      for (const t of targets) sessions.push(await DecoderSession.load(t.modelPath));
+      const windows = await evaluationWindows(o, (base ?? evals[0]).target.dir, baseSession);
+      const q = await evaluateQuality(sessions, windows, { baseline: baseSession, onProgress: o.onProgress, signal: o.signal });
+      q.results.forEach((r, i) => (evals[i].quality = r));
+      if (base) base.quality = q.baseline;
+    } finally {
+      for (const s of sessions) await s.release();
+      await baseSession?.release();
+    }
+  }
+  if (o.metrics.includes('speed') || o.metrics.includes('memory')) {
+    const todo = base ? [base, ...evals] : evals;
+    const onlyMemory = !o.metrics.includes('speed');
+    for (let i = 0; i < todo.length; i++) {
+      throwIfAborted(o.signal);
+      o.onProgress?.({ step: 'speed', done: i, total: todo.length, detail: todo[i].target.name });
+      const res = await measureIsolated(todo[i].target.modelPath, { ...(onlyMemory ? { runs: 1, warmupRuns: 0 } : {}), ...o.speed, vocabSize: o.vocabSize }, o.signal);
+      if (!onlyMemory) todo[i].speed = res.speed;
+      if (o.metrics.includes('memory')) todo[i].memory = { peakRssBytes: res.peakRssBytes, startRssBytes: res.startRssBytes };
+    }
+    o.onProgress?.({ step: 'speed', done: todo.length, total: todo.length });
+  }
+  return makeReport(evals, base, evals.find((e) => e.speed)?.speed?.machine ?? machineInfo(), o.maxPerplexityIncrease ?? 0.1);
+}

@@ -1,0 +1,68 @@
+import type { EvaluationReport, Evaluation } from './report.js';
+import { describeRatios } from './report.js';
+
+export function bytes(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${n} B`;
+}
+
+const num = (x: number | undefined, digits = 1) => (x === undefined ? '—' : x.toFixed(digits));
+
+/** One row per model: the columns of the comparison table. */
+export function tableRows(r: EvaluationReport): string[][] {
+  const all: Evaluation[] = r.baseline && !r.evaluations.includes(r.baseline) ? [r.baseline, ...r.evaluations] : r.evaluations;
+  return all.map((e) => [
+    e.target.name,
+    bytes(e.target.modelBytes),
+    e.quality ? e.quality.perplexity.toFixed(4) : '—',
+    e.quality?.agreement ? e.quality.agreement.meanKl.toExponential(2) : '—',
+    e.quality?.agreement ? `${(e.quality.agreement.top1 * 100).toFixed(1)}%` : '—',
+    e.speed ? `${num(e.speed.prefillTokensPerSecond.median)}` : '—',
+    e.speed ? `${num(e.speed.decodeTokensPerSecond.median)} (${num(e.speed.decodeTokensPerSecond.min)}–${num(e.speed.decodeTokensPerSecond.max)})` : '—',
+    e.speed ? num(e.speed.timeToFirstTokenMs.median) : '—',
+    e.memory ? bytes(e.memory.peakRssBytes) : '—',
+  ]);
+}
+
+export const TABLE_HEADER = ['model', 'size', 'perplexity', 'KL', 'top-1', 'prefill tok/s', 'decode tok/s (min–max)', 'TTFT ms', 'peak RSS'];
+
+/** A plain-text table with the ratio lines and how it was measured. */
+export function formatTerminal(r: EvaluationReport): string {
+  const rows = [TABLE_HEADER, ...tableRows(r)];
+  const widths = TABLE_HEADER.map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  const line = (row: string[]) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
+  const out = [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
+  if (r.baseline) {
+    out.push('');
+    for (const [name, ratios] of Object.entries(r.ratios)) out.push(`${name}: ${describeRatios(ratios)} (vs ${r.baseline.target.name})`);
+  }
+  out.push('', ...howMeasured(r));
+  if (r.recommendation) out.push('', `recommended: ${r.recommendation.name} — ${r.recommendation.reason}`);
+  return out.join('\n');
+}
+
+/** Lines that say how the figures were measured. */
+export function howMeasured(r: EvaluationReport): string[] {
+  const q = r.evaluations.find((e) => e.quality)?.quality;
+  const s = r.evaluations.find((e) => e.speed)?.speed;
+  const lines: string[] = [];
+  if (q) lines.push(`perplexity: ${q.protocol}, ${q.windows} windows × ${q.context} tokens, ${q.scoredTokens} scored tokens, text: ${q.textSource}`);
+  if (s) lines.push(`speed: prompt ${s.promptTokens} tokens, ${s.newTokens} new tokens with KV cache, median of ${s.runs} runs after ${s.warmupRuns} warm-up, ${s.threads} threads, ${s.executionProvider} EP, each model in its own process`);
+  lines.push(`machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${bytes(r.machine.memoryBytes)}, ${r.machine.os}, Node ${r.machine.node}, onnxruntime ${r.machine.onnxruntime}`);
+  return lines;
+}
+
+/** A Markdown table (for bundle READMEs and docs). */
+export function formatMarkdown(r: EvaluationReport): string {
+  const rows = tableRows(r);
+  const out = [`| ${TABLE_HEADER.join(' | ')} |`, `|${TABLE_HEADER.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)];
+  if (r.baseline) {
+    out.push('');
+    for (const [name, ratios] of Object.entries(r.ratios)) out.push(`- **${name}**: ${describeRatios(ratios)} (vs ${r.baseline.target.name})`);
+  }
+  out.push('', ...howMeasured(r).map((l) => `_${l}_  `));
+  if (r.recommendation) out.push('', `**Recommended: ${r.recommendation.name}** — ${r.recommendation.reason}`);
+  return out.join('\n');
+}

@@ -1,0 +1,18 @@
+export { PPL_PROTOCOL, readEvalText, textWindows, sampledWindows } from './eval-text.js';
+export type { EvalWindows } from './eval-text.js';
+export { evaluateQuality } from './quality.js';
+export type { QualityResult } from './quality.js';
+export { logSoftmax, klDivergence } from './log-softmax.js';
+export { measureSpeed, machineInfo } from './speed.js';
+export type { SpeedOptions, SpeedResult, MachineInfo } from './speed.js';
+export { measureIsolated } from './isolated.js';
+export type { IsolatedResult } from './isolated.js';
+export { spread } from './stats.js';
+export type { Spread } from './stats.js';
+export { makeReport, ratiosAgainst, describeRatios, recommend } from './report.js';
+export type { EvalTarget, Evaluation, EvaluationReport, Ratios, Recommendation } from './report.js';
+export { formatTerminal, formatMarkdown, howMeasured, tableRows, TABLE_HEADER } from './format.js';
+export { formatHtml } from './html.js';
+export { evaluateTargets } from './evaluate.js';
+export type { EvaluateOptions, MetricName } from './evaluate.js';
+export { parseMetrics, ALL_METRICS, evaluationWindows } from './evaluate.js';

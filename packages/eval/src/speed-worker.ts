@@ -1,0 +1,14 @@
+// Child-process entry: measures one model's speed and its own peak memory,
+// prints one JSON line. Run by measureIsolated(); not a public API.
+import { measureSpeed, type SpeedOptions } from './speed.js';
+
+const [modelPath, json] = process.argv.slice(2);
+const rssBefore = process.memoryUsage().rss;
+try {
+  const speed = await measureSpeed(modelPath, JSON.parse(json) as SpeedOptions);
+  const usage = process.resourceUsage();
+  process.stdout.write(`${JSON.stringify({ ok: true, speed, peakRssBytes: usage.maxRSS * 1024, startRssBytes: rssBefore })}\n`);
+} catch (e) {
+  process.stdout.write(`${JSON.stringify({ ok: false, error: { message: (e as Error).message, code: (e as { code?: string }).code, hint: (e as { hint?: string }).hint } })}\n`);
+  process.exitCode = 1;
+}
