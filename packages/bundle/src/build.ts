@@ -1,9 +1,10 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
-import { writeModelFile } from '@alki/onnx';
+import { writeModelFile, type Model } from '@alki/onnx';
 import { countParameters, exportModel, openHfModel, PORTABLE_OPSET } from '@alki/models';
-import { quantize, resolveQuantizeOptions, type QuantizeOptions, type QuantizeReport } from '@alki/quantizers';
+import { calibrationFromModel, calibrationFromText, createQuantizer, readCalibrationFile, type CalibrationData, type QuantizeOptions, type QuantizeReport } from '@alki/quantizers';
+import { loadTokenizer } from '@alki/runtime';
 import { evaluateTargets, formatMarkdown, type EvalTarget, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
 import { writeDirAtomically } from './atomic-dir.js';
 import { quantizationLabel } from './eval-target.js';
@@ -28,10 +29,23 @@ export interface BuildBundleOptions {
   externalData?: 'auto' | 'always' | 'never';
   /** Replace an existing bundle at `out`. */
   overwrite?: boolean;
+  /** Calibration for AWQ/GPTQ: a text/JSONL file, or (default) text sampled from the fp32 model. */
+  calibration?: CalibrationOptions;
   /** Measure the bundle (against an fp32 baseline) before it is committed. */
   benchmark?: BenchmarkOptions;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
+}
+
+/** Where calibration data comes from and how much of it. */
+export interface CalibrationOptions {
+  /** Plain text or JSONL with a "text" field; default: sampled from the fp32 model. */
+  path?: string;
+  /** Samples (default 128). */
+  samples?: number;
+  /** Tokens per sample (default min(512, max_position_embeddings)). */
+  seqLen?: number;
+  seed?: number;
 }
 
 /** `build --benchmark`: what to measure and the quality guard. */
@@ -57,7 +71,10 @@ const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
  */
 export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleResult> {
   // Bad flags fail before any heavy work starts.
-  resolveQuantizeOptions(o.quantize);
+  const quantizer = createQuantizer(o.quantize.method, { ...o.quantize, onProgress: o.onProgress, signal: o.signal });
+  if (o.calibration?.path && !existsSync(o.calibration.path)) {
+    throw new AlkiError('NOT_FOUND', `calibration file not found: ${o.calibration.path}`, 'pass --calib with an existing text or JSONL file, or leave it out to calibrate on text sampled from the model');
+  }
   if (existsSync(o.out) && !o.overwrite) {
     throw new AlkiError('BAD_OPTION', `${o.out} already exists`, 'pass --force to replace it, or choose another --out folder');
   }
@@ -70,24 +87,47 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   const { model } = exportModel(hf, { onProgress: o.onProgress, signal: o.signal, producerVersion: ALKI_VERSION });
   await yieldToEventLoop();
   throwIfAborted(o.signal);
-  // The fp32 baseline of a benchmark is written before quantization rewrites the graph in place.
+  // The fp32 model is written aside before quantization rewrites the graph in place: it is the
+  // benchmark's baseline and the sampler of default calibration text.
   const quantizing = o.quantize.method !== 'none';
-  if (o.benchmark && quantizing) mkdirSync(dirname(resolve(o.out)), { recursive: true });
-  const baselineDir = o.benchmark && quantizing ? mkdtempSync(join(dirname(resolve(o.out)), `.${basename(o.out)}.baseline-`)) : undefined;
+  const needFp32File = quantizing && (!!o.benchmark || (quantizer.needsCalibration && !o.calibration?.path));
+  if (needFp32File) mkdirSync(dirname(resolve(o.out)), { recursive: true });
+  const baselineDir = needFp32File ? mkdtempSync(join(dirname(resolve(o.out)), `.${basename(o.out)}.baseline-`)) : undefined;
   try {
     if (baselineDir) {
       writeModelFile(join(baselineDir, 'model.onnx'), model, { externalData: o.externalData });
     }
-    const { model: qmodel, report } = quantize(model, { ...o.quantize, onProgress: o.onProgress, signal: o.signal });
+    let calibration: CalibrationData | undefined;
+    if (quantizer.needsCalibration) calibration = await prepareCalibration(o, hf, baselineDir);
+    const { model: qmodel, report } = await quantizer.quantize(model, { calibration });
     await yieldToEventLoop();
     throwIfAborted(o.signal);
-    return await writeBundle(o, hf, qmodel, report, baselineDir);
+    return await writeBundle(o, hf, qmodel, report, o.benchmark ? baselineDir : undefined);
   } finally {
     if (baselineDir) rmSync(baselineDir, { recursive: true, force: true });
   }
 }
 
-async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>, qmodel: ReturnType<typeof quantize>['model'], report: QuantizeReport, baselineDir?: string): Promise<BuildBundleResult> {
+async function prepareCalibration(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>, fp32Dir?: string): Promise<CalibrationData> {
+  const c = o.calibration ?? {};
+  const samples = c.samples ?? 128;
+  const seqLen = c.seqLen ?? Math.min(512, hf.config.maxPositions);
+  if (!Number.isInteger(samples) || samples < 1) throw new AlkiError('BAD_OPTION', `--calib-samples must be a positive whole number, got ${samples}`);
+  if (!Number.isInteger(seqLen) || seqLen < 2) throw new AlkiError('BAD_OPTION', `--calib-seqlen must be at least 2, got ${seqLen}`);
+  o.onProgress?.({ step: 'calibration data', done: 0, total: 1 });
+  let data: CalibrationData;
+  if (c.path) {
+    data = calibrationFromText(loadTokenizer(hf.dir), readCalibrationFile(c.path), { samples, seqLen, name: basename(c.path) });
+  } else {
+    const bos = hf.config.bosTokenId ?? loadTokenizer(hf.dir).bosTokenId;
+    if (bos === undefined) throw new AlkiError('BAD_INPUT', 'the model has no BOS token to start sampled calibration text from', 'pass --calib FILE');
+    data = await calibrationFromModel(join(fp32Dir!, 'model.onnx'), bos, { samples, seqLen, seed: c.seed });
+  }
+  o.onProgress?.({ step: 'calibration data', done: 1, total: 1 });
+  return data;
+}
+
+async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>, qmodel: Model, report: QuantizeReport, baselineDir?: string): Promise<BuildBundleResult> {
   const c = hf.config;
   return writeDirAtomically(o.out, o.overwrite ?? false, async (tmp) => {
     o.onProgress?.({ step: 'write', done: 0, total: 3, detail: 'onnx/model.onnx' });
@@ -117,7 +157,7 @@ async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfMo
         groupSize: quantized ? report.blockSize : null,
         symmetric: quantized ? report.symmetric : null,
         accuracyLevel: quantized ? report.accuracyLevel : null,
-        calibration: null,
+        calibration: report.calibration ?? null,
         excluded: report.excluded,
         quantizedLayers: report.layers.length,
       },

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { AlkiError, type ProgressCallback } from '@alki/core';
 import { evaluateTargets, formatHtml, formatMarkdown, formatTerminal, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
-import { buildBundle } from './build.js';
+import { buildBundle, type CalibrationOptions } from './build.js';
 import { bundleEvalTarget } from './eval-target.js';
 import { readBundle, type Bundle } from './read.js';
 import type { QuantizeOptions } from '@alki/quantizers';
@@ -18,11 +18,14 @@ const KNOWN: Record<string, MethodSpec['quantize']> = {
   rtn8: { method: 'rtn', bits: 8, blockSize: 32 },
   rtn4: { method: 'rtn', bits: 4, blockSize: 32 },
   'rtn4-b128': { method: 'rtn', bits: 4, blockSize: 128 },
+  awq4: { method: 'awq', bits: 4, blockSize: 32 },
+  gptq4: { method: 'gptq', bits: 4, blockSize: 32 },
+  gptq8: { method: 'gptq', bits: 8, blockSize: 32 },
 };
 
 /** Parses `--methods`: "all" or a comma list of none, rtn8, rtn4, rtn4-b128. */
 export function parseMethods(s: string): MethodSpec[] {
-  const names = s === 'all' ? ['none', 'rtn8', 'rtn4'] : s.split(',').map((x) => x.trim()).filter(Boolean);
+  const names = s === 'all' ? ['none', 'rtn8', 'gptq8', 'rtn4', 'awq4', 'gptq4'] : s.split(',').map((x) => x.trim()).filter(Boolean);
   if (names.length === 0) throw new AlkiError('BAD_OPTION', '--methods is empty', `choose from: all, ${Object.keys(KNOWN).join(', ')}`);
   return names.map((n) => {
     const q = KNOWN[n];
@@ -37,6 +40,8 @@ export interface CompareOptions extends Pick<EvaluateOptions, 'metrics' | 'textP
   methods: MethodSpec[];
   /** Folder for the bundles (one subfolder per method) and report.{json,html,md}. */
   out: string;
+  /** Calibration of AWQ/GPTQ bundles (default: sampled from the fp32 model). */
+  calibration?: CalibrationOptions;
   /** Reuse bundles already in `out` that match (default true). */
   reuse?: boolean;
   maxPerplexityIncrease?: number;
@@ -70,7 +75,7 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       bundles.push(existing);
       continue;
     }
-    await buildBundle({ modelDir: o.modelDir, sourceId: o.sourceId, out: dir, quantize: m.quantize, overwrite: true, onProgress: o.onProgress, signal: o.signal });
+    await buildBundle({ modelDir: o.modelDir, sourceId: o.sourceId, out: dir, quantize: m.quantize, calibration: o.calibration, overwrite: true, onProgress: o.onProgress, signal: o.signal });
     bundles.push(readBundle(dir));
   }
   const baseIdx = methods.findIndex((m) => m.quantize.method === 'none');

@@ -8,7 +8,7 @@ export { writeDirAtomically, removePartialDirs, partialDirs } from './atomic-dir
 export { hashFile } from './hash.js';
 export { bundleReadme } from './readme.js';
 export { ALKI_VERSION } from './version.js';
-export type { BenchmarkOptions } from './build.js';
+export type { BenchmarkOptions, CalibrationOptions } from './build.js';
 export { compareMethods, parseMethods } from './compare.js';
 export type { CompareOptions, CompareResult, MethodSpec } from './compare.js';
 export { bundleEvalTarget, quantizationLabel } from './eval-target.js';

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { AlkiError, SeededRandom } from '@alki/core';
+import { AlkiError } from '@alki/core';
 import type { DecoderSession, TextTokenizer } from '@alki/runtime';
-import { sampleToken, samplingDefaults } from '@alki/runtime';
+import { sampleSequences } from '@alki/runtime';
 
 /** Name and version of the perplexity protocol (see docs/evaluation.md). */
 export const PPL_PROTOCOL = 'alki-ppl-v1';
@@ -50,21 +50,6 @@ export function textWindows(tokenizer: TextTokenizer, text: string, context: num
  * good for KL/top-1 agreement, and a proxy for perplexity.
  */
 export async function sampledWindows(session: DecoderSession, bosTokenId: number, context: number, count: number, seed = 0): Promise<EvalWindows> {
-  const rng = new SeededRandom(seed);
-  const sampling = samplingDefaults({ temperature: 1 });
-  const windows: number[][] = [];
-  for (let w = 0; w < count; w++) {
-    const ids = [bosTokenId];
-    let past = session.emptyCache(1);
-    let input = [bosTokenId];
-    while (ids.length < context) {
-      const out = await session.forward([input], past, ids.length - input.length);
-      const next = sampleToken(out.logits, (input.length - 1) * out.vocabSize, out.vocabSize, sampling, rng);
-      ids.push(next);
-      past = out.present;
-      input = [next];
-    }
-    windows.push(ids);
-  }
+  const windows = await sampleSequences(session, bosTokenId, count, context, seed);
   return { windows, context, source: `sampled from the baseline model (temperature 1, seed ${seed})`, streamTokens: count * context, availableWindows: count };
 }

@@ -82,7 +82,9 @@ export function describeRatios(r: Ratios): string {
  */
 export function recommend(evals: Evaluation[], base: Evaluation | undefined, maxIncrease: number): Recommendation | undefined {
   if (!base || evals.length === 0) return undefined;
-  const bySize = [...evals].sort((a, b) => a.target.modelBytes - b.target.modelBytes);
+  if (!base.quality) return undefined; // no quality figure: size and speed alone do not make a recommendation
+  // Smallest first; among equal sizes, the better perplexity.
+  const bySize = [...evals].sort((a, b) => a.target.modelBytes - b.target.modelBytes || (a.quality?.perplexity ?? Infinity) - (b.quality?.perplexity ?? Infinity));
   for (const e of bySize) {
     if (e === base) continue;
     const r = ratiosAgainst(e, base);

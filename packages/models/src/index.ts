@@ -6,8 +6,8 @@ export { SUPPORTED_MODEL_TYPES, parseDecoderConfig, readConfigJson, countParamet
 export type { DecoderConfig, ModelType } from './config.js';
 export { openHfModel, SIDE_FILES } from './hf-folder.js';
 export type { HfModel } from './hf-folder.js';
-export { exportLlama, SCALE_GROUPS_KEY, PORTABLE_OPSET } from './export/decoder.js';
-export type { ExportOptions, ExportResult, ScaleGroup } from './export/decoder.js';
+export { exportLlama, SCALE_GROUPS_KEY, LAYERS_KEY, PORTABLE_OPSET } from './export/decoder.js';
+export type { ExportOptions, ExportResult, ScaleGroup, LayerBoundary } from './export/decoder.js';
 export { exportModel } from './export/index.js';
 export { rotaryTables } from './export/rotary.js';
 export { writeSyntheticLlama } from './synthetic.js';

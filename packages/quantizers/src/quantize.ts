@@ -1,15 +1,15 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { transpose, type Model } from '@alki/onnx';
-import { dequantizeBlockwise, type BlockwiseOptions } from './blockwise.js';
+import { dequantizeBlockwise, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
 import { matMulNBitsNode, matMulNBitsTensors } from './matmul-nbits.js';
-import { assertFinite, findLinears, pruneInitializers } from './rewrite.js';
+import { assertFinite, findLinears, pruneInitializers, type LinearSite } from './rewrite.js';
 import { rtn } from './rtn.js';
 
-/** Quantization methods available today. */
-export const QUANTIZE_METHODS = ['none', 'rtn'] as const;
+/** Quantization methods. */
+export const QUANTIZE_METHODS = ['none', 'rtn', 'awq', 'gptq'] as const;
 export type QuantizeMethod = (typeof QUANTIZE_METHODS)[number];
 
-/** Options of {@link quantize}. */
+/** Options of {@link quantize} and {@link createQuantizer}. */
 export interface QuantizeOptions {
   method: QuantizeMethod;
   /** Weight bits: 4 (default) or 8. 2 is accepted for experiments. */
@@ -19,18 +19,23 @@ export interface QuantizeOptions {
   /** Default false: per-block zero points (better for skewed blocks). */
   symmetric?: boolean;
   /**
-   * MatMulNBits accuracy_level: 0 (default) keeps float activations; 4 lets
-   * onnxruntime quantize activations to int8 inside the kernel (faster on
-   * CPU, ~1e-2 relative error).
+   * MatMulNBits accuracy_level: 0 keeps float activations (default for 2/4
+   * bits); 4 lets onnxruntime quantize activations to int8 inside the kernel
+   * (default for 8 bits, whose float-activation kernel is very slow; for 4
+   * bits ~3× faster decode on CPU, ~1e-2 relative error per layer).
    */
   accuracyLevel?: 0 | 1 | 2 | 3 | 4;
+  /** GPTQ: process columns by decreasing Hessian diagonal. */
+  actOrder?: boolean;
+  /** GPTQ: dampening as a fraction of the mean Hessian diagonal (default 0.01). */
+  percDamp?: number;
   /** Weight initializer names (exact or RegExp) to leave in float. */
   exclude?: (string | RegExp)[];
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
 
-/** Per-layer outcome: relative Frobenius error ‖W − Ŵ‖ / ‖W‖. */
+/** Per-layer outcome: relative Frobenius error ‖W − Ŵ‖ / ‖W‖ (of the weight the quantizer was given). */
 export interface LayerReport {
   name: string;
   K: number;
@@ -44,17 +49,22 @@ export interface QuantizeReport {
   blockSize: number;
   symmetric: boolean;
   accuracyLevel: number;
+  actOrder?: boolean;
   layers: LayerReport[];
   excluded: string[];
   /** Bytes of the quantized layers' weights before and after. */
   floatBytes: number;
   quantizedBytes: number;
+  calibration?: { source: string; samples: number; sequenceLength: number; sha256?: string };
+  seconds?: number;
 }
 
 const BLOCK_SIZES = [16, 32, 64, 128, 256];
 
+export type ResolvedQuantizeOptions = Required<Pick<QuantizeOptions, 'method' | 'bits' | 'blockSize' | 'symmetric' | 'accuracyLevel'>> & QuantizeOptions;
+
 /** Validates options and fills defaults; throws BAD_OPTION with a hint. */
-export function resolveQuantizeOptions(o: QuantizeOptions): Required<Omit<QuantizeOptions, 'onProgress' | 'signal' | 'exclude'>> & Pick<QuantizeOptions, 'onProgress' | 'signal' | 'exclude'> {
+export function resolveQuantizeOptions(o: QuantizeOptions): ResolvedQuantizeOptions {
   if (!(QUANTIZE_METHODS as readonly string[]).includes(o.method)) {
     throw new AlkiError('BAD_OPTION', `unknown quantization method "${o.method}"`, `choose one of: ${QUANTIZE_METHODS.join(', ')}`);
   }
@@ -62,57 +72,95 @@ export function resolveQuantizeOptions(o: QuantizeOptions): Required<Omit<Quanti
   if (![2, 4, 8].includes(bits)) throw new AlkiError('BAD_OPTION', `--bits ${bits} is not supported`, 'use 4 or 8 (2 for experiments)');
   const blockSize = o.blockSize ?? 32;
   if (!BLOCK_SIZES.includes(blockSize)) throw new AlkiError('BAD_OPTION', `--block-size ${blockSize} is not supported`, `use one of ${BLOCK_SIZES.join(', ')}`);
-  const accuracyLevel = o.accuracyLevel ?? 0;
+  // 8-bit MatMulNBits with float activations has no fast CPU kernel in onnxruntime 1.30 (60× slower than
+  // 4-bit for one row); with int8 activations (level 4) it is as fast as 4-bit. See docs/decisions.md.
+  const accuracyLevel = o.accuracyLevel ?? (bits === 8 ? 4 : 0);
   if (![0, 1, 2, 3, 4].includes(accuracyLevel)) throw new AlkiError('BAD_OPTION', `accuracy level ${accuracyLevel} is not supported`, 'use 0 (exact float activations) or 4 (int8 activations)');
+  if (o.actOrder && o.method !== 'gptq') throw new AlkiError('BAD_OPTION', '--act-order applies to GPTQ only', 'use --quantize gptq --act-order');
+  if (o.percDamp !== undefined && !(o.percDamp > 0 && o.percDamp < 1)) throw new AlkiError('BAD_OPTION', `dampening must be in (0, 1), got ${o.percDamp}`);
   return { ...o, bits: bits as 2 | 4 | 8, blockSize, symmetric: o.symmetric ?? false, accuracyLevel };
 }
 
+/** A fresh report for resolved options. */
+export function emptyReport(o: ResolvedQuantizeOptions): QuantizeReport {
+  return {
+    method: o.method,
+    bits: o.method === 'none' ? 32 : o.bits,
+    blockSize: o.blockSize,
+    symmetric: o.symmetric,
+    accuracyLevel: o.accuracyLevel,
+    ...(o.method === 'gptq' ? { actOrder: !!o.actOrder } : {}),
+    layers: [],
+    excluded: [],
+    floatBytes: 0,
+    quantizedBytes: 0,
+  };
+}
+
+/** Linears the options select (exclusions recorded in the report). */
+export function selectLinears(model: Model, o: QuantizeOptions, report: QuantizeReport): LinearSite[] {
+  const isExcluded = (name: string) => (o.exclude ?? []).some((p) => (typeof p === 'string' ? p === name : p.test(name)));
+  return findLinears(model).filter((s) => {
+    if (!isExcluded(s.weight.name)) return true;
+    report.excluded.push(s.weight.name);
+    return false;
+  });
+}
+
 /**
- * Quantizes the constant-weight MatMul layers of an ONNX model in place and
- * returns it with a report. `none` returns the model unchanged. RTN writes
- * each layer as a com.microsoft MatMulNBits node.
+ * Replaces a MatMul by MatMulNBits holding `qw`, recording the layer in the
+ * report. `reference` is the float weight [N, K] the error is measured against.
+ */
+export function writeMatMulNBits(model: Model, site: LinearSite, qw: BlockwiseQuantized, reference: Float32Array, accuracyLevel: number, report: QuantizeReport): void {
+  const name = site.weight.name;
+  const t = matMulNBitsTensors(qw, name);
+  const back = dequantizeBlockwise(qw);
+  let num = 0;
+  let den = 0;
+  for (let j = 0; j < reference.length; j++) {
+    const d = reference[j] - back[j];
+    num += d * d;
+    den += reference[j] * reference[j];
+  }
+  report.layers.push({ name, K: site.K, N: site.N, relativeError: Math.sqrt(num / (den || 1)) });
+  report.floatBytes += site.weight.data.byteLength;
+  report.quantizedBytes += t.B.data.byteLength + t.scales.data.byteLength + (t.zeroPoints?.data.byteLength ?? 0);
+  model.graph.initializers.push(t.B, t.scales, ...(t.zeroPoints ? [t.zeroPoints] : []));
+  const idx = model.graph.nodes.indexOf(site.node);
+  model.graph.nodes[idx] = matMulNBitsNode(site.node.inputs[0], site.node.outputs[0], qw, { B: t.B.name, scales: t.scales.name, zeroPoints: t.zeroPoints?.name }, accuracyLevel, `${site.node.name ?? name}_Q${qw.bits}`);
+}
+
+/** Final touches after layers were rewritten: drop unused floats, declare the domain, record the method. */
+export function finishQuantizedModel(model: Model, report: QuantizeReport): void {
+  pruneInitializers(model);
+  if (!model.opsetImports.some((x) => x.domain === 'com.microsoft')) model.opsetImports.push({ domain: 'com.microsoft', version: 1 });
+  model.metadata['alki.quantization'] = JSON.stringify({ method: report.method, bits: report.bits, blockSize: report.blockSize, symmetric: report.symmetric });
+}
+
+/**
+ * Round-to-nearest quantization of the constant-weight MatMul layers of an
+ * ONNX model, in place, written as com.microsoft MatMulNBits. `none` returns
+ * the model unchanged. For AWQ/GPTQ (calibration) use {@link createQuantizer}.
  *
  * @example
  * const { model, report } = quantize(onnxModel, { method: 'rtn', bits: 4, blockSize: 32, symmetric: false });
  */
 export function quantize(model: Model, options: QuantizeOptions): { model: Model; report: QuantizeReport } {
   const o = resolveQuantizeOptions(options);
-  const report: QuantizeReport = { method: o.method, bits: o.method === 'none' ? 32 : o.bits, blockSize: o.blockSize, symmetric: o.symmetric, accuracyLevel: o.accuracyLevel, layers: [], excluded: [], floatBytes: 0, quantizedBytes: 0 };
+  const report = emptyReport(o);
   if (o.method === 'none') return { model, report };
-  const isExcluded = (name: string) => (o.exclude ?? []).some((p) => (typeof p === 'string' ? p === name : p.test(name)));
-  const sites = findLinears(model);
+  if (o.method !== 'rtn') throw new AlkiError('BAD_OPTION', `${o.method} needs calibration data`, 'use createQuantizer(method, options).quantize(model, { calibration })');
+  const sites = selectLinears(model, o, report);
   const bo: BlockwiseOptions = { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric };
   sites.forEach((site, i) => {
     throwIfAborted(o.signal);
-    const name = site.weight.name;
-    o.onProgress?.({ step: 'quantize', done: i, total: sites.length, detail: name });
-    if (isExcluded(name)) {
-      report.excluded.push(name);
-      return;
-    }
+    o.onProgress?.({ step: 'quantize', done: i, total: sites.length, detail: site.weight.name });
     const wf = site.weight.data as Float32Array;
-    assertFinite(name, wf);
-    const rows = transpose(wf, site.K, site.N); // [N, K]
-    const qw = rtn(rows, site.N, site.K, bo);
-    const t = matMulNBitsTensors(qw, name);
-    const back = dequantizeBlockwise(qw);
-    let num = 0;
-    let den = 0;
-    for (let j = 0; j < rows.length; j++) {
-      const d = rows[j] - back[j];
-      num += d * d;
-      den += rows[j] * rows[j];
-    }
-    report.layers.push({ name, K: site.K, N: site.N, relativeError: Math.sqrt(num / (den || 1)) });
-    report.floatBytes += wf.byteLength;
-    report.quantizedBytes += t.B.data.byteLength + t.scales.data.byteLength + (t.zeroPoints?.data.byteLength ?? 0);
-    model.graph.initializers.push(t.B, t.scales, ...(t.zeroPoints ? [t.zeroPoints] : []));
-    const idx = model.graph.nodes.indexOf(site.node);
-    model.graph.nodes[idx] = matMulNBitsNode(site.node.inputs[0], site.node.outputs[0], qw, { B: t.B.name, scales: t.scales.name, zeroPoints: t.zeroPoints?.name }, o.accuracyLevel, `${site.node.name ?? name}_Q${o.bits}`);
+    assertFinite(site.weight.name, wf);
+    const rows = transpose(wf, site.K, site.N);
+    writeMatMulNBits(model, site, rtn(rows, site.N, site.K, bo), rows, o.accuracyLevel, report);
   });
   o.onProgress?.({ step: 'quantize', done: sites.length, total: sites.length });
-  pruneInitializers(model);
-  if (!model.opsetImports.some((x) => x.domain === 'com.microsoft')) model.opsetImports.push({ domain: 'com.microsoft', version: 1 });
-  model.metadata['alki.quantization'] = JSON.stringify({ method: o.method, bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric });
+  finishQuantizedModel(model, report);
   return { model, report };
 }

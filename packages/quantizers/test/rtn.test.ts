@@ -90,6 +90,7 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
     expect(() => quantize(matmulModel(w, 32, 8), { method: 'rtn', bits: 3 as 4 })).toThrow(/--bits 3/);
     expect(() => quantize(matmulModel(w, 32, 8), { method: 'rtn', blockSize: 48 })).toThrow(/--block-size 48/);
     expect(() => quantize(matmulModel(w, 32, 8), { method: 'gptq-x' as 'rtn' })).toThrow(/unknown quantization method/);
+    expect(() => quantize(matmulModel(w, 32, 8), { method: 'rtn', actOrder: true })).toThrow(/act-order applies to GPTQ only/);
   });
 
   it('stops on NaN weights, naming the layer', () => {

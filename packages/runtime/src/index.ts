@@ -9,3 +9,4 @@ export type { SamplingOptions } from './sampling.js';
 export { TextStreamer } from './text-stream.js';
 export { TextGenerator } from './text-generator.js';
 export type { TextGenerationOptions, TextGenerationResult } from './text-generator.js';
+export { sampleSequences } from './sample-sequences.js';

@@ -13,7 +13,9 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
       evalFlags(
         a
           .positional('model', { type: 'string', demandOption: true, describe: 'local model folder, hub id, or "demo"' })
-          .option('methods', { type: 'string', default: 'all', describe: 'all, or a comma list of none, rtn8, rtn4, rtn4-b128' })
+          .option('methods', { type: 'string', default: 'all', describe: 'all, or a comma list of none, rtn8, gptq8, rtn4, awq4, gptq4, rtn4-b128' })
+          .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (default: sampled from the fp32 model)' })
+          .option('calib-samples', { type: 'number', describe: 'calibration samples (default 128, 32 with --quick)' })
           .option('metrics', { type: 'string', default: 'all' })
           .option('quick', { type: 'boolean', default: false, describe: 'fewer windows (8) and runs (2)' })
           .option('out', { type: 'string', describe: 'folder for bundles and reports (default dist/compare-<model>)' })
@@ -42,6 +44,7 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
         sampledWindowCount: quick ? 4 : 8,
         speed,
         maxPerplexityIncrease,
+        calibration: { path: args.calib as string | undefined, samples: (args['calib-samples'] as number | undefined) ?? (quick ? 32 : undefined) },
         onProgress,
         signal,
       });

@@ -26,6 +26,14 @@ export interface ScaleGroup {
 
 /** Metadata key under which the export records its scale groups (JSON). */
 export const SCALE_GROUPS_KEY = 'alki.scale_groups';
+/** Metadata key of the decoder layers' boundaries (JSON {@link LayerBoundary}[]). */
+export const LAYERS_KEY = 'alki.layers';
+
+/** The value names that enter and leave one decoder layer: calibration runs a layer as a graph of its own. */
+export interface LayerBoundary {
+  input: string;
+  output: string;
+}
 
 export interface ExportOptions {
   /** Graph flavour; only 'portable' (standard ONNX ops) exists today. */
@@ -38,6 +46,7 @@ export interface ExportOptions {
 export interface ExportResult {
   model: Model;
   scaleGroups: ScaleGroup[];
+  layers: LayerBoundary[];
 }
 
 /** Opset of the default ONNX domain used by the portable graph. */
@@ -106,7 +115,9 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
   const scale = ops.f32(1 / Math.sqrt(hd));
 
   const scaleGroups: ScaleGroup[] = [];
+  const layers: LayerBoundary[] = [];
   for (let i = 0; i < c.numLayers; i++) {
+    const layerInput = h;
     throwIfAborted(options.signal);
     progress(i + 1, `layer ${i}`);
     const p = `model.layers.${i}`;
@@ -146,6 +157,7 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
     const act = b.node('Mul', [b.node('Mul', [gate, b.node('Sigmoid', [gate])]), up]);
     h = b.node('Add', [h, ops.linear(act, wd, optionalBias(c.mlpBias, `${p}.mlp.down_proj.bias`, H))]);
 
+    layers.push({ input: layerInput, output: h });
     scaleGroups.push(
       { layer: i, norm: inNorm, linears: [wq, wk, wv] },
       { layer: i, prev: wv, linears: [wo] },
@@ -169,7 +181,7 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
   const model = createModel(b.build(), {
     opsets: { '': PORTABLE_OPSET },
     producerVersion: options.producerVersion,
-    metadata: { [SCALE_GROUPS_KEY]: JSON.stringify(scaleGroups), 'alki.flavour': 'portable', 'alki.model_type': c.modelType },
+    metadata: { [SCALE_GROUPS_KEY]: JSON.stringify(scaleGroups), [LAYERS_KEY]: JSON.stringify(layers), 'alki.flavour': 'portable', 'alki.model_type': c.modelType },
   });
-  return { model, scaleGroups };
+  return { model, scaleGroups, layers };
 }

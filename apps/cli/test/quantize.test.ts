@@ -1,0 +1,50 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
+import { alki } from './helpers.js';
+
+const work = tempDir('alki-q-cli-');
+const model = tinyLlama({ seed: 8 });
+afterAll(() => {
+  work.cleanup();
+  model.cleanup();
+});
+
+describe('alki build --quantize gptq|awq', () => {
+  it('calibrates on text sampled from the model by default and records it in alki.json', () => {
+    const out = join(work.dir, 'gptq');
+    const r = alki(['build', model.dir, '--quantize', 'gptq', '--calib-samples', '4', '--calib-seqlen', '32', '--act-order', '--out', out]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/gptq calibrate/);
+    const m = JSON.parse(readFileSync(join(out, 'alki.json'), 'utf8'));
+    expect(m.quantization).toMatchObject({ method: 'gptq', bits: 4, calibration: { samples: 4, sequenceLength: 32, source: expect.stringMatching(/sampled from the fp32 model/) } });
+    expect(alki(['run', out, '--prompt', 'the cat', '-n', '4']).status).toBe(0);
+  });
+
+  it('calibrates on a --calib text file', () => {
+    const text = join(work.dir, 'calib.txt');
+    writeFileSync(text, 'once upon a time there was a little cat and a big dog. '.repeat(40));
+    const out = join(work.dir, 'awq');
+    const r = alki(['build', model.dir, '--quantize', 'awq', '--calib', text, '--calib-samples', '4', '--calib-seqlen', '32', '--out', out, '--quiet']);
+    expect(r.status, r.stderr).toBe(0);
+    const m = JSON.parse(readFileSync(join(out, 'alki.json'), 'utf8'));
+    expect(m.quantization.calibration.source).toMatch(/calib\.txt \(sha256/);
+  });
+
+  it('bad calibration input: missing file, too short a text, --act-order without GPTQ', () => {
+    const out = join(work.dir, 'bad');
+    const missing = alki(['build', model.dir, '--quantize', 'gptq', '--calib', join(work.dir, 'nope.txt'), '--out', out]);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/calibration file not found/);
+    const short = join(work.dir, 'short.txt');
+    writeFileSync(short, 'the cat');
+    const tooShort = alki(['build', model.dir, '--quantize', 'awq', '--calib', short, '--out', out]);
+    expect(tooShort.status).toBe(1);
+    expect(tooShort.stderr).toMatch(/fewer than one sample[\s\S]*hint: use a longer text, or a smaller --calib-seqlen/);
+    const act = alki(['build', model.dir, '--quantize', 'rtn', '--act-order', '--out', out]);
+    expect(act.status).toBe(2);
+    expect(act.stderr).toMatch(/--act-order applies to GPTQ only/);
+    expect(existsSync(out)).toBe(false);
+  });
+});

@@ -1,0 +1,159 @@
+import { blockParams, quantizeValue, type BlockwiseOptions } from './blockwise.js';
+import { matmulABt } from './linalg.js';
+
+/** C = A·Bᵀ for A [m, k], B [n, k]; JS by default, onnxruntime's GEMM in the pipeline. */
+export type MatMulABt = (a: Float32Array, m: number, k: number, b: Float32Array, n: number) => Float32Array | Promise<Float32Array>;
+
+/** AWQ options (Lin et al. 2023, "AWQ: Activation-aware Weight Quantization for LLM Compression and Acceleration"). */
+export interface AwqOptions extends BlockwiseOptions {
+  /** Grid points of the scale exponent search in [0, 1) (default 20). */
+  grid?: number;
+}
+
+/** A linear layer as AWQ sees it: W [N, K], rows = outputs. */
+export interface AwqLinear {
+  w: Float32Array;
+  N: number;
+}
+
+/** Quantize then dequantize W [N, K] blockwise along K (RTN), into a new array. */
+export function fakeQuantize(w: Float32Array, N: number, K: number, o: BlockwiseOptions): Float32Array {
+  const out = new Float32Array(N * K);
+  const levels = (1 << o.bits) - 1;
+  for (let n = 0; n < N; n++) {
+    for (let k0 = 0; k0 < K; k0 += o.blockSize) {
+      const k1 = Math.min(K, k0 + o.blockSize);
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (let k = k0; k < k1; k++) {
+        const v = w[n * K + k];
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      const { scale, zero } = blockParams(lo, hi, o.bits, o.symmetric);
+      for (let k = k0; k < k1; k++) out[n * K + k] = (quantizeValue(w[n * K + k], scale, zero, levels) - zero) * scale;
+    }
+  }
+  return out;
+}
+
+function meanSquaredDiff(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2;
+  return s / a.length;
+}
+
+/**
+ * AWQ's activation-aware scale search for linears that read the same input X
+ * ([n, K] calibration rows): per input channel s = mean|x|^α / mean|ŵ|^(1−α)
+ * (ŵ: |W| normalised by its block maximum), normalised by √(max·min); α on a
+ * grid over [0, 1); the α whose Q(W·s)·(X/s) is closest to W·X wins (α = 0
+ * with s = 1 is the baseline, so the result is never worse than RTN on X).
+ */
+export async function awqSearchScale(x: Float32Array, n: number, K: number, xAbsMean: Float64Array | Float32Array, linears: AwqLinear[], o: AwqOptions, matmul: MatMulABt = matmulABt): Promise<{ scale: Float32Array; alpha: number; loss: number; baseLoss: number }> {
+  const grid = o.grid ?? 20;
+  const Nall = linears.reduce((s, l) => s + l.N, 0);
+  const wAll = new Float32Array(Nall * K);
+  let off = 0;
+  for (const l of linears) {
+    wAll.set(l.w, off * K);
+    off += l.N;
+  }
+  // Mean over outputs of |w| normalised by the max of its quantization block.
+  const wMean = new Float64Array(K);
+  for (let r = 0; r < Nall; r++) {
+    for (let k0 = 0; k0 < K; k0 += o.blockSize) {
+      const k1 = Math.min(K, k0 + o.blockSize);
+      let m = 0;
+      for (let k = k0; k < k1; k++) m = Math.max(m, Math.abs(wAll[r * K + k]));
+      if (m > 0) for (let k = k0; k < k1; k++) wMean[k] += Math.abs(wAll[r * K + k]) / m;
+    }
+  }
+  for (let k = 0; k < K; k++) wMean[k] /= Nall;
+  const ref = await matmul(x, n, K, wAll, Nall);
+  const lossOf = async (s: Float32Array): Promise<number> => {
+    const ws = new Float32Array(Nall * K);
+    for (let r = 0; r < Nall; r++) for (let k = 0; k < K; k++) ws[r * K + k] = wAll[r * K + k] * s[k];
+    const q = fakeQuantize(ws, Nall, K, o);
+    for (let r = 0; r < Nall; r++) for (let k = 0; k < K; k++) q[r * K + k] /= s[k];
+    return meanSquaredDiff(ref, await matmul(x, n, K, q, Nall));
+  };
+  const ones = new Float32Array(K).fill(1);
+  const baseLoss = await lossOf(ones);
+  let best = { scale: ones, alpha: 0, loss: baseLoss };
+  for (let g = 0; g < grid; g++) {
+    const alpha = g / grid;
+    const s = new Float32Array(K);
+    let max = 0;
+    let min = Infinity;
+    for (let k = 0; k < K; k++) {
+      s[k] = Math.max(1e-4, Math.pow(Math.max(xAbsMean[k], 1e-8), alpha) / Math.pow(Math.max(wMean[k], 1e-8), 1 - alpha));
+      max = Math.max(max, s[k]);
+      min = Math.min(min, s[k]);
+    }
+    const norm = Math.sqrt(max * min);
+    for (let k = 0; k < K; k++) s[k] /= norm;
+    const loss = await lossOf(s);
+    if (loss < best.loss) best = { scale: s, alpha, loss };
+  }
+  return { ...best, baseLoss };
+}
+
+/**
+ * AWQ's clipping search for one linear W [N, K] (already scaled) on input
+ * rows X [n, K]: per output row and quantization block, shrink the block's
+ * range to max·(1 − i/grid) for i < grid·maxShrink and keep the one whose
+ * block output X_b·Q(clip(w_b))ᵀ is closest to X_b·w_bᵀ. Returns W clipped.
+ */
+export function awqClip(w: Float32Array, N: number, K: number, x: Float32Array, n: number, o: AwqOptions & { maxShrink?: number }): Float32Array {
+  const grid = o.grid ?? 20;
+  const steps = Math.max(1, Math.floor(grid * (o.maxShrink ?? 0.5)));
+  const levels = (1 << o.bits) - 1;
+  const out = Float32Array.from(w);
+  const bs = o.blockSize;
+  const xo = new Float64Array(n);
+  for (let k0 = 0; k0 < K; k0 += bs) {
+    const k1 = Math.min(K, k0 + bs);
+    for (let r = 0; r < N; r++) {
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (let k = k0; k < k1; k++) {
+        const v = w[r * K + k];
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      for (let t = 0; t < n; t++) {
+        let s = 0;
+        for (let k = k0; k < k1; k++) s += x[t * K + k] * w[r * K + k];
+        xo[t] = s;
+      }
+      let bestErr = Infinity;
+      let bestF = 1;
+      for (let i = 0; i < steps; i++) {
+        const f = 1 - i / grid;
+        const clo = lo * f;
+        const chi = hi * f;
+        const { scale, zero } = blockParams(clo, chi, o.bits, o.symmetric);
+        let err = 0;
+        for (let t = 0; t < n; t++) {
+          let s = 0;
+          for (let k = k0; k < k1; k++) {
+            const v = Math.min(chi, Math.max(clo, w[r * K + k]));
+            s += x[t * K + k] * (quantizeValue(v, scale, zero, levels) - zero) * scale;
+          }
+          err += (s - xo[t]) ** 2;
+        }
+        if (err < bestErr) {
+          bestErr = err;
+          bestF = f;
+        }
+      }
+      if (bestF < 1) {
+        const clo = lo * bestF;
+        const chi = hi * bestF;
+        for (let k = k0; k < k1; k++) out[r * K + k] = Math.min(chi, Math.max(clo, w[r * K + k]));
+      }
+    }
+  }
+  return out;
+}

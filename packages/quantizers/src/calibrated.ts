@@ -1,0 +1,226 @@
+import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
+import { transpose, type Model, type Node, type Tensor } from '@alki/onnx';
+import { awqClip, awqSearchScale } from './awq.js';
+import { dequantizeBlockwise, type BlockwiseQuantized } from './blockwise.js';
+import { LayerRunner, type LayerSpan } from './calibration/layer-runner.js';
+import { gptq } from './gptq.js';
+import { OrtGemm } from './ort-gemm.js';
+import { assertFinite } from './rewrite.js';
+
+/** Token sequences to calibrate on, all of one length, and where they came from. */
+export interface CalibrationData {
+  samples: number[][];
+  /** e.g. "calib.txt (sha256 …)" or "sampled from the fp32 model (seed 0)". */
+  source: string;
+  sha256?: string;
+}
+
+/** How the export describes a group of linears (see @alki/models ScaleGroup). */
+interface Group {
+  layer: number;
+  norm?: string;
+  prev?: string;
+  linears: string[];
+}
+
+export interface CalibratedOptions {
+  method: 'gptq' | 'awq';
+  bits: 2 | 4 | 8;
+  blockSize: number;
+  symmetric: boolean;
+  actOrder?: boolean;
+  percDamp?: number;
+  /** Calibration rows kept per linear input for AWQ's searches (default 4096). */
+  awqRows?: number;
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+}
+
+/** Parses the export's layer boundaries and scale groups; foreign graphs have neither. */
+function decoderLayout(model: Model): { spans: LayerSpan[]; groups: Group[] } {
+  const groupsJson = model.metadata['alki.scale_groups'];
+  const layersJson = model.metadata['alki.layers'];
+  if (!groupsJson || !layersJson) {
+    throw new AlkiError('BAD_INPUT', 'calibrated quantization (AWQ, GPTQ) needs a decoder graph exported by Alki (alki.layers metadata)', 'export the model with @alki/models, or use method "rtn" for foreign graphs');
+  }
+  const layers = JSON.parse(layersJson) as LayerSpan[];
+  const groups = JSON.parse(groupsJson) as Group[];
+  const head: LayerSpan = { input: layers[layers.length - 1].output, output: 'logits' };
+  return { spans: [...layers, head], groups: groups.map((g) => ({ ...g, layer: g.layer < 0 ? layers.length : g.layer })) };
+}
+
+/**
+ * Runs GPTQ or AWQ layer by layer over calibration data and returns the
+ * quantized codes of every linear weight (by initializer name). The float
+ * model is modified along the way: GPTQ replaces each finished layer's
+ * weights by their dequantized values (so the next layer is calibrated on
+ * quantized inputs: sequential GPTQ); AWQ folds its scales into norms and
+ * preceding linears and clips weights (the float model stays equivalent but
+ * for clipping).
+ */
+export async function calibratedQuantize(model: Model, calibration: CalibrationData, o: CalibratedOptions): Promise<Map<string, BlockwiseQuantized>> {
+  const { spans, groups } = decoderLayout(model);
+  const inits = new Map(model.graph.initializers.map((t) => [t.name, t]));
+  const matmulOf = new Map<string, Node>();
+  const consumers = new Map<string, Node[]>();
+  for (const n of model.graph.nodes) {
+    if (n.opType === 'MatMul' && inits.has(n.inputs[1])) matmulOf.set(n.inputs[1], n);
+    for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  }
+  const weight = (name: string): Tensor => {
+    const t = inits.get(name);
+    if (!t) throw new AlkiError('MISSING_WEIGHT', `weight ${name} named by the export metadata is missing from the graph`);
+    return t;
+  };
+  const hiddenSize = weight(groups[0].linears[0]).dims[0];
+  const runner = new LayerRunner(model, spans, calibration.samples, hiddenSize, 4, o.signal);
+  const results = new Map<string, BlockwiseQuantized>();
+  const gemm = new OrtGemm();
+  try {
+    const opts = { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric };
+    const total = spans.length;
+    o.onProgress?.({ step: `${o.method} calibrate`, done: 0, total, detail: `${calibration.samples.length} samples × ${runner.seqLen} tokens` });
+    await runner.start();
+
+    for (let i = 0; i < spans.length; i++) {
+      throwIfAborted(o.signal);
+      const layerGroups = groups.filter((g) => g.layer === i);
+      const inputOf = (g: Group) => matmulOf.get(g.linears[0])!.inputs[0];
+      const inputs = [...new Set(layerGroups.map(inputOf))];
+      for (const g of layerGroups) for (const w of g.linears) assertFinite(w, weight(w).data as Float32Array);
+      if (o.method === 'gptq') {
+        const stats = await runner.collect(i, inputs, { gram: true });
+        for (const g of layerGroups) {
+          const st = stats.get(inputOf(g))!;
+          const H = new Float64Array(st.gram!.length);
+          for (let j = 0; j < H.length; j++) H[j] = (2 / st.tokens) * st.gram![j];
+          for (const name of g.linears) {
+            const t = weight(name);
+            const [K, N] = t.dims;
+            const qw = gptq(transpose(t.data as Float32Array, K, N), H, N, K, { ...opts, actOrder: o.actOrder, percDamp: o.percDamp });
+            results.set(name, qw);
+            t.data = transpose(dequantizeBlockwise(qw), N, K);
+          }
+        }
+      } else {
+        const rows = o.awqRows ?? 4096;
+        const stats = await runner.collect(i, inputs, { absMean: true, rows });
+        for (const g of layerGroups) {
+          const st = stats.get(inputOf(g))!;
+          const K = st.K;
+          const n = st.rows!.length / K;
+          const xMean = new Float64Array(K);
+          for (let k = 0; k < K; k++) xMean[k] = st.absSum![k] / st.tokens;
+          const fold = foldTarget(g, (name) => inits.get(name), consumers, matmulOf, K);
+          if (fold) {
+            const lin = g.linears.map((name) => {
+              const t = weight(name);
+              return { w: transpose(t.data as Float32Array, t.dims[0], t.dims[1]), N: t.dims[1] };
+            });
+            const { scale } = await awqSearchScale(st.rows!, n, K, xMean, lin, opts, (a, m, k, b, nn) => gemm.abt(a, m, k, b, nn));
+            fold(scale);
+            for (const name of g.linears) {
+              const t = weight(name);
+              const d = t.data as Float32Array;
+              const N = t.dims[1];
+              for (let k = 0; k < K; k++) for (let c = 0; c < N; c++) d[k * N + c] *= scale[k];
+            }
+            // Later searches of this layer see the input as the scaled graph produces it.
+            for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) st.rows![t * K + k] /= scale[k];
+          }
+          // Clipping looks at 512 rows, as AutoAWQ does (n_sample_token): the search is per block and row.
+          const clipRows = Math.min(n, 512);
+          const clipX = new Float32Array(clipRows * K);
+          for (let r = 0; r < clipRows; r++) clipX.set(st.rows!.subarray(Math.floor((r * n) / clipRows) * K, (Math.floor((r * n) / clipRows) + 1) * K), r * K);
+          for (const name of g.linears) {
+            // AWQ does not clip q/k: attention scores are too sensitive to it.
+            if (/q_proj|k_proj/.test(name)) continue;
+            const t = weight(name);
+            const [Kw, N] = t.dims;
+            const clipped = awqClip(transpose(t.data as Float32Array, Kw, N), N, Kw, clipX, clipRows, opts);
+            t.data = transpose(clipped, N, Kw);
+          }
+        }
+      }
+      if (i < spans.length - 1) await runner.advance(i);
+      o.onProgress?.({ step: `${o.method} calibrate`, done: i + 1, total, detail: i < spans.length - 1 ? `layer ${i}` : 'head' });
+    }
+  } finally {
+    await gemm.release();
+  }
+  return results;
+}
+
+/** A group of linears reading one input, as the export's `alki.scale_groups` metadata lists them. */
+export type ScaleGroup = Group;
+
+/** Whether a per-channel input scale of `g` can be folded into the graph at zero runtime cost. */
+export function canFoldScale(model: Model, g: Group): boolean {
+  return foldFor(model, g) !== undefined;
+}
+
+/**
+ * Applies a per-input-channel scale s to a group without changing what the
+ * float model computes: the linears' input rows are multiplied by s and the
+ * producer of their input (norm weight, or preceding linear's output columns
+ * and bias) divided by s. Throws when the group has no foldable producer.
+ */
+export function applyScale(model: Model, g: Group, s: Float32Array): void {
+  const fold = foldFor(model, g);
+  if (!fold) throw new AlkiError('BAD_INPUT', `the input of ${g.linears.join(', ')} has no producer that can absorb a scale`);
+  fold(s);
+  const inits = new Map(model.graph.initializers.map((t) => [t.name, t]));
+  for (const name of g.linears) {
+    const t = inits.get(name)!;
+    const d = t.data as Float32Array;
+    const [K, N] = t.dims;
+    for (let k = 0; k < K; k++) for (let c = 0; c < N; c++) d[k * N + c] *= s[k];
+  }
+}
+
+function foldFor(model: Model, g: Group): ((s: Float32Array) => void) | undefined {
+  const inits = new Map(model.graph.initializers.map((t) => [t.name, t]));
+  const matmulOf = new Map<string, Node>();
+  const consumers = new Map<string, Node[]>();
+  for (const n of model.graph.nodes) {
+    if (n.opType === 'MatMul' && inits.has(n.inputs[1])) matmulOf.set(n.inputs[1], n);
+    for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  }
+  const first = inits.get(g.linears[0]);
+  if (!first) return undefined;
+  return foldTarget(g, (name) => inits.get(name), consumers, matmulOf, first.dims[0]);
+}
+
+/**
+ * Where a group's input scale can be folded at zero runtime cost: the norm
+ * weight (divided by s) when only that norm's Mul reads it, or the output
+ * columns (and bias) of the preceding linear when its width matches.
+ */
+function foldTarget(g: Group, weight: (n: string) => Tensor | undefined, consumers: Map<string, Node[]>, matmulOf: Map<string, Node>, K: number): ((s: Float32Array) => void) | undefined {
+  if (g.norm) {
+    const t = weight(g.norm)!;
+    if ((consumers.get(g.norm) ?? []).length !== 1 || t.dims.length !== 1 || t.dims[0] !== K) return undefined;
+    return (s) => {
+      const d = t.data as Float32Array;
+      for (let k = 0; k < K; k++) d[k] /= s[k];
+    };
+  }
+  if (g.prev) {
+    const t = weight(g.prev)!;
+    if (t.dims[1] !== K) return undefined; // e.g. v_proj → o_proj under grouped-query attention
+    const mm = matmulOf.get(g.prev)!;
+    const adds = (consumers.get(mm.outputs[0]) ?? []).filter((n) => n.opType === 'Add');
+    const biasName = adds.length === 1 ? adds[0].inputs.find((x) => x !== mm.outputs[0]) : undefined;
+    return (s) => {
+      const d = t.data as Float32Array;
+      const Kp = t.dims[0];
+      for (let r = 0; r < Kp; r++) for (let c = 0; c < K; c++) d[r * K + c] /= s[c];
+      const bias = biasName ? weight(biasName) : undefined;
+      if (bias) {
+        const b = bias.data as Float32Array;
+        for (let c = 0; c < K; c++) b[c] /= s[c];
+      }
+    };
+  }
+  return undefined;
+}

@@ -1,0 +1,47 @@
+import { AlkiError } from '@alki/core';
+import type { Graph, Model, Node, ValueInfo } from '@alki/onnx';
+
+/**
+ * The part of a graph that computes `outputs`, with `cuts` turned into graph
+ * inputs: nodes are collected backwards from the outputs and stop at cuts,
+ * graph inputs and initializers. Initializers are shared, not copied.
+ */
+export function extractSubgraph(model: Model, outputs: string[], cuts: ValueInfo[]): Graph {
+  const g = model.graph;
+  const producer = new Map<string, Node>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const inits = new Map(g.initializers.map((t) => [t.name, t]));
+  const graphInputs = new Map(g.inputs.map((v) => [v.name, v]));
+  const cutNames = new Set(cuts.map((c) => c.name));
+  const keep = new Set<Node>();
+  const usedInputs = new Map<string, ValueInfo>();
+  const usedInits = new Set<string>();
+  const stack = [...outputs];
+  const seen = new Set<string>();
+  while (stack.length) {
+    const name = stack.pop()!;
+    if (seen.has(name) || name === '') continue;
+    seen.add(name);
+    if (cutNames.has(name)) continue;
+    if (graphInputs.has(name)) {
+      usedInputs.set(name, graphInputs.get(name)!);
+      continue;
+    }
+    if (inits.has(name)) {
+      usedInits.add(name);
+      continue;
+    }
+    const n = producer.get(name);
+    if (!n) throw new AlkiError('CORRUPT_ONNX', `value "${name}" has no producer in the graph`, 'the model graph is incomplete');
+    if (keep.has(n)) continue;
+    keep.add(n);
+    for (const i of n.inputs) stack.push(i);
+  }
+  return {
+    name: `${g.name}_slice`,
+    nodes: g.nodes.filter((n) => keep.has(n)),
+    initializers: g.initializers.filter((t) => usedInits.has(t.name)),
+    inputs: [...cuts, ...usedInputs.values()],
+    outputs: outputs.map((name) => ({ name, elemType: 1 })),
+  };
+}

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { SeededRandom } from '@alki/core';
+import { encodeModel } from '@alki/onnx';
+import { exportModel, openHfModel } from '@alki/models';
+import { applyScale, awqSearchScale, canFoldScale, fakeQuantize, type ScaleGroup } from '../src/index.js';
+import { matmulABt } from '../src/linalg.js';
+import { tinyLlama } from '../../../tools/fixtures/index.js';
+
+describe('AWQ core', () => {
+  it('the chosen scales lower the output error versus s = 1 when a few input channels carry large activations', async () => {
+    const rng = new SeededRandom(3);
+    const n = 256, K = 64, N = 48;
+    const x = new Float32Array(n * K);
+    for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) x[t * K + k] = rng.normal() * (k % 16 === 0 ? 20 : 1);
+    const w = new Float32Array(N * K).map(() => rng.normal());
+    const xMean = new Float64Array(K);
+    for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) xMean[k] += Math.abs(x[t * K + k]) / n;
+    const opts = { bits: 4, blockSize: 32, symmetric: false } as const;
+    const { scale, alpha, loss, baseLoss } = await awqSearchScale(x, n, K, xMean, [{ w, N }], opts);
+    expect(alpha).toBeGreaterThan(0);
+    expect(loss).toBeLessThan(0.8 * baseLoss);
+    // Independent check of the claim: error of Q(W·s)·(X/s) against X·W.
+    const ref = matmulABt(x, n, K, w, N);
+    const err = (s: Float32Array) => {
+      const ws = new Float32Array(N * K);
+      for (let r = 0; r < N; r++) for (let k = 0; k < K; k++) ws[r * K + k] = w[r * K + k] * s[k];
+      const q = fakeQuantize(ws, N, K, opts);
+      for (let r = 0; r < N; r++) for (let k = 0; k < K; k++) q[r * K + k] /= s[k];
+      const y = matmulABt(x, n, K, q, N);
+      return y.reduce((a, v, i) => a + (v - ref[i]) ** 2, 0);
+    };
+    expect(err(scale)).toBeLessThan(err(new Float32Array(K).fill(1)));
+  });
+});
+
+describe('folding scales into the graph', () => {
+  it('leaves the fp32 model logits unchanged (≤ 1e-5 relative), for norm- and linear-fed groups', async () => {
+    const m = tinyLlama({ seed: 21, numHeads: 4, numKvHeads: 4, mlpBias: true });
+    const { model } = exportModel(openHfModel(m.dir));
+    const run = async () => {
+      const s = await ort.InferenceSession.create(encodeModel(model));
+      const ids = [1, 300, 301, 302, 303, 290];
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, 6]),
+        attention_mask: new ort.Tensor('int64', new BigInt64Array(6).fill(1n), [1, 6]),
+        position_ids: new ort.Tensor('int64', BigInt64Array.from([0n, 1n, 2n, 3n, 4n, 5n]), [1, 6]),
+      };
+      for (let i = 0; i < 2; i++) for (const kv of ['key', 'value']) feeds[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, 4, 0, 16]);
+      const out = (await s.run(feeds)).logits.data as Float32Array;
+      await s.release();
+      return Float32Array.from(out);
+    };
+    const before = await run();
+    const groups: ScaleGroup[] = JSON.parse(model.metadata['alki.scale_groups']);
+    const rng = new SeededRandom(9);
+    let folded = 0;
+    for (const g of groups) {
+      if (!canFoldScale(model, g)) continue;
+      const K = model.graph.initializers.find((t) => t.name === g.linears[0])!.dims[0];
+      applyScale(model, g, new Float32Array(K).map(() => 0.5 + 1.5 * rng.next()));
+      folded++;
+    }
+    // Multi-head attention: v→o folds too; so 4 groups per layer and the head.
+    expect(folded).toBe(2 * 4 + 1);
+    const after = await run();
+    let maxRel = 0;
+    for (let i = 0; i < before.length; i++) maxRel = Math.max(maxRel, Math.abs(after[i] - before[i]) / (1 + Math.abs(before[i])));
+    expect(maxRel).toBeLessThan(1e-5);
+    m.cleanup();
+  });
+});

@@ -1,0 +1,86 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { encodeModel, type Model } from '@alki/onnx';
+import { exportModel, openHfModel } from '@alki/models';
+import { loadTokenizer } from '@alki/runtime';
+import { calibrationFromText, createQuantizer, readCalibrationFile, type CalibrationData } from '../src/index.js';
+import { stories260K, tinyStoriesText, tinyLlama } from '../../../tools/fixtures/index.js';
+
+async function logits(model: Model, ids: number[], layers: number, kvh: number, hd: number): Promise<Float32Array> {
+  const s = await ort.InferenceSession.create(encodeModel(model));
+  const n = ids.length;
+  const feeds: Record<string, ort.Tensor> = {
+    input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]),
+    attention_mask: new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [1, n]),
+    position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, n]),
+  };
+  for (let i = 0; i < layers; i++) for (const kv of ['key', 'value']) feeds[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, kvh, 0, hd]);
+  const out = (await s.run(feeds)).logits.data as Float32Array;
+  await s.release();
+  return Float32Array.from(out);
+}
+
+function mse(a: Float32Array, b: Float32Array): number {
+  return a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / a.length;
+}
+
+describe.skipIf(!stories260K || !tinyStoriesText)('GPTQ and AWQ on stories260K (layer by layer, sequential)', () => {
+  it('both produce MatMulNBits models whose logits are closer to fp32 than RTN int4', async () => {
+    const tok = loadTokenizer(stories260K!);
+    const text = readCalibrationFile(tinyStoriesText!);
+    // Calibrate on the end of the text, evaluate on its start.
+    const calibration: CalibrationData = calibrationFromText(tok, text.slice(text.length / 2), { samples: 16, seqLen: 256, name: 'tinystories (second half)' });
+    expect(calibration.samples).toHaveLength(16);
+    const evalIds = tok.encode(text.slice(0, 4000)).slice(0, 256);
+    const fresh = () => exportModel(openHfModel(stories260K!)).model;
+    const ref = await logits(fresh(), evalIds, 5, 4, 8);
+    const errors: Record<string, number> = {};
+    for (const method of ['rtn', 'gptq', 'awq'] as const) {
+      const q = createQuantizer(method, { bits: 4, blockSize: 32 });
+      const steps: string[] = [];
+      const { model, report } = await q.quantize(fresh(), { calibration });
+      expect(model.graph.nodes.filter((n) => n.opType === 'MatMulNBits')).toHaveLength(36);
+      expect(model.graph.nodes.some((n) => n.opType === 'MatMul' && n.inputs[1]?.endsWith('.weight'))).toBe(false);
+      if (method !== 'rtn') expect(report.calibration).toMatchObject({ samples: 16, sequenceLength: 256 });
+      errors[method] = mse(await logits(model, evalIds, 5, 4, 8), ref);
+      void steps;
+    }
+    expect(errors.gptq).toBeLessThan(errors.rtn);
+    expect(errors.awq).toBeLessThan(errors.rtn);
+  });
+});
+
+describe('calibration input errors', () => {
+  it('a text too short for one sample, a missing file, a JSONL line without text', async () => {
+    const m = tinyLlama();
+    const tok = loadTokenizer(m.dir);
+    expect(() => calibrationFromText(tok, 'the cat', { samples: 4, seqLen: 64 })).toThrow(/fewer than one sample of 64/);
+    expect(() => readCalibrationFile(join(m.dir, 'nope.txt'))).toThrow(/calibration file not found/);
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(m.dir, 'c.jsonl'), '{"text": "ok"}\n{"body": "no"}\n');
+    expect(() => readCalibrationFile(join(m.dir, 'c.jsonl'))).toThrow(/c\.jsonl:2 has no "text" string/);
+    expect(readFileSync(join(m.dir, 'c.jsonl'), 'utf8')).toContain('ok');
+    m.cleanup();
+  });
+
+  it('NaN appearing in activations stops with the layer named', async () => {
+    const m = tinyLlama({ seed: 4 });
+    const { model } = exportModel(openHfModel(m.dir));
+    const norm = model.graph.initializers.find((t) => t.name === 'model.layers.1.post_attention_layernorm.weight')!;
+    (norm.data as Float32Array)[3] = NaN;
+    const calibration: CalibrationData = { samples: [[1, 300, 301, 302, 303, 304, 305, 306]], source: 'test' };
+    await expect(createQuantizer('gptq', { bits: 4 }).quantize(model, { calibration })).rejects.toThrow(/layer 1[\s\S]*NaN|NaN[\s\S]*layer 1/);
+    m.cleanup();
+  });
+
+  it('AWQ/GPTQ without calibration data, or on a foreign graph, say what is missing', async () => {
+    const m = tinyLlama();
+    const { model } = exportModel(openHfModel(m.dir));
+    await expect(createQuantizer('awq').quantize(model)).rejects.toThrow(/needs calibration data/);
+    delete model.metadata['alki.layers'];
+    await expect(createQuantizer('gptq').quantize(model, { calibration: { samples: [[1, 2, 3]], source: 'x' } })).rejects.toThrow(/exported by Alki/);
+    m.cleanup();
+  });
+});
