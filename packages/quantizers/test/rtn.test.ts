@@ -71,7 +71,8 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
       const wKN = new Float32Array(K * N);
       for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wKN[k * N + n] = wRows[n * K + k];
       const x = randomMatrix(M, K, 99);
-      const { model, report } = quantize(matmulModel(wKN, K, N), { method: 'rtn', bits, blockSize, symmetric });
+      // accuracy_level 0: float activations, so onnxruntime must match the reference exactly.
+      const { model, report } = quantize(matmulModel(wKN, K, N), { method: 'rtn', bits, blockSize, symmetric, accuracyLevel: 0 });
       expect(model.graph.nodes.map((n) => n.opType)).toEqual(['MatMulNBits']);
       expect(model.graph.initializers.some((t) => t.name === 'w')).toBe(false);
       expect(report.layers[0].relativeError).toBeLessThan(bits === 4 ? 0.12 : 0.01);
@@ -81,6 +82,25 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
       for (let i = 0; i < M * N; i++) expect(Math.abs(y[i] - ref[i])).toBeLessThan(1e-3 * (1 + Math.abs(ref[i])));
     });
   }
+
+  it('8-bit defaults to accuracy level 4 (int8 activations), close to the float-activation result', async () => {
+    const K = 128, N = 16, M = 4;
+    const wRows = randomMatrix(N, K, 77);
+    const wKN = new Float32Array(K * N);
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wKN[k * N + n] = wRows[n * K + k];
+    const x = randomMatrix(M, K, 78);
+    const { model, report } = quantize(matmulModel(wKN, K, N), { method: 'rtn', bits: 8 });
+    expect(report.accuracyLevel).toBe(4);
+    expect(model.graph.nodes[0].attributes.accuracy_level).toEqual({ type: 'int', value: 4 });
+    const ref = referenceMatMul(x, M, K, dequantizeBlockwise(rtn(wRows, N, K, { bits: 8, blockSize: 32, symmetric: false })), N);
+    const s = await ort.InferenceSession.create(encodeModel(model));
+    const y = (await s.run({ x: new ort.Tensor('float32', x, [M, K]) })).y.data as Float32Array;
+    let num = 0, den = 0;
+    for (let i = 0; i < M * N; i++) { num += (y[i] - ref[i]) ** 2; den += ref[i] ** 2; }
+    // int8 activations: ~1e-2 relative error is the documented cost.
+    expect(Math.sqrt(num / den)).toBeLessThan(0.03);
+    expect(quantize(matmulModel(wKN, K, N), { method: 'rtn', bits: 4 }).report.accuracyLevel).toBe(0);
+  });
 
   it('leaves excluded layers in float and refuses bad options', () => {
     const w = randomMatrix(32, 8, 5);
