@@ -1,4 +1,5 @@
-import { blockParams, quantizeValue, type BlockwiseOptions } from './blockwise.js';
+import { blockParams, blockRange, dequantizeBlockwise, quantizeValue, type BlockwiseOptions } from './blockwise.js';
+import { rtn } from './rtn.js';
 import { matmulABt } from './linalg.js';
 
 /** C = A·Bᵀ for A [m, k], B [n, k]; JS by default, onnxruntime's GEMM in the pipeline. */
@@ -18,23 +19,7 @@ export interface AwqLinear {
 
 /** Quantize then dequantize W [N, K] blockwise along K (RTN), into a new array. */
 export function fakeQuantize(w: Float32Array, N: number, K: number, o: BlockwiseOptions): Float32Array {
-  const out = new Float32Array(N * K);
-  const levels = (1 << o.bits) - 1;
-  for (let n = 0; n < N; n++) {
-    for (let k0 = 0; k0 < K; k0 += o.blockSize) {
-      const k1 = Math.min(K, k0 + o.blockSize);
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (let k = k0; k < k1; k++) {
-        const v = w[n * K + k];
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
-      const { scale, zero } = blockParams(lo, hi, o.bits, o.symmetric);
-      for (let k = k0; k < k1; k++) out[n * K + k] = (quantizeValue(w[n * K + k], scale, zero, levels) - zero) * scale;
-    }
-  }
-  return out;
+  return dequantizeBlockwise(rtn(w, N, K, o));
 }
 
 function meanSquaredDiff(a: Float32Array, b: Float32Array): number {
@@ -115,13 +100,7 @@ export function awqClip(w: Float32Array, N: number, K: number, x: Float32Array, 
   for (let k0 = 0; k0 < K; k0 += bs) {
     const k1 = Math.min(K, k0 + bs);
     for (let r = 0; r < N; r++) {
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (let k = k0; k < k1; k++) {
-        const v = w[r * K + k];
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
+      const { lo, hi } = blockRange(w, r * K, k0, k1);
       for (let t = 0; t < n; t++) {
         let s = 0;
         for (let k = k0; k < k1; k++) s += x[t * K + k] * w[r * K + k];

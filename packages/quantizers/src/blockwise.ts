@@ -48,6 +48,18 @@ export function blockParams(lo: number, hi: number, bits: number, symmetric: boo
   return { scale, zero };
 }
 
+/** Smallest and largest of w[offset + k0 .. offset + k1). */
+export function blockRange(w: ArrayLike<number>, offset: number, k0: number, k1: number): { lo: number; hi: number } {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let k = offset + k0; k < offset + k1; k++) {
+    const v = w[k];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return { lo, hi };
+}
+
 /** Code of x for a block: clamp(round(x/scale) + zero, 0, 2^b−1). */
 export function quantizeValue(x: number, scale: number, zero: number, levels: number): number {
   const q = Math.round(x / scale) + zero;

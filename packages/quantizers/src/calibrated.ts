@@ -60,13 +60,7 @@ function decoderLayout(model: Model): { spans: LayerSpan[]; groups: Group[] } {
  */
 export async function calibratedQuantize(model: Model, calibration: CalibrationData, o: CalibratedOptions): Promise<Map<string, BlockwiseQuantized>> {
   const { spans, groups } = decoderLayout(model);
-  const inits = new Map(model.graph.initializers.map((t) => [t.name, t]));
-  const matmulOf = new Map<string, Node>();
-  const consumers = new Map<string, Node[]>();
-  for (const n of model.graph.nodes) {
-    if (n.opType === 'MatMul' && inits.has(n.inputs[1])) matmulOf.set(n.inputs[1], n);
-    for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
-  }
+  const { inits, matmulOf } = graphIndex(model);
   const weight = (name: string): Tensor => {
     const t = inits.get(name);
     if (!t) throw new AlkiError('MISSING_WEIGHT', `weight ${name} named by the export metadata is missing from the graph`);
@@ -111,20 +105,13 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
           const n = st.rows!.length / K;
           const xMean = new Float64Array(K);
           for (let k = 0; k < K; k++) xMean[k] = st.absSum![k] / st.tokens;
-          const fold = foldTarget(g, (name) => inits.get(name), consumers, matmulOf, K);
-          if (fold) {
+          if (canFoldScale(model, g)) {
             const lin = g.linears.map((name) => {
               const t = weight(name);
               return { w: transpose(t.data as Float32Array, t.dims[0], t.dims[1]), N: t.dims[1] };
             });
             const { scale } = await awqSearchScale(st.rows!, n, K, xMean, lin, opts, (a, m, k, b, nn) => gemm.abt(a, m, k, b, nn));
-            fold(scale);
-            for (const name of g.linears) {
-              const t = weight(name);
-              const d = t.data as Float32Array;
-              const N = t.dims[1];
-              for (let k = 0; k < K; k++) for (let c = 0; c < N; c++) d[k * N + c] *= scale[k];
-            }
+            applyScale(model, g, scale);
             // Later searches of this layer see the input as the scaled graph produces it.
             for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) st.rows![t * K + k] /= scale[k];
           }
@@ -178,7 +165,8 @@ export function applyScale(model: Model, g: Group, s: Float32Array): void {
   }
 }
 
-function foldFor(model: Model, g: Group): ((s: Float32Array) => void) | undefined {
+/** Initializers by name, the MatMul reading each constant weight, and the readers of each value. */
+function graphIndex(model: Model): { inits: Map<string, Tensor>; matmulOf: Map<string, Node>; consumers: Map<string, Node[]> } {
   const inits = new Map(model.graph.initializers.map((t) => [t.name, t]));
   const matmulOf = new Map<string, Node>();
   const consumers = new Map<string, Node[]>();
@@ -186,6 +174,11 @@ function foldFor(model: Model, g: Group): ((s: Float32Array) => void) | undefine
     if (n.opType === 'MatMul' && inits.has(n.inputs[1])) matmulOf.set(n.inputs[1], n);
     for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n]);
   }
+  return { inits, matmulOf, consumers };
+}
+
+function foldFor(model: Model, g: Group): ((s: Float32Array) => void) | undefined {
+  const { inits, matmulOf, consumers } = graphIndex(model);
   const first = inits.get(g.linears[0]);
   if (!first) return undefined;
   return foldTarget(g, (name) => inits.get(name), consumers, matmulOf, first.dims[0]);

@@ -1,5 +1,5 @@
 import { AlkiError } from '@alki/core';
-import { blockParams, quantizeValue, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
+import { blockParams, blockRange, quantizeValue, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
 import { upperCholeskyOfInverse } from './linalg.js';
 
 /** GPTQ options (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers"). */
@@ -51,13 +51,7 @@ export function gptq(w: Float32Array, hessian: Float32Array | Float64Array, N: n
     const k0 = blk * bs;
     const k1 = Math.min(K, k0 + bs);
     for (let n = 0; n < N; n++) {
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (let k = k0; k < k1; k++) {
-        const v = W[n * K + k];
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
+      const { lo, hi } = blockRange(W, n * K, k0, k1);
       const { scale, zero } = blockParams(lo, hi, o.bits, o.symmetric);
       scales[n * nBlocks + blk] = scale;
       zeros[n * nBlocks + blk] = zero;

@@ -1,4 +1,4 @@
-import { blockParams, quantizeValue, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
+import { blockParams, blockRange, quantizeValue, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
 
 /**
  * Round-to-nearest blockwise quantization of a weight given as [N, K] rows
@@ -16,13 +16,7 @@ export function rtn(w: Float32Array, N: number, K: number, o: BlockwiseOptions):
     for (let b = 0; b < nBlocks; b++) {
       const k0 = b * o.blockSize;
       const k1 = Math.min(K, k0 + o.blockSize);
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (let k = k0; k < k1; k++) {
-        const v = w[n * K + k];
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
+      const { lo, hi } = blockRange(w, n * K, k0, k1);
       const { scale, zero } = blockParams(lo, hi, o.bits, o.symmetric);
       scales[n * nBlocks + b] = scale;
       if (zeroPoints) zeroPoints[n * nBlocks + b] = zero;
