@@ -154,9 +154,10 @@ async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfMo
       quantization: {
         method: report.method,
         bits: report.bits,
-        groupSize: quantized ? report.blockSize : null,
-        symmetric: quantized ? report.symmetric : null,
-        accuracyLevel: quantized ? report.accuracyLevel : null,
+        // SmoothQuant is per output channel (no blocks), symmetric, and has no MatMulNBits accuracy level.
+        groupSize: quantized && report.method !== 'smoothquant' ? report.blockSize : null,
+        symmetric: quantized ? report.method === 'smoothquant' || report.symmetric : null,
+        accuracyLevel: quantized && report.method !== 'smoothquant' ? report.accuracyLevel : null,
         calibration: report.calibration ?? null,
         excluded: report.excluded,
         quantizedLayers: report.layers.length,

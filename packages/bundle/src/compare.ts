@@ -21,11 +21,13 @@ const KNOWN: Record<string, MethodSpec['quantize']> = {
   awq4: { method: 'awq', bits: 4, blockSize: 32 },
   gptq4: { method: 'gptq', bits: 4, blockSize: 32 },
   gptq8: { method: 'gptq', bits: 8, blockSize: 32 },
+  smoothquant: { method: 'smoothquant' },
+  'w8a8-naive': { method: 'smoothquant', alpha: 0 },
 };
 
 /** Parses `--methods`: "all" or a comma list of none, rtn8, rtn4, rtn4-b128. */
 export function parseMethods(s: string): MethodSpec[] {
-  const names = s === 'all' ? ['none', 'rtn8', 'gptq8', 'rtn4', 'awq4', 'gptq4'] : s.split(',').map((x) => x.trim()).filter(Boolean);
+  const names = s === 'all' ? ['none', 'rtn8', 'gptq8', 'smoothquant', 'rtn4', 'awq4', 'gptq4'] : s.split(',').map((x) => x.trim()).filter(Boolean);
   if (names.length === 0) throw new AlkiError('BAD_OPTION', '--methods is empty', `choose from: all, ${Object.keys(KNOWN).join(', ')}`);
   return names.map((n) => {
     const q = KNOWN[n];
@@ -70,7 +72,13 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
     const dir = join(o.out, m.label);
     const existing = o.reuse !== false && existsSync(join(dir, 'alki.json')) ? tryRead(dir) : undefined;
     const q = existing?.manifest.quantization;
-    const matches = existing && existing.manifest.source.id === (o.sourceId ?? basename(o.modelDir)) && q!.method === m.quantize.method && (m.quantize.method === 'none' || (q!.bits === (m.quantize.bits ?? 4) && q!.groupSize === (m.quantize.blockSize ?? 32)));
+    // Reuse only a bundle of the same source and settings (SmoothQuant's α is not in the manifest: rebuild).
+    const matches =
+      existing &&
+      existing.manifest.source.id === (o.sourceId ?? basename(o.modelDir)) &&
+      q!.method === m.quantize.method &&
+      m.quantize.method !== 'smoothquant' &&
+      (m.quantize.method === 'none' || (q!.bits === (m.quantize.bits ?? 4) && q!.groupSize === (m.quantize.blockSize ?? 32)));
     if (matches) {
       bundles.push(existing);
       continue;

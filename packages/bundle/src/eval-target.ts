@@ -4,6 +4,7 @@ import type { Bundle } from './read.js';
 /** Short label of a bundle's quantization: "fp32", "rtn int4", "rtn int8 b128". */
 export function quantizationLabel(q: { method: string; bits: number; groupSize?: number | null }): string {
   if (q.method === 'none') return 'fp32';
+  if (q.method === 'smoothquant') return 'smoothquant w8a8';
   return `${q.method} int${q.bits}${q.groupSize && q.groupSize !== 32 ? ` b${q.groupSize}` : ''}`;
 }
 

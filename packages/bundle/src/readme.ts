@@ -7,7 +7,13 @@ function mb(bytes: number): string {
 /** The bundle's model card: what it is, how it was made, what was measured, how to run it. */
 export function bundleReadme(m: BundleManifest, folderName: string, evaluationMarkdown?: string): string {
   const q = m.quantization;
-  const method = q.method === 'none' ? 'none (float32)' : `${q.method}, int${q.bits}, block ${q.groupSize}, ${q.symmetric ? 'symmetric' : 'with zero points'}`;
+  const method =
+    q.method === 'none'
+      ? 'none (float32)'
+      : q.method === 'smoothquant'
+        ? 'SmoothQuant W8A8: int8 per-channel weights, int8 dynamic activations (DynamicQuantizeMatMul)'
+        : `${q.method}, int${q.bits}, block ${q.groupSize}, ${q.symmetric ? 'symmetric' : 'with zero points'}`;
+  const calibration = q.calibration ? `\n| calibration | ${q.calibration.samples} samples × ${q.calibration.sequenceLength} tokens, ${q.calibration.source} |` : '';
   const rows: string[] = [
     `| model files on disk | ${mb(m.metrics.modelBytes.value)} |`,
     `| whole bundle | ${mb(m.metrics.sizeBytes.value)} |`,
@@ -28,7 +34,7 @@ Built by Alki ${m.alkiVersion} on ${m.createdAt}.
 |---|---|
 | source | ${m.source.id}${m.source.revision ? ` @ ${m.source.revision}` : ''} |
 | architecture | ${m.source.architecture} (${m.source.modelType}), ${m.source.parameters.toLocaleString('en-US')} parameters |
-| quantization | ${method} |
+| quantization | ${method} |${calibration}
 | graph | ONNX opset ${m.runtime.opset}, ${m.runtime.flavour} flavour, domains ${m.runtime.domains.join(', ')} |
 | runtime | onnxruntime ${m.runtime.onnxruntime} |
 

@@ -5,6 +5,9 @@ import { dequantizeBlockwise, type BlockwiseQuantized } from './blockwise.js';
 import { LayerRunner, type LayerSpan } from './calibration/layer-runner.js';
 import { gptq } from './gptq.js';
 import { OrtGemm } from './ort-gemm.js';
+import { smoothingFactors } from './smoothquant.js';
+import { inferScaleGroups, type InferredGroup } from './infer-groups.js';
+import { floatTensor } from '@alki/onnx';
 import { assertFinite } from './rewrite.js';
 
 /** Token sequences to calibrate on, all of one length, and where they came from. */
@@ -15,16 +18,13 @@ export interface CalibrationData {
   sha256?: string;
 }
 
-/** How the export describes a group of linears (see @alki/models ScaleGroup). */
-interface Group {
-  layer: number;
-  norm?: string;
-  prev?: string;
-  linears: string[];
-}
+/** How the export (or {@link inferScaleGroups}, for foreign graphs) describes a group of linears. */
+type Group = InferredGroup;
 
 export interface CalibratedOptions {
-  method: 'gptq' | 'awq';
+  method: 'gptq' | 'awq' | 'smoothquant';
+  /** SmoothQuant migration strength α (default 0.5). */
+  alpha?: number;
   bits: 2 | 4 | 8;
   blockSize: number;
   symmetric: boolean;
@@ -36,12 +36,15 @@ export interface CalibratedOptions {
   signal?: AbortSignal;
 }
 
-/** Parses the export's layer boundaries and scale groups; foreign graphs have neither. */
+/**
+ * The layer boundaries and scale groups the export recorded; a graph Alki did
+ * not build is calibrated as one span, with groups inferred from its structure.
+ */
 function decoderLayout(model: Model): { spans: LayerSpan[]; groups: Group[] } {
   const groupsJson = model.metadata['alki.scale_groups'];
   const layersJson = model.metadata['alki.layers'];
   if (!groupsJson || !layersJson) {
-    throw new AlkiError('BAD_INPUT', 'calibrated quantization (AWQ, GPTQ) needs a decoder graph exported by Alki (alki.layers metadata)', 'export the model with @alki/models, or use method "rtn" for foreign graphs');
+    return { spans: [{ input: '', output: model.graph.outputs[0].name }], groups: inferScaleGroups(model) };
   }
   const layers = JSON.parse(layersJson) as LayerSpan[];
   const groups = JSON.parse(groupsJson) as Group[];
@@ -66,7 +69,7 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
     if (!t) throw new AlkiError('MISSING_WEIGHT', `weight ${name} named by the export metadata is missing from the graph`);
     return t;
   };
-  const hiddenSize = weight(groups[0].linears[0]).dims[0];
+  const hiddenSize = spans[0].input ? weight(groups[0].linears[0]).dims[0] : 0;
   const runner = new LayerRunner(model, spans, calibration.samples, hiddenSize, 4, o.signal);
   const results = new Map<string, BlockwiseQuantized>();
   const gemm = new OrtGemm();
@@ -82,7 +85,16 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
       const inputOf = (g: Group) => matmulOf.get(g.linears[0])!.inputs[0];
       const inputs = [...new Set(layerGroups.map(inputOf))];
       for (const g of layerGroups) for (const w of g.linears) assertFinite(w, weight(w).data as Float32Array);
-      if (o.method === 'gptq') {
+      if (o.method === 'smoothquant') {
+      // Smoothing is exact in float, so every group can use the float model's statistics.
+      const stats = await runner.collect(i, inputs, { absMax: true });
+      for (const g of layerGroups) {
+        if (!g.norm || !canFoldScale(model, g)) continue;
+        const st = stats.get(inputOf(g))!;
+        const s = smoothingFactors(st.absMax!, g.linears.map((name) => ({ data: weight(name).data as Float32Array, N: weight(name).dims[1] })), o.alpha ?? 0.5);
+        applyScale(model, g, s);
+      }
+    } else if (o.method === 'gptq') {
         const stats = await runner.collect(i, inputs, { gram: true });
         for (const g of layerGroups) {
           const st = stats.get(inputOf(g))!;
@@ -141,9 +153,23 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
 /** A group of linears reading one input, as the export's `alki.scale_groups` metadata lists them. */
 export type ScaleGroup = Group;
 
-/** Whether a per-channel input scale of `g` can be folded into the graph at zero runtime cost. */
+/** Whether a per-channel input scale of `g` can be applied: folded at zero cost, or (foreign graphs) by an inserted Mul. */
 export function canFoldScale(model: Model, g: Group): boolean {
-  return foldFor(model, g) !== undefined;
+  return foldFor(model, g) !== undefined || !!g.insertMul;
+}
+
+/** Where no producer can absorb the scale: x → Mul(x, 1/s) → the group's MatMuls (one Mul at run time). */
+function insertMul(model: Model, g: Group): (s: Float32Array) => void {
+  return (s) => {
+    const targets = model.graph.nodes.filter((n) => n.opType === 'MatMul' && g.linears.includes(n.inputs[1]));
+    const x = targets[0].inputs[0];
+    const inv = floatTensor(`${g.linears[0]}.input_scale`, [s.length], s.map((v) => 1 / v));
+    const out = `${x}_scaled_${model.graph.initializers.length}`;
+    model.graph.initializers.push(inv);
+    const at = Math.min(...targets.map((n) => model.graph.nodes.indexOf(n)));
+    model.graph.nodes.splice(at, 0, { opType: 'Mul', name: `${inv.name}_Mul`, inputs: [x, inv.name], outputs: [out], attributes: {} });
+    for (const n of targets) n.inputs[0] = out;
+  };
 }
 
 /**
@@ -153,7 +179,7 @@ export function canFoldScale(model: Model, g: Group): boolean {
  * and bias) divided by s. Throws when the group has no foldable producer.
  */
 export function applyScale(model: Model, g: Group, s: Float32Array): void {
-  const fold = foldFor(model, g);
+  const fold = foldFor(model, g) ?? (g.insertMul ? insertMul(model, g) : undefined);
   if (!fold) throw new AlkiError('BAD_INPUT', `the input of ${g.linears.join(', ')} has no producer that can absorb a scale`);
   fold(s);
   const inits = new Map(model.graph.initializers.map((t) => [t.name, t]));
@@ -193,9 +219,12 @@ function foldTarget(g: Group, weight: (n: string) => Tensor | undefined, consume
   if (g.norm) {
     const t = weight(g.norm)!;
     if ((consumers.get(g.norm) ?? []).length !== 1 || t.dims.length !== 1 || t.dims[0] !== K) return undefined;
+    const bias = g.normBias ? weight(g.normBias) : undefined;
     return (s) => {
       const d = t.data as Float32Array;
       for (let k = 0; k < K; k++) d[k] /= s[k];
+      // LayerNorm: y = x̂·γ + β, so β is divided too.
+      if (bias) for (let k = 0; k < K; k++) (bias.data as Float32Array)[k] /= s[k];
     };
   }
   if (g.prev) {

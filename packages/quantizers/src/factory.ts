@@ -4,6 +4,8 @@ import { type BlockwiseQuantized } from './blockwise.js';
 import { calibratedQuantize, type CalibrationData } from './calibrated.js';
 import { emptyReport, finishQuantizedModel, quantize, resolveQuantizeOptions, selectLinears, writeMatMulNBits, type QuantizeMethod, type QuantizeOptions, type QuantizeReport } from './quantize.js';
 import { rtn } from './rtn.js';
+import { findLinears } from './rewrite.js';
+import { writeDynamicQuantizeMatMul } from './smoothquant.js';
 
 /** What a quantizer may need besides the model. */
 export interface QuantizeContext {
@@ -29,7 +31,7 @@ export interface Quantizer {
  */
 export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOptions, 'method'> = {}): Quantizer {
   const o = resolveQuantizeOptions({ ...options, method });
-  const needsCalibration = method === 'awq' || method === 'gptq';
+  const needsCalibration = method === 'awq' || method === 'gptq' || method === 'smoothquant';
   return {
     method,
     options: o,
@@ -42,18 +44,46 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
       const cal = context.calibration;
       report.calibration = { source: cal.source, samples: cal.samples.length, sequenceLength: cal.samples[0]?.length ?? 0, sha256: cal.sha256 };
       const sites = selectLinears(model, o, report);
-      // The reference for the error report is the weight as the checkpoint had it.
+      // GPTQ's error is reported against the weight as the checkpoint had it.
       const original = new Map(sites.map((s) => [s.weight.name, transpose(s.weight.data as Float32Array, s.K, s.N)]));
-      const codes = await calibratedQuantize(model, cal, { method: method as 'awq' | 'gptq', bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric, actOrder: o.actOrder, percDamp: o.percDamp, onProgress: o.onProgress, signal: o.signal });
+      const codes = await calibratedQuantize(model, cal, { method: method as 'awq' | 'gptq' | 'smoothquant', bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric, actOrder: o.actOrder, percDamp: o.percDamp, alpha: o.alpha, onProgress: o.onProgress, signal: o.signal });
+      if (method === 'smoothquant') {
+        // W8A8: int8 weights per output channel, activations quantized per tensor at run time.
+        for (const site of findLinears(model).filter((s) => original.has(s.weight.name))) {
+          const { bytes, q, scales } = writeDynamicQuantizeMatMul(model, site);
+          const back = new Float32Array(site.N * site.K);
+          for (let k = 0; k < site.K; k++) for (let n = 0; n < site.N; n++) back[n * site.K + k] = q[k * site.N + n] * scales[n];
+          const smoothed = transpose(site.weight.data as Float32Array, site.K, site.N);
+          report.layers.push({ name: site.weight.name, K: site.K, N: site.N, relativeError: relativeError(smoothed, back) });
+          report.floatBytes += site.weight.data.byteLength;
+          report.quantizedBytes += bytes;
+        }
+        finishQuantizedModel(model, report);
+        report.seconds = (performance.now() - t0) / 1000;
+        return { model, report };
+      }
       for (const site of sites) {
         let qw: BlockwiseQuantized | undefined = codes.get(site.weight.name);
         // AWQ leaves scaled, clipped float weights: the final rounding is plain RTN.
-        if (!qw) qw = rtn(transpose(site.weight.data as Float32Array, site.K, site.N), site.N, site.K, o);
-        writeMatMulNBits(model, site, qw, original.get(site.weight.name)!, o.accuracyLevel, report);
+        // Its error is reported against the scaled weight it rounds (scaling is exact; clipping is part of the error).
+        const reference = qw ? original.get(site.weight.name)! : transpose(site.weight.data as Float32Array, site.K, site.N);
+        if (!qw) qw = rtn(reference, site.N, site.K, o);
+        writeMatMulNBits(model, site, qw, reference, o.accuracyLevel, report);
       }
       finishQuantizedModel(model, report);
       report.seconds = (performance.now() - t0) / 1000;
       return { model, report };
     },
   };
+}
+
+/** ‖a − b‖ / ‖a‖. */
+function relativeError(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += a[i] ** 2;
+  }
+  return Math.sqrt(num / (den || 1));
 }

@@ -2,11 +2,11 @@ import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { transpose, type Model } from '@alki/onnx';
 import { dequantizeBlockwise, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
 import { matMulNBitsNode, matMulNBitsTensors } from './matmul-nbits.js';
-import { assertFinite, findLinears, pruneInitializers, type LinearSite } from './rewrite.js';
+import { assertFinite, findLinears, gemmToMatMul, pruneInitializers, type LinearSite } from './rewrite.js';
 import { rtn } from './rtn.js';
 
 /** Quantization methods. */
-export const QUANTIZE_METHODS = ['none', 'rtn', 'awq', 'gptq'] as const;
+export const QUANTIZE_METHODS = ['none', 'rtn', 'awq', 'gptq', 'smoothquant'] as const;
 export type QuantizeMethod = (typeof QUANTIZE_METHODS)[number];
 
 /** Options of {@link quantize} and {@link createQuantizer}. */
@@ -29,13 +29,19 @@ export interface QuantizeOptions {
   actOrder?: boolean;
   /** GPTQ: dampening as a fraction of the mean Hessian diagonal (default 0.01). */
   percDamp?: number;
+  /** SmoothQuant: migration strength α in [0, 1] (default 0.5). */
+  alpha?: number;
   /** Weight initializer names (exact or RegExp) to leave in float. */
   exclude?: (string | RegExp)[];
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
 
-/** Per-layer outcome: relative Frobenius error ‖W − Ŵ‖ / ‖W‖ (of the weight the quantizer was given). */
+/**
+ * Per-layer outcome: relative Frobenius error ‖W − Ŵ‖ / ‖W‖, against the
+ * checkpoint's weight for RTN and GPTQ, and against the scaled weight that is
+ * rounded for AWQ and SmoothQuant (their scaling is exact and folded away).
+ */
 export interface LayerReport {
   name: string;
   K: number;
@@ -50,6 +56,7 @@ export interface QuantizeReport {
   symmetric: boolean;
   accuracyLevel: number;
   actOrder?: boolean;
+  alpha?: number;
   layers: LayerReport[];
   excluded: string[];
   /** Bytes of the quantized layers' weights before and after. */
@@ -68,7 +75,12 @@ export function resolveQuantizeOptions(o: QuantizeOptions): ResolvedQuantizeOpti
   if (!(QUANTIZE_METHODS as readonly string[]).includes(o.method)) {
     throw new AlkiError('BAD_OPTION', `unknown quantization method "${o.method}"`, `choose one of: ${QUANTIZE_METHODS.join(', ')}`);
   }
-  const bits = o.bits ?? 4;
+  if (o.method === 'smoothquant' && o.bits !== undefined && o.bits !== 8) {
+    throw new AlkiError('BAD_OPTION', `SmoothQuant is W8A8: --bits ${o.bits} is not possible`, 'drop --bits (or use --bits 8) with smoothquant; for 4-bit weights use --quantize awq or gptq');
+  }
+  if (o.alpha !== undefined && o.method !== 'smoothquant') throw new AlkiError('BAD_OPTION', '--alpha applies to SmoothQuant only', 'use --quantize smoothquant --alpha 0.5');
+  if (o.alpha !== undefined && !(o.alpha >= 0 && o.alpha <= 1)) throw new AlkiError('BAD_OPTION', `--alpha must be in [0, 1], got ${o.alpha}`, 'SmoothQuant uses 0.5 by default; 0.75–0.85 for models with strong outliers');
+  const bits = o.bits ?? (o.method === 'smoothquant' ? 8 : 4);
   if (![2, 4, 8].includes(bits)) throw new AlkiError('BAD_OPTION', `--bits ${bits} is not supported`, 'use 4 or 8 (2 for experiments)');
   const blockSize = o.blockSize ?? 32;
   if (!BLOCK_SIZES.includes(blockSize)) throw new AlkiError('BAD_OPTION', `--block-size ${blockSize} is not supported`, `use one of ${BLOCK_SIZES.join(', ')}`);
@@ -90,6 +102,7 @@ export function emptyReport(o: ResolvedQuantizeOptions): QuantizeReport {
     symmetric: o.symmetric,
     accuracyLevel: o.accuracyLevel,
     ...(o.method === 'gptq' ? { actOrder: !!o.actOrder } : {}),
+    ...(o.method === 'smoothquant' ? { alpha: o.alpha ?? 0.5 } : {}),
     layers: [],
     excluded: [],
     floatBytes: 0,
@@ -99,6 +112,7 @@ export function emptyReport(o: ResolvedQuantizeOptions): QuantizeReport {
 
 /** Linears the options select (exclusions recorded in the report). */
 export function selectLinears(model: Model, o: QuantizeOptions, report: QuantizeReport): LinearSite[] {
+  gemmToMatMul(model);
   const isExcluded = (name: string) => (o.exclude ?? []).some((p) => (typeof p === 'string' ? p === name : p.test(name)));
   return findLinears(model).filter((s) => {
     if (!isExcluded(s.weight.name)) return true;

@@ -75,12 +75,16 @@ describe('calibration input errors', () => {
     m.cleanup();
   });
 
-  it('AWQ/GPTQ without calibration data, or on a foreign graph, say what is missing', async () => {
+  it('AWQ/GPTQ without calibration data, or on a graph not fed by token ids, say what is missing', async () => {
     const m = tinyLlama();
     const { model } = exportModel(openHfModel(m.dir));
     await expect(createQuantizer('awq').quantize(model)).rejects.toThrow(/needs calibration data/);
-    delete model.metadata['alki.layers'];
-    await expect(createQuantizer('gptq').quantize(model, { calibration: { samples: [[1, 2, 3]], source: 'x' } })).rejects.toThrow(/exported by Alki/);
+    const { GraphBuilder, DataType, floatTensor, createModel } = await import('@alki/onnx');
+    const b = new GraphBuilder();
+    b.initializer(floatTensor('w', [8, 4], new Float32Array(32).fill(0.5)));
+    b.output(b.node('MatMul', [b.input('features', DataType.FLOAT, ['n', 8]), 'w'], {}, { outputs: ['y'] }), DataType.FLOAT);
+    const foreign = createModel(b.build(), { opsets: { '': 17 } });
+    await expect(createQuantizer('gptq').quantize(foreign, { calibration: { samples: [[1, 2, 3]], source: 'x' } })).rejects.toThrow(/cannot feed the graph input "features"/);
     m.cleanup();
   });
 });

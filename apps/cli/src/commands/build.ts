@@ -19,11 +19,12 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
     (a) =>
       evalFlags(a)
         .positional('model', { type: 'string', demandOption: true, describe: 'local model folder, hub id (owner/name), or "demo"' })
-        .option('quantize', { alias: 'q', type: 'string', default: 'rtn', describe: 'method: none | rtn | awq | gptq' })
-        .option('bits', { type: 'number', default: 4, describe: 'weight bits: 4 or 8' })
+        .option('quantize', { alias: 'q', type: 'string', default: 'rtn', describe: 'method: none | rtn | awq | gptq | smoothquant' })
+        .option('bits', { type: 'number', describe: 'weight bits: 4 (default) or 8; SmoothQuant is always 8' })
         .option('block-size', { type: 'number', default: 32, describe: 'inputs per scale: 16, 32, 64, 128 or 256' })
         .option('symmetric', { type: 'boolean', default: false, describe: 'no zero points (default: per-block zero points)' })
         .option('accuracy-level', { type: 'number', describe: 'MatMulNBits accuracy_level: 0 = float activations (default for 4 bits), 4 = int8 activations (default for 8 bits; ~3× faster 4-bit decode)' })
+        .option('alpha', { type: 'number', describe: 'SmoothQuant migration strength α in [0, 1] (default 0.5)' })
         .option('act-order', { type: 'boolean', default: false, describe: 'GPTQ: quantize columns by decreasing activation energy' })
         .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (.txt, or .jsonl with a "text" field); default: text sampled from the fp32 model' })
         .option('calib-samples', { type: 'number', describe: 'calibration samples (default 128, 32 with --quick)' })
@@ -44,7 +45,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       const onProgress = progressPrinter(flags);
       const source = await resolveModel(args.model as string, { revision: args.revision as string | undefined, onProgress, signal });
       const method = args.quantize as string;
-      const bits = args.bits as number;
+      const bits = (args.bits as number | undefined) ?? (method === 'smoothquant' ? 8 : 4);
       const out = (args.out as string | undefined) ?? defaultOut(source.id, method, bits);
       note(flags, `building ${out} from ${source.id} (${source.dir})`);
       const t0 = Date.now();
@@ -54,7 +55,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         sourceId: source.id,
         revision: source.revision,
         commitSha: source.commitSha,
-        quantize: { method: method as 'rtn', bits: bits as 4, blockSize: args['block-size'] as number, symmetric: args.symmetric as boolean, accuracyLevel: args['accuracy-level'] as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined },
+        quantize: { method: method as 'rtn', bits: args.bits as 4 | undefined, blockSize: args['block-size'] as number, symmetric: args.symmetric as boolean, accuracyLevel: args['accuracy-level'] as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined },
         calibration: { path: args.calib as string | undefined, samples: (args['calib-samples'] as number | undefined) ?? (args.quick ? 32 : undefined), seqLen: args['calib-seqlen'] as number | undefined },
         externalData: args['external-data'] as 'auto',
         overwrite: args.force as boolean,

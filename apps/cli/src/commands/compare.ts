@@ -13,7 +13,7 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
       evalFlags(
         a
           .positional('model', { type: 'string', demandOption: true, describe: 'local model folder, hub id, or "demo"' })
-          .option('methods', { type: 'string', default: 'all', describe: 'all, or a comma list of none, rtn8, gptq8, rtn4, awq4, gptq4, rtn4-b128' })
+          .option('methods', { type: 'string', default: 'all', describe: 'all, or a comma list of none, rtn8, gptq8, smoothquant, w8a8-naive, rtn4, awq4, gptq4, rtn4-b128' })
           .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (default: sampled from the fp32 model)' })
           .option('calib-samples', { type: 'number', describe: 'calibration samples (default 128, 32 with --quick)' })
           .option('metrics', { type: 'string', default: 'all' })

@@ -6,13 +6,21 @@ import { formatBytes, keyValues, type OutputFlags } from '../output.js';
 /** The human summary of a bundle, shared by `info` and `build`. */
 export function describeBundle(dir: string, m: BundleManifest): string {
   const q = m.quantization;
-  const quant = q.method === 'none' ? 'none (float32)' : `${q.method} int${q.bits}, block ${q.groupSize}, ${q.symmetric ? 'symmetric' : 'zero points'}, ${q.quantizedLayers} layers${q.excluded.length ? `, ${q.excluded.length} excluded` : ''}`;
+  const layers = `${q.quantizedLayers} layers${q.excluded.length ? `, ${q.excluded.length} excluded` : ''}`;
+  const quant =
+    q.method === 'none'
+      ? 'none (float32)'
+      : q.method === 'smoothquant'
+        ? `smoothquant W8A8 (int8 per-channel weights, int8 dynamic activations), ${layers}`
+        : `${q.method} int${q.bits}, block ${q.groupSize}, ${q.symmetric ? 'symmetric' : 'zero points'}, ${layers}`;
+  const calib = q.calibration ? `${q.calibration.samples} × ${q.calibration.sequenceLength} tokens, ${q.calibration.source}` : undefined;
   const rows: [string, string][] = [
     ['bundle', dir],
     ['source', `${m.source.id}${m.source.revision ? ` @ ${m.source.revision}` : ''}`],
     ['architecture', `${m.source.architecture} (${m.source.modelType}), ${m.source.parameters.toLocaleString('en-US')} parameters`],
     ['shape', `${m.model.numLayers} layers, ${m.model.numKvHeads} kv heads × ${m.model.headDim}, vocab ${m.model.vocabSize}, context ${m.model.maxPositions}`],
     ['quantization', quant],
+    ...(calib ? ([['calibration', calib]] as [string, string][]) : []),
     ['graph', `${m.model.path}${m.model.externalData.length ? ` + ${m.model.externalData.join(', ')}` : ''}, opset ${m.runtime.opset}, ${m.runtime.flavour}`],
     ['model size', formatBytes(m.metrics.modelBytes.value)],
     ['bundle size', `${formatBytes(m.metrics.sizeBytes.value)} in ${m.files.length} files`],

@@ -70,6 +70,7 @@ export class LayerRunner {
 
   /** Computes the input hidden states of layer 0 (the embedding part of the graph). */
   async start(): Promise<void> {
+    if (!this.layers[0].input) return; // one span from the graph inputs: nothing before it
     const graph = extractSubgraph(this.model, [this.layers[0].input], []);
     this.hidden = [];
     await this.withSession(graph, async (s) => {
@@ -96,7 +97,7 @@ export class LayerRunner {
     await this.withSession(b.graph, async (s) => {
       for (let bi = 0; bi < this.batches.length; bi++) {
         throwIfAborted(this.signal);
-        const out = await s.run({ ...this.feeds(s, this.batches[bi]), [this.layers[i].input]: this.hiddenTensor(bi) });
+        const out = await s.run(this.layerFeeds(s, i, bi));
         for (const name of inputs) {
           const names = b.outputs.get(name)!;
           const x = out[names.x].data as Float32Array;
@@ -144,18 +145,28 @@ export class LayerRunner {
   /** Runs layer `i` with the model's current weights and keeps its outputs as the next layer's inputs. */
   async advance(i: number): Promise<void> {
     const span = this.layers[i];
-    const graph = extractSubgraph(this.model, [span.output], [this.hiddenInfo(span.input)]);
+    const graph = extractSubgraph(this.model, [span.output], this.cuts(i));
     const next: Float32Array[] = [];
     await this.withSession(graph, async (s) => {
       for (let bi = 0; bi < this.batches.length; bi++) {
         throwIfAborted(this.signal);
-        const out = await s.run({ ...this.feeds(s, this.batches[bi]), [span.input]: this.hiddenTensor(bi) });
+        const out = await s.run(this.layerFeeds(s, i, bi));
         const h = out[span.output].data as Float32Array;
         this.checkFinite(`leaving layer ${i}`, h);
         next.push(h);
       }
     });
     this.hidden = next;
+  }
+
+  private layerFeeds(s: ort.InferenceSession, i: number, bi: number): Record<string, ort.Tensor> {
+    const feeds = this.feeds(s, this.batches[bi]);
+    if (this.layers[i].input) feeds[this.layers[i].input] = this.hiddenTensor(bi);
+    return feeds;
+  }
+
+  private cuts(i: number): ValueInfo[] {
+    return this.layers[i].input ? [this.hiddenInfo(this.layers[i].input)] : [];
   }
 
   private hiddenInfo(name: string): ValueInfo {
@@ -169,7 +180,7 @@ export class LayerRunner {
   /** The layer slice plus, for each requested value X: X flattened to [tokens, K], and XᵀX. */
   private statsGraph(i: number, inputs: string[], request: StatsRequest): { graph: Graph; outputs: Map<string, { x: string; gram?: string }> } {
     const span = this.layers[i];
-    const base = extractSubgraph(this.model, inputs, [this.hiddenInfo(span.input)]);
+    const base = extractSubgraph(this.model, inputs, this.cuts(i));
     const outputs = new Map<string, { x: string; gram?: string }>();
     const extraInits = [int64Tensor('alki_calib_minus1', [1], [-1])];
     const nodes = [...base.nodes];
@@ -209,6 +220,8 @@ export class LayerRunner {
         const info = this.model.graph.inputs.find((v) => v.name === name)!;
         const dims = (info.shape ?? []).map((d, k) => (k === 0 ? B : typeof d === 'number' ? d : 0));
         feeds[name] = new ort.Tensor('float32', new Float32Array(0), dims);
+      } else if (!this.layers.some((l) => l.input === name)) {
+        throw new AlkiError('BAD_INPUT', `calibration cannot feed the graph input "${name}"`, 'calibrated methods run decoder graphs fed by input_ids (with optional attention_mask, position_ids, past_key_values.*); use method "rtn" for other graphs');
       }
     }
     return feeds;
