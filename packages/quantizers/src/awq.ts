@@ -1,9 +1,6 @@
 import { blockParams, blockRange, dequantizeBlockwise, quantizeValue, type BlockwiseOptions } from './blockwise.js';
 import { rtn } from './rtn.js';
-import { matmulABt } from './linalg.js';
-
-/** C = A·Bᵀ for A [m, k], B [n, k]; JS by default, onnxruntime's GEMM in the pipeline. */
-export type MatMulABt = (a: Float32Array, m: number, k: number, b: Float32Array, n: number) => Float32Array | Promise<Float32Array>;
+import { matmulABt, type MatMulABt } from './linalg.js';
 
 /** AWQ options (Lin et al. 2023, "AWQ: Activation-aware Weight Quantization for LLM Compression and Acceleration"). */
 export interface AwqOptions extends BlockwiseOptions {
@@ -88,50 +85,77 @@ export async function awqSearchScale(x: Float32Array, n: number, K: number, xAbs
  * AWQ's clipping search for one linear W [N, K] (already scaled) on input
  * rows X [n, K]: per output row and quantization block, shrink the block's
  * range to max·(1 − i/grid) for i < grid·maxShrink and keep the one whose
- * block output X_b·Q(clip(w_b))ᵀ is closest to X_b·w_bᵀ. Returns W clipped.
+ * block output X_b·Q(clip(w_b))ᵀ is closest to X_b·w_bᵀ. The block outputs of
+ * all rows at once are one A·Bᵀ product (onnxruntime's GEMM in the pipeline).
+ * Returns W clipped.
  */
-export function awqClip(w: Float32Array, N: number, K: number, x: Float32Array, n: number, o: AwqOptions & { maxShrink?: number }): Float32Array {
+/** Per output column n: Σ_t (X·Qᵀ − R)²[t, n]; see {@link awqClip}. */
+export type ColumnSquaredError = (x: Float32Array, m: number, k: number, q: Float32Array, n: number, ref: Float32Array) => Float32Array | Promise<Float32Array>;
+
+async function jsColumnSquaredError(x: Float32Array, m: number, k: number, q: Float32Array, n: number, ref: Float32Array): Promise<Float32Array> {
+  const y = matmulABt(x, m, k, q, n);
+  const e = new Float32Array(n);
+  for (let t = 0; t < m; t++) for (let r = 0; r < n; r++) e[r] += (y[t * n + r] - ref[t * n + r]) ** 2;
+  return e;
+}
+
+export async function awqClip(
+  w: Float32Array,
+  N: number,
+  K: number,
+  x: Float32Array,
+  n: number,
+  o: AwqOptions & { maxShrink?: number },
+  matmul: MatMulABt = matmulABt,
+  columnError: ColumnSquaredError = jsColumnSquaredError,
+): Promise<Float32Array> {
   const grid = o.grid ?? 20;
   const steps = Math.max(1, Math.floor(grid * (o.maxShrink ?? 0.5)));
   const levels = (1 << o.bits) - 1;
   const out = Float32Array.from(w);
   const bs = o.blockSize;
-  const xo = new Float64Array(n);
   for (let k0 = 0; k0 < K; k0 += bs) {
     const k1 = Math.min(K, k0 + bs);
+    const b = k1 - k0;
+    const xb = new Float32Array(n * b);
+    for (let t = 0; t < n; t++) xb.set(x.subarray(t * K + k0, t * K + k1), t * b);
+    const wb = new Float32Array(N * b);
+    const lo = new Float32Array(N);
+    const hi = new Float32Array(N);
     for (let r = 0; r < N; r++) {
-      const { lo, hi } = blockRange(w, r * K, k0, k1);
-      for (let t = 0; t < n; t++) {
-        let s = 0;
-        for (let k = k0; k < k1; k++) s += x[t * K + k] * w[r * K + k];
-        xo[t] = s;
-      }
-      let bestErr = Infinity;
-      let bestF = 1;
-      for (let i = 0; i < steps; i++) {
-        const f = 1 - i / grid;
-        const clo = lo * f;
-        const chi = hi * f;
+      wb.set(w.subarray(r * K + k0, r * K + k1), r * b);
+      const range = blockRange(wb, r * b, 0, b);
+      lo[r] = range.lo;
+      hi[r] = range.hi;
+    }
+    const ref = await matmul(xb, n, b, wb, N);
+    const bestErr = new Float64Array(N).fill(Infinity);
+    const bestF = new Float32Array(N).fill(1);
+    const qb = new Float32Array(N * b);
+    for (let i = 0; i < steps; i++) {
+      const f = 1 - i / grid;
+      for (let r = 0; r < N; r++) {
+        const clo = lo[r] * f;
+        const chi = hi[r] * f;
         const { scale, zero } = blockParams(clo, chi, o.bits, o.symmetric);
-        let err = 0;
-        for (let t = 0; t < n; t++) {
-          let s = 0;
-          for (let k = k0; k < k1; k++) {
-            const v = Math.min(chi, Math.max(clo, w[r * K + k]));
-            s += x[t * K + k] * (quantizeValue(v, scale, zero, levels) - zero) * scale;
-          }
-          err += (s - xo[t]) ** 2;
-        }
-        if (err < bestErr) {
-          bestErr = err;
-          bestF = f;
+        for (let k = 0; k < b; k++) {
+          const v = Math.min(chi, Math.max(clo, wb[r * b + k]));
+          qb[r * b + k] = (quantizeValue(v, scale, zero, levels) - zero) * scale;
         }
       }
-      if (bestF < 1) {
-        const clo = lo * bestF;
-        const chi = hi * bestF;
-        for (let k = k0; k < k1; k++) out[r * K + k] = Math.min(chi, Math.max(clo, w[r * K + k]));
+      const err = await columnError(xb, n, b, qb, N, ref);
+      for (let r = 0; r < N; r++) {
+        if (err[r] < bestErr[r]) {
+          bestErr[r] = err[r];
+          bestF[r] = f;
+        }
       }
+    }
+    for (let r = 0; r < N; r++) {
+      if (bestF[r] === 1) continue;
+      const clo = lo[r] * bestF[r];
+      const chi = hi[r] * bestF[r];
+      for (let k = k0; k < k1; k++) out[r * K + k] = Math.min(chi, Math.max(clo, w[r * K + k]));
     }
   }
   return out;

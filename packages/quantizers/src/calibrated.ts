@@ -3,7 +3,8 @@ import { transpose, type Model, type Node, type Tensor } from '@alki/onnx';
 import { awqClip, awqSearchScale } from './awq.js';
 import { dequantizeBlockwise, type BlockwiseQuantized } from './blockwise.js';
 import { LayerRunner, type LayerSpan } from './calibration/layer-runner.js';
-import { gptq } from './gptq.js';
+import { gptq, prepareGptqHessian } from './gptq.js';
+import type { MatMulABt } from './linalg.js';
 import { OrtGemm } from './ort-gemm.js';
 import { smoothingFactors } from './smoothquant.js';
 import { inferScaleGroups, type InferredGroup } from './infer-groups.js';
@@ -73,74 +74,20 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
   const runner = new LayerRunner(model, spans, calibration.samples, hiddenSize, 4, o.signal);
   const results = new Map<string, BlockwiseQuantized>();
   const gemm = new OrtGemm();
+  const ctx: LayerContext = { model, runner, gemm, weight, o, results, opts: { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric } };
   try {
-    const opts = { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric };
     const total = spans.length;
     o.onProgress?.({ step: `${o.method} calibrate`, done: 0, total, detail: `${calibration.samples.length} samples × ${runner.seqLen} tokens` });
     await runner.start();
-
     for (let i = 0; i < spans.length; i++) {
       throwIfAborted(o.signal);
       const layerGroups = groups.filter((g) => g.layer === i);
-      const inputOf = (g: Group) => matmulOf.get(g.linears[0])!.inputs[0];
-      const inputs = [...new Set(layerGroups.map(inputOf))];
       for (const g of layerGroups) for (const w of g.linears) assertFinite(w, weight(w).data as Float32Array);
-      if (o.method === 'smoothquant') {
-      // Smoothing is exact in float, so every group can use the float model's statistics.
-      const stats = await runner.collect(i, inputs, { absMax: true });
-      for (const g of layerGroups) {
-        if (!g.norm || !canFoldScale(model, g)) continue;
-        const st = stats.get(inputOf(g))!;
-        const s = smoothingFactors(st.absMax!, g.linears.map((name) => ({ data: weight(name).data as Float32Array, N: weight(name).dims[1] })), o.alpha ?? 0.5);
-        applyScale(model, g, s);
-      }
-    } else if (o.method === 'gptq') {
-        const stats = await runner.collect(i, inputs, { gram: true });
-        for (const g of layerGroups) {
-          const st = stats.get(inputOf(g))!;
-          const H = new Float64Array(st.gram!.length);
-          for (let j = 0; j < H.length; j++) H[j] = (2 / st.tokens) * st.gram![j];
-          for (const name of g.linears) {
-            const t = weight(name);
-            const [K, N] = t.dims;
-            const qw = gptq(transpose(t.data as Float32Array, K, N), H, N, K, { ...opts, actOrder: o.actOrder, percDamp: o.percDamp });
-            results.set(name, qw);
-            t.data = transpose(dequantizeBlockwise(qw), N, K);
-          }
-        }
-      } else {
-        const rows = o.awqRows ?? 4096;
-        const stats = await runner.collect(i, inputs, { absMean: true, rows });
-        for (const g of layerGroups) {
-          const st = stats.get(inputOf(g))!;
-          const K = st.K;
-          const n = st.rows!.length / K;
-          const xMean = new Float64Array(K);
-          for (let k = 0; k < K; k++) xMean[k] = st.absSum![k] / st.tokens;
-          if (canFoldScale(model, g)) {
-            const lin = g.linears.map((name) => {
-              const t = weight(name);
-              return { w: transpose(t.data as Float32Array, t.dims[0], t.dims[1]), N: t.dims[1] };
-            });
-            const { scale } = await awqSearchScale(st.rows!, n, K, xMean, lin, opts, (a, m, k, b, nn) => gemm.abt(a, m, k, b, nn));
-            applyScale(model, g, scale);
-            // Later searches of this layer see the input as the scaled graph produces it.
-            for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) st.rows![t * K + k] /= scale[k];
-          }
-          // Clipping looks at 512 rows, as AutoAWQ does (n_sample_token): the search is per block and row.
-          const clipRows = Math.min(n, 512);
-          const clipX = new Float32Array(clipRows * K);
-          for (let r = 0; r < clipRows; r++) clipX.set(st.rows!.subarray(Math.floor((r * n) / clipRows) * K, (Math.floor((r * n) / clipRows) + 1) * K), r * K);
-          for (const name of g.linears) {
-            // AWQ does not clip q/k: attention scores are too sensitive to it.
-            if (/q_proj|k_proj/.test(name)) continue;
-            const t = weight(name);
-            const [Kw, N] = t.dims;
-            const clipped = awqClip(transpose(t.data as Float32Array, Kw, N), N, Kw, clipX, clipRows, opts);
-            t.data = transpose(clipped, N, Kw);
-          }
-        }
-      }
+      const inputOf = (g: Group) => matmulOf.get(g.linears[0])!.inputs[0];
+      const layer = { index: i, groups: layerGroups, inputOf };
+      if (o.method === 'smoothquant') await smoothLayer(ctx, layer);
+      else if (o.method === 'gptq') await gptqLayer(ctx, layer);
+      else await awqLayer(ctx, layer);
       if (i < spans.length - 1) await runner.advance(i);
       o.onProgress?.({ step: `${o.method} calibrate`, done: i + 1, total, detail: i < spans.length - 1 ? `layer ${i}` : 'head' });
     }
@@ -148,6 +95,101 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
     await gemm.release();
   }
   return results;
+}
+
+interface LayerContext {
+  model: Model;
+  runner: LayerRunner;
+  gemm: OrtGemm;
+  weight: (name: string) => Tensor;
+  o: CalibratedOptions;
+  results: Map<string, BlockwiseQuantized>;
+  opts: { bits: 2 | 4 | 8; blockSize: number; symmetric: boolean };
+}
+
+interface LayerWork {
+  index: number;
+  groups: Group[];
+  inputOf: (g: Group) => string;
+}
+
+/** SmoothQuant: smoothing is exact in float, so statistics of the float model serve every group. */
+async function smoothLayer(c: LayerContext, l: LayerWork): Promise<void> {
+  const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { absMax: true });
+  for (const g of l.groups) {
+    if (!g.norm || !canFoldScale(c.model, g)) continue;
+    const st = stats.get(l.inputOf(g))!;
+    const weights = g.linears.map((name) => ({ data: c.weight(name).data as Float32Array, N: c.weight(name).dims[1] }));
+    applyScale(c.model, g, smoothingFactors(st.absMax!, weights, c.o.alpha ?? 0.5));
+  }
+}
+
+/** GPTQ: H = 2XᵀX/n per input, one factorisation per input, then every linear reading it; weights become their dequantized values. */
+async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
+  const abt: MatMulABt = (a, m, k, b, n) => c.gemm.abt(a, m, k, b, n);
+  const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { gram: true });
+  for (const g of l.groups) {
+    const st = stats.get(l.inputOf(g))!;
+    const H = new Float64Array(st.gram!.length);
+    for (let j = 0; j < H.length; j++) H[j] = (2 / st.tokens) * st.gram![j];
+    const prepared = await prepareGptqHessian(H, st.K, { actOrder: c.o.actOrder, percDamp: c.o.percDamp }, abt);
+    for (const name of g.linears) {
+      const t = c.weight(name);
+      const [K, N] = t.dims;
+      const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp };
+      const qw = await gptq(transpose(t.data as Float32Array, K, N), prepared, N, K, options, abt, (a, m, k, b, n, cc) => c.gemm.update(a, m, k, b, n, cc));
+      c.results.set(name, qw);
+      t.data = transpose(dequantizeBlockwise(qw), N, K);
+    }
+  }
+}
+
+/** AWQ: per group, the scale search (folded into the producer), then the clipping search per linear. */
+async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
+  const abt: MatMulABt = (a, m, k, b, n) => c.gemm.abt(a, m, k, b, n);
+  const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { absMean: true, rows: c.o.awqRows ?? 4096 });
+  for (const g of l.groups) {
+    const st = stats.get(l.inputOf(g))!;
+    const K = st.K;
+    const n = st.rows!.length / K;
+    const xMean = new Float64Array(K);
+    for (let k = 0; k < K; k++) xMean[k] = st.absSum![k] / st.tokens;
+    if (canFoldScale(c.model, g)) {
+      const lin = g.linears.map((name) => {
+        const t = c.weight(name);
+        return { w: transpose(t.data as Float32Array, t.dims[0], t.dims[1]), N: t.dims[1] };
+      });
+      // The search costs rows × outputs × K per candidate: large layers search on fewer rows.
+      const outputs = lin.reduce((sum, x) => sum + x.N, 0);
+      const searchRows = Math.min(n, Math.max(256, Math.floor(4e9 / (outputs * K))));
+      const { scale } = await awqSearchScale(evenRows(st.rows!, n, K, searchRows), Math.min(n, searchRows), K, xMean, lin, c.opts, abt);
+      applyScale(c.model, g, scale);
+      // Later searches of this layer see the input as the scaled graph produces it.
+      for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) st.rows![t * K + k] /= scale[k];
+    }
+    // Clipping looks at 512 rows, as AutoAWQ does (n_sample_token): the search is per block and row.
+    const clipRows = Math.min(n, 512);
+    const clipX = evenRows(st.rows!, n, K, clipRows);
+    for (const name of g.linears) {
+      // AWQ does not clip q/k: attention scores are too sensitive to it.
+      if (/q_proj|k_proj/.test(name)) continue;
+      const t = c.weight(name);
+      const [Kw, N] = t.dims;
+      const clipped = await awqClip(transpose(t.data as Float32Array, Kw, N), N, Kw, clipX, clipRows, c.opts, abt, (a, m, k, q, nn, ref) => c.gemm.columnSquaredError(a, m, k, q, nn, ref));
+      t.data = transpose(clipped, N, Kw);
+    }
+  }
+}
+
+/** `count` rows of x [n, K] spread evenly (all of them when count ≥ n). */
+function evenRows(x: Float32Array, n: number, K: number, count: number): Float32Array {
+  if (count >= n) return x;
+  const out = new Float32Array(count * K);
+  for (let r = 0; r < count; r++) {
+    const src = Math.floor((r * n) / count);
+    out.set(x.subarray(src * K, (src + 1) * K), r * K);
+  }
+  return out;
 }
 
 /** A group of linears reading one input, as the export's `alki.scale_groups` metadata lists them. */

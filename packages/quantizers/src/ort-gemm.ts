@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { DataType, GraphBuilder, createModel, encodeModel } from '@alki/onnx';
+import { DataType, GraphBuilder, createModel, encodeModel, float } from '@alki/onnx';
 
 /**
  * C = A·Bᵀ on onnxruntime's multithreaded GEMM: the heavy products of the
@@ -8,6 +8,8 @@ import { DataType, GraphBuilder, createModel, encodeModel } from '@alki/onnx';
  */
 export class OrtGemm {
   private session?: Promise<ort.InferenceSession>;
+  private errSession?: Promise<ort.InferenceSession>;
+  private updSession?: Promise<ort.InferenceSession>;
 
   private get(): Promise<ort.InferenceSession> {
     if (!this.session) {
@@ -27,8 +29,47 @@ export class OrtGemm {
     return out.C.data as Float32Array;
   }
 
+  /**
+   * Per output column n: Σ_t (X·Qᵀ − R)²[t, n] for X [m, k], Q [n, k], R [m, n]
+   * — AWQ's clipping error of every row of a weight block in one call, so the
+   * m × n products never come back to JS.
+   */
+  async columnSquaredError(x: Float32Array, m: number, k: number, q: Float32Array, n: number, ref: Float32Array): Promise<Float32Array> {
+    if (!this.errSession) {
+      const b = new GraphBuilder('gemm_err');
+      const a = b.input('X', DataType.FLOAT, ['m', 'k']);
+      const w = b.input('Q', DataType.FLOAT, ['n', 'k']);
+      const r = b.input('R', DataType.FLOAT, ['m', 'n']);
+      const d = b.node('Sub', [b.node('Gemm', [a, w], { transB: 1 }), r]);
+      b.output(b.node('ReduceSumSquare', [d], { axes: [0], keepdims: 0 }, { outputs: ['E'] }), DataType.FLOAT, ['n']);
+      this.errSession = ort.InferenceSession.create(encodeModel(createModel(b.build(), { opsets: { '': 17 } })));
+    }
+    const s = await this.errSession;
+    const out = await s.run({ X: new ort.Tensor('float32', x, [m, k]), Q: new ort.Tensor('float32', q, [n, k]), R: new ort.Tensor('float32', ref, [m, n]) });
+    return out.E.data as Float32Array;
+  }
+
+  /** C − A·B for A [m, k], B [k, n], C [m, n] (Gemm with α = −1, β = 1). */
+  async update(a: Float32Array, m: number, k: number, b: Float32Array, n: number, c: Float32Array): Promise<Float32Array> {
+    if (!this.updSession) {
+      const g = new GraphBuilder('gemm_update');
+      const A = g.input('A', DataType.FLOAT, ['m', 'k']);
+      const B = g.input('B', DataType.FLOAT, ['k', 'n']);
+      const C = g.input('C', DataType.FLOAT, ['m', 'n']);
+      g.output(g.node('Gemm', [A, B, C], { alpha: float(-1), beta: float(1) }, { outputs: ['Y'] }), DataType.FLOAT, ['m', 'n']);
+      this.updSession = ort.InferenceSession.create(encodeModel(createModel(g.build(), { opsets: { '': 17 } })));
+    }
+    const s = await this.updSession;
+    const out = await s.run({ A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [k, n]), C: new ort.Tensor('float32', c, [m, n]) });
+    return out.Y.data as Float32Array;
+  }
+
   async release(): Promise<void> {
+    if (this.updSession) await (await this.updSession).release();
+    this.updSession = undefined;
     if (this.session) await (await this.session).release();
+    if (this.errSession) await (await this.errSession).release();
     this.session = undefined;
+    this.errSession = undefined;
   }
 }

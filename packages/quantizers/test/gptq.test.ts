@@ -35,8 +35,8 @@ function outputError(x: Float32Array, n: number, K: number, w: Float32Array, wq:
 }
 
 describe('GPTQ core', () => {
-  it('the upper Cholesky factor of H⁻¹ satisfies UᵀU·H = I', () => {
-    const n = 6;
+  it('the upper Cholesky factor of H⁻¹ satisfies UᵀU·H = I (blocked, several blocks)', async () => {
+    const n = 300;
     const rng = new SeededRandom(2);
     const a = Array.from({ length: n * n }, () => rng.normal());
     const h = new Float64Array(n * n);
@@ -44,29 +44,34 @@ describe('GPTQ core', () => {
       for (let k = 0; k < n; k++) h[i * n + j] += a[i * n + k] * a[j * n + k];
       if (i === j) h[i * n + j] += 0.5;
     }
-    const u = upperCholeskyOfInverse(h, n)!;
+    const u = (await upperCholeskyOfInverse(h, n))!;
     for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) expect(u[i * n + j]).toBe(0);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let k = 0; k < n; k++) {
-        let uu = 0;
-        for (let m = 0; m < n; m++) uu += u[m * n + i] * u[m * n + k];
-        s += uu * h[k * n + j];
-      }
-      expect(s).toBeCloseTo(i === j ? 1 : 0, 8);
+    // UᵀU·H = I, checked on a sample of entries (float32 GEMM panels: 1e-4).
+    const utu = new Float64Array(n * n);
+    for (let m = 0; m < n; m++) for (let i = 0; i < n; i++) {
+      const a = u[m * n + i];
+      if (a === 0) continue;
+      for (let k = 0; k < n; k++) utu[i * n + k] += a * u[m * n + k];
     }
+    let maxErr = 0;
+    for (let i = 0; i < n; i += 7) for (let j = 0; j < n; j += 5) {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += utu[i * n + k] * h[k * n + j];
+      maxErr = Math.max(maxErr, Math.abs(s - (i === j ? 1 : 0)));
+    }
+    expect(maxErr).toBeLessThan(1e-4);
   });
 
   for (const [bits, actOrder] of [[4, false], [4, true], [8, false]] as const) {
-    it(`lowers the layer output error ‖XW − XŴ‖ below RTN's on correlated inputs (int${bits}${actOrder ? ', act-order' : ''})`, () => {
-      const n = 256, K = 72, N = 24;
+    it(`lowers the layer output error ‖XW − XŴ‖ below RTN's on correlated inputs (int${bits}${actOrder ? ', act-order' : ''})`, async () => {
+      const n = 512, K = 300, N = 24;
       const x = correlatedInputs(n, K, 1);
       const rng = new SeededRandom(5);
       const w = new Float32Array(N * K).map(() => rng.normal());
       const h = new Float64Array(K * K);
       for (let t = 0; t < n; t++) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) h[i * K + j] += (2 / n) * x[t * K + i] * x[t * K + j];
       const opts = { bits, blockSize: 32, symmetric: false } as const;
-      const eG = outputError(x, n, K, w, dequantizeBlockwise(gptq(w, h, N, K, { ...opts, actOrder })), N);
+      const eG = outputError(x, n, K, w, dequantizeBlockwise(await gptq(w, h, N, K, { ...opts, actOrder })), N);
       const eR = outputError(x, n, K, w, dequantizeBlockwise(rtn(w, N, K, opts)), N);
       expect(eG).toBeLessThan(0.8 * eR);
     });

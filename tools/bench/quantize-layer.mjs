@@ -1,0 +1,51 @@
+// pnpm bench (part 2): seconds per decoder layer of AWQ and GPTQ on a TinyLlama-shaped model
+// (hidden 2048, intermediate 5632, 32 heads, 4 kv heads, vocab 32000; random weights, 1 layer),
+// with RTN as the baseline measured in the same run, and the projection to TinyLlama's 22 layers.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SeededRandom } from '@alki/core';
+import { exportModel, openHfModel, writeSyntheticLlama } from '@alki/models';
+import { createQuantizer } from '@alki/quantizers';
+
+const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: 1, numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, seed: 3 };
+const [samples, seqLen] = (process.env.ALKI_BENCH_CALIB ?? '32x256').split('x').map(Number);
+const work = mkdtempSync(join(tmpdir(), 'alki-qbench-'));
+const results = [];
+try {
+  const dir = join(work, 'model');
+  writeSyntheticLlama(dir, shape);
+  const hf = openHfModel(dir);
+  const rng = new SeededRandom(7);
+  // Timing does not depend on the token values: random ids stand in for calibration text.
+  const calibration = { samples: Array.from({ length: samples }, () => [1, ...Array.from({ length: seqLen - 1 }, () => 3 + rng.int(shape.vocabSize - 3))]), source: 'random token ids (timing only)' };
+  for (const method of ['rtn', 'gptq', 'awq']) {
+    const { model } = exportModel(hf);
+    const marks = [];
+    const t0 = performance.now();
+    const { report } = await createQuantizer(method, { bits: 4, blockSize: 32 }).quantize(model, {
+      calibration,
+      onProgress: (e) => {
+        if (e.step.endsWith('calibrate')) marks[e.done] = performance.now();
+      },
+    });
+    const total = (performance.now() - t0) / 1000;
+    const layer = method === 'rtn' ? total * (7 / 8) : (marks[1] - marks[0]) / 1000;
+    const head = method === 'rtn' ? total / 8 : (marks[2] - marks[1]) / 1000;
+    const rest = total - layer - head;
+    const projected = 22 * layer + head + rest * ((22 * 7 + 1) / 8);
+    results.push({ method, secondsPerLayer: layer, headSeconds: head, otherSeconds: rest, totalSeconds: total, projected22LayersSeconds: projected, layers: report.layers.length });
+    process.stderr.write(`${method}: ${total.toFixed(1)} s for 1 layer + head\n`);
+  }
+  const rows = results.map((r) => `${r.method.padEnd(5)} ${r.secondsPerLayer.toFixed(1).padStart(9)} ${r.headSeconds.toFixed(1).padStart(8)} ${r.otherSeconds.toFixed(1).padStart(9)} ${(r.projected22LayersSeconds / 60).toFixed(1).padStart(14)}`);
+  console.log(`\nTinyLlama-shaped layer ${JSON.stringify(shape)}\ncalibration ${samples} × ${seqLen} tokens (random ids), ${availableParallelism()} threads, ${cpus()[0]?.model}\n`);
+  console.log(`method  s/layer  s/head  s/rewrite  22 layers (min)\n${rows.join('\n')}`);
+  console.log('\ntarget: ≤ 5 min per method for the whole 1.1B model');
+  const out = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
+  mkdirSync(out, { recursive: true });
+  const file = join(out, `quantize-layer-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ benchmark: 'quantize-layer', shape, calibration: { samples, seqLen }, machine: { cpu: cpus()[0]?.model, cores: availableParallelism() }, results }, null, 2));
+  console.log(`JSON: ${file}`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
