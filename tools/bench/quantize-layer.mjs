@@ -19,16 +19,14 @@ try {
   const rng = new SeededRandom(7);
   // Timing does not depend on the token values: random ids stand in for calibration text.
   const calibration = { samples: Array.from({ length: samples }, () => [1, ...Array.from({ length: seqLen - 1 }, () => 3 + rng.int(shape.vocabSize - 3))]), source: 'random token ids (timing only)' };
-  for (const method of ['rtn', 'gptq', 'awq']) {
+  for (const method of (process.env.ALKI_BENCH_METHODS ?? 'rtn,gptq,awq').split(',')) {
     const { model } = exportModel(hf);
     const marks = [];
     const t0 = performance.now();
-    const { report } = await createQuantizer(method, { bits: 4, blockSize: 32 }).quantize(model, {
-      calibration,
-      onProgress: (e) => {
-        if (e.step.endsWith('calibrate')) marks[e.done] = performance.now();
-      },
-    });
+    const onProgress = (e) => {
+      if (e.step.endsWith('calibrate')) marks[e.done] = performance.now();
+    };
+    const { report } = await createQuantizer(method, { bits: 4, blockSize: 32, onProgress }).quantize(model, { calibration });
     const total = (performance.now() - t0) / 1000;
     const layer = method === 'rtn' ? total * (7 / 8) : (marks[1] - marks[0]) / 1000;
     const head = method === 'rtn' ? total / 8 : (marks[2] - marks[1]) / 1000;

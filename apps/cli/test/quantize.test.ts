@@ -32,6 +32,20 @@ describe('alki build --quantize gptq|awq', () => {
     expect(m.quantization.calibration.source).toMatch(/calib\.txt \(sha256/);
   });
 
+  it('smoothquant builds a W8A8 bundle; with --bits 4 it is refused with a hint', () => {
+    const out = join(work.dir, 'sq');
+    const r = alki(['build', model.dir, '--quantize', 'smoothquant', '--alpha', '0.6', '--calib-samples', '4', '--calib-seqlen', '32', '--out', out, '--quiet']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/smoothquant W8A8/);
+    const m = JSON.parse(readFileSync(join(out, 'alki.json'), 'utf8'));
+    expect(m.quantization).toMatchObject({ method: 'smoothquant', bits: 8, groupSize: null, symmetric: true });
+    expect(alki(['run', out, '--prompt', 'the cat', '-n', '4']).status).toBe(0);
+    const bad = alki(['build', model.dir, '--quantize', 'smoothquant', '--bits', '4', '--out', join(work.dir, 'sq4')]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/SmoothQuant is W8A8[\s\S]*hint: .*awq or gptq/);
+    expect(existsSync(join(work.dir, 'sq4'))).toBe(false);
+  });
+
   it('bad calibration input: missing file, too short a text, --act-order without GPTQ', () => {
     const out = join(work.dir, 'bad');
     const missing = alki(['build', model.dir, '--quantize', 'gptq', '--calib', join(work.dir, 'nope.txt'), '--out', out]);

@@ -89,73 +89,106 @@ export async function awqSearchScale(x: Float32Array, n: number, K: number, xAbs
  * all rows at once are one A·Bᵀ product (onnxruntime's GEMM in the pipeline).
  * Returns W clipped.
  */
-/** Per output column n: Σ_t (X·Qᵀ − R)²[t, n]; see {@link awqClip}. */
-export type ColumnSquaredError = (x: Float32Array, m: number, k: number, q: Float32Array, n: number, ref: Float32Array) => Float32Array | Promise<Float32Array>;
-
-async function jsColumnSquaredError(x: Float32Array, m: number, k: number, q: Float32Array, n: number, ref: Float32Array): Promise<Float32Array> {
-  const y = matmulABt(x, m, k, q, n);
-  const e = new Float32Array(n);
-  for (let t = 0; t < m; t++) for (let r = 0; r < n; r++) e[r] += (y[t * n + r] - ref[t * n + r]) ** 2;
-  return e;
+/**
+ * Batched block products for {@link awqClip}: for nb blocks, X [nb, n, b]
+ * times Qᵀ (Qt [nb, b, N]) gives [nb, n, N]; with `ref` it returns instead
+ * Σ_t (X·Qᵀ − ref)² per block and output, [nb, N]. onnxruntime in the pipeline.
+ */
+export interface BlockProducts {
+  outputs(x: Float32Array, qt: Float32Array, nb: number, n: number, b: number, N: number): Float32Array | Promise<Float32Array>;
+  errors(x: Float32Array, qt: Float32Array, ref: Float32Array, nb: number, n: number, b: number, N: number): Float32Array | Promise<Float32Array>;
 }
 
-export async function awqClip(
-  w: Float32Array,
-  N: number,
-  K: number,
-  x: Float32Array,
-  n: number,
-  o: AwqOptions & { maxShrink?: number },
-  matmul: MatMulABt = matmulABt,
-  columnError: ColumnSquaredError = jsColumnSquaredError,
-): Promise<Float32Array> {
+const jsBlockProducts: BlockProducts = {
+  outputs(x, qt, nb, n, b, N) {
+    const y = new Float32Array(nb * n * N);
+    for (let p = 0; p < nb; p++) for (let t = 0; t < n; t++) for (let k = 0; k < b; k++) {
+      const v = x[(p * n + t) * b + k];
+      if (v === 0) continue;
+      for (let r = 0; r < N; r++) y[(p * n + t) * N + r] += v * qt[(p * b + k) * N + r];
+    }
+    return y;
+  },
+  errors(x, qt, ref, nb, n, b, N) {
+    const y = this.outputs(x, qt, nb, n, b, N) as Float32Array;
+    const e = new Float32Array(nb * N);
+    for (let p = 0; p < nb; p++) for (let t = 0; t < n; t++) for (let r = 0; r < N; r++) e[p * N + r] += (y[(p * n + t) * N + r] - ref[(p * n + t) * N + r]) ** 2;
+    return e;
+  },
+};
+
+/**
+ * AWQ's clipping search for one linear W [N, K] (already scaled) on input
+ * rows X [n, K]: per output row and quantization block, shrink the block's
+ * range to max·(1 − i/grid) for i < grid·maxShrink and keep the one whose
+ * block output X_b·Q(clip(w_b))ᵀ is closest to X_b·w_bᵀ. Blocks are
+ * evaluated in batches, one product per shrink step. Returns W clipped.
+ */
+export async function awqClip(w: Float32Array, N: number, K: number, x: Float32Array, n: number, o: AwqOptions & { maxShrink?: number }, products: BlockProducts = jsBlockProducts): Promise<Float32Array> {
   const grid = o.grid ?? 20;
   const steps = Math.max(1, Math.floor(grid * (o.maxShrink ?? 0.5)));
   const levels = (1 << o.bits) - 1;
   const out = Float32Array.from(w);
-  const bs = o.blockSize;
-  for (let k0 = 0; k0 < K; k0 += bs) {
-    const k1 = Math.min(K, k0 + bs);
-    const b = k1 - k0;
-    const xb = new Float32Array(n * b);
-    for (let t = 0; t < n; t++) xb.set(x.subarray(t * K + k0, t * K + k1), t * b);
-    const wb = new Float32Array(N * b);
-    const lo = new Float32Array(N);
-    const hi = new Float32Array(N);
-    for (let r = 0; r < N; r++) {
-      wb.set(w.subarray(r * K + k0, r * K + k1), r * b);
-      const range = blockRange(wb, r * b, 0, b);
-      lo[r] = range.lo;
-      hi[r] = range.hi;
+  const b = o.blockSize;
+  const nBlocks = Math.ceil(K / b);
+  // Blocks per batch: keep the [nb, n, N] products near 32M floats.
+  const per = Math.max(1, Math.min(nBlocks, Math.floor((1 << 25) / (n * N))));
+  for (let p0 = 0; p0 < nBlocks; p0 += per) {
+    const nb = Math.min(per, nBlocks - p0);
+    // Zero-padded last block: padding inputs are 0, so they add nothing.
+    const xs = new Float32Array(nb * n * b);
+    const wt = new Float32Array(nb * b * N);
+    const lo = new Float32Array(nb * N).fill(Infinity);
+    const hi = new Float32Array(nb * N).fill(-Infinity);
+    for (let p = 0; p < nb; p++) {
+      const k0 = (p0 + p) * b;
+      const k1 = Math.min(K, k0 + b);
+      for (let t = 0; t < n; t++) xs.set(x.subarray(t * K + k0, t * K + k1), (p * n + t) * b);
+      for (let r = 0; r < N; r++) {
+        for (let k = k0; k < k1; k++) {
+          const v = w[r * K + k];
+          wt[(p * b + k - k0) * N + r] = v;
+          if (v < lo[p * N + r]) lo[p * N + r] = v;
+          if (v > hi[p * N + r]) hi[p * N + r] = v;
+        }
+      }
     }
-    const ref = await matmul(xb, n, b, wb, N);
-    const bestErr = new Float64Array(N).fill(Infinity);
-    const bestF = new Float32Array(N).fill(1);
-    const qb = new Float32Array(N * b);
+    const ref = await products.outputs(xs, wt, nb, n, b, N);
+    const bestErr = new Float32Array(nb * N).fill(Infinity);
+    const bestF = new Float32Array(nb * N).fill(1);
+    const qt = new Float32Array(nb * b * N);
     for (let i = 0; i < steps; i++) {
       const f = 1 - i / grid;
-      for (let r = 0; r < N; r++) {
-        const clo = lo[r] * f;
-        const chi = hi[r] * f;
-        const { scale, zero } = blockParams(clo, chi, o.bits, o.symmetric);
-        for (let k = 0; k < b; k++) {
-          const v = Math.min(chi, Math.max(clo, wb[r * b + k]));
-          qb[r * b + k] = (quantizeValue(v, scale, zero, levels) - zero) * scale;
+      for (let p = 0; p < nb; p++) {
+        const width = Math.min(K, (p0 + p + 1) * b) - (p0 + p) * b;
+        for (let r = 0; r < N; r++) {
+          const clo = lo[p * N + r] * f;
+          const chi = hi[p * N + r] * f;
+          const { scale, zero } = blockParams(clo, chi, o.bits, o.symmetric);
+          for (let k = 0; k < width; k++) {
+            const v = Math.min(chi, Math.max(clo, wt[(p * b + k) * N + r]));
+            qt[(p * b + k) * N + r] = (quantizeValue(v, scale, zero, levels) - zero) * scale;
+          }
         }
       }
-      const err = await columnError(xb, n, b, qb, N, ref);
-      for (let r = 0; r < N; r++) {
-        if (err[r] < bestErr[r]) {
-          bestErr[r] = err[r];
-          bestF[r] = f;
+      const err = await products.errors(xs, qt, ref, nb, n, b, N);
+      for (let j = 0; j < nb * N; j++) {
+        if (err[j] < bestErr[j]) {
+          bestErr[j] = err[j];
+          bestF[j] = f;
         }
       }
     }
-    for (let r = 0; r < N; r++) {
-      if (bestF[r] === 1) continue;
-      const clo = lo[r] * bestF[r];
-      const chi = hi[r] * bestF[r];
-      for (let k = k0; k < k1; k++) out[r * K + k] = Math.min(chi, Math.max(clo, w[r * K + k]));
+    for (let p = 0; p < nb; p++) {
+      const k0 = (p0 + p) * b;
+      const k1 = Math.min(K, k0 + b);
+      for (let r = 0; r < N; r++) {
+        const f = bestF[p * N + r];
+        if (f === 1) continue;
+        const clo = lo[p * N + r] * f;
+        const chi = hi[p * N + r] * f;
+        for (let k = k0; k < k1; k++) out[r * K + k] = Math.min(chi, Math.max(clo, w[r * K + k]));
+      }
     }
   }
   return out;

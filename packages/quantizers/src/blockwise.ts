@@ -82,3 +82,20 @@ export function dequantizeBlockwise(qw: BlockwiseQuantized): Float32Array {
   }
   return out;
 }
+
+/** Dequantizes into the MatMul layout [K, N] (row k = input k), dropping padding. */
+export function dequantizeBlockwiseKN(qw: BlockwiseQuantized): Float32Array {
+  const { N, K, nBlocks, blockSize, bits } = qw;
+  const out = new Float32Array(K * N);
+  const stride = nBlocks * blockSize;
+  const implicit = 1 << (bits - 1);
+  for (let n = 0; n < N; n++) {
+    for (let b = 0; b < nBlocks; b++) {
+      const s = qw.scales[n * nBlocks + b];
+      const z = qw.zeroPoints ? qw.zeroPoints[n * nBlocks + b] : implicit;
+      const k1 = Math.min(K, (b + 1) * blockSize);
+      for (let k = b * blockSize; k < k1; k++) out[k * N + n] = (qw.q[n * stride + k] - z) * s;
+    }
+  }
+  return out;
+}

@@ -1,7 +1,7 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { transpose, type Model, type Node, type Tensor } from '@alki/onnx';
 import { awqClip, awqSearchScale } from './awq.js';
-import { dequantizeBlockwise, type BlockwiseQuantized } from './blockwise.js';
+import { dequantizeBlockwiseKN, type BlockwiseQuantized } from './blockwise.js';
 import { LayerRunner, type LayerSpan } from './calibration/layer-runner.js';
 import { gptq, prepareGptqHessian } from './gptq.js';
 import type { MatMulABt } from './linalg.js';
@@ -137,9 +137,9 @@ async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       const t = c.weight(name);
       const [K, N] = t.dims;
       const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp };
-      const qw = await gptq(transpose(t.data as Float32Array, K, N), prepared, N, K, options, abt, (a, m, k, b, n, cc) => c.gemm.update(a, m, k, b, n, cc));
+      const qw = await gptq(t.data as Float32Array, prepared, N, K, { ...options, inputMajor: true }, abt, (a, m, k, b, n, cc) => c.gemm.update(a, m, k, b, n, cc));
       c.results.set(name, qw);
-      t.data = transpose(dequantizeBlockwise(qw), N, K);
+      t.data = dequantizeBlockwiseKN(qw);
     }
   }
 }
@@ -175,7 +175,8 @@ async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       if (/q_proj|k_proj/.test(name)) continue;
       const t = c.weight(name);
       const [Kw, N] = t.dims;
-      const clipped = await awqClip(transpose(t.data as Float32Array, Kw, N), N, Kw, clipX, clipRows, c.opts, abt, (a, m, k, q, nn, ref) => c.gemm.columnSquaredError(a, m, k, q, nn, ref));
+      const products = { outputs: c.gemm.blockOutputs.bind(c.gemm), errors: c.gemm.blockErrors.bind(c.gemm) };
+      const clipped = await awqClip(transpose(t.data as Float32Array, Kw, N), N, Kw, clipX, clipRows, c.opts, products);
       t.data = transpose(clipped, N, Kw);
     }
   }

@@ -12,7 +12,7 @@ export { rtn } from './rtn.js';
 export { gptq, prepareGptqHessian } from './gptq.js';
 export type { GptqOptions, GptqHessian, GemmUpdate } from './gptq.js';
 export { awqSearchScale, awqClip, fakeQuantize } from './awq.js';
-export type { AwqOptions, AwqLinear } from './awq.js';
+export type { AwqOptions, AwqLinear, BlockProducts } from './awq.js';
 export { blockParams, quantizeValue, dequantizeBlockwise } from './blockwise.js';
 export type { BlockwiseQuantized, BlockwiseOptions } from './blockwise.js';
 export { matMulNBitsTensors, matMulNBitsNode } from './matmul-nbits.js';

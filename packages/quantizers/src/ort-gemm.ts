@@ -10,6 +10,7 @@ export class OrtGemm {
   private session?: Promise<ort.InferenceSession>;
   private errSession?: Promise<ort.InferenceSession>;
   private updSession?: Promise<ort.InferenceSession>;
+  private bmmSession?: Promise<ort.InferenceSession>;
 
   private get(): Promise<ort.InferenceSession> {
     if (!this.session) {
@@ -29,23 +30,33 @@ export class OrtGemm {
     return out.C.data as Float32Array;
   }
 
-  /**
-   * Per output column n: Σ_t (X·Qᵀ − R)²[t, n] for X [m, k], Q [n, k], R [m, n]
-   * — AWQ's clipping error of every row of a weight block in one call, so the
-   * m × n products never come back to JS.
-   */
-  async columnSquaredError(x: Float32Array, m: number, k: number, q: Float32Array, n: number, ref: Float32Array): Promise<Float32Array> {
+  /** Batched X [nb, n, b] · Qt [nb, b, N] → [nb, n, N] (AWQ's per-block outputs). */
+  async blockOutputs(x: Float32Array, qt: Float32Array, nb: number, n: number, b: number, N: number): Promise<Float32Array> {
+    if (!this.bmmSession) {
+      const g = new GraphBuilder('block_matmul');
+      const X = g.input('X', DataType.FLOAT, ['nb', 'n', 'b']);
+      const Q = g.input('Q', DataType.FLOAT, ['nb', 'b', 'N']);
+      g.output(g.node('MatMul', [X, Q], {}, { outputs: ['Y'] }), DataType.FLOAT, ['nb', 'n', 'N']);
+      this.bmmSession = ort.InferenceSession.create(encodeModel(createModel(g.build(), { opsets: { '': 17 } })));
+    }
+    const s = await this.bmmSession;
+    const out = await s.run({ X: new ort.Tensor('float32', x, [nb, n, b]), Q: new ort.Tensor('float32', qt, [nb, b, N]) });
+    return out.Y.data as Float32Array;
+  }
+
+  /** Σ_t (X·Qt − R)² per block and output, [nb, N], without the products leaving onnxruntime. */
+  async blockErrors(x: Float32Array, qt: Float32Array, ref: Float32Array, nb: number, n: number, b: number, N: number): Promise<Float32Array> {
     if (!this.errSession) {
-      const b = new GraphBuilder('gemm_err');
-      const a = b.input('X', DataType.FLOAT, ['m', 'k']);
-      const w = b.input('Q', DataType.FLOAT, ['n', 'k']);
-      const r = b.input('R', DataType.FLOAT, ['m', 'n']);
-      const d = b.node('Sub', [b.node('Gemm', [a, w], { transB: 1 }), r]);
-      b.output(b.node('ReduceSumSquare', [d], { axes: [0], keepdims: 0 }, { outputs: ['E'] }), DataType.FLOAT, ['n']);
-      this.errSession = ort.InferenceSession.create(encodeModel(createModel(b.build(), { opsets: { '': 17 } })));
+      const g = new GraphBuilder('block_err');
+      const X = g.input('X', DataType.FLOAT, ['nb', 'n', 'b']);
+      const Q = g.input('Q', DataType.FLOAT, ['nb', 'b', 'N']);
+      const R = g.input('R', DataType.FLOAT, ['nb', 'n', 'N']);
+      const d = g.node('Sub', [g.node('MatMul', [X, Q]), R]);
+      g.output(g.node('ReduceSumSquare', [d], { axes: [1], keepdims: 0 }, { outputs: ['E'] }), DataType.FLOAT, ['nb', 'N']);
+      this.errSession = ort.InferenceSession.create(encodeModel(createModel(g.build(), { opsets: { '': 17 } })));
     }
     const s = await this.errSession;
-    const out = await s.run({ X: new ort.Tensor('float32', x, [m, k]), Q: new ort.Tensor('float32', q, [n, k]), R: new ort.Tensor('float32', ref, [m, n]) });
+    const out = await s.run({ X: new ort.Tensor('float32', x, [nb, n, b]), Q: new ort.Tensor('float32', qt, [nb, b, N]), R: new ort.Tensor('float32', ref, [nb, n, N]) });
     return out.E.data as Float32Array;
   }
 
@@ -69,7 +80,9 @@ export class OrtGemm {
     this.updSession = undefined;
     if (this.session) await (await this.session).release();
     if (this.errSession) await (await this.errSession).release();
+    if (this.bmmSession) await (await this.bmmSession).release();
     this.session = undefined;
     this.errSession = undefined;
+    this.bmmSession = undefined;
   }
 }

@@ -98,19 +98,21 @@ export class LayerRunner {
       for (let bi = 0; bi < this.batches.length; bi++) {
         throwIfAborted(this.signal);
         const out = await s.run(this.layerFeeds(s, i, bi));
+        const tokens = this.batches[bi].length * this.seqLen;
         for (const name of inputs) {
           const names = b.outputs.get(name)!;
-          const x = out[names.x].data as Float32Array;
-          this.checkFinite(`entering ${name.replace(/\.weight$/, '')} (layer ${i})`, x);
-          const K = out[names.x].dims[out[names.x].dims.length - 1] as number;
+          const shapeOf = out[names.x ?? names.gram!];
+          const K = shapeOf.dims[shapeOf.dims.length - 1] as number;
+          // X itself only comes back when a statistic needs it; a Hessian alone stays in onnxruntime.
+          const x = names.x ? (out[names.x].data as Float32Array) : undefined;
+          this.checkFinite(`entering ${name.replace(/\.weight$/, '')} (layer ${i})`, x ?? (out[names.gram!].data as Float32Array));
           const st = stats.get(name) ?? { K, tokens: 0 };
-          const tokens = x.length / K;
           if (request.gram) {
             const g = out[names.gram!].data as Float32Array;
             if (!st.gram) st.gram = new Float32Array(K * K);
             for (let j = 0; j < g.length; j++) st.gram[j] += g[j];
           }
-          if (request.absMean || request.absMax) {
+          if (x && (request.absMean || request.absMax)) {
             if (!st.absSum) st.absSum = new Float64Array(K);
             if (!st.absMax) st.absMax = new Float32Array(K);
             for (let t = 0; t < tokens; t++) {
@@ -121,7 +123,7 @@ export class LayerRunner {
               }
             }
           }
-          if (request.rows) {
+          if (x && request.rows) {
             // Rows spread evenly over all batches and positions, not just the first sequence.
             const perBatch = Math.ceil(request.rows / this.batches.length);
             const take = Math.min(perBatch, tokens, request.rows - (st.rows ? st.rows.length / K : 0));
@@ -178,10 +180,11 @@ export class LayerRunner {
   }
 
   /** The layer slice plus, for each requested value X: X flattened to [tokens, K], and XᵀX. */
-  private statsGraph(i: number, inputs: string[], request: StatsRequest): { graph: Graph; outputs: Map<string, { x: string; gram?: string }> } {
+  private statsGraph(i: number, inputs: string[], request: StatsRequest): { graph: Graph; outputs: Map<string, { x?: string; gram?: string }> } {
     const span = this.layers[i];
     const base = extractSubgraph(this.model, inputs, this.cuts(i));
-    const outputs = new Map<string, { x: string; gram?: string }>();
+    const outputs = new Map<string, { x?: string; gram?: string }>();
+    const needX = !!(request.absMean || request.absMax || request.rows);
     const extraInits = [int64Tensor('alki_calib_minus1', [1], [-1])];
     const nodes = [...base.nodes];
     const outs: ValueInfo[] = [];
@@ -193,8 +196,8 @@ export class LayerRunner {
       nodes.push({ opType: 'Shape', inputs: [name], outputs: [shape], attributes: { start: { type: 'int', value: -1 } } });
       nodes.push({ opType: 'Concat', inputs: ['alki_calib_minus1', shape], outputs: [lastDim], attributes: { axis: { type: 'int', value: 0 } } });
       nodes.push({ opType: 'Reshape', inputs: [name, lastDim], outputs: [x2d], attributes: {} });
-      outs.push({ name: x2d, elemType: DataType.FLOAT });
-      const entry: { x: string; gram?: string } = { x: x2d };
+      if (needX) outs.push({ name: x2d, elemType: DataType.FLOAT });
+      const entry: { x?: string; gram?: string } = needX ? { x: x2d } : {};
       if (request.gram) {
         const t = `alki_calib_${j}_xt`;
         const g = `alki_calib_${j}_gram`;
