@@ -144,11 +144,20 @@ async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
   }
 }
 
+/**
+ * Groups larger than this (outputs × inputs) skip AWQ's searches and are plain RTN: in practice the vocabulary
+ * head of real models (32000 × 2048), which AutoAWQ does not quantize at all; its searches would cost more than
+ * all decoder layers together on a CPU.
+ */
+const AWQ_MAX_GROUP = 32 * 1024 * 1024;
+
 /** AWQ: per group, the scale search (folded into the producer), then the clipping search per linear. */
 async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
   const abt: MatMulABt = (a, m, k, b, n) => c.gemm.abt(a, m, k, b, n);
   const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { absMean: true, rows: c.o.awqRows ?? 4096 });
   for (const g of l.groups) {
+    const size = g.linears.reduce((sum, name) => sum + c.weight(name).data.length, 0);
+    if (size > AWQ_MAX_GROUP) continue;
     const st = stats.get(l.inputOf(g))!;
     const K = st.K;
     const n = st.rows!.length / K;
@@ -167,8 +176,10 @@ async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       // Later searches of this layer see the input as the scaled graph produces it.
       for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) st.rows![t * K + k] /= scale[k];
     }
-    // Clipping looks at 512 rows, as AutoAWQ does (n_sample_token): the search is per block and row.
-    const clipRows = Math.min(n, 512);
+    // Clipping looks at up to 512 rows, as AutoAWQ does (n_sample_token); on large layers fewer (its cost is
+    // rows × outputs × blocks × 10 shrink steps, all of it memory traffic).
+    const widest = Math.max(...g.linears.map((name) => c.weight(name).data.length));
+    const clipRows = Math.min(n, 512, Math.max(64, Math.floor(5e8 / ((widest / c.opts.blockSize) * 10))));
     const clipX = evenRows(st.rows!, n, K, clipRows);
     for (const name of g.linears) {
       // AWQ does not clip q/k: attention scores are too sensitive to it.
