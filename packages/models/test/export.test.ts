@@ -1,25 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import * as ort from 'onnxruntime-node';
 import { decodeModel, encodeModel } from '@alki/onnx';
 import { SCALE_GROUPS_KEY, exportModel, openHfModel, type ScaleGroup } from '../src/index.js';
 import { llamaReference } from './llama-reference.js';
 import { stories260K, tinyLlama } from '../../../tools/fixtures/index.js';
-
-async function runFull(bytes: Uint8Array, ids: number[], layers: number, kvh: number, hd: number): Promise<Float32Array> {
-  const s = await ort.InferenceSession.create(bytes);
-  const n = ids.length;
-  const feeds: Record<string, ort.Tensor> = {
-    input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]),
-    attention_mask: new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [1, n]),
-    position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, n]),
-  };
-  for (let i = 0; i < layers; i++) for (const kv of ['key', 'value']) feeds[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, kvh, 0, hd]);
-  const out = await s.run(feeds);
-  await s.release();
-  return out.logits.data as Float32Array;
-}
+import { decoderLogits } from '../../../tools/fixtures/decoder.js';
 
 describe('Llama export', () => {
   for (const [label, opts] of [
@@ -31,7 +17,7 @@ describe('Llama export', () => {
       const hf = openHfModel(m.dir);
       const { model, scaleGroups } = exportModel(hf);
       const ids = [1, 300, 301, 302, 270, 260, 301, 290];
-      const logits = await runFull(encodeModel(model), ids, hf.config.numLayers, hf.config.numKvHeads, hf.config.headDim);
+      const logits = await decoderLogits(model, ids);
       const ref = llamaReference(hf, ids);
       let maxRel = 0;
       for (let i = 0; i < ref.length; i++) maxRel = Math.max(maxRel, Math.abs(logits[i] - ref[i]) / (1 + Math.abs(ref[i])));
@@ -53,7 +39,7 @@ describe('Llama export', () => {
   it.skipIf(!stories260K)('stories260K matches run.c logits at the last prompt position within 1e-4', async () => {
     const ref = JSON.parse(readFileSync(join(stories260K!, 'reference.json'), 'utf8'));
     const hf = openHfModel(stories260K!);
-    const logits = await runFull(encodeModel(exportModel(hf).model), ref.prompt_ids, 5, 4, 8);
+    const logits = await decoderLogits(exportModel(hf).model, ref.prompt_ids);
     const last = logits.subarray(4 * 512, 5 * 512);
     ref.last_prompt_position_logits.forEach((v: number, i: number) => expect(Math.abs(last[i] - v)).toBeLessThan(1e-4));
   });

@@ -66,35 +66,23 @@ export function quantizeValue(x: number, scale: number, zero: number, levels: nu
   return q < 0 ? 0 : q > levels ? levels : q;
 }
 
-/** Dequantizes back to [N, K] (row n = output feature n), dropping padding. */
-export function dequantizeBlockwise(qw: BlockwiseQuantized): Float32Array {
+/**
+ * Dequantizes, dropping padding: to [N, K] (row n = output n, the default) or,
+ * with `layout` 'KN', to the MatMul layout [K, N] (row k = input k).
+ */
+export function dequantizeBlockwise(qw: BlockwiseQuantized, layout: 'NK' | 'KN' = 'NK'): Float32Array {
   const { N, K, nBlocks, blockSize, bits } = qw;
   const out = new Float32Array(N * K);
   const stride = nBlocks * blockSize;
   const implicit = 1 << (bits - 1);
-  for (let n = 0; n < N; n++) {
-    for (let k = 0; k < K; k++) {
-      const blk = Math.floor(k / blockSize);
-      const s = qw.scales[n * nBlocks + blk];
-      const z = qw.zeroPoints ? qw.zeroPoints[n * nBlocks + blk] : implicit;
-      out[n * K + k] = (qw.q[n * stride + k] - z) * s;
-    }
-  }
-  return out;
-}
-
-/** Dequantizes into the MatMul layout [K, N] (row k = input k), dropping padding. */
-export function dequantizeBlockwiseKN(qw: BlockwiseQuantized): Float32Array {
-  const { N, K, nBlocks, blockSize, bits } = qw;
-  const out = new Float32Array(K * N);
-  const stride = nBlocks * blockSize;
-  const implicit = 1 << (bits - 1);
+  // Element (n, k) goes to n·K + k, or k·N + n.
+  const [rowStep, colStep] = layout === 'NK' ? [K, 1] : [1, N];
   for (let n = 0; n < N; n++) {
     for (let b = 0; b < nBlocks; b++) {
       const s = qw.scales[n * nBlocks + b];
       const z = qw.zeroPoints ? qw.zeroPoints[n * nBlocks + b] : implicit;
       const k1 = Math.min(K, (b + 1) * blockSize);
-      for (let k = b * blockSize; k < k1; k++) out[k * N + n] = (qw.q[n * stride + k] - z) * s;
+      for (let k = b * blockSize; k < k1; k++) out[n * rowStep + k * colStep] = (qw.q[n * stride + k] - z) * s;
     }
   }
   return out;

@@ -1,7 +1,7 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { transpose, type Model, type Node, type Tensor } from '@alki/onnx';
 import { awqClip, awqSearchScale } from './awq.js';
-import { dequantizeBlockwiseKN, type BlockwiseQuantized } from './blockwise.js';
+import { dequantizeBlockwise, type BlockwiseQuantized } from './blockwise.js';
 import { LayerRunner, type LayerSpan } from './calibration/layer-runner.js';
 import { gptq, prepareGptqHessian } from './gptq.js';
 import type { MatMulABt } from './linalg.js';
@@ -139,7 +139,7 @@ async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp };
       const qw = await gptq(t.data as Float32Array, prepared, N, K, { ...options, inputMajor: true }, abt, (a, m, k, b, n, cc) => c.gemm.update(a, m, k, b, n, cc));
       c.results.set(name, qw);
-      t.data = dequantizeBlockwiseKN(qw);
+      t.data = dequantizeBlockwise(qw, 'KN');
     }
   }
 }

@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import * as ort from 'onnxruntime-node';
 import { SeededRandom } from '@alki/core';
-import { encodeModel } from '@alki/onnx';
 import { exportModel, openHfModel } from '@alki/models';
 import { applyScale, awqSearchScale, canFoldScale, fakeQuantize, type ScaleGroup } from '../src/index.js';
 import { matmulABt } from '../src/linalg.js';
 import { tinyLlama } from '../../../tools/fixtures/index.js';
+import { decoderLogits } from '../../../tools/fixtures/decoder.js';
 
 describe('AWQ core', () => {
   it('the chosen scales lower the output error versus s = 1 when a few input channels carry large activations', async () => {
@@ -38,19 +37,8 @@ describe('folding scales into the graph', () => {
   it('leaves the fp32 model logits unchanged (≤ 1e-5 relative), for norm- and linear-fed groups', async () => {
     const m = tinyLlama({ seed: 21, numHeads: 4, numKvHeads: 4, mlpBias: true });
     const { model } = exportModel(openHfModel(m.dir));
-    const run = async () => {
-      const s = await ort.InferenceSession.create(encodeModel(model));
-      const ids = [1, 300, 301, 302, 303, 290];
-      const feeds: Record<string, ort.Tensor> = {
-        input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, 6]),
-        attention_mask: new ort.Tensor('int64', new BigInt64Array(6).fill(1n), [1, 6]),
-        position_ids: new ort.Tensor('int64', BigInt64Array.from([0n, 1n, 2n, 3n, 4n, 5n]), [1, 6]),
-      };
-      for (let i = 0; i < 2; i++) for (const kv of ['key', 'value']) feeds[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, 4, 0, 16]);
-      const out = (await s.run(feeds)).logits.data as Float32Array;
-      await s.release();
-      return Float32Array.from(out);
-    };
+    const ids = [1, 300, 301, 302, 303, 290];
+    const run = () => decoderLogits(model, ids);
     const before = await run();
     const groups: ScaleGroup[] = JSON.parse(model.metadata['alki.scale_groups']);
     const rng = new SeededRandom(9);

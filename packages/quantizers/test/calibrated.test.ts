@@ -1,26 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import * as ort from 'onnxruntime-node';
-import { encodeModel, type Model } from '@alki/onnx';
 import { exportModel, openHfModel } from '@alki/models';
 import { loadTokenizer } from '@alki/runtime';
 import { calibrationFromText, createQuantizer, readCalibrationFile, type CalibrationData } from '../src/index.js';
 import { stories260K, tinyStoriesText, tinyLlama } from '../../../tools/fixtures/index.js';
-
-async function logits(model: Model, ids: number[], layers: number, kvh: number, hd: number): Promise<Float32Array> {
-  const s = await ort.InferenceSession.create(encodeModel(model));
-  const n = ids.length;
-  const feeds: Record<string, ort.Tensor> = {
-    input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map(BigInt)), [1, n]),
-    attention_mask: new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [1, n]),
-    position_ids: new ort.Tensor('int64', BigInt64Array.from(ids.map((_, i) => BigInt(i))), [1, n]),
-  };
-  for (let i = 0; i < layers; i++) for (const kv of ['key', 'value']) feeds[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, kvh, 0, hd]);
-  const out = (await s.run(feeds)).logits.data as Float32Array;
-  await s.release();
-  return Float32Array.from(out);
-}
+import { decoderLogits } from '../../../tools/fixtures/decoder.js';
 
 function mse(a: Float32Array, b: Float32Array): number {
   return a.reduce((s, v, i) => s + (v - b[i]) ** 2, 0) / a.length;
@@ -35,17 +20,15 @@ describe.skipIf(!stories260K || !tinyStoriesText)('GPTQ and AWQ on stories260K (
     expect(calibration.samples).toHaveLength(16);
     const evalIds = tok.encode(text.slice(0, 4000)).slice(0, 256);
     const fresh = () => exportModel(openHfModel(stories260K!)).model;
-    const ref = await logits(fresh(), evalIds, 5, 4, 8);
+    const ref = await decoderLogits(fresh(), evalIds);
     const errors: Record<string, number> = {};
     for (const method of ['rtn', 'gptq', 'awq'] as const) {
       const q = createQuantizer(method, { bits: 4, blockSize: 32 });
-      const steps: string[] = [];
       const { model, report } = await q.quantize(fresh(), { calibration });
       expect(model.graph.nodes.filter((n) => n.opType === 'MatMulNBits')).toHaveLength(36);
       expect(model.graph.nodes.some((n) => n.opType === 'MatMul' && n.inputs[1]?.endsWith('.weight'))).toBe(false);
       if (method !== 'rtn') expect(report.calibration).toMatchObject({ samples: 16, sequenceLength: 256 });
-      errors[method] = mse(await logits(model, evalIds, 5, 4, 8), ref);
-      void steps;
+      errors[method] = mse(await decoderLogits(model, evalIds), ref);
     }
     expect(errors.gptq).toBeLessThan(errors.rtn);
     expect(errors.awq).toBeLessThan(errors.rtn);
