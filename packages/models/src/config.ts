@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { AlkiError } from '@alki/core';
 
 /** Architectures (config.json `model_type`) that Alki exports today. */
-export const SUPPORTED_MODEL_TYPES = ['llama'] as const;
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
 export type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
 
 /** The decoder hyper-parameters Alki needs, normalised from a HF config.json. */
@@ -20,10 +20,38 @@ export interface DecoderConfig {
   rmsNormEps: number;
   ropeTheta: number;
   tieWordEmbeddings: boolean;
-  attentionBias: boolean;
+  /** Biases on q/k/v (llama attention_bias, always in qwen2). */
+  qkvBias: boolean;
+  /** Bias on o_proj (llama attention_bias). */
+  oBias: boolean;
   mlpBias: boolean;
+  /** Keys further back than this from the query are masked (mistral sliding_window). */
+  slidingWindow?: number;
+  ropeScaling?: RopeScaling;
   bosTokenId?: number;
   eosTokenIds: number[];
+}
+
+/** rope_scaling variants Alki exports exactly. */
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+
+export const SUPPORTED_ROPE_SCALING = ['linear', 'llama3'] as const;
+
+function parseRopeScaling(raw: unknown): RopeScaling | undefined {
+  if (raw == null) return undefined;
+  const r = raw as Record<string, unknown>;
+  const type = (r.rope_type ?? r.type) as string | undefined;
+  const num = (k: string) => {
+    const v = r[k];
+    if (typeof v !== 'number' || !(v > 0)) throw new AlkiError('BAD_CONFIG', `rope_scaling.${k} must be a positive number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  if (type === 'default') return undefined;
+  if (type === 'linear') return { type, factor: num('factor') };
+  if (type === 'llama3') return { type, factor: num('factor'), lowFreqFactor: num('low_freq_factor'), highFreqFactor: num('high_freq_factor'), originalMaxPositions: num('original_max_position_embeddings') };
+  throw new AlkiError('UNSUPPORTED_CONFIG', `rope_scaling type "${String(type)}" is not supported`, `supported: ${SUPPORTED_ROPE_SCALING.join(', ')} (or none); exporting anyway would give wrong results at long context`);
 }
 
 /** Reads config.json from a model folder. */
@@ -66,8 +94,15 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
   if (numHeads % numKvHeads !== 0) throw new AlkiError('BAD_CONFIG', `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
   const act = raw.hidden_act ?? 'silu';
   if (act !== 'silu') throw new AlkiError('UNSUPPORTED_CONFIG', `hidden_act "${String(act)}" is not supported for ${modelType}`, 'supported: silu');
-  if (raw.rope_scaling != null) {
-    throw new AlkiError('UNSUPPORTED_CONFIG', `rope_scaling ${JSON.stringify(raw.rope_scaling)} is not supported yet`, 'supported: rope_scaling null (plain RoPE); exporting anyway would give wrong results at long context');
+  const ropeScaling = parseRopeScaling(raw.rope_scaling);
+  // Architecture differences that live in the config, not in the graph builder.
+  const attentionBias = raw.attention_bias === true;
+  const qkvBias = modelType === 'qwen2' ? true : attentionBias;
+  const oBias = modelType === 'qwen2' ? false : attentionBias;
+  let slidingWindow: number | undefined;
+  if (modelType === 'mistral' && raw.sliding_window != null) slidingWindow = int('sliding_window');
+  if (modelType === 'qwen2' && raw.use_sliding_window === true) {
+    throw new AlkiError('UNSUPPORTED_CONFIG', 'qwen2 with use_sliding_window true (per-layer windows) is not supported', 'supported: use_sliding_window false, as in the released Qwen2/Qwen2.5 configs');
   }
   const eos = raw.eos_token_id;
   const eosTokenIds = Array.isArray(eos) ? (eos as number[]) : typeof eos === 'number' ? [eos] : [];
@@ -84,8 +119,11 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
     rmsNormEps: typeof raw.rms_norm_eps === 'number' ? raw.rms_norm_eps : 1e-6,
     ropeTheta: typeof raw.rope_theta === 'number' ? raw.rope_theta : 10000,
     tieWordEmbeddings: raw.tie_word_embeddings === true,
-    attentionBias: raw.attention_bias === true,
+    qkvBias,
+    oBias,
     mlpBias: raw.mlp_bias === true,
+    slidingWindow,
+    ropeScaling,
     bosTokenId: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : undefined,
     eosTokenIds,
   };
@@ -94,7 +132,7 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
 /** Number of parameters implied by a config (embeddings counted once when tied). */
 export function countParameters(c: DecoderConfig): number {
   const attn = c.hiddenSize * c.numHeads * c.headDim * 2 + c.hiddenSize * c.numKvHeads * c.headDim * 2;
-  const attnBias = c.attentionBias ? c.numHeads * c.headDim + 2 * c.numKvHeads * c.headDim + c.hiddenSize : 0;
+  const attnBias = (c.qkvBias ? c.numHeads * c.headDim + 2 * c.numKvHeads * c.headDim : 0) + (c.oBias ? c.hiddenSize : 0);
   const mlp = 3 * c.hiddenSize * c.intermediateSize + (c.mlpBias ? 2 * c.intermediateSize + c.hiddenSize : 0);
   const layer = attn + attnBias + mlp + 2 * c.hiddenSize;
   const emb = c.vocabSize * c.hiddenSize;

@@ -2,14 +2,14 @@ export { readSafetensorsHeader, readSafetensorsBytes, decodeFloat, writeSafetens
 export type { SafetensorsEntry, SafetensorsHeader, SafetensorsTensor } from './safetensors.js';
 export { WeightStore } from './weights.js';
 export type { Weight } from './weights.js';
-export { SUPPORTED_MODEL_TYPES, parseDecoderConfig, readConfigJson, countParameters } from './config.js';
-export type { DecoderConfig, ModelType } from './config.js';
+export { SUPPORTED_MODEL_TYPES, SUPPORTED_ROPE_SCALING, parseDecoderConfig, readConfigJson, countParameters } from './config.js';
+export type { DecoderConfig, ModelType, RopeScaling } from './config.js';
 export { openHfModel, SIDE_FILES } from './hf-folder.js';
 export type { HfModel } from './hf-folder.js';
 export { exportLlama, SCALE_GROUPS_KEY, LAYERS_KEY, PORTABLE_OPSET } from './export/decoder.js';
 export type { ExportOptions, ExportResult, ScaleGroup, LayerBoundary } from './export/decoder.js';
 export { exportModel } from './export/index.js';
-export { rotaryTables } from './export/rotary.js';
+export { rotaryTables, inverseFrequencies } from './export/rotary.js';
 export { writeSyntheticLlama } from './synthetic.js';
 export type { SyntheticLlamaOptions } from './synthetic.js';
 export { tinyTokenizer } from './tokenizer-json.js';

@@ -7,6 +7,12 @@ import { tinyTokenizer } from './tokenizer-json.js';
 
 /** Shape and switches of a generated Llama model. */
 export interface SyntheticLlamaOptions {
+  /** Architecture written to config.json (default llama); qwen2 gets q/k/v biases. */
+  modelType?: 'llama' | 'mistral' | 'qwen2';
+  /** mistral: sliding_window. */
+  slidingWindow?: number;
+  /** config.json rope_scaling, as HF writes it. */
+  ropeScaling?: Record<string, unknown>;
   hiddenSize?: number;
   intermediateSize?: number;
   numLayers?: number;
@@ -45,6 +51,9 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
   const tie = opts.tieWordEmbeddings ?? false;
   const rng = new SeededRandom(opts.seed ?? 1);
   const dtype = opts.dtype ?? 'F32';
+  const modelType = opts.modelType ?? 'llama';
+  const qkvBias = modelType === 'qwen2' || !!opts.attentionBias;
+  const oBias = modelType !== 'qwen2' && !!opts.attentionBias;
   const tensors: Record<string, SafetensorsTensor> = {};
   const put = (name: string, shape: number[], gen: () => number) => {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -65,10 +74,10 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
   for (let i = 0; i < L; i++) {
     const p = `model.layers.${i}`;
     put(`${p}.input_layernorm.weight`, [H], () => 1 + rng.normal() * 0.1);
-    linear(`${p}.self_attn.q_proj`, nh * hd, H, !!opts.attentionBias);
-    linear(`${p}.self_attn.k_proj`, kvh * hd, H, !!opts.attentionBias);
-    linear(`${p}.self_attn.v_proj`, kvh * hd, H, !!opts.attentionBias);
-    linear(`${p}.self_attn.o_proj`, H, nh * hd, !!opts.attentionBias);
+    linear(`${p}.self_attn.q_proj`, nh * hd, H, qkvBias);
+    linear(`${p}.self_attn.k_proj`, kvh * hd, H, qkvBias);
+    linear(`${p}.self_attn.v_proj`, kvh * hd, H, qkvBias);
+    linear(`${p}.self_attn.o_proj`, H, nh * hd, oBias);
     put(`${p}.post_attention_layernorm.weight`, [H], () => 1 + rng.normal() * 0.1);
     linear(`${p}.mlp.gate_proj`, I, H, !!opts.mlpBias);
     linear(`${p}.mlp.up_proj`, I, H, !!opts.mlpBias);
@@ -78,8 +87,8 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
   if (!tie) linear('lm_head', V, H, false);
 
   const config: Record<string, unknown> = {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[modelType]],
+    model_type: modelType,
     hidden_size: H,
     intermediate_size: I,
     num_hidden_layers: L,
@@ -90,10 +99,12 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
     max_position_embeddings: opts.maxPositions ?? 256,
     rms_norm_eps: 1e-5,
     rope_theta: opts.ropeTheta ?? 10000,
-    rope_scaling: null,
+    rope_scaling: opts.ropeScaling ?? null,
+    ...(modelType === 'mistral' ? { sliding_window: opts.slidingWindow ?? null } : {}),
+    ...(modelType === 'qwen2' ? { use_sliding_window: false } : {}),
     hidden_act: 'silu',
     tie_word_embeddings: tie,
-    attention_bias: !!opts.attentionBias,
+    ...(modelType === 'qwen2' ? {} : { attention_bias: !!opts.attentionBias }),
     mlp_bias: !!opts.mlpBias,
     bos_token_id: 1,
     eos_token_id: 2,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeModel, encodeModel } from '@alki/onnx';
-import { SCALE_GROUPS_KEY, exportModel, openHfModel, type ScaleGroup } from '../src/index.js';
+import { SCALE_GROUPS_KEY, exportModel, openHfModel, type ScaleGroup, type SyntheticLlamaOptions } from '../src/index.js';
 import { llamaReference } from './llama-reference.js';
 import { stories260K, tinyLlama } from '../../../tools/fixtures/index.js';
 import { decoderLogits } from '../../../tools/fixtures/decoder.js';
@@ -11,9 +11,13 @@ describe('Llama export', () => {
   for (const [label, opts] of [
     ['GQA, untied head', { seed: 11, numHeads: 4, numKvHeads: 2 }],
     ['multi-query, head_dim override, tied head, biases', { seed: 12, numHeads: 4, numKvHeads: 1, headDim: 24, tieWordEmbeddings: true, attentionBias: true, mlpBias: true }],
+    ['llama3 rope scaling', { seed: 13, ropeTheta: 500000, ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 } }],
+    ['linear rope scaling', { seed: 14, ropeScaling: { type: 'linear', factor: 4 } }],
+    ['mistral sliding window of 3', { seed: 15, modelType: 'mistral', slidingWindow: 3 }],
+    ['qwen2: q/k/v biases, large theta, tied', { seed: 16, modelType: 'qwen2', ropeTheta: 1000000, tieWordEmbeddings: true }],
   ] as const) {
     it(`matches a float64 reference forward (${label}) at every position`, async () => {
-      const m = tinyLlama(opts);
+      const m = tinyLlama(opts as SyntheticLlamaOptions);
       const hf = openHfModel(m.dir);
       const { model, scaleGroups } = exportModel(hf);
       const ids = [1, 300, 301, 302, 270, 260, 301, 290];
@@ -24,6 +28,8 @@ describe('Llama export', () => {
       // float32 graph vs float64 reference: ~1e-6 relative on these sizes.
       expect(maxRel).toBeLessThan(1e-4);
       expect(scaleGroups.filter((g) => g.layer === 0).map((g) => g.linears.length)).toEqual([3, 1, 2, 1]);
+      // The window must bite: with 8 tokens and a window of 3, the last position ignores 5 keys.
+      if ('slidingWindow' in opts) expect(hf.config.slidingWindow).toBe(3);
       m.cleanup();
     });
   }

@@ -1,9 +1,10 @@
 import type { HfModel } from '../src/index.js';
 
 /**
- * A float64 Llama forward pass written from HF's modeling_llama semantics
- * (RMSNorm, rotate_half RoPE, repeat_kv GQA, causal softmax attention,
- * SwiGLU, tied or untied head). Independent of the ONNX graph: tests compare
+ * A float64 Llama-family forward pass written from HF's modeling_llama /
+ * modeling_mistral / modeling_qwen2 semantics (RMSNorm, rotate_half RoPE with
+ * linear/llama3 scaling, repeat_kv GQA, causal softmax attention with an
+ * optional sliding window, biases where present, SwiGLU, tied or untied head). Independent of the ONNX graph: tests compare
  * the two. Returns logits [seq, vocab].
  */
 export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
@@ -35,12 +36,24 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
     }
     return y;
   };
+  // Inverse frequencies as HF's rope init functions define them (default, linear, llama3).
+  const invFreq = Array.from({ length: hd / 2 }, (_, i) => {
+    const f = 1 / Math.pow(c.ropeTheta, (2 * i) / hd);
+    const r = c.ropeScaling;
+    if (!r) return f;
+    if (r.type === 'linear') return f / r.factor;
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen < r.originalMaxPositions / r.highFreqFactor) return f;
+    if (wavelen > r.originalMaxPositions / r.lowFreqFactor) return f / r.factor;
+    const smooth = (r.originalMaxPositions / wavelen - r.lowFreqFactor) / (r.highFreqFactor - r.lowFreqFactor);
+    return (1 - smooth) * (f / r.factor) + smooth * f;
+  });
   const rope = (x: Float64Array, heads: number) => {
     const half = hd / 2;
     for (let s = 0; s < S; s++) for (let h = 0; h < heads; h++) {
       const base = s * heads * hd + h * hd;
       for (let i = 0; i < half; i++) {
-        const ang = s * Math.pow(c.ropeTheta, (-2 * i) / hd);
+        const ang = s * invFreq[i];
         const a = x[base + i];
         const b = x[base + i + half];
         x[base + i] = a * Math.cos(ang) - b * Math.sin(ang);
@@ -67,13 +80,18 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
         const scores = new Float64Array(i + 1);
         let max = -Infinity;
         for (let j = 0; j <= i; j++) {
+          // Mistral's sliding window: keys at distance ≥ window are invisible.
+          if (c.slidingWindow && i - j >= c.slidingWindow) {
+            scores[j] = -Infinity;
+            continue;
+          }
           let s = 0;
           for (let d = 0; d < hd; d++) s += q[i * c.numHeads * hd + hh * hd + d] * k[j * c.numKvHeads * hd + kvh * hd + d];
           scores[j] = s / Math.sqrt(hd);
           max = Math.max(max, scores[j]);
         }
         let sum = 0;
-        for (let j = 0; j <= i; j++) sum += (scores[j] = Math.exp(scores[j] - max));
+        for (let j = 0; j <= i; j++) sum += (scores[j] = scores[j] === -Infinity ? 0 : Math.exp(scores[j] - max));
         for (let j = 0; j <= i; j++) for (let d = 0; d < hd; d++) ctx[i * c.numHeads * hd + hh * hd + d] += (scores[j] / sum) * v[j * c.numKvHeads * hd + kvh * hd + d];
       }
     }

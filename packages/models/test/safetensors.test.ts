@@ -83,7 +83,11 @@ describe('HF model folders', () => {
     const cfgPath = join(m.dir, 'config.json');
     const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
     writeFileSync(cfgPath, JSON.stringify({ ...cfg, rope_scaling: { type: 'yarn', factor: 4 } }));
-    expect(() => openHfModel(m.dir)).toThrow(/rope_scaling .* is not supported/);
+    expect(() => openHfModel(m.dir)).toThrow(/rope_scaling type "yarn" is not supported/);
+    writeFileSync(cfgPath, JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'dynamic', factor: 2 } }));
+    expect(() => openHfModel(m.dir)).toThrow(expect.objectContaining({ hint: expect.stringMatching(/supported: linear, llama3/) }));
+    writeFileSync(cfgPath, JSON.stringify({ ...cfg, model_type: 'qwen2', use_sliding_window: true }));
+    expect(() => openHfModel(m.dir)).toThrow(/use_sliding_window true/);
     writeFileSync(cfgPath, JSON.stringify({ ...cfg, hidden_act: 'relu' }));
     expect(() => openHfModel(m.dir)).toThrow(/hidden_act "relu"/);
     writeFileSync(cfgPath, JSON.stringify({ ...cfg, num_key_value_heads: 3 }));

@@ -53,7 +53,8 @@ export interface ExportResult {
 export const PORTABLE_OPSET = 17;
 
 /**
- * Builds the ONNX decoder graph of a Llama-family model with KV cache:
+ * Builds the ONNX decoder graph of a Llama-family model (llama, mistral,
+ * qwen2: their differences are config switches) with KV cache:
  * inputs input_ids, attention_mask, position_ids, past_key_values.{i}.key|value;
  * outputs logits, present.{i}.key|value (the transformers.js / Optimum names).
  */
@@ -90,7 +91,7 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
   let h = b.node('Gather', [embedName, ids], { axis: 0 });
 
   // Rotary tables gathered once by position and shared by all layers: [B, 1, S, hd].
-  const tables = rotaryTables(c.maxPositions, hd, c.ropeTheta);
+  const tables = rotaryTables(c.maxPositions, hd, c.ropeTheta, c.ropeScaling);
   const cosCache = b.initializer(floatTensor('rotary.cos_cache', [c.maxPositions, hd / 2], tables.cos));
   const sinCache = b.initializer(floatTensor('rotary.sin_cache', [c.maxPositions, hd / 2], tables.sin));
   const rotary = (cache: string) => {
@@ -109,7 +110,13 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
   const queryIdx = b.node('Range', [scalar(pastLen), scalar(totalLen), ops.i64([1], true)]);
   const causal = b.node('LessOrEqual', [b.node('Unsqueeze', [keyIdx, ops.i64([0])]), b.node('Unsqueeze', [queryIdx, ops.i64([1])])]);
   const notPad = b.node('Unsqueeze', [b.node('Cast', [mask], { to: DataType.BOOL }), ops.i64([1, 2])]);
-  const allowed = b.node('And', [causal, notPad]);
+  let visible = causal;
+  if (c.slidingWindow) {
+    // Mistral: a query at p sees keys k with p − k < window.
+    const distance = b.node('Sub', [b.node('Unsqueeze', [queryIdx, ops.i64([1])]), b.node('Unsqueeze', [keyIdx, ops.i64([0])])]);
+    visible = b.node('And', [causal, b.node('Less', [distance, ops.i64([c.slidingWindow], true)])]);
+  }
+  const allowed = b.node('And', [visible, notPad]);
   // -1e30 rather than -inf: a fully padded row then softmaxes to uniform instead of NaN.
   const attnBias = b.node('Unsqueeze', [b.node('Where', [allowed, ops.f32(0), ops.f32(-1e30)]), ops.i64([2])]);
   const scale = ops.f32(1 / Math.sqrt(hd));
@@ -127,9 +134,9 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
     const wq = linearWeight(`${p}.self_attn.q_proj.weight`, c.numHeads * hd, H);
     const wk = linearWeight(`${p}.self_attn.k_proj.weight`, c.numKvHeads * hd, H);
     const wv = linearWeight(`${p}.self_attn.v_proj.weight`, c.numKvHeads * hd, H);
-    const q = ops.rope(ops.splitHeads(ops.linear(x, wq, optionalBias(c.attentionBias, `${p}.self_attn.q_proj.bias`, c.numHeads * hd)), c.numHeads, hd), cos, sin, hd);
-    const k = ops.rope(ops.splitHeads(ops.linear(x, wk, optionalBias(c.attentionBias, `${p}.self_attn.k_proj.bias`, c.numKvHeads * hd)), c.numKvHeads, hd), cos, sin, hd);
-    const v = ops.splitHeads(ops.linear(x, wv, optionalBias(c.attentionBias, `${p}.self_attn.v_proj.bias`, c.numKvHeads * hd)), c.numKvHeads, hd);
+    const q = ops.rope(ops.splitHeads(ops.linear(x, wq, optionalBias(c.qkvBias, `${p}.self_attn.q_proj.bias`, c.numHeads * hd)), c.numHeads, hd), cos, sin, hd);
+    const k = ops.rope(ops.splitHeads(ops.linear(x, wk, optionalBias(c.qkvBias, `${p}.self_attn.k_proj.bias`, c.numKvHeads * hd)), c.numKvHeads, hd), cos, sin, hd);
+    const v = ops.splitHeads(ops.linear(x, wv, optionalBias(c.qkvBias, `${p}.self_attn.v_proj.bias`, c.numKvHeads * hd)), c.numKvHeads, hd);
     const presentK = b.node('Concat', [past[i].key, k], { axis: 2 }, { outputs: [`present.${i}.key`] });
     const presentV = b.node('Concat', [past[i].value, v], { axis: 2 }, { outputs: [`present.${i}.value`] });
     b.output(presentK, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
@@ -144,7 +151,7 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
     const ctx5 = b.node('MatMul', [b.node('Softmax', [scores], { axis: -1 }), v5]);
     const ctx = b.node('Reshape', [b.node('Transpose', [b.node('Reshape', [ctx5, ops.i64([0, c.numHeads, -1, hd])])], { perm: [0, 2, 1, 3] }), ops.i64([0, 0, c.numHeads * hd])]);
     const wo = linearWeight(`${p}.self_attn.o_proj.weight`, H, c.numHeads * hd);
-    h = b.node('Add', [h, ops.linear(ctx, wo, optionalBias(c.attentionBias, `${p}.self_attn.o_proj.bias`, H))]);
+    h = b.node('Add', [h, ops.linear(ctx, wo, optionalBias(c.oBias, `${p}.self_attn.o_proj.bias`, H))]);
 
     const postNorm = vector(`${p}.post_attention_layernorm.weight`, H);
     const x2 = ops.rmsNorm(h, postNorm, c.rmsNormEps);

@@ -5,6 +5,8 @@ import { exportLlama, type ExportOptions, type ExportResult } from './decoder.js
 export function exportModel(model: HfModel, options: ExportOptions = {}): ExportResult {
   switch (model.config.modelType) {
     case 'llama':
+    case 'mistral':
+    case 'qwen2':
       return exportLlama(model.config, model.weights, options);
   }
 }
