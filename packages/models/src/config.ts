@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { AlkiError } from '@alki/core';
 
 /** Architectures (config.json `model_type`) that Alki exports today. */
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'gemma'] as const;
 export type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
 
 /** The decoder hyper-parameters Alki needs, normalised from a HF config.json. */
@@ -25,6 +25,10 @@ export interface DecoderConfig {
   /** Bias on o_proj (llama attention_bias). */
   oBias: boolean;
   mlpBias: boolean;
+  /** Gate activation of the gated MLP: SiLU (SwiGLU) or tanh-approximate GELU (GeGLU, gemma). */
+  activation: 'silu' | 'gelu_tanh';
+  /** gemma: RMSNorm computes x̂·(1 + w), and embeddings are scaled by √hidden. */
+  gemmaNorm: boolean;
   /** Keys further back than this from the query are masked (mistral sliding_window). */
   slidingWindow?: number;
   ropeScaling?: RopeScaling;
@@ -92,8 +96,10 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
   if (!Number.isInteger(headDim)) throw new AlkiError('BAD_CONFIG', `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`, 'set head_dim in config.json');
   if (headDim % 2 !== 0) throw new AlkiError('BAD_CONFIG', `head_dim ${headDim} is odd; rotary embeddings need an even head_dim`);
   if (numHeads % numKvHeads !== 0) throw new AlkiError('BAD_CONFIG', `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
-  const act = raw.hidden_act ?? 'silu';
-  if (act !== 'silu') throw new AlkiError('UNSUPPORTED_CONFIG', `hidden_act "${String(act)}" is not supported for ${modelType}`, 'supported: silu');
+  // Gemma's checkpoints name the activation hidden_activation (hidden_act is the legacy key); HF uses the tanh GELU.
+  const act = (modelType === 'gemma' ? raw.hidden_activation ?? raw.hidden_act ?? 'gelu_pytorch_tanh' : raw.hidden_act) ?? 'silu';
+  const activation = act === 'silu' ? 'silu' : ['gelu_pytorch_tanh', 'gelu_new', 'gelu_fast'].includes(String(act)) || (modelType === 'gemma' && act === 'gelu') ? 'gelu_tanh' : undefined;
+  if (!activation) throw new AlkiError('UNSUPPORTED_CONFIG', `hidden_act "${String(act)}" is not supported for ${modelType}`, 'supported: silu, gelu_pytorch_tanh');
   const ropeScaling = parseRopeScaling(raw.rope_scaling);
   // Architecture differences that live in the config, not in the graph builder.
   const attentionBias = raw.attention_bias === true;
@@ -118,10 +124,13 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
     maxPositions: int('max_position_embeddings', 2048),
     rmsNormEps: typeof raw.rms_norm_eps === 'number' ? raw.rms_norm_eps : 1e-6,
     ropeTheta: typeof raw.rope_theta === 'number' ? raw.rope_theta : 10000,
-    tieWordEmbeddings: raw.tie_word_embeddings === true,
+    // HF's defaults differ by architecture: GemmaConfig ties the head unless told otherwise.
+    tieWordEmbeddings: typeof raw.tie_word_embeddings === 'boolean' ? raw.tie_word_embeddings : modelType === 'gemma',
     qkvBias,
     oBias,
     mlpBias: raw.mlp_bias === true,
+    activation,
+    gemmaNorm: modelType === 'gemma',
     slidingWindow,
     ropeScaling,
     bosTokenId: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : undefined,

@@ -8,7 +8,7 @@ import { tinyTokenizer } from './tokenizer-json.js';
 /** Shape and switches of a generated Llama model. */
 export interface SyntheticLlamaOptions {
   /** Architecture written to config.json (default llama); qwen2 gets q/k/v biases. */
-  modelType?: 'llama' | 'mistral' | 'qwen2';
+  modelType?: 'llama' | 'mistral' | 'qwen2' | 'gemma';
   /** mistral: sliding_window. */
   slidingWindow?: number;
   /** config.json rope_scaling, as HF writes it. */
@@ -54,6 +54,8 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
   const modelType = opts.modelType ?? 'llama';
   const qkvBias = modelType === 'qwen2' || !!opts.attentionBias;
   const oBias = modelType !== 'qwen2' && !!opts.attentionBias;
+  // Gemma stores RMSNorm weights as offsets from 1.
+  const normInit = () => (modelType === 'gemma' ? 0 : 1) + rng.normal() * 0.1;
   const tensors: Record<string, SafetensorsTensor> = {};
   const put = (name: string, shape: number[], gen: () => number) => {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -70,24 +72,24 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
     put(`${name}.weight`, [out, inp], () => rng.normal() * std);
     if (bias) put(`${name}.bias`, [out], () => rng.normal() * 0.02);
   };
-  put('model.embed_tokens.weight', [V, H], () => rng.normal());
+  put('model.embed_tokens.weight', [V, H], () => (modelType === 'gemma' ? rng.normal() / Math.sqrt(H) : rng.normal()));
   for (let i = 0; i < L; i++) {
     const p = `model.layers.${i}`;
-    put(`${p}.input_layernorm.weight`, [H], () => 1 + rng.normal() * 0.1);
+    put(`${p}.input_layernorm.weight`, [H], normInit);
     linear(`${p}.self_attn.q_proj`, nh * hd, H, qkvBias);
     linear(`${p}.self_attn.k_proj`, kvh * hd, H, qkvBias);
     linear(`${p}.self_attn.v_proj`, kvh * hd, H, qkvBias);
     linear(`${p}.self_attn.o_proj`, H, nh * hd, oBias);
-    put(`${p}.post_attention_layernorm.weight`, [H], () => 1 + rng.normal() * 0.1);
+    put(`${p}.post_attention_layernorm.weight`, [H], normInit);
     linear(`${p}.mlp.gate_proj`, I, H, !!opts.mlpBias);
     linear(`${p}.mlp.up_proj`, I, H, !!opts.mlpBias);
     linear(`${p}.mlp.down_proj`, H, I, !!opts.mlpBias);
   }
-  put('model.norm.weight', [H], () => 1 + rng.normal() * 0.1);
+  put('model.norm.weight', [H], normInit);
   if (!tie) linear('lm_head', V, H, false);
 
   const config: Record<string, unknown> = {
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[modelType]],
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', gemma: 'GemmaForCausalLM' }[modelType]],
     model_type: modelType,
     hidden_size: H,
     intermediate_size: I,
@@ -102,7 +104,7 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
     rope_scaling: opts.ropeScaling ?? null,
     ...(modelType === 'mistral' ? { sliding_window: opts.slidingWindow ?? null } : {}),
     ...(modelType === 'qwen2' ? { use_sliding_window: false } : {}),
-    hidden_act: 'silu',
+    ...(modelType === 'gemma' ? { hidden_act: 'gelu', hidden_activation: 'gelu_pytorch_tanh' } : { hidden_act: 'silu' }),
     tie_word_embeddings: tie,
     ...(modelType === 'qwen2' ? {} : { attention_bias: !!opts.attentionBias }),
     mlp_bias: !!opts.mlpBias,

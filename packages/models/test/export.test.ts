@@ -15,6 +15,7 @@ describe('Llama export', () => {
     ['linear rope scaling', { seed: 14, ropeScaling: { type: 'linear', factor: 4 } }],
     ['mistral sliding window of 3', { seed: 15, modelType: 'mistral', slidingWindow: 3 }],
     ['qwen2: q/k/v biases, large theta, tied', { seed: 16, modelType: 'qwen2', ropeTheta: 1000000, tieWordEmbeddings: true }],
+    ['gemma: (1+w) RMSNorm, √H embeddings, GeGLU tanh, head_dim ≠ H/heads, multi-query, tied', { seed: 17, modelType: 'gemma', numHeads: 4, numKvHeads: 1, headDim: 32, tieWordEmbeddings: true }],
   ] as const) {
     it(`matches a float64 reference forward (${label}) at every position`, async () => {
       const m = tinyLlama(opts as SyntheticLlamaOptions);

@@ -32,7 +32,8 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
       let ss = 0;
       for (let i = 0; i < H; i++) ss += x[r * H + i] ** 2;
       const inv = 1 / Math.sqrt(ss / H + c.rmsNormEps);
-      for (let i = 0; i < H; i++) y[r * H + i] = x[r * H + i] * inv * w[i];
+      // Gemma: x̂·(1 + w).
+      for (let i = 0; i < H; i++) y[r * H + i] = x[r * H + i] * inv * (c.gemmaNorm ? 1 + w[i] : w[i]);
     }
     return y;
   };
@@ -64,6 +65,7 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
   const emb = W('model.embed_tokens.weight');
   let h = new Float64Array(S * H);
   ids.forEach((id, s) => h.set(emb.subarray(id * H, (id + 1) * H), s * H));
+  if (c.gemmaNorm) h = h.map((v) => v * Math.sqrt(H));
   const nRep = c.numHeads / c.numKvHeads;
   for (let l = 0; l < c.numLayers; l++) {
     const p = `model.layers.${l}`;
@@ -101,7 +103,8 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
     const I = c.intermediateSize;
     const g = linear(x2, S, `${p}.mlp.gate_proj.weight`, I, H, `${p}.mlp.gate_proj.bias`);
     const u = linear(x2, S, `${p}.mlp.up_proj.weight`, I, H, `${p}.mlp.up_proj.bias`);
-    const a = g.map((gv, i) => (gv / (1 + Math.exp(-gv))) * u[i]);
+    const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+    const a = g.map((gv, i) => (c.activation === 'silu' ? gv / (1 + Math.exp(-gv)) : gelu(gv)) * u[i]);
     const d = linear(a, S, `${p}.mlp.down_proj.weight`, H, I, `${p}.mlp.down_proj.bias`);
     h = h.map((val, i) => val + d[i]);
   }

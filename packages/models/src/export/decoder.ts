@@ -54,7 +54,7 @@ export const PORTABLE_OPSET = 17;
 
 /**
  * Builds the ONNX decoder graph of a Llama-family model (llama, mistral,
- * qwen2: their differences are config switches) with KV cache:
+ * qwen2, gemma: their differences are config switches) with KV cache:
  * inputs input_ids, attention_mask, position_ids, past_key_values.{i}.key|value;
  * outputs logits, present.{i}.key|value (the transformers.js / Optimum names).
  */
@@ -82,6 +82,12 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
     return b.initializer(floatTensor(name, [inDim, outDim], transpose(w.data, outDim, inDim)));
   };
   const vector = (name: string, n: number) => b.initializer(floatTensor(name, [n], weights.get(name, [n]).data));
+  // Gemma's RMSNorm multiplies by (1 + w): stored as that sum, the graph (and AWQ's folding) stay plain RMSNorm.
+  const normWeight = (name: string) => {
+    const w = Float32Array.from(weights.get(name, [H]).data);
+    if (c.gemmaNorm) for (let i = 0; i < H; i++) w[i] = Math.fround(1 + w[i]);
+    return b.initializer(floatTensor(name, [H], w));
+  };
   const optionalBias = (on: boolean, name: string, n: number) => (on ? vector(name, n) : undefined);
 
   progress(0, 'embeddings');
@@ -89,6 +95,8 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
   const embed = weights.get(embedName, [c.vocabSize, H]);
   b.initializer(floatTensor(embedName, [c.vocabSize, H], embed.data));
   let h = b.node('Gather', [embedName, ids], { axis: 0 });
+  // Gemma scales embeddings by √hidden, rounded to the embedding's dtype (float32 here).
+  if (c.gemmaNorm) h = b.node('Mul', [h, ops.f32(Math.fround(Math.sqrt(H)))]);
 
   // Rotary tables gathered once by position and shared by all layers: [B, 1, S, hd].
   const tables = rotaryTables(c.maxPositions, hd, c.ropeTheta, c.ropeScaling);
@@ -129,7 +137,7 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
     progress(i + 1, `layer ${i}`);
     const p = `model.layers.${i}`;
     b.scope = `/model/layers.${i}`;
-    const inNorm = vector(`${p}.input_layernorm.weight`, H);
+    const inNorm = normWeight(`${p}.input_layernorm.weight`);
     const x = ops.rmsNorm(h, inNorm, c.rmsNormEps);
     const wq = linearWeight(`${p}.self_attn.q_proj.weight`, c.numHeads * hd, H);
     const wk = linearWeight(`${p}.self_attn.k_proj.weight`, c.numKvHeads * hd, H);
@@ -153,7 +161,7 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
     const wo = linearWeight(`${p}.self_attn.o_proj.weight`, H, c.numHeads * hd);
     h = b.node('Add', [h, ops.linear(ctx, wo, optionalBias(c.oBias, `${p}.self_attn.o_proj.bias`, H))]);
 
-    const postNorm = vector(`${p}.post_attention_layernorm.weight`, H);
+    const postNorm = normWeight(`${p}.post_attention_layernorm.weight`);
     const x2 = ops.rmsNorm(h, postNorm, c.rmsNormEps);
     const I = c.intermediateSize;
     const wg = linearWeight(`${p}.mlp.gate_proj.weight`, I, H);
@@ -161,7 +169,8 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
     const wd = linearWeight(`${p}.mlp.down_proj.weight`, H, I);
     const gate = ops.linear(x2, wg, optionalBias(c.mlpBias, `${p}.mlp.gate_proj.bias`, I));
     const up = ops.linear(x2, wu, optionalBias(c.mlpBias, `${p}.mlp.up_proj.bias`, I));
-    const act = b.node('Mul', [b.node('Mul', [gate, b.node('Sigmoid', [gate])]), up]);
+    const gated = c.activation === 'silu' ? b.node('Mul', [gate, b.node('Sigmoid', [gate])]) : ops.geluTanh(gate);
+    const act = b.node('Mul', [gated, up]);
     h = b.node('Add', [h, ops.linear(act, wd, optionalBias(c.mlpBias, `${p}.mlp.down_proj.bias`, H))]);
 
     layers.push({ input: layerInput, output: h });
@@ -175,7 +184,7 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
   b.scope = '';
 
   progress(c.numLayers + 1, 'head');
-  const finalNorm = vector('model.norm.weight', H);
+  const finalNorm = normWeight('model.norm.weight');
   const xf = ops.rmsNorm(h, finalNorm, c.rmsNormEps);
   // A tied head reuses the embedding values, stored transposed for MatMul.
   const headSource = c.tieWordEmbeddings ? embed : weights.get('lm_head.weight', [c.vocabSize, H]);

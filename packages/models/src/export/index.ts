@@ -7,6 +7,7 @@ export function exportModel(model: HfModel, options: ExportOptions = {}): Export
     case 'llama':
     case 'mistral':
     case 'qwen2':
+    case 'gemma':
       return exportLlama(model.config, model.weights, options);
   }
 }

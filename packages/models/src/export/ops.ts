@@ -39,6 +39,14 @@ export class Ops {
     return b.node('Mul', [b.node('Div', [x, std]), weight]);
   }
 
+  /** GELU with the tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+  geluTanh(x: string): string {
+    const { b } = this;
+    const cube = b.node('Mul', [b.node('Mul', [x, x]), x]);
+    const inner = b.node('Mul', [b.node('Add', [x, b.node('Mul', [cube, this.f32(0.044715)])]), this.f32(Math.sqrt(2 / Math.PI))]);
+    return b.node('Mul', [b.node('Mul', [x, this.f32(0.5)]), b.node('Add', [b.node('Tanh', [inner]), this.f32(1)])]);
+  }
+
   /** x @ W (+ bias), W stored as [in, out]. */
   linear(x: string, weight: string, bias?: string): string {
     const y = this.b.node('MatMul', [x, weight]);
