@@ -39,9 +39,10 @@ export interface DecoderConfig {
 /** rope_scaling variants Alki exports exactly. */
 export type RopeScaling =
   | { type: 'linear'; factor: number }
+  | { type: 'dynamic'; factor: number }
   | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
 
-export const SUPPORTED_ROPE_SCALING = ['linear', 'llama3'] as const;
+export const SUPPORTED_ROPE_SCALING = ['linear', 'dynamic', 'llama3'] as const;
 
 function parseRopeScaling(raw: unknown): RopeScaling | undefined {
   if (raw == null) return undefined;
@@ -53,7 +54,7 @@ function parseRopeScaling(raw: unknown): RopeScaling | undefined {
     return v;
   };
   if (type === 'default') return undefined;
-  if (type === 'linear') return { type, factor: num('factor') };
+  if (type === 'linear' || type === 'dynamic') return { type, factor: num('factor') };
   if (type === 'llama3') return { type, factor: num('factor'), lowFreqFactor: num('low_freq_factor'), highFreqFactor: num('high_freq_factor'), originalMaxPositions: num('original_max_position_embeddings') };
   throw new AlkiError('UNSUPPORTED_CONFIG', `rope_scaling type "${String(type)}" is not supported`, `supported: ${SUPPORTED_ROPE_SCALING.join(', ')} (or none); exporting anyway would give wrong results at long context`);
 }

@@ -13,6 +13,7 @@ describe('Llama export', () => {
     ['multi-query, head_dim override, tied head, biases', { seed: 12, numHeads: 4, numKvHeads: 1, headDim: 24, tieWordEmbeddings: true, attentionBias: true, mlpBias: true }],
     ['llama3 rope scaling', { seed: 13, ropeTheta: 500000, ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 } }],
     ['linear rope scaling', { seed: 14, ropeScaling: { type: 'linear', factor: 4 } }],
+    ['dynamic NTK rope scaling beyond max_position_embeddings', { seed: 18, maxPositions: 4, ropeScaling: { type: 'dynamic', factor: 2 } }],
     ['mistral sliding window of 3', { seed: 15, modelType: 'mistral', slidingWindow: 3 }],
     ['qwen2: q/k/v biases, large theta, tied', { seed: 16, modelType: 'qwen2', ropeTheta: 1000000, tieWordEmbeddings: true }],
     ['gemma: (1+w) RMSNorm, √H embeddings, GeGLU tanh, head_dim ≠ H/heads, multi-query, tied', { seed: 17, modelType: 'gemma', numHeads: 4, numKvHeads: 1, headDim: 32, tieWordEmbeddings: true }],

@@ -39,9 +39,11 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
   };
   // Inverse frequencies as HF's rope init functions define them (default, linear, llama3).
   const invFreq = Array.from({ length: hd / 2 }, (_, i) => {
-    const f = 1 / Math.pow(c.ropeTheta, (2 * i) / hd);
     const r = c.ropeScaling;
-    if (!r) return f;
+    // Dynamic NTK: a larger base once the sequence is longer than max_position_embeddings.
+    const base = r?.type === 'dynamic' && S > c.maxPositions ? c.ropeTheta * ((r.factor * S) / c.maxPositions - (r.factor - 1)) ** (hd / (hd - 2)) : c.ropeTheta;
+    const f = 1 / Math.pow(base, (2 * i) / hd);
+    if (!r || r.type === 'dynamic') return f;
     if (r.type === 'linear') return f / r.factor;
     const wavelen = (2 * Math.PI) / f;
     if (wavelen < r.originalMaxPositions / r.highFreqFactor) return f;

@@ -84,8 +84,8 @@ describe('HF model folders', () => {
     const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
     writeFileSync(cfgPath, JSON.stringify({ ...cfg, rope_scaling: { type: 'yarn', factor: 4 } }));
     expect(() => openHfModel(m.dir)).toThrow(/rope_scaling type "yarn" is not supported/);
-    writeFileSync(cfgPath, JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'dynamic', factor: 2 } }));
-    expect(() => openHfModel(m.dir)).toThrow(expect.objectContaining({ hint: expect.stringMatching(/supported: linear, llama3/) }));
+    writeFileSync(cfgPath, JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'longrope', factor: 2 } }));
+    expect(() => openHfModel(m.dir)).toThrow(expect.objectContaining({ hint: expect.stringMatching(/supported: linear, dynamic, llama3/) }));
     writeFileSync(cfgPath, JSON.stringify({ ...cfg, model_type: 'qwen2', use_sliding_window: true }));
     expect(() => openHfModel(m.dir)).toThrow(/use_sliding_window true/);
     writeFileSync(cfgPath, JSON.stringify({ ...cfg, hidden_act: 'relu' }));

@@ -49,6 +49,36 @@ export interface ExportResult {
   layers: LayerBoundary[];
 }
 
+/** cos/sin gathered by position from precomputed tables (plain, linear and llama3 RoPE). */
+function tableRotary(b: GraphBuilder, ops: Ops, pos: string, c: DecoderConfig): { cos: string; sin: string } {
+  const hd = c.headDim;
+  const tables = rotaryTables(c.maxPositions, hd, c.ropeTheta, c.ropeScaling);
+  const gather = (name: string, data: Float32Array) => {
+    const g = b.node('Gather', [b.initializer(floatTensor(name, [c.maxPositions, hd / 2], data)), pos], { axis: 0 });
+    return b.node('Unsqueeze', [b.node('Concat', [g, g], { axis: -1 }), ops.i64([1])]);
+  };
+  return { cos: gather('rotary.cos_cache', tables.cos), sin: gather('rotary.sin_cache', tables.sin) };
+}
+
+/**
+ * Dynamic NTK scaling (HF "dynamic"): once the sequence (max position + 1)
+ * exceeds max_position_embeddings, the base becomes
+ * θ·(factor·len/max − (factor − 1))^(d/(d−2)). The frequencies depend on the
+ * input, so the angles are computed in the graph instead of gathered.
+ */
+function dynamicRotary(b: GraphBuilder, ops: Ops, pos: string, c: DecoderConfig): { cos: string; sin: string } {
+  const d = c.headDim;
+  const factor = (c.ropeScaling as { factor: number }).factor;
+  const len = b.node('Add', [b.node('Cast', [b.node('ReduceMax', [pos], { keepdims: 0 })], { to: DataType.FLOAT }), ops.f32(1)]);
+  const ratio = b.node('Max', [b.node('Sub', [b.node('Mul', [len, ops.f32(factor / c.maxPositions)]), ops.f32(factor - 1)]), ops.f32(1)]);
+  const base = b.node('Mul', [ops.f32(c.ropeTheta), b.node('Pow', [ratio, ops.f32(d / (d - 2))])]);
+  const exponents = b.initializer(floatTensor('rotary.exponents', [d / 2], Array.from({ length: d / 2 }, (_, i) => (-2 * i) / d)));
+  const invFreq = b.node('Pow', [base, exponents]);
+  const angles = b.node('Mul', [b.node('Unsqueeze', [b.node('Cast', [pos], { to: DataType.FLOAT }), ops.i64([-1])]), invFreq]);
+  const both = (x: string) => b.node('Unsqueeze', [b.node('Concat', [x, x], { axis: -1 }), ops.i64([1])]);
+  return { cos: both(b.node('Cos', [angles])), sin: both(b.node('Sin', [angles])) };
+}
+
 /** Opset of the default ONNX domain used by the portable graph. */
 export const PORTABLE_OPSET = 17;
 
@@ -98,16 +128,8 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
   // Gemma scales embeddings by √hidden, rounded to the embedding's dtype (float32 here).
   if (c.gemmaNorm) h = b.node('Mul', [h, ops.f32(Math.fround(Math.sqrt(H)))]);
 
-  // Rotary tables gathered once by position and shared by all layers: [B, 1, S, hd].
-  const tables = rotaryTables(c.maxPositions, hd, c.ropeTheta, c.ropeScaling);
-  const cosCache = b.initializer(floatTensor('rotary.cos_cache', [c.maxPositions, hd / 2], tables.cos));
-  const sinCache = b.initializer(floatTensor('rotary.sin_cache', [c.maxPositions, hd / 2], tables.sin));
-  const rotary = (cache: string) => {
-    const g = b.node('Gather', [cache, pos], { axis: 0 });
-    return b.node('Unsqueeze', [b.node('Concat', [g, g], { axis: -1 }), ops.i64([1])]);
-  };
-  const cos = rotary(cosCache);
-  const sin = rotary(sinCache);
+  // Rotary cos/sin, computed once and shared by all layers: [B, 1, S, hd].
+  const { cos, sin } = c.ropeScaling?.type === 'dynamic' ? dynamicRotary(b, ops, pos, c) : tableRotary(b, ops, pos, c);
 
   // Additive attention bias [B, 1, 1, S, T]: causal (query at absolute p sees keys ≤ p) and padding.
   const seqLen = b.node('Slice', [b.node('Shape', [ids]), ops.i64([1]), ops.i64([2])]);

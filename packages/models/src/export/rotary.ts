@@ -2,9 +2,9 @@ import type { RopeScaling } from '../config.js';
 
 /**
  * Inverse frequencies θ^(−2i/d) of rotary embeddings, rounded to float32 as HF
- * computes them, with the rope_scaling variants Alki supports: linear divides
- * every frequency by the factor; llama3 divides only the low frequencies and
- * blends the band between.
+ * computes them, with the static rope_scaling variants: linear divides every
+ * frequency by the factor; llama3 divides only the low frequencies and blends
+ * the band between. (Dynamic scaling depends on the input: see the decoder.)
  */
 export function inverseFrequencies(rotaryDim: number, theta: number, scaling?: RopeScaling): Float64Array {
   const half = rotaryDim / 2;
