@@ -1,4 +1,4 @@
-import { blockParams, blockRange, dequantizeBlockwise, quantizeValue, type BlockwiseOptions } from './blockwise.js';
+import { blockParams, dequantizeBlockwise, quantizeValue, type BlockwiseOptions } from './blockwise.js';
 import { rtn } from './rtn.js';
 import { matmulABt, type MatMulABt } from './linalg.js';
 

@@ -49,7 +49,7 @@ export class LayerRunner {
     readonly layers: LayerSpan[],
     samples: number[][],
     hiddenSize: number,
-    private readonly batchSize = 4,
+    batchSize = 4,
     private readonly signal?: AbortSignal,
   ) {
     if (samples.length === 0) throw new AlkiError('BAD_INPUT', 'no calibration samples', 'pass --calib with enough text for at least one sample');
@@ -181,7 +181,6 @@ export class LayerRunner {
 
   /** The layer slice plus, for each requested value X: X flattened to [tokens, K], and XᵀX. */
   private statsGraph(i: number, inputs: string[], request: StatsRequest): { graph: Graph; outputs: Map<string, { x?: string; gram?: string }> } {
-    const span = this.layers[i];
     const base = extractSubgraph(this.model, inputs, this.cuts(i));
     const outputs = new Map<string, { x?: string; gram?: string }>();
     const needX = !!(request.absMean || request.absMax || request.rows);
