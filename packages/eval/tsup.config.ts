@@ -1,19 +1,9 @@
 import { defineConfig } from 'tsup';
+import { libraryOptions } from '../../tsup.shared.js';
 
+// Both outputs share dist/, so dist is cleaned once by the build script, not by each config.
 export default defineConfig([
-  {
-    entry: ['src/index.ts'],
-    format: ['esm', 'cjs'],
-    dts: true,
-    sourcemap: true,
-    clean: true,
-    target: 'node20',
-  },
-  {
-    // Runs one bundle's speed/memory measurement in its own process.
-    entry: ['src/speed-worker.ts'],
-    format: ['esm'],
-    sourcemap: true,
-    target: 'node20',
-  },
+  { ...libraryOptions, clean: false },
+  // Runs one bundle's speed/memory measurement in its own process.
+  { entry: ['src/speed-worker.ts'], format: ['esm'], sourcemap: true, target: 'node20' },
 ]);
