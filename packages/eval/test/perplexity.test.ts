@@ -53,7 +53,6 @@ describe.skipIf(!stories260K || !tinyStoriesText)('alki-ppl-v1 on stories260K an
     }
     await session.release();
     expect(results[0].scoredTokens).toBe(3 * 511);
-    expect(n).toBe(3 * 511);
     expect(Math.abs(results[0].meanNll - nll / n)).toBeLessThan(1e-9);
     expect(results[0].perplexity).toBeCloseTo(Math.exp(nll / n), 9);
     // The real model is good on its own domain (full text: 3.80).

@@ -4,7 +4,7 @@ import { type BlockwiseQuantized } from './blockwise.js';
 import { calibratedQuantize, type CalibrationData } from './calibrated.js';
 import { emptyReport, finishQuantizedModel, quantize, resolveQuantizeOptions, selectLinears, writeMatMulNBits, type QuantizeMethod, type QuantizeOptions, type QuantizeReport } from './quantize.js';
 import { rtn } from './rtn.js';
-import { findLinears } from './rewrite.js';
+import { findLinears, gemmToMatMul } from './rewrite.js';
 import { writeDynamicQuantizeMatMul } from './smoothquant.js';
 
 /** What a quantizer may need besides the model. */
@@ -43,6 +43,7 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
       const report = emptyReport(o);
       const cal = context.calibration;
       report.calibration = { source: cal.source, samples: cal.samples.length, sequenceLength: cal.samples[0]?.length ?? 0, sha256: cal.sha256 };
+      gemmToMatMul(model);
       const sites = selectLinears(model, o, report);
       // GPTQ's error is reported against the weight as the checkpoint had it.
       const original = new Map(sites.map((s) => [s.weight.name, transpose(s.weight.data as Float32Array, s.K, s.N)]));

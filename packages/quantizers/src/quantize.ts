@@ -110,9 +110,8 @@ export function emptyReport(o: ResolvedQuantizeOptions): QuantizeReport {
   };
 }
 
-/** Linears the options select (exclusions recorded in the report). */
+/** Linears the options select (exclusions recorded in the report). Run {@link gemmToMatMul} first to include Gemms. */
 export function selectLinears(model: Model, o: QuantizeOptions, report: QuantizeReport): LinearSite[] {
-  gemmToMatMul(model);
   const isExcluded = (name: string) => (o.exclude ?? []).some((p) => (typeof p === 'string' ? p === name : p.test(name)));
   return findLinears(model).filter((s) => {
     if (!isExcluded(s.weight.name)) return true;
@@ -164,6 +163,7 @@ export function quantize(model: Model, options: QuantizeOptions): { model: Model
   const report = emptyReport(o);
   if (o.method === 'none') return { model, report };
   if (o.method !== 'rtn') throw new AlkiError('BAD_OPTION', `${o.method} needs calibration data`, 'use createQuantizer(method, options).quantize(model, { calibration })');
+  gemmToMatMul(model);
   const sites = selectLinears(model, o, report);
   const bo: BlockwiseOptions = { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric };
   sites.forEach((site, i) => {
