@@ -77,12 +77,15 @@ export function dequantizeBlockwise(qw: BlockwiseQuantized, layout: 'NK' | 'KN' 
   const implicit = 1 << (bits - 1);
   // Element (n, k) goes to n·K + k, or k·N + n.
   const [rowStep, colStep] = layout === 'NK' ? [K, 1] : [1, N];
-  for (let n = 0; n < N; n++) {
-    for (let b = 0; b < nBlocks; b++) {
+  // Block-major loops: for the KN layout, consecutive outputs n write the same few rows (cache lines).
+  for (let b = 0; b < nBlocks; b++) {
+    const k0 = b * blockSize;
+    const k1 = Math.min(K, k0 + blockSize);
+    for (let n = 0; n < N; n++) {
       const s = qw.scales[n * nBlocks + b];
       const z = qw.zeroPoints ? qw.zeroPoints[n * nBlocks + b] : implicit;
-      const k1 = Math.min(K, (b + 1) * blockSize);
-      for (let k = b * blockSize; k < k1; k++) out[n * rowStep + k * colStep] = (qw.q[n * stride + k] - z) * s;
+      const src = n * stride;
+      for (let k = k0; k < k1; k++) out[n * rowStep + k * colStep] = (qw.q[src + k] - z) * s;
     }
   }
   return out;

@@ -10,6 +10,10 @@ export interface GptqOptions extends BlockwiseOptions {
   lazyBlock?: number;
   /** Process columns in order of decreasing Hessian diagonal ("act-order"). */
   actOrder?: boolean;
+  /** Outputs per independent strip (default 2048). */
+  stripWidth?: number;
+  /** Columns per inner sub-block of a lazy batch (default 16; equal to lazyBlock: the paper's column-by-column loop). */
+  subBlock?: number;
 }
 
 /**
@@ -33,11 +37,11 @@ export interface GptqHessian {
   perm: number[];
   pos: Int32Array;
   dead: Uint8Array;
-  U: Float64Array;
+  U: Float32Array;
 }
 
 export async function prepareGptqHessian(hessian: Float32Array | Float64Array, K: number, o: Pick<GptqOptions, 'percDamp' | 'actOrder'> = {}, gemm: MatMulABt = matmulABt): Promise<GptqHessian> {
-  const H = Float64Array.from(hessian);
+  const H = Float32Array.from(hessian);
   const dead = new Uint8Array(K);
   // Dead inputs (never active in calibration) carry no information: pin them.
   for (let k = 0; k < K; k++) {
@@ -57,7 +61,7 @@ export async function prepareGptqHessian(hessian: Float32Array | Float64Array, K
   perm.forEach((col, j) => (pos[col] = j));
   let Hp = H;
   if (o.actOrder) {
-    Hp = new Float64Array(K * K);
+    Hp = new Float32Array(K * K);
     for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) Hp[i * K + j] = H[perm[i] * K + perm[j]];
   }
   const U = await upperCholeskyOfInverse(Hp, K, gemm);
@@ -79,67 +83,84 @@ export async function gptq(
   const stride = nBlocks * bs;
   const levels = (1 << o.bits) - 1;
   const lazy = o.lazyBlock ?? 128;
+  const sub = Math.min(lazy, o.subBlock ?? 16);
   const { perm, pos, dead, U } = 'U' in hessian ? hessian : await prepareGptqHessian(hessian, K, o, gemm);
 
-  // The weights not yet quantized, [K − i1, N] in processing order: row j is input column perm[i1 + j].
-  // Keeping them as rows makes each lazy batch update one GEMM on a contiguous tail (no copies).
-  let tail: Float32Array = new Float32Array(K * N);
-  if (o.inputMajor) {
-    for (let j = 0; j < K; j++) if (!dead[perm[j]]) tail.set(w.subarray(perm[j] * N, (perm[j] + 1) * N), j * N);
-  } else {
-    for (let n = 0; n < N; n++) for (let j = 0; j < K; j++) tail[j * N + n] = dead[perm[j]] ? 0 : w[n * K + perm[j]];
-  }
-
-  // Static groups: a block's scale/zero come from its current (updated) weights when first needed.
   const scales = new Float32Array(N * nBlocks);
   const zeros = new Uint8Array(N * nBlocks);
-  const haveParams = new Uint8Array(nBlocks);
-  const values = new Float32Array(bs);
   const q = new Uint8Array(N * stride);
-  for (let i1 = 0; i1 < K; i1 += lazy) {
-    const i2 = Math.min(K, i1 + lazy);
-    const count = i2 - i1;
-    const err = new Float32Array(count * N);
-    for (let i = 0; i < count; i++) {
-      const j = i1 + i;
-      const col = perm[j];
-      const blk = Math.floor(col / bs);
-      if (!haveParams[blk]) {
-        const k0 = blk * bs;
-        const k1 = Math.min(K, k0 + bs);
-        for (let n = 0; n < N; n++) {
-          for (let k = k0; k < k1; k++) values[k - k0] = tail[(pos[k] - i1) * N + n];
-          const { lo, hi } = blockRange(values, 0, 0, k1 - k0);
-          const { scale, zero } = blockParams(lo, hi, o.bits, o.symmetric);
-          scales[n * nBlocks + blk] = scale;
-          zeros[n * nBlocks + blk] = zero;
-        }
-        haveParams[blk] = 1;
-      }
-      const d = U[j * K + j];
-      const row = i * N;
-      for (let n = 0; n < N; n++) {
-        const s = scales[n * nBlocks + blk];
-        const z = zeros[n * nBlocks + blk];
-        const wv = tail[row + n];
-        const code = quantizeValue(wv, s, z, levels);
-        q[n * stride + col] = code;
-        err[row + n] = (wv - (code - z) * s) / d;
-      }
-      // Spread the error over the rest of this lazy block.
-      for (let t = i + 1; t < count; t++) {
-        const u = U[j * K + i1 + t];
-        if (u === 0) continue;
-        const trow = t * N;
-        for (let n = 0; n < N; n++) tail[trow + n] -= err[row + n] * u;
-      }
+  // Outputs are independent given U: GPTQ runs on strips of outputs, which keeps each GEMM's operands
+  // narrow (onnxruntime's GEMM is several times slower on very wide ones here) and memory bounded.
+  const strip = o.stripWidth ?? 2048;
+  for (let n0 = 0; n0 < N; n0 += strip) {
+    const Ns = Math.min(N, n0 + strip) - n0;
+    // The weights not yet quantized, [K − i1, Ns] in processing order: row j is input column perm[i1 + j].
+    // Keeping them as rows makes each lazy batch update one GEMM on a contiguous tail (no copies).
+    let tail: Float32Array = new Float32Array(K * Ns);
+    if (o.inputMajor) {
+      for (let j = 0; j < K; j++) if (!dead[perm[j]]) tail.set(w.subarray(perm[j] * N + n0, perm[j] * N + n0 + Ns), j * Ns);
+    } else {
+      for (let n = 0; n < Ns; n++) for (let j = 0; j < K; j++) tail[j * Ns + n] = dead[perm[j]] ? 0 : w[(n0 + n) * K + perm[j]];
     }
-    // Lazy batch update of all later columns: W[i2:] −= U[i1:i2, i2:]ᵀ · Err.
-    const rest = K - i2;
-    if (rest > 0) {
-      const ut = new Float32Array(rest * count);
-      for (let i = 0; i < count; i++) for (let t = 0; t < rest; t++) ut[t * count + i] = U[(i1 + i) * K + i2 + t];
-      tail = await update(ut, rest, count, err, N, tail.subarray(count * N));
+    // Static groups: a block's scale/zero come from its current (updated) weights when first needed.
+    const haveParams = new Uint8Array(nBlocks);
+    const values = new Float32Array(bs);
+    for (let i1 = 0; i1 < K; i1 += lazy) {
+      const i2 = Math.min(K, i1 + lazy);
+      const count = i2 - i1;
+      const err = new Float32Array(count * Ns);
+      // Within a lazy block, errors spread column by column only inside sub-blocks of `sub` columns; each
+      // finished sub-block reaches the rest of the lazy block with one GEMM (JS work K·sub/2·N instead of K·lazy/2·N).
+      for (let s1 = 0; s1 < count; s1 += sub) {
+        const s2 = Math.min(count, s1 + sub);
+        for (let i = s1; i < s2; i++) {
+          const j = i1 + i;
+          const col = perm[j];
+          const blk = Math.floor(col / bs);
+          if (!haveParams[blk]) {
+            const k0 = blk * bs;
+            const k1 = Math.min(K, k0 + bs);
+            for (let n = 0; n < Ns; n++) {
+              for (let k = k0; k < k1; k++) values[k - k0] = tail[(pos[k] - i1) * Ns + n];
+              const { lo, hi } = blockRange(values, 0, 0, k1 - k0);
+              const { scale, zero } = blockParams(lo, hi, o.bits, o.symmetric);
+              scales[(n0 + n) * nBlocks + blk] = scale;
+              zeros[(n0 + n) * nBlocks + blk] = zero;
+            }
+            haveParams[blk] = 1;
+          }
+          const d = U[j * K + j];
+          const row = i * Ns;
+          for (let n = 0; n < Ns; n++) {
+            const s = scales[(n0 + n) * nBlocks + blk];
+            const z = zeros[(n0 + n) * nBlocks + blk];
+            const wv = tail[row + n];
+            const code = quantizeValue(wv, s, z, levels);
+            q[(n0 + n) * stride + col] = code;
+            err[row + n] = (wv - (code - z) * s) / d;
+          }
+          for (let t = i + 1; t < s2; t++) {
+            const u = U[j * K + i1 + t];
+            if (u === 0) continue;
+            const trow = t * Ns;
+            for (let n = 0; n < Ns; n++) tail[trow + n] -= err[row + n] * u;
+          }
+        }
+        if (s2 < count) {
+          const rest = count - s2;
+          const k = s2 - s1;
+          const ut = new Float32Array(rest * k);
+          for (let i = 0; i < k; i++) for (let t = 0; t < rest; t++) ut[t * k + i] = U[(i1 + s1 + i) * K + i1 + s2 + t];
+          tail.set(await update(ut, rest, k, err.subarray(s1 * Ns, s2 * Ns), Ns, tail.subarray(s2 * Ns, count * Ns)), s2 * Ns);
+        }
+      }
+      // Lazy batch update of all later columns: W[i2:] −= U[i1:i2, i2:]ᵀ · Err.
+      const rest = K - i2;
+      if (rest > 0) {
+        const ut = new Float32Array(rest * count);
+        for (let i = 0; i < count; i++) for (let t = 0; t < rest; t++) ut[t * count + i] = U[(i1 + i) * K + i2 + t];
+        tail = await update(ut, rest, count, err, Ns, tail.subarray(count * Ns));
+      }
     }
   }
   // Padding codes of a last partial block equal the zero point (they multiply zero inputs).

@@ -1,8 +1,10 @@
 /**
  * Dense linear algebra for GPTQ's Hessian work (K up to several thousand).
- * The O(K³) parts are blocked so that almost all flops are products of
- * panels, done by a pluggable A·Bᵀ (onnxruntime's GEMM in the pipeline, plain
- * JS in unit tests). Small diagonal blocks are factored in float64 JS.
+ * The O(K³) parts are recursive 2×2 block algorithms whose flops are a few
+ * large products, done by a pluggable A·Bᵀ (onnxruntime's GEMM in the
+ * pipeline, plain JS in unit tests); only blocks of at most {@link BASE}
+ * rows are factored in float64 JS. Large matrices are float32, as in the
+ * reference GPTQ (torch float32 Cholesky).
  */
 
 /** C = A·Bᵀ for A [m, k] and B [n, k]. */
@@ -23,119 +25,99 @@ export function matmulABt(a: Float32Array, m: number, k: number, b: Float32Array
   return c;
 }
 
-/** Copies rows r0..r1, columns c0..c1 of a row-major [·, n] matrix into a dense Float32Array. */
-function sub(a: Float64Array, n: number, r0: number, r1: number, c0: number, c1: number, transposed = false): Float32Array {
-  const rows = r1 - r0;
-  const cols = c1 - c0;
+/** Size at or below which a block is factored directly (float64 JS). */
+const BASE = 128;
+
+/** Rows r0..r0+rows, columns c0..c0+cols of a row-major [·, n] matrix, as a dense copy. */
+function block(a: Float32Array, n: number, r0: number, rows: number, c0: number, cols: number): Float32Array {
   const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {
-    const v = a[(r0 + r) * n + c0 + c];
-    if (transposed) out[c * rows + r] = v;
-    else out[r * cols + c] = v;
+  for (let r = 0; r < rows; r++) out.set(a.subarray((r0 + r) * n + c0, (r0 + r) * n + c0 + cols), r * cols);
+  return out;
+}
+
+/** Transpose of a row-major [rows, cols] matrix. */
+function transposed(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  // Tiles keep both the reads and the writes within a few cache lines.
+  for (let r0 = 0; r0 < rows; r0 += 32) for (let c0 = 0; c0 < cols; c0 += 32) {
+    const r1 = Math.min(rows, r0 + 32);
+    const c1 = Math.min(cols, c0 + 32);
+    for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = a[r * cols + c];
   }
   return out;
 }
 
-/** In-place lower Cholesky of a small dense [b, b] block (row-major, float64); false if not PD. */
-function cholSmall(a: Float64Array, b: number): boolean {
-  for (let j = 0; j < b; j++) {
-    let d = a[j * b + j];
-    for (let k = 0; k < j; k++) d -= a[j * b + k] ** 2;
-    if (!(d > 0)) return false;
-    const l = Math.sqrt(d);
-    a[j * b + j] = l;
-    for (let i = j + 1; i < b; i++) {
-      let s = a[i * b + j];
-      for (let k = 0; k < j; k++) s -= a[i * b + k] * a[j * b + k];
-      a[i * b + j] = s / l;
-    }
-    for (let k = j + 1; k < b; k++) a[j * b + k] = 0;
-  }
-  return true;
-}
-
-/** Inverse of a small lower-triangular [b, b] block (float64). */
-function invLowerSmall(l: Float64Array, b: number): Float64Array {
-  const x = new Float64Array(b * b);
-  for (let i = 0; i < b; i++) {
-    x[i * b + i] = 1 / l[i * b + i];
-    for (let j = 0; j < i; j++) {
-      let s = 0;
-      for (let k = j; k < i; k++) s += l[i * b + k] * x[k * b + j];
-      x[i * b + j] = -s / l[i * b + i];
+/** L⁻¹ for the lower Cholesky factor L of a small SPD block, in float64; undefined if not PD. */
+function cholInverseSmall(a: Float32Array, n: number): Float32Array | undefined {
+  const l = Float64Array.from(a);
+  for (let j = 0; j < n; j++) {
+    let d = l[j * n + j];
+    for (let k = 0; k < j; k++) d -= l[j * n + k] ** 2;
+    if (!(d > 0)) return undefined;
+    const s = Math.sqrt(d);
+    l[j * n + j] = s;
+    for (let i = j + 1; i < n; i++) {
+      let v = l[i * n + j];
+      for (let k = 0; k < j; k++) v -= l[i * n + k] * l[j * n + k];
+      l[i * n + j] = v / s;
     }
   }
-  return x;
-}
-
-/**
- * In-place blocked lower Cholesky of a symmetric positive-definite [n, n]
- * matrix (right-looking: factor a diagonal block, solve the panel below it,
- * update the trailing matrix with one GEMM). Returns false if not PD.
- */
-export async function choleskyLower(a: Float64Array, n: number, gemm: MatMulABt = matmulABt, block = 256): Promise<boolean> {
-  for (let j0 = 0; j0 < n; j0 += block) {
-    const j1 = Math.min(n, j0 + block);
-    const b = j1 - j0;
-    const d = new Float64Array(b * b);
-    for (let r = 0; r < b; r++) for (let c = 0; c < b; c++) d[r * b + c] = a[(j0 + r) * n + j0 + c];
-    if (!cholSmall(d, b)) return false;
-    for (let r = 0; r < b; r++) for (let c = 0; c < b; c++) a[(j0 + r) * n + j0 + c] = d[r * b + c];
-    const m = n - j1;
-    if (m === 0) continue;
-    // Panel: L21 = A21 · L11⁻ᵀ.
-    const l11inv = Float32Array.from(invLowerSmall(d, b));
-    const panel = await gemm(sub(a, n, j1, n, j0, j1), m, b, l11inv, b);
-    for (let r = 0; r < m; r++) for (let c = 0; c < b; c++) a[(j1 + r) * n + j0 + c] = panel[r * b + c];
-    // Trailing update: A22 −= L21·L21ᵀ.
-    const upd = await gemm(panel, m, b, panel, m);
-    for (let r = 0; r < m; r++) {
-      const row = (j1 + r) * n + j1;
-      for (let c = 0; c < m; c++) a[row + c] -= upd[r * m + c];
-    }
-  }
-  for (let r = 0; r < n; r++) for (let c = r + 1; c < n; c++) a[r * n + c] = 0;
-  return true;
-}
-
-/**
- * Inverse of an upper-triangular [n, n] matrix, blocked: for each block
- * column j, X[:j, j] = −X[:j, :j] · V[:j, j] · X_jj, two GEMMs per block.
- */
-export async function invertUpper(v: Float64Array, n: number, gemm: MatMulABt = matmulABt, block = 256): Promise<Float64Array> {
   const x = new Float64Array(n * n);
-  for (let j0 = 0; j0 < n; j0 += block) {
-    const j1 = Math.min(n, j0 + block);
-    const b = j1 - j0;
-    // Diagonal block: invert the upper block as the transpose of a lower inverse.
-    const lt = new Float64Array(b * b);
-    for (let r = 0; r < b; r++) for (let c = 0; c < b; c++) lt[r * b + c] = v[(j0 + c) * n + j0 + r];
-    const ltInv = invLowerSmall(lt, b);
-    const xjj = new Float64Array(b * b);
-    for (let r = 0; r < b; r++) for (let c = 0; c < b; c++) xjj[r * b + c] = ltInv[c * b + r];
-    for (let r = 0; r < b; r++) for (let c = 0; c < b; c++) x[(j0 + r) * n + j0 + c] = xjj[r * b + c];
-    if (j0 === 0) continue;
-    // T = X[:j0, :j0] · V[:j0, j0:j1]  ([j0, b]); then X[:j0, j0:j1] = −T · X_jj.
-    const t = await gemm(sub(x, n, 0, j0, 0, j0), j0, j0, sub(v, n, 0, j0, j0, j1, true), b);
-    const xjjT = new Float32Array(b * b);
-    for (let r = 0; r < b; r++) for (let c = 0; c < b; c++) xjjT[c * b + r] = xjj[r * b + c];
-    const blk = await gemm(t, j0, b, xjjT, b);
-    for (let r = 0; r < j0; r++) for (let c = 0; c < b; c++) x[r * n + j0 + c] = -blk[r * b + c];
+  for (let i = 0; i < n; i++) {
+    x[i * n + i] = 1 / l[i * n + i];
+    for (let j = 0; j < i; j++) {
+      let v = 0;
+      for (let k = j; k < i; k++) v += l[i * n + k] * x[k * n + j];
+      x[i * n + j] = -v / l[i * n + i];
+    }
   }
-  return x;
+  return Float32Array.from(x);
+}
+
+/**
+ * L⁻¹ where A = LLᵀ (lower Cholesky) of a symmetric positive-definite
+ * [n, n] matrix, without forming L: with A = [A11 ·; A21 A22],
+ * L21 = A21·L11⁻ᵀ, S = A22 − L21·L21ᵀ = L22·L22ᵀ, and
+ * L⁻¹ = [L11⁻¹ 0; −L22⁻¹·L21·L11⁻¹ L22⁻¹]. Four products per level.
+ * Returns undefined when A is not positive definite.
+ */
+export async function cholInverseLower(a: Float32Array, n: number, gemm: MatMulABt = matmulABt): Promise<Float32Array | undefined> {
+  if (n <= BASE) return cholInverseSmall(a, n);
+  const h = Math.ceil(n / 2 / 32) * 32;
+  const m = n - h;
+  const l11i = await cholInverseLower(block(a, n, 0, h, 0, h), h, gemm);
+  if (!l11i) return undefined;
+  const l21 = await gemm(block(a, n, h, m, 0, h), m, h, l11i, h);
+  const s = block(a, n, h, m, h, m);
+  const prod = await gemm(l21, m, h, l21, m);
+  for (let i = 0; i < s.length; i++) s[i] -= prod[i];
+  const l22i = await cholInverseLower(s, m, gemm);
+  if (!l22i) return undefined;
+  const t = await gemm(l21, m, h, transposed(l11i, h, h), h); // L21·L11⁻¹ [m, h]
+  const c = await gemm(l22i, m, m, transposed(t, m, h), h); // L22⁻¹·L21·L11⁻¹ [m, h]
+  const out = new Float32Array(n * n);
+  for (let r = 0; r < h; r++) out.set(l11i.subarray(r * h, r * h + h), r * n);
+  for (let r = 0; r < m; r++) {
+    const row = (h + r) * n;
+    for (let j = 0; j < h; j++) out[row + j] = -c[r * h + j];
+    out.set(l22i.subarray(r * m, r * m + m), row + h);
+  }
+  return out;
 }
 
 /**
  * The upper-triangular U with H⁻¹ = UᵀU (GPTQ's Hinv, torch's
- * cholesky(cholesky_inverse(cholesky(H)), upper=True)), with one Cholesky and
- * one triangular inverse: with P the reversal permutation, PHP = L′L′ᵀ gives
- * H = VVᵀ for the upper V = PL′P, so U = V⁻¹.
+ * cholesky(cholesky_inverse(cholesky(H)), upper=True)): with P the reversal
+ * permutation, PHP = L′L′ᵀ gives H = VVᵀ for the upper V = PL′P, so
+ * U = V⁻¹ = P·L′⁻¹·P — one recursive Cholesky-inverse.
  */
-export async function upperCholeskyOfInverse(h: Float64Array, n: number, gemm: MatMulABt = matmulABt): Promise<Float64Array | undefined> {
-  const r = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) r[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
-  if (!(await choleskyLower(r, n, gemm))) return undefined;
-  const v = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) v[i * n + j] = r[(n - 1 - i) * n + (n - 1 - j)];
-  return invertUpper(v, n, gemm);
+export async function upperCholeskyOfInverse(h: Float32Array | Float64Array, n: number, gemm: MatMulABt = matmulABt): Promise<Float32Array | undefined> {
+  const r = new Float32Array(n * n);
+  const last = n * n - 1;
+  for (let i = 0; i < n * n; i++) r[i] = h[last - i];
+  const li = await cholInverseLower(r, n, gemm);
+  if (!li) return undefined;
+  const u = new Float32Array(n * n);
+  for (let i = 0; i < n * n; i++) u[i] = li[last - i];
+  return u;
 }

@@ -60,7 +60,7 @@ export class OrtGemm {
     return out.E.data as Float32Array;
   }
 
-  /** C − A·B for A [m, k], B [k, n], C [m, n] (Gemm with α = −1, β = 1). */
+  /** C − A·B for A [m, k], B [k, n], C [m, n] (Gemm with α = −1, β = 1), written over C (no new buffer per call). */
   async update(a: Float32Array, m: number, k: number, b: Float32Array, n: number, c: Float32Array): Promise<Float32Array> {
     if (!this.updSession) {
       const g = new GraphBuilder('gemm_update');
@@ -71,8 +71,10 @@ export class OrtGemm {
       this.updSession = ort.InferenceSession.create(encodeModel(createModel(g.build(), { opsets: { '': 17 } })));
     }
     const s = await this.updSession;
-    const out = await s.run({ A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [k, n]), C: new ort.Tensor('float32', c, [m, n]) });
-    return out.Y.data as Float32Array;
+    const C = new ort.Tensor('float32', c, [m, n]);
+    // Gemm copies C into Y before accumulating, so Y may alias C.
+    await s.run({ A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [k, n]), C }, { Y: C });
+    return c;
   }
 
   async release(): Promise<void> {

@@ -76,4 +76,24 @@ describe('GPTQ core', () => {
       expect(eG).toBeLessThan(0.8 * eR);
     });
   }
+
+  it('output strips and sub-blocked propagation give the paper loop\'s result (same codes up to float rounding)', async () => {
+    const n = 256, K = 200, N = 20;
+    const x = correlatedInputs(n, K, 3);
+    const rng = new SeededRandom(9);
+    const w = new Float32Array(N * K).map(() => rng.normal());
+    const h = new Float64Array(K * K);
+    for (let t = 0; t < n; t++) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) h[i * K + j] += (2 / n) * x[t * K + i] * x[t * K + j];
+    const opts = { bits: 4, blockSize: 32, symmetric: false, lazyBlock: 64 } as const;
+    const paper = await gptq(w, h, N, K, { ...opts, subBlock: 64, stripWidth: N });
+    const fast = await gptq(w, h, N, K, { ...opts, subBlock: 8, stripWidth: 7 });
+    let same = 0;
+    for (let i = 0; i < paper.q.length; i++) if (paper.q[i] === fast.q[i]) same++;
+    expect(same / paper.q.length).toBeGreaterThan(0.995);
+    // A wrong propagation (e.g. sub-block errors never reaching the rest of the lazy block) changes many codes.
+    const noProp = await gptq(w, h, N, K, { ...opts, subBlock: 8, stripWidth: 7 }, undefined, (_a, _m, _k, _b, _n, c) => c);
+    let sameNoProp = 0;
+    for (let i = 0; i < paper.q.length; i++) if (paper.q[i] === noProp.q[i]) sameNoProp++;
+    expect(sameNoProp / paper.q.length).toBeLessThan(0.95);
+  });
 });
