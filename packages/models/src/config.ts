@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { AlkiError } from '@alki/core';
 
 /** Architectures (config.json `model_type`) that Alki exports today. */
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'gemma'] as const;
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'gemma', 'phi', 'stablelm'] as const;
 export type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
 
 /** The decoder hyper-parameters Alki needs, normalised from a HF config.json. */
@@ -17,7 +17,10 @@ export interface DecoderConfig {
   headDim: number;
   vocabSize: number;
   maxPositions: number;
-  rmsNormEps: number;
+  /** RMSNorm (Llama family) or LayerNorm with bias (phi, stablelm). */
+  norm: 'rms' | 'layer';
+  /** The norms' epsilon (rms_norm_eps or layer_norm_eps). */
+  normEps: number;
   ropeTheta: number;
   tieWordEmbeddings: boolean;
   /** Biases on q/k/v (llama attention_bias, always in qwen2). */
@@ -25,7 +28,17 @@ export interface DecoderConfig {
   /** Bias on o_proj (llama attention_bias). */
   oBias: boolean;
   mlpBias: boolean;
-  /** Gate activation of the gated MLP: SiLU (SwiGLU) or tanh-approximate GELU (GeGLU, gemma). */
+  /** Bias on the vocabulary head (phi). */
+  headBias: boolean;
+  /** Gated MLP (gate/up/down) or plain two-layer MLP (phi's fc1 → GELU → fc2). */
+  mlp: 'gated' | 'fc';
+  /** Rotary embedding covers the first `rotaryDim` dims of each head (partial_rotary_factor; headDim when full). */
+  rotaryDim: number;
+  /** h + attn(norm(h)) + mlp(norm(h)) from one norm (phi, stablelm use_parallel_residual). */
+  parallelResidual: boolean;
+  /** LayerNorm of q and k per head before rotary: one shared over head_dim with bias (phi), or one per head without bias (stablelm). */
+  qkNorm?: 'shared' | 'per_head';
+  /** Activation of the MLP (of the gate when gated): SiLU (SwiGLU) or tanh-approximate GELU (GeGLU, gemma; phi's gelu_new). */
   activation: 'silu' | 'gelu_tanh';
   /** gemma: RMSNorm computes x̂·(1 + w), and embeddings are scaled by √hidden. */
   gemmaNorm: boolean;
@@ -98,14 +111,25 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
   if (headDim % 2 !== 0) throw new AlkiError('BAD_CONFIG', `head_dim ${headDim} is odd; rotary embeddings need an even head_dim`);
   if (numHeads % numKvHeads !== 0) throw new AlkiError('BAD_CONFIG', `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
   // Gemma's checkpoints name the activation hidden_activation (hidden_act is the legacy key); HF uses the tanh GELU.
-  const act = (modelType === 'gemma' ? raw.hidden_activation ?? raw.hidden_act ?? 'gelu_pytorch_tanh' : raw.hidden_act) ?? 'silu';
+  const act = (modelType === 'gemma' ? raw.hidden_activation ?? raw.hidden_act ?? 'gelu_pytorch_tanh' : raw.hidden_act) ?? (modelType === 'phi' ? 'gelu_new' : 'silu');
   const activation = act === 'silu' ? 'silu' : ['gelu_pytorch_tanh', 'gelu_new', 'gelu_fast'].includes(String(act)) || (modelType === 'gemma' && act === 'gelu') ? 'gelu_tanh' : undefined;
-  if (!activation) throw new AlkiError('UNSUPPORTED_CONFIG', `hidden_act "${String(act)}" is not supported for ${modelType}`, 'supported: silu, gelu_pytorch_tanh');
+  if (!activation) throw new AlkiError('UNSUPPORTED_CONFIG', `hidden_act "${String(act)}" is not supported for ${modelType}`, 'supported: silu, gelu_pytorch_tanh, gelu_new, gelu_fast');
   const ropeScaling = parseRopeScaling(raw.rope_scaling);
+  const layerNorm = modelType === 'phi' || modelType === 'stablelm';
+  const positive = (key: string, fallback: number): number => {
+    const v = raw[key] ?? fallback;
+    if (typeof v !== 'number' || !(v > 0)) throw new AlkiError('BAD_CONFIG', `config.json: "${key}" must be a positive number, got ${JSON.stringify(raw[key])}`, 'fix config.json or download it again');
+    return v;
+  };
+  // HF: rotary_ndims = int(partial_rotary_factor · head_dim); phi defaults to 0.5, stablelm to 0.25.
+  const partial = layerNorm ? positive('partial_rotary_factor', modelType === 'phi' ? 0.5 : 0.25) : 1;
+  if (partial > 1) throw new AlkiError('BAD_CONFIG', `partial_rotary_factor ${partial} is larger than 1`);
+  const rotaryDim = Math.floor(partial * headDim);
+  if (rotaryDim < 2 || rotaryDim % 2 !== 0) throw new AlkiError('UNSUPPORTED_CONFIG', `partial_rotary_factor ${partial} × head_dim ${headDim} gives ${rotaryDim} rotary dims; an even number ≥ 2 is needed`);
   // Architecture differences that live in the config, not in the graph builder.
   const attentionBias = raw.attention_bias === true;
-  const qkvBias = modelType === 'qwen2' ? true : attentionBias;
-  const oBias = modelType === 'qwen2' ? false : attentionBias;
+  const qkvBias = modelType === 'qwen2' || modelType === 'phi' ? true : modelType === 'stablelm' ? raw.use_qkv_bias === true : attentionBias;
+  const oBias = modelType === 'phi' ? true : modelType === 'qwen2' || modelType === 'stablelm' ? false : attentionBias;
   let slidingWindow: number | undefined;
   if (modelType === 'mistral' && raw.sliding_window != null) slidingWindow = int('sliding_window');
   if (modelType === 'qwen2' && raw.use_sliding_window === true) {
@@ -123,13 +147,19 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
     headDim,
     vocabSize: int('vocab_size'),
     maxPositions: int('max_position_embeddings', 2048),
-    rmsNormEps: typeof raw.rms_norm_eps === 'number' ? raw.rms_norm_eps : 1e-6,
+    norm: layerNorm ? 'layer' : 'rms',
+    normEps: layerNorm ? positive('layer_norm_eps', 1e-5) : typeof raw.rms_norm_eps === 'number' ? raw.rms_norm_eps : 1e-6,
     ropeTheta: typeof raw.rope_theta === 'number' ? raw.rope_theta : 10000,
     // HF's defaults differ by architecture: GemmaConfig ties the head unless told otherwise.
     tieWordEmbeddings: typeof raw.tie_word_embeddings === 'boolean' ? raw.tie_word_embeddings : modelType === 'gemma',
     qkvBias,
     oBias,
-    mlpBias: raw.mlp_bias === true,
+    mlpBias: modelType === 'phi' || raw.mlp_bias === true,
+    headBias: modelType === 'phi',
+    mlp: modelType === 'phi' ? 'fc' : 'gated',
+    rotaryDim,
+    parallelResidual: modelType === 'phi' || (modelType === 'stablelm' && raw.use_parallel_residual === true),
+    qkNorm: raw.qk_layernorm === true ? (modelType === 'phi' ? 'shared' : 'per_head') : undefined,
     activation,
     gemmaNorm: modelType === 'gemma',
     slidingWindow,
@@ -141,10 +171,15 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
 
 /** Number of parameters implied by a config (embeddings counted once when tied). */
 export function countParameters(c: DecoderConfig): number {
-  const attn = c.hiddenSize * c.numHeads * c.headDim * 2 + c.hiddenSize * c.numKvHeads * c.headDim * 2;
-  const attnBias = (c.qkvBias ? c.numHeads * c.headDim + 2 * c.numKvHeads * c.headDim : 0) + (c.oBias ? c.hiddenSize : 0);
-  const mlp = 3 * c.hiddenSize * c.intermediateSize + (c.mlpBias ? 2 * c.intermediateSize + c.hiddenSize : 0);
-  const layer = attn + attnBias + mlp + 2 * c.hiddenSize;
-  const emb = c.vocabSize * c.hiddenSize;
-  return c.numLayers * layer + emb * (c.tieWordEmbeddings ? 1 : 2) + c.hiddenSize;
+  const H = c.hiddenSize;
+  const q = c.numHeads * c.headDim;
+  const kv = c.numKvHeads * c.headDim;
+  const attn = H * q * 2 + H * kv * 2 + (c.qkvBias ? q + 2 * kv : 0) + (c.oBias ? H : 0);
+  const qkNorm = c.qkNorm === 'shared' ? 4 * c.headDim : c.qkNorm === 'per_head' ? (c.numHeads + c.numKvHeads) * c.headDim : 0;
+  const I = c.intermediateSize;
+  const mlp = (c.mlp === 'gated' ? 3 : 2) * H * I + (c.mlpBias ? (c.mlp === 'gated' ? 2 : 1) * I + H : 0);
+  const norm = c.norm === 'layer' ? 2 * H : H;
+  const layer = attn + qkNorm + mlp + norm * (c.parallelResidual ? 1 : 2);
+  const emb = c.vocabSize * H;
+  return c.numLayers * layer + emb * (c.tieWordEmbeddings ? 1 : 2) + (c.headBias ? c.vocabSize : 0) + norm;
 }

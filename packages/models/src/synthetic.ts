@@ -8,7 +8,15 @@ import { tinyTokenizer } from './tokenizer-json.js';
 /** Shape and switches of a generated Llama model. */
 export interface SyntheticLlamaOptions {
   /** Architecture written to config.json (default llama); qwen2 gets q/k/v biases. */
-  modelType?: 'llama' | 'mistral' | 'qwen2' | 'gemma';
+  modelType?: 'llama' | 'mistral' | 'qwen2' | 'gemma' | 'phi' | 'stablelm';
+  /** phi, stablelm: fraction of each head that gets rotary embeddings. */
+  partialRotaryFactor?: number;
+  /** phi, stablelm: LayerNorm of q and k per head. */
+  qkLayernorm?: boolean;
+  /** stablelm: attention and MLP in parallel from one norm (phi always is). */
+  parallelResidual?: boolean;
+  /** stablelm: biases on q/k/v. */
+  qkvBias?: boolean;
   /** mistral: sliding_window. */
   slidingWindow?: number;
   /** config.json rope_scaling, as HF writes it. */
@@ -52,8 +60,12 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
   const rng = new SeededRandom(opts.seed ?? 1);
   const dtype = opts.dtype ?? 'F32';
   const modelType = opts.modelType ?? 'llama';
-  const qkvBias = modelType === 'qwen2' || !!opts.attentionBias;
-  const oBias = modelType !== 'qwen2' && !!opts.attentionBias;
+  const phi = modelType === 'phi';
+  const stablelm = modelType === 'stablelm';
+  const layerNorm = phi || stablelm;
+  const qkvBias = modelType === 'qwen2' || phi || (stablelm ? !!opts.qkvBias : !!opts.attentionBias);
+  const oBias = phi || (modelType !== 'qwen2' && !stablelm && !!opts.attentionBias);
+  const parallel = phi || (stablelm && !!opts.parallelResidual);
   // Gemma stores RMSNorm weights as offsets from 1.
   const normInit = () => (modelType === 'gemma' ? 0 : 1) + rng.normal() * 0.1;
   const tensors: Record<string, SafetensorsTensor> = {};
@@ -73,23 +85,40 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
     if (bias) put(`${name}.bias`, [out], () => rng.normal() * 0.02);
   };
   put('model.embed_tokens.weight', [V, H], () => (modelType === 'gemma' ? rng.normal() / Math.sqrt(H) : rng.normal()));
+  const norm = (name: string, n: number) => {
+    put(`${name}.weight`, [n], normInit);
+    if (layerNorm) put(`${name}.bias`, [n], () => rng.normal() * 0.05);
+  };
   for (let i = 0; i < L; i++) {
     const p = `model.layers.${i}`;
-    put(`${p}.input_layernorm.weight`, [H], normInit);
+    norm(`${p}.input_layernorm`, H);
     linear(`${p}.self_attn.q_proj`, nh * hd, H, qkvBias);
     linear(`${p}.self_attn.k_proj`, kvh * hd, H, qkvBias);
     linear(`${p}.self_attn.v_proj`, kvh * hd, H, qkvBias);
-    linear(`${p}.self_attn.o_proj`, H, nh * hd, oBias);
-    put(`${p}.post_attention_layernorm.weight`, [H], normInit);
-    linear(`${p}.mlp.gate_proj`, I, H, !!opts.mlpBias);
-    linear(`${p}.mlp.up_proj`, I, H, !!opts.mlpBias);
-    linear(`${p}.mlp.down_proj`, H, I, !!opts.mlpBias);
+    linear(phi ? `${p}.self_attn.dense` : `${p}.self_attn.o_proj`, H, nh * hd, oBias);
+    if (opts.qkLayernorm && phi) {
+      norm(`${p}.self_attn.q_layernorm`, hd);
+      norm(`${p}.self_attn.k_layernorm`, hd);
+    }
+    if (opts.qkLayernorm && stablelm) {
+      for (let h = 0; h < nh; h++) put(`${p}.self_attn.q_layernorm.norms.${h}.weight`, [hd], normInit);
+      for (let h = 0; h < kvh; h++) put(`${p}.self_attn.k_layernorm.norms.${h}.weight`, [hd], normInit);
+    }
+    if (!parallel) norm(`${p}.post_attention_layernorm`, H);
+    if (phi) {
+      linear(`${p}.mlp.fc1`, I, H, true);
+      linear(`${p}.mlp.fc2`, H, I, true);
+    } else {
+      linear(`${p}.mlp.gate_proj`, I, H, !!opts.mlpBias);
+      linear(`${p}.mlp.up_proj`, I, H, !!opts.mlpBias);
+      linear(`${p}.mlp.down_proj`, H, I, !!opts.mlpBias);
+    }
   }
-  put('model.norm.weight', [H], normInit);
-  if (!tie) linear('lm_head', V, H, false);
+  norm(phi ? 'model.final_layernorm' : 'model.norm', H);
+  if (!tie) linear('lm_head', V, H, phi);
 
   const config: Record<string, unknown> = {
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', gemma: 'GemmaForCausalLM' }[modelType]],
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', gemma: 'GemmaForCausalLM', phi: 'PhiForCausalLM', stablelm: 'StableLmForCausalLM' }[modelType]],
     model_type: modelType,
     hidden_size: H,
     intermediate_size: I,
@@ -99,15 +128,15 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
     ...(opts.headDim ? { head_dim: opts.headDim } : {}),
     vocab_size: V,
     max_position_embeddings: opts.maxPositions ?? 256,
-    rms_norm_eps: 1e-5,
+    ...(layerNorm ? { layer_norm_eps: 1e-5, partial_rotary_factor: opts.partialRotaryFactor ?? (phi ? 0.5 : 0.25), qk_layernorm: !!opts.qkLayernorm } : { rms_norm_eps: 1e-5 }),
+    ...(stablelm ? { use_qkv_bias: !!opts.qkvBias, use_parallel_residual: !!opts.parallelResidual } : {}),
     rope_theta: opts.ropeTheta ?? 10000,
     rope_scaling: opts.ropeScaling ?? null,
     ...(modelType === 'mistral' ? { sliding_window: opts.slidingWindow ?? null } : {}),
     ...(modelType === 'qwen2' ? { use_sliding_window: false } : {}),
-    ...(modelType === 'gemma' ? { hidden_act: 'gelu', hidden_activation: 'gelu_pytorch_tanh' } : { hidden_act: 'silu' }),
+    ...(modelType === 'gemma' ? { hidden_act: 'gelu', hidden_activation: 'gelu_pytorch_tanh' } : { hidden_act: phi ? 'gelu_new' : 'silu' }),
     tie_word_embeddings: tie,
-    ...(modelType === 'qwen2' ? {} : { attention_bias: !!opts.attentionBias }),
-    mlp_bias: !!opts.mlpBias,
+    ...(modelType === 'qwen2' || layerNorm ? {} : { attention_bias: !!opts.attentionBias, mlp_bias: !!opts.mlpBias }),
     bos_token_id: 1,
     eos_token_id: 2,
     torch_dtype: dtype === 'F32' ? 'float32' : dtype === 'F16' ? 'float16' : 'bfloat16',

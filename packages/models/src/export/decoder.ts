@@ -4,6 +4,7 @@ import type { DecoderConfig } from '../config.js';
 import type { WeightStore } from '../weights.js';
 import { Ops } from './ops.js';
 import { rotaryTables } from './rotary.js';
+import { finalNormName, layerNames } from './names.js';
 
 /**
  * A group of linear layers that read the same input, with what produces that
@@ -35,61 +36,92 @@ export interface LayerBoundary {
   output: string;
 }
 
-export interface ExportOptions {
-  /** Graph flavour; only 'portable' (standard ONNX ops) exists today. */
-  flavour?: 'portable';
-  onProgress?: ProgressCallback;
-  signal?: AbortSignal;
-  producerVersion?: string;
-}
-
 export interface ExportResult {
   model: Model;
   scaleGroups: ScaleGroup[];
   layers: LayerBoundary[];
 }
 
-/** cos/sin gathered by position from precomputed tables (plain, linear and llama3 RoPE). */
+/** Graph flavours: standard ONNX ops only, or onnxruntime's fused com.microsoft ops (faster, onnxruntime only). */
+export const GRAPH_FLAVOURS = ['ort', 'portable'] as const;
+export type GraphFlavour = (typeof GRAPH_FLAVOURS)[number];
+
+export interface ExportOptions {
+  /**
+   * 'ort' (default): GroupQueryAttention with fused rotary and KV cache,
+   * (Skip)SimplifiedLayerNormalization / SkipLayerNormalization, packed QKV —
+   * for onnxruntime (node, web). 'portable': standard ONNX opset 17 only.
+   */
+  flavour?: GraphFlavour;
+  onProgress?: ProgressCallback;
+  signal?: AbortSignal;
+  producerVersion?: string;
+}
+
+/** cos/sin gathered by position from precomputed tables (plain, linear and llama3 RoPE): [B, 1, S, rotaryDim]. */
 function tableRotary(b: GraphBuilder, ops: Ops, pos: string, c: DecoderConfig): { cos: string; sin: string } {
-  const hd = c.headDim;
-  const tables = rotaryTables(c.maxPositions, hd, c.ropeTheta, c.ropeScaling);
-  const gather = (name: string, data: Float32Array) => {
-    const g = b.node('Gather', [b.initializer(floatTensor(name, [c.maxPositions, hd / 2], data)), pos], { axis: 0 });
+  const { cos, sin } = rotaryCaches(b, ops, c);
+  const gather = (cache: string) => {
+    const g = b.node('Gather', [cache, pos], { axis: 0 });
     return b.node('Unsqueeze', [b.node('Concat', [g, g], { axis: -1 }), ops.i64([1])]);
   };
-  return { cos: gather('rotary.cos_cache', tables.cos), sin: gather('rotary.sin_cache', tables.sin) };
+  return { cos: gather(cos), sin: gather(sin) };
+}
+
+/** The cos/sin tables [maxPositions, rotaryDim/2] as initializers. */
+function rotaryCaches(b: GraphBuilder, ops: Ops, c: DecoderConfig): { cos: string; sin: string } {
+  void ops;
+  const half = c.rotaryDim / 2;
+  const tables = rotaryTables(c.maxPositions, c.rotaryDim, c.ropeTheta, c.ropeScaling);
+  return {
+    cos: b.initializer(floatTensor('rotary.cos_cache', [c.maxPositions, half], tables.cos)),
+    sin: b.initializer(floatTensor('rotary.sin_cache', [c.maxPositions, half], tables.sin)),
+  };
 }
 
 /**
  * Dynamic NTK scaling (HF "dynamic"): once the sequence (max position + 1)
  * exceeds max_position_embeddings, the base becomes
  * θ·(factor·len/max − (factor − 1))^(d/(d−2)). The frequencies depend on the
- * input, so the angles are computed in the graph instead of gathered.
+ * input, so the angles are computed in the graph: for positions `pos` (any
+ * shape), with the sequence length `len` (float scalar). Returns cos/sin of
+ * shape [...pos, rotaryDim/2].
  */
-function dynamicRotary(b: GraphBuilder, ops: Ops, pos: string, c: DecoderConfig): { cos: string; sin: string } {
-  const d = c.headDim;
+function dynamicAngles(b: GraphBuilder, ops: Ops, pos: string, len: string, c: DecoderConfig): { cos: string; sin: string } {
+  const d = c.rotaryDim;
   const factor = (c.ropeScaling as { factor: number }).factor;
-  const len = b.node('Add', [b.node('Cast', [b.node('ReduceMax', [pos], { keepdims: 0 })], { to: DataType.FLOAT }), ops.f32(1)]);
   const ratio = b.node('Max', [b.node('Sub', [b.node('Mul', [len, ops.f32(factor / c.maxPositions)]), ops.f32(factor - 1)]), ops.f32(1)]);
   const base = b.node('Mul', [ops.f32(c.ropeTheta), b.node('Pow', [ratio, ops.f32(d / (d - 2))])]);
   const exponents = b.initializer(floatTensor('rotary.exponents', [d / 2], Array.from({ length: d / 2 }, (_, i) => (-2 * i) / d)));
   const invFreq = b.node('Pow', [base, exponents]);
   const angles = b.node('Mul', [b.node('Unsqueeze', [b.node('Cast', [pos], { to: DataType.FLOAT }), ops.i64([-1])]), invFreq]);
+  return { cos: b.node('Cos', [angles]), sin: b.node('Sin', [angles]) };
+}
+
+function dynamicRotary(b: GraphBuilder, ops: Ops, pos: string, c: DecoderConfig): { cos: string; sin: string } {
+  const len = b.node('Add', [b.node('Cast', [b.node('ReduceMax', [pos], { keepdims: 0 })], { to: DataType.FLOAT }), ops.f32(1)]);
+  const { cos, sin } = dynamicAngles(b, ops, pos, len, c);
   const both = (x: string) => b.node('Unsqueeze', [b.node('Concat', [x, x], { axis: -1 }), ops.i64([1])]);
-  return { cos: both(b.node('Cos', [angles])), sin: both(b.node('Sin', [angles])) };
+  return { cos: both(cos), sin: both(sin) };
 }
 
 /** Opset of the default ONNX domain used by the portable graph. */
 export const PORTABLE_OPSET = 17;
 
+/** Opset of the com.microsoft domain used by the ort flavour. */
+export const MS_OPSET = 1;
+
 /**
- * Builds the ONNX decoder graph of a Llama-family model (llama, mistral,
- * qwen2, gemma: their differences are config switches) with KV cache:
- * inputs input_ids, attention_mask, position_ids, past_key_values.{i}.key|value;
- * outputs logits, present.{i}.key|value (the transformers.js / Optimum names).
+ * Builds the ONNX decoder graph of a decoder-only transformer (llama,
+ * mistral, qwen2, gemma, phi, stablelm: their differences are config
+ * switches) with KV cache: inputs input_ids, attention_mask, position_ids,
+ * past_key_values.{i}.key|value; outputs logits, present.{i}.key|value (the
+ * transformers.js / Optimum names), in either graph flavour.
  */
-export function exportLlama(config: DecoderConfig, weights: WeightStore, options: ExportOptions = {}): ExportResult {
+export function exportDecoder(config: DecoderConfig, weights: WeightStore, options: ExportOptions = {}): ExportResult {
   const c = config;
+  const flavour = options.flavour ?? 'ort';
+  const ort = flavour === 'ort';
   const b = new GraphBuilder('alki_decoder');
   const ops = new Ops(b);
   const F = DataType.FLOAT;
@@ -97,6 +129,7 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
   const hd = c.headDim;
   const nRep = c.numHeads / c.numKvHeads;
   const progress = (done: number, detail?: string) => options.onProgress?.({ step: 'export', done, total: c.numLayers + 2, detail });
+  const ms = { domain: 'com.microsoft' };
 
   const ids = b.input('input_ids', DataType.INT64, ['batch_size', 'sequence_length']);
   const mask = b.input('attention_mask', DataType.INT64, ['batch_size', 'total_sequence_length']);
@@ -106,19 +139,36 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
     value: b.input(`past_key_values.${i}.value`, F, ['batch_size', c.numKvHeads, 'past_sequence_length', hd]),
   }));
 
-  /** Adds a checkpoint linear weight [out, in] as a MatMul initializer [in, out]. */
+  /** A checkpoint linear weight [out, in] as a MatMul initializer [in, out]. */
   const linearWeight = (name: string, outDim: number, inDim: number) => {
-    const w = weights.get(name, [outDim, inDim]);
-    return b.initializer(floatTensor(name, [inDim, outDim], transpose(w.data, outDim, inDim)));
+    const w = weights.get(`${name}.weight`, [outDim, inDim]);
+    return b.initializer(floatTensor(`${name}.weight`, [inDim, outDim], transpose(w.data, outDim, inDim)));
   };
   const vector = (name: string, n: number) => b.initializer(floatTensor(name, [n], weights.get(name, [n]).data));
-  // Gemma's RMSNorm multiplies by (1 + w): stored as that sum, the graph (and AWQ's folding) stay plain RMSNorm.
-  const normWeight = (name: string) => {
-    const w = Float32Array.from(weights.get(name, [H]).data);
-    if (c.gemmaNorm) for (let i = 0; i < H; i++) w[i] = Math.fround(1 + w[i]);
-    return b.initializer(floatTensor(name, [H], w));
+  const bias = (on: boolean, name: string, n: number) => (on ? vector(`${name}.bias`, n) : undefined);
+  /** Norm weight (and LayerNorm bias). Gemma's RMSNorm multiplies by (1 + w): stored as that sum, the graph (and AWQ's folding) stay plain RMSNorm. */
+  const normParams = (name: string, n = H) => {
+    const w = Float32Array.from(weights.get(`${name}.weight`, [n]).data);
+    if (c.gemmaNorm) for (let i = 0; i < n; i++) w[i] = Math.fround(1 + w[i]);
+    const weight = b.initializer(floatTensor(`${name}.weight`, [n], w));
+    return { weight, bias: c.norm === 'layer' ? vector(`${name}.bias`, n) : undefined };
   };
-  const optionalBias = (on: boolean, name: string, n: number) => (on ? vector(name, n) : undefined);
+  type Norm = ReturnType<typeof normParams>;
+  const norm = (x: string, p: Norm) => {
+    if (c.norm === 'layer') return ops.layerNorm(x, p.weight, p.bias, c.normEps);
+    return ort ? b.node('SimplifiedLayerNormalization', [x, p.weight], { axis: -1, epsilon: c.normEps }) : ops.rmsNorm(x, p.weight, c.normEps);
+  };
+  /** norm(x + skip) and x + skip: one SkipSimplifiedLayerNormalization / SkipLayerNormalization in the ort flavour. */
+  const skipNorm = (x: string, skip: string, p: Norm): { normed: string; sum: string } => {
+    if (!ort) {
+      const sum = b.node('Add', [skip, x]);
+      return { normed: norm(sum, p), sum };
+    }
+    const op = c.norm === 'layer' ? 'SkipLayerNormalization' : 'SkipSimplifiedLayerNormalization';
+    const inputs = c.norm === 'layer' ? [x, skip, p.weight, p.bias!] : [x, skip, p.weight];
+    const [normed, , , sum] = b.nodeN(op, inputs, { epsilon: c.normEps }, { ...ms, outputs: 4 });
+    return { normed, sum };
+  };
 
   progress(0, 'embeddings');
   const embedName = 'model.embed_tokens.weight';
@@ -128,98 +178,226 @@ export function exportLlama(config: DecoderConfig, weights: WeightStore, options
   // Gemma scales embeddings by √hidden, rounded to the embedding's dtype (float32 here).
   if (c.gemmaNorm) h = b.node('Mul', [h, ops.f32(Math.fround(Math.sqrt(H)))]);
 
-  // Rotary cos/sin, computed once and shared by all layers: [B, 1, S, hd].
-  const { cos, sin } = c.ropeScaling?.type === 'dynamic' ? dynamicRotary(b, ops, pos, c) : tableRotary(b, ops, pos, c);
-
-  // Additive attention bias [B, 1, 1, S, T]: causal (query at absolute p sees keys ≤ p) and padding.
-  const seqLen = b.node('Slice', [b.node('Shape', [ids]), ops.i64([1]), ops.i64([2])]);
   const totalLen = b.node('Slice', [b.node('Shape', [mask]), ops.i64([1]), ops.i64([2])]);
-  const pastLen = b.node('Sub', [totalLen, seqLen]);
   const scalar = (x: string) => b.node('Squeeze', [x, ops.i64([0])]);
-  const keyIdx = b.node('Range', [ops.i64([0], true), scalar(totalLen), ops.i64([1], true)]);
-  const queryIdx = b.node('Range', [scalar(pastLen), scalar(totalLen), ops.i64([1], true)]);
-  const causal = b.node('LessOrEqual', [b.node('Unsqueeze', [keyIdx, ops.i64([0])]), b.node('Unsqueeze', [queryIdx, ops.i64([1])])]);
-  const notPad = b.node('Unsqueeze', [b.node('Cast', [mask], { to: DataType.BOOL }), ops.i64([1, 2])]);
-  let visible = causal;
-  if (c.slidingWindow) {
-    // Mistral: a query at p sees keys k with p − k < window.
-    const distance = b.node('Sub', [b.node('Unsqueeze', [queryIdx, ops.i64([1])]), b.node('Unsqueeze', [keyIdx, ops.i64([0])])]);
-    visible = b.node('And', [causal, b.node('Less', [distance, ops.i64([c.slidingWindow], true)])]);
-  }
-  const allowed = b.node('And', [visible, notPad]);
-  // -1e30 rather than -inf: a fully padded row then softmaxes to uniform instead of NaN.
-  const attnBias = b.node('Unsqueeze', [b.node('Where', [allowed, ops.f32(0), ops.f32(-1e30)]), ops.i64([2])]);
-  const scale = ops.f32(1 / Math.sqrt(hd));
+  type Attention = (i: number, x: string, n: ReturnType<typeof layerNames>) => string;
+  /** cos/sin [B, 1, S, rotaryDim] gathered at position_ids, built once on first use. */
+  let positional: { cos: string; sin: string } | undefined;
+  const rotaryAtPositions = () => (positional ??= c.ropeScaling?.type === 'dynamic' ? dynamicRotary(b, ops, pos, c) : tableRotary(b, ops, pos, c));
+  // onnxruntime's GroupQueryAttention needs head_dim a multiple of 16, and fuses rotary only when rotaryDim/2 is a
+  // multiple of 8 (e.g. not stablelm-3b's 20 rotary dims of 80); elsewhere the ort flavour falls back to the
+  // portable attention, or applies rotary before GroupQueryAttention.
+  const useGqa = ort && hd % 16 === 0;
+  const fusedRotary = useGqa && (c.rotaryDim / 2) % 8 === 0;
+  // q, k and v from one MatMul where GroupQueryAttention can take them packed (no q/k norm or rotary between).
+  const packedQkv = fusedRotary && !c.qkNorm;
+  const attention: Attention = useGqa ? gqaAttention() : portableAttention();
 
+  function gqaAttention(): Attention {
+    // GroupQueryAttention: per-sequence key counts from the mask (right padding only, as GQA assumes), rotary
+    // applied inside from cos/sin caches [positions, rotaryDim/2] at positions it derives from those counts.
+    const seqlensK = b.node('Cast', [b.node('Sub', [b.node('ReduceSum', [mask, ops.i64([1])], { keepdims: 0 }), ops.i64([1], true)])], { to: DataType.INT32 });
+    const total32 = b.node('Cast', [scalar(totalLen)], { to: DataType.INT32 });
+    let caches: { cos: string; sin: string } | undefined;
+    if (fusedRotary && c.ropeScaling?.type === 'dynamic') {
+      const positions = b.node('Range', [ops.i64([0], true), scalar(totalLen), ops.i64([1], true)]);
+      caches = dynamicAngles(b, ops, positions, b.node('Cast', [scalar(totalLen)], { to: DataType.FLOAT }), c);
+    } else if (fusedRotary) caches = rotaryCaches(b, ops, c);
+    /** Rotary outside GroupQueryAttention, on [B, S, heads·hd]. */
+    const ropeFlat = (x: string, count: number) => {
+      if (fusedRotary) return x;
+      const { cos, sin } = rotaryAtPositions();
+      const bhsd = ops.splitHeads(x, count, hd);
+      const r = ops.rope(bhsd, cos, sin, hd, c.rotaryDim);
+      return b.node('Reshape', [b.node('Transpose', [r], { perm: [0, 2, 1, 3] }), ops.i64([0, 0, count * hd])]);
+    };
+    return (i, x, n) => {
+      const nq = c.numHeads * hd;
+      const nkv = c.numKvHeads * hd;
+      let qkvInputs: string[];
+      if (packedQkv) {
+        // One MatMul for q, k and v: GroupQueryAttention takes the packed projection as it is.
+        const w = (name: string, out: number) => weights.get(`${name}.weight`, [out, H]).data;
+        const packed = new Float32Array(H * (nq + 2 * nkv));
+        const parts = [w(n.q, nq), w(n.k, nkv), w(n.v, nkv)];
+        let col = 0;
+        for (const [j, part] of parts.entries()) {
+          const out = j === 0 ? nq : nkv;
+          for (let o = 0; o < out; o++) for (let k = 0; k < H; k++) packed[k * (nq + 2 * nkv) + col + o] = part[o * H + k];
+          col += out;
+        }
+        const wqkv = b.initializer(floatTensor(`model.layers.${i}.self_attn.qkv_proj.weight`, [H, nq + 2 * nkv], packed));
+        let bqkv: string | undefined;
+        if (c.qkvBias) {
+          const bb = new Float32Array(nq + 2 * nkv);
+          bb.set(weights.get(`${n.q}.bias`, [nq]).data, 0);
+          bb.set(weights.get(`${n.k}.bias`, [nkv]).data, nq);
+          bb.set(weights.get(`${n.v}.bias`, [nkv]).data, nq + nkv);
+          bqkv = b.initializer(floatTensor(`model.layers.${i}.self_attn.qkv_proj.bias`, [nq + 2 * nkv], bb));
+        }
+        qkvInputs = [ops.linear(x, wqkv, bqkv), '', ''];
+      } else {
+        const q = ops.linear(x, linearWeight(n.q, nq, H), bias(c.qkvBias, n.q, nq));
+        const k = ops.linear(x, linearWeight(n.k, nkv, H), bias(c.qkvBias, n.k, nkv));
+        const v = ops.linear(x, linearWeight(n.v, nkv, H), bias(c.qkvBias, n.v, nkv));
+        const qn = n.qNorm ? qkNorm(q, n.qNorm, c.numHeads, 'bshd') : q;
+        const kn = n.kNorm ? qkNorm(k, n.kNorm, c.numKvHeads, 'bshd') : k;
+        qkvInputs = [ropeFlat(qn, c.numHeads), ropeFlat(kn, c.numKvHeads), v];
+      }
+      const [out] = b.nodeN('GroupQueryAttention', [...qkvInputs, past[i].key, past[i].value, seqlensK, total32, ...(caches ? [caches.cos, caches.sin] : [])], {
+        num_heads: c.numHeads,
+        kv_num_heads: c.numKvHeads,
+        do_rotary: caches ? 1 : 0,
+        // HF admits keys at distance < window; onnxruntime's CPU kernel reads local_window_size as that same
+        // count (checked against the float64 reference: window − 1 differs).
+        ...(c.slidingWindow ? { local_window_size: c.slidingWindow } : {}),
+      }, { ...ms, outputs: [b.fresh('attn'), `present.${i}.key`, `present.${i}.value`] });
+      b.output(`present.${i}.key`, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
+      b.output(`present.${i}.value`, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
+      return out;
+    };
+  }
+
+  function portableAttention(): Attention {
+    // Additive attention bias [B, 1, 1, S, T]: causal (query at absolute p sees keys ≤ p) and padding.
+    const seqLen = b.node('Slice', [b.node('Shape', [ids]), ops.i64([1]), ops.i64([2])]);
+    const pastLen = b.node('Sub', [totalLen, seqLen]);
+    const keyIdx = b.node('Range', [ops.i64([0], true), scalar(totalLen), ops.i64([1], true)]);
+    const queryIdx = b.node('Range', [scalar(pastLen), scalar(totalLen), ops.i64([1], true)]);
+    const causal = b.node('LessOrEqual', [b.node('Unsqueeze', [keyIdx, ops.i64([0])]), b.node('Unsqueeze', [queryIdx, ops.i64([1])])]);
+    const notPad = b.node('Unsqueeze', [b.node('Cast', [mask], { to: DataType.BOOL }), ops.i64([1, 2])]);
+    let visible = causal;
+    if (c.slidingWindow) {
+      // Mistral: a query at p sees keys k with p − k < window.
+      const distance = b.node('Sub', [b.node('Unsqueeze', [queryIdx, ops.i64([1])]), b.node('Unsqueeze', [keyIdx, ops.i64([0])])]);
+      visible = b.node('And', [causal, b.node('Less', [distance, ops.i64([c.slidingWindow], true)])]);
+    }
+    const allowed = b.node('And', [visible, notPad]);
+    // -1e30 rather than -inf: a fully padded row then softmaxes to uniform instead of NaN.
+    const attnBias = b.node('Unsqueeze', [b.node('Where', [allowed, ops.f32(0), ops.f32(-1e30)]), ops.i64([2])]);
+    const scale = ops.f32(1 / Math.sqrt(hd));
+    return (i, x, n) => {
+      const heads = (name: string, count: number, normName?: string) => {
+        const y = ops.splitHeads(ops.linear(x, linearWeight(name, count * hd, H), bias(c.qkvBias, name, count * hd)), count, hd);
+        return normName ? qkNorm(y, normName, count, 'bhsd') : y;
+      };
+      const { cos, sin } = rotaryAtPositions();
+      const q = ops.rope(heads(n.q, c.numHeads, n.qNorm), cos, sin, hd, c.rotaryDim);
+      const k = ops.rope(heads(n.k, c.numKvHeads, n.kNorm), cos, sin, hd, c.rotaryDim);
+      const v = heads(n.v, c.numKvHeads);
+      const presentK = b.node('Concat', [past[i].key, k], { axis: 2 }, { outputs: [`present.${i}.key`] });
+      const presentV = b.node('Concat', [past[i].value, v], { axis: 2 }, { outputs: [`present.${i}.value`] });
+      b.output(presentK, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
+      b.output(presentV, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
+      // Grouped-query attention without copying K/V: queries are grouped as
+      // [B, kvHeads, nRep, S, hd] and broadcast against K/V [B, kvHeads, 1, T, hd].
+      const q5 = b.node('Mul', [b.node('Reshape', [q, ops.i64([0, c.numKvHeads, nRep, -1, hd])]), scale]);
+      const k5 = b.node('Unsqueeze', [presentK, ops.i64([2])]);
+      const v5 = b.node('Unsqueeze', [presentV, ops.i64([2])]);
+      const scores = b.node('Add', [b.node('MatMul', [q5, b.node('Transpose', [k5], { perm: [0, 1, 2, 4, 3] })]), attnBias]);
+      const ctx5 = b.node('MatMul', [b.node('Softmax', [scores], { axis: -1 }), v5]);
+      return b.node('Reshape', [b.node('Transpose', [b.node('Reshape', [ctx5, ops.i64([0, c.numHeads, -1, hd])])], { perm: [0, 2, 1, 3] }), ops.i64([0, 0, c.numHeads * hd])]);
+    };
+  }
+
+  /**
+   * q/k LayerNorm over head_dim before rotary: phi shares one affine norm across heads; stablelm has one
+   * bias-free norm per head (normalized with unit scale, then multiplied by the per-head weights).
+   * `layout`: bshd = [B, S, heads·hd] (returned flat), bhsd = [B, heads, S, hd].
+   */
+  function qkNorm(x: string, name: string, count: number, layout: 'bshd' | 'bhsd'): string {
+    const x4 = layout === 'bshd' ? b.node('Reshape', [x, ops.i64([0, 0, count, hd])]) : x;
+    let y: string;
+    if (c.qkNorm === 'shared') {
+      y = ops.layerNorm(x4, vector(`${name}.weight`, hd), vector(`${name}.bias`, hd), c.normEps);
+    } else {
+      const w = new Float32Array(count * hd);
+      for (let h = 0; h < count; h++) w.set(weights.get(`${name}.norms.${h}.weight`, [hd]).data, h * hd);
+      const ones = b.initializer(floatTensor(`${name}.unit_scale`, [hd], new Float32Array(hd).fill(1)));
+      const perHead = b.initializer(floatTensor(`${name}.weight`, layout === 'bshd' ? [count, hd] : [count, 1, hd], w));
+      y = b.node('Mul', [ops.layerNorm(x4, ones, undefined, c.normEps), perHead]);
+    }
+    return layout === 'bshd' ? b.node('Reshape', [y, ops.i64([0, 0, count * hd])]) : y;
+  }
+
+  const act = (x: string) => (c.activation === 'silu' ? b.node('Mul', [x, b.node('Sigmoid', [x])]) : ops.geluTanh(x));
   const scaleGroups: ScaleGroup[] = [];
   const layers: LayerBoundary[] = [];
   for (let i = 0; i < c.numLayers; i++) {
     const layerInput = h;
     throwIfAborted(options.signal);
     progress(i + 1, `layer ${i}`);
-    const p = `model.layers.${i}`;
     b.scope = `/model/layers.${i}`;
-    const inNorm = normWeight(`${p}.input_layernorm.weight`);
-    const x = ops.rmsNorm(h, inNorm, c.rmsNormEps);
-    const wq = linearWeight(`${p}.self_attn.q_proj.weight`, c.numHeads * hd, H);
-    const wk = linearWeight(`${p}.self_attn.k_proj.weight`, c.numKvHeads * hd, H);
-    const wv = linearWeight(`${p}.self_attn.v_proj.weight`, c.numKvHeads * hd, H);
-    const q = ops.rope(ops.splitHeads(ops.linear(x, wq, optionalBias(c.qkvBias, `${p}.self_attn.q_proj.bias`, c.numHeads * hd)), c.numHeads, hd), cos, sin, hd);
-    const k = ops.rope(ops.splitHeads(ops.linear(x, wk, optionalBias(c.qkvBias, `${p}.self_attn.k_proj.bias`, c.numKvHeads * hd)), c.numKvHeads, hd), cos, sin, hd);
-    const v = ops.splitHeads(ops.linear(x, wv, optionalBias(c.qkvBias, `${p}.self_attn.v_proj.bias`, c.numKvHeads * hd)), c.numKvHeads, hd);
-    const presentK = b.node('Concat', [past[i].key, k], { axis: 2 }, { outputs: [`present.${i}.key`] });
-    const presentV = b.node('Concat', [past[i].value, v], { axis: 2 }, { outputs: [`present.${i}.value`] });
-    b.output(presentK, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
-    b.output(presentV, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
+    const n = layerNames(c, i);
+    const inNorm = normParams(n.inputNorm);
+    const x = norm(h, inNorm);
+    const attn = attention(i, x, n);
+    const wo = linearWeight(n.o, H, c.numHeads * hd);
+    const attnOut = ops.linear(attn, wo, bias(c.oBias, n.o, H));
+    const qkvLinears = packedQkv ? [`model.layers.${i}.self_attn.qkv_proj.weight`] : [`${n.q}.weight`, `${n.k}.weight`, `${n.v}.weight`];
+    const vWeight = qkvLinears[qkvLinears.length - 1];
 
-    // Grouped-query attention without copying K/V: queries are grouped as
-    // [B, kvHeads, nRep, S, hd] and broadcast against K/V [B, kvHeads, 1, T, hd].
-    const q5 = b.node('Mul', [b.node('Reshape', [q, ops.i64([0, c.numKvHeads, nRep, -1, hd])]), scale]);
-    const k5 = b.node('Unsqueeze', [presentK, ops.i64([2])]);
-    const v5 = b.node('Unsqueeze', [presentV, ops.i64([2])]);
-    const scores = b.node('Add', [b.node('MatMul', [q5, b.node('Transpose', [k5], { perm: [0, 1, 2, 4, 3] })]), attnBias]);
-    const ctx5 = b.node('MatMul', [b.node('Softmax', [scores], { axis: -1 }), v5]);
-    const ctx = b.node('Reshape', [b.node('Transpose', [b.node('Reshape', [ctx5, ops.i64([0, c.numHeads, -1, hd])])], { perm: [0, 2, 1, 3] }), ops.i64([0, 0, c.numHeads * hd])]);
-    const wo = linearWeight(`${p}.self_attn.o_proj.weight`, H, c.numHeads * hd);
-    h = b.node('Add', [h, ops.linear(ctx, wo, optionalBias(c.oBias, `${p}.self_attn.o_proj.bias`, H))]);
-
-    const postNorm = normWeight(`${p}.post_attention_layernorm.weight`);
-    const x2 = ops.rmsNorm(h, postNorm, c.rmsNormEps);
     const I = c.intermediateSize;
-    const wg = linearWeight(`${p}.mlp.gate_proj.weight`, I, H);
-    const wu = linearWeight(`${p}.mlp.up_proj.weight`, I, H);
-    const wd = linearWeight(`${p}.mlp.down_proj.weight`, H, I);
-    const gate = ops.linear(x2, wg, optionalBias(c.mlpBias, `${p}.mlp.gate_proj.bias`, I));
-    const up = ops.linear(x2, wu, optionalBias(c.mlpBias, `${p}.mlp.up_proj.bias`, I));
-    const gated = c.activation === 'silu' ? b.node('Mul', [gate, b.node('Sigmoid', [gate])]) : ops.geluTanh(gate);
-    const act = b.node('Mul', [gated, up]);
-    h = b.node('Add', [h, ops.linear(act, wd, optionalBias(c.mlpBias, `${p}.mlp.down_proj.bias`, H))]);
+    let x2 = x;
+    let residual = h;
+    let postNorm: Norm | undefined;
+    if (!c.parallelResidual) {
+      postNorm = normParams(n.postNorm!);
+      const s = skipNorm(attnOut, h, postNorm);
+      x2 = s.normed;
+      residual = s.sum;
+    }
+    let mlpOut: string;
+    let mlpIn: string[];
+    let mlpGroups: ScaleGroup[];
+    if (c.mlp === 'gated') {
+      const wg = linearWeight(n.gate!, I, H);
+      const wu = linearWeight(n.up!, I, H);
+      const wd = linearWeight(n.down!, H, I);
+      const gate = ops.linear(x2, wg, bias(c.mlpBias, n.gate!, I));
+      const up = ops.linear(x2, wu, bias(c.mlpBias, n.up!, I));
+      mlpOut = ops.linear(b.node('Mul', [act(gate), up]), wd, bias(c.mlpBias, n.down!, H));
+      mlpIn = [wg, wu];
+      mlpGroups = [{ layer: i, prev: wu, linears: [wd] }];
+    } else {
+      const w1 = linearWeight(n.fc1!, I, H);
+      const w2 = linearWeight(n.fc2!, H, I);
+      mlpOut = ops.linear(act(ops.linear(x2, w1, bias(c.mlpBias, n.fc1!, I))), w2, bias(c.mlpBias, n.fc2!, H));
+      mlpIn = [w1];
+      // fc2 reads GELU(fc1): no producer can absorb a scale (AWQ clips it; GPTQ needs none).
+      mlpGroups = [{ layer: i, linears: [w2] }];
+    }
+    h = c.parallelResidual ? b.node('Add', [b.node('Add', [h, attnOut]), mlpOut]) : b.node('Add', [residual, mlpOut]);
 
     layers.push({ input: layerInput, output: h });
+    const normGroup = (p: Norm, linears: string[]): ScaleGroup => ({ layer: i, norm: p.weight, ...(p.bias ? { normBias: p.bias } : {}), linears });
     scaleGroups.push(
-      { layer: i, norm: inNorm, linears: [wq, wk, wv] },
-      { layer: i, prev: wv, linears: [wo] },
-      { layer: i, norm: postNorm, linears: [wg, wu] },
-      { layer: i, prev: wu, linears: [wd] },
+      ...(c.parallelResidual ? [normGroup(inNorm, [...qkvLinears, ...mlpIn])] : [normGroup(inNorm, qkvLinears), normGroup(postNorm!, mlpIn)]),
+      { layer: i, prev: vWeight, linears: [wo] },
+      ...mlpGroups,
     );
   }
   b.scope = '';
 
   progress(c.numLayers + 1, 'head');
-  const finalNorm = normWeight('model.norm.weight');
-  const xf = ops.rmsNorm(h, finalNorm, c.rmsNormEps);
+  const finalNorm = normParams(finalNormName(c));
+  const xf = norm(h, finalNorm);
   // A tied head reuses the embedding values, stored transposed for MatMul.
   const headSource = c.tieWordEmbeddings ? embed : weights.get('lm_head.weight', [c.vocabSize, H]);
   const head = b.initializer(floatTensor('lm_head.weight', [H, c.vocabSize], transpose(headSource.data, c.vocabSize, H)));
-  const logits = b.node('MatMul', [xf, head], {}, { outputs: ['logits'] });
+  const headBias = c.headBias ? vector('lm_head.bias', c.vocabSize) : undefined;
+  const logits = headBias ? b.node('Add', [b.node('MatMul', [xf, head]), headBias], {}, { outputs: ['logits'] }) : b.node('MatMul', [xf, head], {}, { outputs: ['logits'] });
   b.output(logits, F, ['batch_size', 'sequence_length', c.vocabSize]);
-  scaleGroups.push({ layer: -1, norm: finalNorm, linears: [head] });
+  scaleGroups.push({ layer: -1, norm: finalNorm.weight, ...(finalNorm.bias ? { normBias: finalNorm.bias } : {}), linears: [head] });
   progress(c.numLayers + 2);
 
   const model = createModel(b.build(), {
-    opsets: { '': PORTABLE_OPSET },
+    opsets: ort ? { '': PORTABLE_OPSET, 'com.microsoft': MS_OPSET } : { '': PORTABLE_OPSET },
     producerVersion: options.producerVersion,
-    metadata: { [SCALE_GROUPS_KEY]: JSON.stringify(scaleGroups), [LAYERS_KEY]: JSON.stringify(layers), 'alki.flavour': 'portable', 'alki.model_type': c.modelType },
+    metadata: { [SCALE_GROUPS_KEY]: JSON.stringify(scaleGroups), [LAYERS_KEY]: JSON.stringify(layers), 'alki.flavour': flavour, 'alki.model_type': c.modelType },
   });
   return { model, scaleGroups, layers };
 }
+
+/** @deprecated since 0.2: use {@link exportDecoder} (the same builder, all architectures). */
+export const exportLlama = exportDecoder;

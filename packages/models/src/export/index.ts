@@ -1,13 +1,7 @@
 import type { HfModel } from '../hf-folder.js';
-import { exportLlama, type ExportOptions, type ExportResult } from './decoder.js';
+import { exportDecoder, type ExportOptions, type ExportResult } from './decoder.js';
 
-/** Exports an opened HF model to an ONNX decoder graph, picking the builder by architecture. */
+/** Exports an opened HF model to an ONNX decoder graph (every supported architecture goes through one builder). */
 export function exportModel(model: HfModel, options: ExportOptions = {}): ExportResult {
-  switch (model.config.modelType) {
-    case 'llama':
-    case 'mistral':
-    case 'qwen2':
-    case 'gemma':
-      return exportLlama(model.config, model.weights, options);
-  }
+  return exportDecoder(model.config, model.weights, options);
 }

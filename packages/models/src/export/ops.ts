@@ -39,6 +39,11 @@ export class Ops {
     return b.node('Mul', [b.node('Div', [x, std]), weight]);
   }
 
+  /** LayerNorm over the last axis (ONNX LayerNormalization), with optional bias. */
+  layerNorm(x: string, weight: string, bias: string | undefined, eps: number): string {
+    return this.b.node('LayerNormalization', bias ? [x, weight, bias] : [x, weight], { axis: -1, epsilon: eps });
+  }
+
   /** GELU with the tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
   geluTanh(x: string): string {
     const { b } = this;
@@ -55,15 +60,20 @@ export class Ops {
 
   /**
    * Rotary embedding in HF's rotate_half layout on [B, heads, S, headDim]:
-   * x·cos + rotate_half(x)·sin, with cos/sin of shape [B, 1, S, headDim].
+   * x·cos + rotate_half(x)·sin on the first `rotaryDim` dims (all of them
+   * unless partial), with cos/sin of shape [B, 1, S, rotaryDim].
    */
-  rope(x: string, cos: string, sin: string, headDim: number): string {
+  rope(x: string, cos: string, sin: string, headDim: number, rotaryDim = headDim): string {
     const { b } = this;
-    const half = headDim / 2;
-    const x1 = b.node('Slice', [x, this.i64([0]), this.i64([half]), this.i64([3])]);
-    const x2 = b.node('Slice', [x, this.i64([half]), this.i64([headDim]), this.i64([3])]);
+    const half = rotaryDim / 2;
+    const xr = rotaryDim === headDim ? x : b.node('Slice', [x, this.i64([0]), this.i64([rotaryDim]), this.i64([3])]);
+    const x1 = b.node('Slice', [xr, this.i64([0]), this.i64([half]), this.i64([3])]);
+    const x2 = b.node('Slice', [xr, this.i64([half]), this.i64([rotaryDim]), this.i64([3])]);
     const rot = b.node('Concat', [b.node('Neg', [x2]), x1], { axis: 3 });
-    return b.node('Add', [b.node('Mul', [x, cos]), b.node('Mul', [rot, sin])]);
+    const rotated = b.node('Add', [b.node('Mul', [xr, cos]), b.node('Mul', [rot, sin])]);
+    if (rotaryDim === headDim) return rotated;
+    // Partial rotary (phi, stablelm): the rest of each head passes through.
+    return b.node('Concat', [rotated, b.node('Slice', [x, this.i64([rotaryDim]), this.i64([headDim]), this.i64([3])])], { axis: 3 });
   }
 
   /** [B, S, heads*dim] → [B, heads, S, dim]. */
