@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, 
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { writeModelFile, type Model } from '@alki/onnx';
-import { countParameters, exportModel, openHfModel, PORTABLE_OPSET } from '@alki/models';
+import { countParameters, exportModel, openHfModel, PORTABLE_OPSET, type GraphFlavour } from '@alki/models';
 import { calibrationFromModel, calibrationFromText, createQuantizer, readCalibrationFile, type CalibrationData, type QuantizeOptions, type QuantizeReport } from '@alki/quantizers';
 import { loadTokenizer } from '@alki/runtime';
 import { evaluateTargets, formatMarkdown, type EvalTarget, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
@@ -25,6 +25,8 @@ export interface BuildBundleOptions {
   revision?: string;
   commitSha?: string;
   quantize: Omit<QuantizeOptions, 'onProgress' | 'signal'>;
+  /** Graph flavour: 'ort' (default, onnxruntime's fused ops) or 'portable' (standard ONNX ops only). */
+  flavour?: GraphFlavour;
   /** 'auto' (default) puts weights in onnx/model.onnx.data above 1 GiB. */
   externalData?: 'auto' | 'always' | 'never';
   /** Replace an existing bundle at `out`. */
@@ -84,7 +86,7 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   const hf = openHfModel(o.modelDir);
   await yieldToEventLoop();
   throwIfAborted(o.signal);
-  const { model } = exportModel(hf, { onProgress: o.onProgress, signal: o.signal, producerVersion: ALKI_VERSION });
+  const { model } = exportModel(hf, { flavour: o.flavour, onProgress: o.onProgress, signal: o.signal, producerVersion: ALKI_VERSION });
   await yieldToEventLoop();
   throwIfAborted(o.signal);
   // The fp32 model is written aside before quantization rewrites the graph in place: it is the
@@ -165,7 +167,7 @@ async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfMo
       runtime: {
         onnxruntime: '>=1.18',
         opset: PORTABLE_OPSET,
-        domains: quantized ? ['ai.onnx', 'com.microsoft'] : ['ai.onnx'],
+        domains: quantized || qmodel.opsetImports.some((o) => o.domain === 'com.microsoft') ? ['ai.onnx', 'com.microsoft'] : ['ai.onnx'],
         executionProviders: ['cpu', 'wasm'],
         flavour: qmodel.metadata['alki.flavour'] ?? 'portable',
       },

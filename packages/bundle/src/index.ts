@@ -13,3 +13,4 @@ export { compareMethods, parseMethods } from './compare.js';
 export type { CompareOptions, CompareResult, MethodSpec } from './compare.js';
 export { bundleEvalTarget, quantizationLabel } from './eval-target.js';
 export { manifestMetrics } from './metrics.js';
+export { estimateModelBytes } from './size-estimate.js';

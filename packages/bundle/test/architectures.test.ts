@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DecoderSession, generate } from '@alki/runtime';
-import type { SyntheticLlamaOptions } from '@alki/models';
-import { buildBundle, verifyBundle } from '../src/index.js';
+import { VALIDATED_MODELS, parseDecoderConfig, type DecoderConfig, type SyntheticLlamaOptions } from '@alki/models';
+import { buildBundle, estimateModelBytes, verifyBundle } from '../src/index.js';
+import { readModelFile } from '@alki/onnx';
 import { tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
 
 const work = tempDir('alki-arch-');
@@ -13,7 +15,43 @@ const ARCHS: [string, SyntheticLlamaOptions][] = [
   ['mistral', { modelType: 'mistral', numHeads: 4, numKvHeads: 2, slidingWindow: 5 }],
   ['qwen2', { modelType: 'qwen2', numHeads: 4, numKvHeads: 2, ropeTheta: 1000000, tieWordEmbeddings: true }],
   ['gemma', { modelType: 'gemma', numHeads: 4, numKvHeads: 1, headDim: 32, tieWordEmbeddings: true }],
+  ['phi', { modelType: 'phi', numHeads: 2, numKvHeads: 2, partialRotaryFactor: 0.5 }],
+  ['stablelm', { modelType: 'stablelm', numHeads: 2, numKvHeads: 2, qkLayernorm: true, parallelResidual: true, qkvBias: true }],
 ];
+
+/** Small-dimension options for a model with the same feature switches as a real config. */
+function smallModelOptions(raw: Record<string, unknown>): SyntheticLlamaOptions {
+  const c = parseDecoderConfig(raw);
+  const ratio = c.numHeads / c.numKvHeads;
+  const kv = c.numKvHeads === 1 ? 1 : 2;
+  const heads = kv * Math.min(ratio, 4);
+  // The real head_dim: the same rotary dims, and the same attention path in the ort flavour (fused or not).
+  return {
+    modelType: c.modelType,
+    hiddenSize: raw.head_dim ? 48 : heads * c.headDim,
+    headDim: raw.head_dim ? c.headDim : undefined,
+    intermediateSize: 96,
+    numLayers: 2,
+    numHeads: heads,
+    numKvHeads: kv,
+    ropeTheta: c.ropeTheta,
+    tieWordEmbeddings: c.tieWordEmbeddings,
+    attentionBias: raw.attention_bias === true,
+    mlpBias: raw.mlp_bias === true,
+    slidingWindow: c.slidingWindow ? 5 : undefined,
+    partialRotaryFactor: raw.partial_rotary_factor as number | undefined,
+    qkLayernorm: raw.qk_layernorm === true,
+    parallelResidual: raw.use_parallel_residual === true,
+    qkvBias: raw.use_qkv_bias === true,
+  };
+}
+
+/** The switches that decide the graph's structure (not its size). */
+const switches = (c: DecoderConfig) => ({
+  modelType: c.modelType, norm: c.norm, qkvBias: c.qkvBias, oBias: c.oBias, mlpBias: c.mlpBias, headBias: c.headBias, mlp: c.mlp,
+  rotaryDim: c.rotaryDim, headDim: c.headDim, parallelResidual: c.parallelResidual, qkNorm: c.qkNorm, activation: c.activation,
+  gemmaNorm: c.gemmaNorm, tied: c.tieWordEmbeddings, multiQuery: c.numKvHeads === 1, grouped: c.numKvHeads < c.numHeads, window: !!c.slidingWindow,
+});
 
 describe('every supported architecture through the whole build pipeline', () => {
   for (const [arch, opts] of ARCHS) {
@@ -34,6 +72,37 @@ describe('every supported architecture through the whole build pipeline', () => 
         for (let i = 0; i < V; i++) maxDiff = Math.max(maxDiff, Math.abs(row[i] - full.logits[pos * V + i]) / (1 + Math.abs(full.logits[pos * V + i])));
       });
       // Past the sliding window (mistral, window 5) the cache path must still mask the same keys.
+      expect(maxDiff).toBeLessThan(1e-4);
+      await session.release();
+      m.cleanup();
+    });
+  }
+});
+
+describe('the validated seed models: their real configs\' feature switches through the whole build pipeline', () => {
+  for (const { id, config } of VALIDATED_MODELS) {
+    it(`${id}: a small random model with the same switches builds (ort int4), verifies and decodes with the KV cache like a full pass`, async () => {
+      const opts = smallModelOptions(config);
+      const m = tinyLlama({ seed: 41, ...opts });
+      const small = parseDecoderConfig(JSON.parse(readFileSync(join(m.dir, 'config.json'), 'utf8')));
+      expect(switches(small)).toEqual(switches(parseDecoderConfig(config)));
+      const out = join(work.dir, id.replace('/', '--'));
+      const { manifest } = await buildBundle({ modelDir: m.dir, out, quantize: { method: 'rtn', bits: 4 } });
+      expect(manifest.runtime.flavour).toBe('ort');
+      expect(verifyBundle(out).ok).toBe(true);
+      // The size estimate behind docs/models.md's table agrees with the weights actually written.
+      const written = readModelFile(join(out, manifest.model.path)).graph.initializers.reduce((sum, t) => sum + t.data.byteLength, 0);
+      expect(Math.abs(estimateModelBytes(small, 4) - written) / written).toBeLessThan(0.01);
+      const session = await DecoderSession.load(join(out, manifest.model.path));
+      const prompt = [1, 300, 301, 302, 303, 304, 305];
+      const cached = await generate(session, prompt, { maxNewTokens: 4, keepLogits: true });
+      const full = await session.forward([[...prompt, ...cached.ids]], session.emptyCache(), 0);
+      const V = full.vocabSize;
+      let maxDiff = 0;
+      cached.stepLogits!.forEach((row, step) => {
+        const pos = prompt.length - 1 + step;
+        for (let i = 0; i < V; i++) maxDiff = Math.max(maxDiff, Math.abs(row[i] - full.logits[pos * V + i]) / (1 + Math.abs(full.logits[pos * V + i])));
+      });
       expect(maxDiff).toBeLessThan(1e-4);
       await session.release();
       m.cleanup();

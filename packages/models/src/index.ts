@@ -18,3 +18,7 @@ export { defaultCacheDir } from './cache-dir.js';
 export type { ResolvedModel, ResolveOptions } from './source.js';
 export { downloadFromHub, looksLikeHubId } from './hub.js';
 export type { HubOptions } from './hub.js';
+export { VALIDATED_MODELS } from './validated-models.js';
+export type { ValidatedModel } from './validated-models.js';
+export { layerNames, finalNormName } from './export/names.js';
+export type { LayerNames } from './export/names.js';

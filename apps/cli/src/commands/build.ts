@@ -32,6 +32,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('quick', { type: 'boolean', default: false, describe: 'fewer calibration samples' })
         .option('out', { alias: 'o', type: 'string', describe: 'bundle folder (default dist/<model>-<method>-int<bits>)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
+        .option('flavour', { type: 'string', default: 'ort', choices: ['ort', 'portable'], describe: 'graph: ort = onnxruntime fused ops (GroupQueryAttention, SkipSimplifiedLayerNormalization; fastest), portable = standard ONNX ops only' })
         .option('external-data', { type: 'string', default: 'auto', choices: ['auto', 'always', 'never'], describe: 'weights in onnx/model.onnx.data' })
         .option('revision', { type: 'string', describe: 'hub branch, tag or commit (default main)' })
         .option('benchmark', { type: 'boolean', default: false, describe: 'measure the bundle against fp32 and store the figures in alki.json' })
@@ -57,6 +58,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         commitSha: source.commitSha,
         quantize: { method: method as 'rtn', bits: args.bits as 4 | undefined, blockSize: args['block-size'] as number, symmetric: args.symmetric as boolean, accuracyLevel: args['accuracy-level'] as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined },
         calibration: { path: args.calib as string | undefined, samples: (args['calib-samples'] as number | undefined) ?? (args.quick ? 32 : undefined), seqLen: args['calib-seqlen'] as number | undefined },
+        flavour: args.flavour as 'ort',
         externalData: args['external-data'] as 'auto',
         overwrite: args.force as boolean,
         benchmark: args.benchmark

@@ -1,0 +1,27 @@
+import { countParameters, type DecoderConfig } from '@alki/models';
+
+/**
+ * Bytes of the ONNX weights Alki writes for a config, without building it:
+ * float32 embedding table (gathered, not quantized), every linear including
+ * the head (a tied head is stored again, transposed, for its MatMul) either
+ * float32 or blockwise `bits` with float32 scales and packed zero points,
+ * norms, biases and rotary caches in float32.
+ */
+export function estimateModelBytes(c: DecoderConfig, bits: 32 | 8 | 4, blockSize = 32): number {
+  const H = c.hiddenSize;
+  const linear = (N: number, K: number) => {
+    if (bits === 32) return N * K * 4;
+    const blocks = Math.ceil(K / blockSize);
+    // MatMulNBits: codes [N, blocks, blockSize·bits/8], scales [N·blocks], zero points packed per row.
+    return N * blocks * blockSize * (bits / 8) + N * blocks * 4 + N * Math.ceil((blocks * bits) / 8);
+  };
+  const q = c.numHeads * c.headDim;
+  const kv = c.numKvHeads * c.headDim;
+  const I = c.intermediateSize;
+  const perLayer = linear(q + 2 * kv, H) + linear(H, q) + (c.mlp === 'gated' ? 2 * linear(I, H) + linear(H, I) : linear(I, H) + linear(H, I));
+  const linearParams = c.numLayers * (H * (q + 2 * kv) + q * H + (c.mlp === 'gated' ? 3 : 2) * H * I);
+  // Everything that is not a linear weight stays float32 (embedding, norms, biases).
+  const otherParams = countParameters({ ...c, tieWordEmbeddings: true }) - linearParams;
+  const rotary = c.ropeScaling?.type === 'dynamic' ? 0 : 2 * c.maxPositions * (c.rotaryDim / 2) * 4;
+  return otherParams * 4 + perLayer * c.numLayers + linear(c.vocabSize, H) + rotary;
+}

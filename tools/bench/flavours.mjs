@@ -1,0 +1,89 @@
+// pnpm bench (part 3): decode and prefill speed of the `ort` graph flavour against `portable`, fp32 and
+// RTN int4 (block 32), on a generated model of TinyLlama-1.1B's real shape (random weights in a temp folder),
+// each bundle measured in its own process, all in one run (this VM's memory bandwidth drifts: only
+// side-by-side figures compare). Also: the memory-bandwidth bound of decode — weight bytes read per token
+// ÷ a copy bandwidth measured in the same run — and the fraction of it each bundle reaches.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildBundle, readBundle } from '@alki/bundle';
+import { measureIsolated } from '@alki/eval';
+import { writeSyntheticLlama } from '@alki/models';
+
+const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22), numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 5 };
+const runs = Number(process.env.ALKI_BENCH_RUNS ?? 3);
+const speed = { runs, warmupRuns: 1, promptTokens: 128, newTokens: 32 };
+const work = mkdtempSync(join(tmpdir(), 'alki-flavours-'));
+const log = (s) => process.stderr.write(`${s}\n`);
+
+/** Bytes a decode step reads: the ONNX files less the float32 embedding table (one row of it is gathered). */
+const weightBytesPerToken = (bundle) => bundle.manifest.metrics.modelBytes.value - shape.vocabSize * shape.hiddenSize * 4;
+
+/** Copy bandwidth (bytes read + written per second) over a 512 MiB buffer: the best case for streaming weights. */
+function copyBandwidth() {
+  const n = 128 * 1024 * 1024;
+  const a = new Float32Array(n).fill(1);
+  const b = new Float32Array(n);
+  b.set(a);
+  let best = Infinity;
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    b.set(a);
+    best = Math.min(best, performance.now() - t0);
+  }
+  return (2 * a.byteLength) / (best / 1000);
+}
+
+try {
+  const modelDir = join(work, 'model');
+  let t0 = performance.now();
+  writeSyntheticLlama(modelDir, shape);
+  log(`generated TinyLlama-shaped model in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  const variants = [
+    ['portable fp32', 'portable', { method: 'none' }],
+    ['ort fp32', 'ort', { method: 'none' }],
+    ['portable int4', 'portable', { method: 'rtn', bits: 4, blockSize: 32 }],
+    ['ort int4', 'ort', { method: 'rtn', bits: 4, blockSize: 32 }],
+  ];
+  const rows = [];
+  for (const [name, flavour, quantize] of variants) {
+    t0 = performance.now();
+    const out = join(work, name.replace(' ', '-'));
+    await buildBundle({ modelDir, out, sourceId: 'synthetic-tinyllama-shape', quantize, flavour });
+    const b = readBundle(out);
+    log(`built ${name} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    rows.push({ name, flavour, method: quantize.method, dir: out, modelPath: b.modelPath, weightBytes: weightBytesPerToken(b) });
+  }
+  for (const r of rows) {
+    log(`measuring ${r.name}…`);
+    const m = await measureIsolated(r.modelPath, speed);
+    r.speed = m.speed;
+    r.peakRssBytes = m.peakRssBytes;
+    rmSync(r.dir, { recursive: true, force: true });
+  }
+  const bandwidth = copyBandwidth();
+  const base = rows[0].speed;
+  console.log(`\nTinyLlama-1.1B shape ${JSON.stringify(shape)}, random weights`);
+  console.log(`${availableParallelism()} threads, ${cpus()[0]?.model}; prompt ${speed.promptTokens} tokens, ${speed.newTokens} decoded, median of ${runs}`);
+  console.log(`copy bandwidth (read + write) ${(bandwidth / 1e9).toFixed(1)} GB/s\n`);
+  console.log('bundle           decode tok/s  ×portable fp32  prefill tok/s  ×portable fp32  weights/token  bound tok/s  of bound');
+  for (const r of rows) {
+    const d = r.speed.decodeTokensPerSecond.median;
+    const p = r.speed.prefillTokensPerSecond.median;
+    r.decodeRatio = d / base.decodeTokensPerSecond.median;
+    r.prefillRatio = p / base.prefillTokensPerSecond.median;
+    r.boundTokensPerSecond = bandwidth / r.weightBytes;
+    r.fractionOfBound = d / r.boundTokensPerSecond;
+    console.log(`${r.name.padEnd(16)} ${d.toFixed(2).padStart(12)} ${r.decodeRatio.toFixed(2).padStart(14)}× ${p.toFixed(1).padStart(14)} ${r.prefillRatio.toFixed(2).padStart(14)}× ${(r.weightBytes / 1e6).toFixed(0).padStart(11)} MB ${r.boundTokensPerSecond.toFixed(1).padStart(12)} ${(100 * r.fractionOfBound).toFixed(0).padStart(8)}%`);
+  }
+  const ortInt4 = rows.find((r) => r.name === 'ort int4');
+  console.log(`\nort int4 decode = ${ortInt4.decodeRatio.toFixed(2)}× portable fp32 (target ≥ 3×)`);
+  const dir = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `flavours-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  const json = rows.map(({ dir: _d, modelPath: _m, ...r }) => r);
+  writeFileSync(file, JSON.stringify({ benchmark: 'flavours', shape, speed, copyBandwidthBytesPerSecond: bandwidth, machine: { cpu: cpus()[0]?.model, cores: availableParallelism() }, results: json }, null, 2));
+  console.log(`JSON: ${file}`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
