@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { SeededRandom } from '@alki/core';
 import { exportModel, openHfModel } from '@alki/models';
 import { loadTokenizer } from '@alki/runtime';
 import { calibrationFromText, createQuantizer, readCalibrationFile, type CalibrationData } from '../src/index.js';
@@ -68,4 +69,30 @@ describe('calibration input errors', () => {
     await expect(createQuantizer('gptq').quantize(foreign, { calibration: { samples: [[1, 2, 3]], source: 'x' } })).rejects.toThrow(/cannot feed the graph input "features"/);
     m.cleanup();
   });
+});
+
+describe('calibrated quantizers on both graph flavours', () => {
+  for (const flavour of ['ort', 'portable'] as const) {
+    it(`GPTQ, AWQ and SmoothQuant run on the ${flavour} graph (packed q/k/v + GroupQueryAttention in ort) and GPTQ/AWQ beat RTN`, async () => {
+      const m = tinyLlama({ seed: 8, numHeads: 2, numKvHeads: 1, hiddenSize: 64, intermediateSize: 128 });
+      const fresh = () => exportModel(openHfModel(m.dir), { flavour }).model;
+      const rng = new SeededRandom(3);
+      const calibration: CalibrationData = { samples: Array.from({ length: 8 }, () => [1, ...Array.from({ length: 63 }, () => 3 + rng.int(300))]), source: 'random ids' };
+      const evalIds = [1, 300, 301, 302, 303, 304, 290, 280, 270, 260];
+      const ref = await decoderLogits(fresh(), evalIds);
+      const errors: Record<string, number> = {};
+      for (const method of ['rtn', 'gptq', 'awq', 'smoothquant'] as const) {
+        const { model } = await createQuantizer(method, method === 'smoothquant' ? {} : { bits: 4, blockSize: 32 }).quantize(fresh(), { calibration });
+        const packed = model.graph.nodes.some((n) => n.opType === 'GroupQueryAttention') && model.graph.nodes.some((n) => n.inputs[1]?.includes('qkv_proj'));
+        expect(packed).toBe(flavour === 'ort');
+        errors[method] = mse(await decoderLogits(model, evalIds), ref);
+        expect(Number.isFinite(errors[method])).toBe(true);
+      }
+      expect(errors.gptq).toBeLessThan(errors.rtn);
+      expect(errors.awq).toBeLessThan(errors.rtn);
+      // W8A8 is far more precise than int4.
+      expect(errors.smoothquant).toBeLessThan(errors.rtn);
+      m.cleanup();
+    });
+  }
 });
