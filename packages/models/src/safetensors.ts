@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { AlkiError, fsError } from '@alki/core';
 import { bfloat16ToFloat32, float16ToFloat32 } from '@alki/onnx';
 
@@ -159,9 +159,16 @@ export function writeSafetensors(path: string, tensors: Record<string, Safetenso
     const d = tensors[name].data;
     parts.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
   }
+  // Tensor by tensor: a checkpoint may exceed the 2 GiB a single Buffer or write can hold.
+  let fd: number | undefined;
   try {
-    writeFileSync(path, Buffer.concat(parts));
+    fd = openSync(path, 'w');
+    for (const part of parts) {
+      for (let at = 0; at < part.byteLength; ) at += writeSync(fd, part, at, Math.min(part.byteLength - at, 1 << 30));
+    }
   } catch (e) {
     throw fsError(e, `writing ${path}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }

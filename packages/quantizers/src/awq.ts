@@ -19,6 +19,32 @@ export function fakeQuantize(w: Float32Array, N: number, K: number, o: Blockwise
   return dequantizeBlockwise(rtn(w, N, K, o));
 }
 
+/**
+ * Q(W·s)/s for W [N, K] and per-input scales s, blockwise along K — the weights AWQ's candidate s would give,
+ * seen from the unscaled input — in one pass per block (what fakeQuantize of W·s, then ÷ s, computes).
+ */
+export function scaledFakeQuantize(w: Float32Array, s: Float32Array, N: number, K: number, o: BlockwiseOptions): Float32Array {
+  const out = new Float32Array(N * K);
+  const levels = (1 << o.bits) - 1;
+  for (let r = 0; r < N; r++) {
+    const row = r * K;
+    for (let k0 = 0; k0 < K; k0 += o.blockSize) {
+      const k1 = Math.min(K, k0 + o.blockSize);
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (let k = k0; k < k1; k++) {
+        const v = w[row + k] * s[k];
+        out[row + k] = v;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      const { scale, zero } = blockParams(lo, hi, o.bits, o.symmetric);
+      for (let k = k0; k < k1; k++) out[row + k] = ((quantizeValue(out[row + k], scale, zero, levels) - zero) * scale) / s[k];
+    }
+  }
+  return out;
+}
+
 function meanSquaredDiff(a: Float32Array, b: Float32Array): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2;
@@ -53,13 +79,7 @@ export async function awqSearchScale(x: Float32Array, n: number, K: number, xAbs
   }
   for (let k = 0; k < K; k++) wMean[k] /= Nall;
   const ref = await matmul(x, n, K, wAll, Nall);
-  const lossOf = async (s: Float32Array): Promise<number> => {
-    const ws = new Float32Array(Nall * K);
-    for (let r = 0; r < Nall; r++) for (let k = 0; k < K; k++) ws[r * K + k] = wAll[r * K + k] * s[k];
-    const q = fakeQuantize(ws, Nall, K, o);
-    for (let r = 0; r < Nall; r++) for (let k = 0; k < K; k++) q[r * K + k] /= s[k];
-    return meanSquaredDiff(ref, await matmul(x, n, K, q, Nall));
-  };
+  const lossOf = async (s: Float32Array): Promise<number> => meanSquaredDiff(ref, await matmul(x, n, K, scaledFakeQuantize(wAll, s, Nall, K, o), Nall));
   const ones = new Float32Array(K).fill(1);
   const baseLoss = await lossOf(ones);
   let best = { scale: ones, alpha: 0, loss: baseLoss };

@@ -2,11 +2,26 @@ import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '@alki/core';
 import { exportModel, openHfModel } from '@alki/models';
 import { applyScale, awqSearchScale, canFoldScale, fakeQuantize, type ScaleGroup } from '../src/index.js';
+import { scaledFakeQuantize } from '../src/awq.js';
 import { matmulABt } from '../src/linalg.js';
 import { tinyLlama } from '../../../tools/fixtures/index.js';
 import { decoderLogits } from '../../../tools/fixtures/decoder.js';
 
 describe('AWQ core', () => {
+  it('the fused candidate weights Q(W·s)/s equal quantizing W·s and dividing by s', () => {
+    const rng = new SeededRandom(4);
+    const N = 5, K = 70;
+    const w = new Float32Array(N * K).map(() => rng.normal());
+    const s = new Float32Array(K).map(() => 0.3 + 2 * rng.next());
+    for (const symmetric of [false, true]) {
+      const opts = { bits: 4, blockSize: 32, symmetric } as const;
+      const ws = w.map((v, i) => v * s[i % K]);
+      const expected = fakeQuantize(ws, N, K, opts).map((v, i) => v / s[i % K]);
+      const got = scaledFakeQuantize(w, s, N, K, opts);
+      for (let i = 0; i < got.length; i++) expect(got[i]).toBeCloseTo(expected[i], 6);
+    }
+  });
+
   it('the chosen scales lower the output error versus s = 1 when a few input channels carry large activations', async () => {
     const rng = new SeededRandom(3);
     const n = 256, K = 64, N = 48;

@@ -2,23 +2,23 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeModelFile } from '@alki/onnx';
-import { exportModel, openHfModel } from '@alki/models';
+import { GRAPH_FLAVOURS, exportModel, openHfModel, type GraphFlavour } from '@alki/models';
 import { DecoderSession, TextStreamer, generate, loadTokenizer, sampleToken, samplingDefaults, argmax } from '../src/index.js';
 import { SeededRandom } from '@alki/core';
 import { stories260K, tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
 
-function exportTo(modelDir: string, out: string): string {
+function exportTo(modelDir: string, out: string, flavour?: GraphFlavour): string {
   const path = join(out, 'model.onnx');
-  writeModelFile(path, exportModel(openHfModel(modelDir)).model);
+  writeModelFile(path, exportModel(openHfModel(modelDir), { flavour }).model);
   return path;
 }
 
-describe.skipIf(!stories260K)('stories260K fp32 export reproduces llama2.c run.c (reference.json)', () => {
+for (const flavour of GRAPH_FLAVOURS) describe.skipIf(!stories260K)(`stories260K fp32 export (${flavour} flavour) reproduces llama2.c run.c (reference.json)`, () => {
   const tmp = tempDir();
   let session: DecoderSession;
   const ref = stories260K ? JSON.parse(readFileSync(join(stories260K, 'reference.json'), 'utf8')) : undefined;
   beforeAll(async () => {
-    session = await DecoderSession.load(exportTo(stories260K!, tmp.dir));
+    session = await DecoderSession.load(exportTo(stories260K!, tmp.dir, flavour));
   });
   afterAll(async () => {
     await session?.release();

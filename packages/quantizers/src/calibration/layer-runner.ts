@@ -41,6 +41,8 @@ export interface LayerSpan {
  */
 export class LayerRunner {
   private hidden: Float32Array[] = [];
+  /** The weights the current session takes as inputs (see withSession). */
+  private weightFeeds: Record<string, ort.Tensor> = {};
   private readonly batches: number[][][];
   readonly hiddenSize: number;
 
@@ -213,8 +215,9 @@ export class LayerRunner {
   private feeds(session: ort.InferenceSession, batch: number[][]): Record<string, ort.Tensor> {
     const B = batch.length;
     const S = batch[0].length;
-    const feeds: Record<string, ort.Tensor> = {};
+    const feeds: Record<string, ort.Tensor> = { ...this.weightFeeds };
     for (const name of session.inputNames) {
+      if (name in this.weightFeeds) continue;
       if (name === 'input_ids') feeds[name] = new ort.Tensor('int64', BigInt64Array.from(batch.flat().map(BigInt)), [B, S]);
       else if (name === 'attention_mask') feeds[name] = new ort.Tensor('int64', new BigInt64Array(B * S).fill(1n), [B, S]);
       else if (name === 'position_ids') feeds[name] = new ort.Tensor('int64', BigInt64Array.from({ length: B * S }, (_, k) => BigInt(k % S)), [B, S]);
@@ -229,13 +232,32 @@ export class LayerRunner {
     return feeds;
   }
 
+  /**
+   * Runs `fn` with a session of `graph`. Large float weights become graph inputs fed from the model's current
+   * tensors instead of initializers: encoding ~200 MB of weights into protobuf and parsing them back, twice per
+   * layer, cost more than the GEMMs' per-run packing of B they save.
+   */
   private async withSession(graph: Graph, fn: (s: ort.InferenceSession) => Promise<void>): Promise<void> {
-    const model = createModel(graph, { opsets: Object.fromEntries(this.model.opsetImports.map((o) => [o.domain, o.version])) });
+    const asInputs = graph.initializers.filter((t) => t.dataType === DataType.FLOAT && t.data instanceof Float32Array && t.data.length >= WEIGHT_INPUT_MIN);
+    const moved = new Set(asInputs.map((t) => t.name));
+    const sliced: Graph = {
+      ...graph,
+      initializers: graph.initializers.filter((t) => !moved.has(t.name)),
+      inputs: [...graph.inputs, ...asInputs.map((t) => ({ name: t.name, elemType: DataType.FLOAT, shape: t.dims }))],
+    };
+    const model = createModel(sliced, { opsets: Object.fromEntries(this.model.opsetImports.map((o) => [o.domain, o.version])) });
     const s = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'all', interOpNumThreads: 1 });
+    const weights: Record<string, ort.Tensor> = {};
+    for (const t of asInputs) weights[t.name] = new ort.Tensor('float32', t.data as Float32Array, t.dims);
+    this.weightFeeds = weights;
     try {
       await fn(s);
     } finally {
+      this.weightFeeds = {};
       await s.release();
     }
   }
 }
+
+/** Float initializers with at least this many elements are fed as inputs to calibration sessions. */
+const WEIGHT_INPUT_MIN = 65536;
