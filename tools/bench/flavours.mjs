@@ -2,56 +2,74 @@
 // RTN int4 (block 32), on a generated model of TinyLlama-1.1B's real shape (random weights in a temp folder),
 // each bundle measured in its own process, all in one run (this VM's memory bandwidth drifts: only
 // side-by-side figures compare). Also: the memory-bandwidth bound of decode — weight bytes read per token
-// ÷ a copy bandwidth measured in the same run — and the fraction of it each bundle reaches.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// ÷ a read bandwidth measured in the same run — and the fraction of it each bundle reaches.
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle, readBundle } from '@alki/bundle';
 import { measureIsolated } from '@alki/eval';
 import { writeSyntheticLlama } from '@alki/models';
+import { DataType, GraphBuilder, createModel, encodeModel } from '@alki/onnx';
+import * as ort from 'onnxruntime-node';
 
 const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22), numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 5 };
 const runs = Number(process.env.ALKI_BENCH_RUNS ?? 3);
-const speed = { runs, warmupRuns: 1, promptTokens: 128, newTokens: 32 };
-const work = mkdtempSync(join(tmpdir(), 'alki-flavours-'));
+const speed = { runs, warmupRuns: 1, promptTokens: 128, newTokens: 32, vocabSize: shape.vocabSize };
+// ALKI_BENCH_WORK: keep the generated model and bundles there and reuse them on the next run.
+const keep = process.env.ALKI_BENCH_WORK;
+const work = keep ?? mkdtempSync(join(tmpdir(), 'alki-flavours-'));
 const log = (s) => process.stderr.write(`${s}\n`);
 
 /** Bytes a decode step reads: the ONNX files less the float32 embedding table (one row of it is gathered). */
 const weightBytesPerToken = (bundle) => bundle.manifest.metrics.modelBytes.value - shape.vocabSize * shape.hiddenSize * 4;
 
-/** Copy bandwidth (bytes read + written per second) over a 512 MiB buffer: the best case for streaming weights. */
-function copyBandwidth() {
+/**
+ * Read bandwidth: onnxruntime summing a 512 MiB tensor with all threads (ReduceSum is one add per 4 bytes read,
+ * so memory-bound) — the rate at which a decode step could at best stream its weights. Best of 5.
+ */
+async function readBandwidth() {
+  const g = new GraphBuilder('read_bw');
+  const x = g.input('X', DataType.FLOAT, ['n']);
+  g.output(g.node('ReduceSum', [x], { keepdims: 0 }, { outputs: ['S'] }), DataType.FLOAT, []);
+  const s = await ort.InferenceSession.create(encodeModel(createModel(g.build(), { opsets: { '': 17 } })), { intraOpNumThreads: availableParallelism() });
   const n = 128 * 1024 * 1024;
-  const a = new Float32Array(n).fill(1);
-  const b = new Float32Array(n);
-  b.set(a);
+  const feeds = { X: new ort.Tensor('float32', new Float32Array(n).fill(1), [n]) };
+  await s.run(feeds);
   let best = Infinity;
   for (let i = 0; i < 5; i++) {
     const t0 = performance.now();
-    b.set(a);
+    await s.run(feeds);
     best = Math.min(best, performance.now() - t0);
   }
-  return (2 * a.byteLength) / (best / 1000);
+  await s.release();
+  return (n * 4) / (best / 1000);
 }
 
 try {
   const modelDir = join(work, 'model');
   let t0 = performance.now();
-  writeSyntheticLlama(modelDir, shape);
-  log(`generated TinyLlama-shaped model in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  if (!existsSync(join(modelDir, 'config.json'))) {
+    writeSyntheticLlama(modelDir, shape);
+    log(`generated TinyLlama-shaped model in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  }
   const variants = [
     ['portable fp32', 'portable', { method: 'none' }],
     ['ort fp32', 'ort', { method: 'none' }],
     ['portable int4', 'portable', { method: 'rtn', bits: 4, blockSize: 32 }],
     ['ort int4', 'ort', { method: 'rtn', bits: 4, blockSize: 32 }],
+    ['ort int4 b128', 'ort', { method: 'rtn', bits: 4, blockSize: 128 }],
+    // Float activations inside MatMulNBits (accuracy_level 0) instead of the default int8 ones.
+    ['ort int4 acc0', 'ort', { method: 'rtn', bits: 4, blockSize: 32, accuracyLevel: 0 }],
   ];
   const rows = [];
   for (const [name, flavour, quantize] of variants) {
     t0 = performance.now();
-    const out = join(work, name.replace(' ', '-'));
-    await buildBundle({ modelDir, out, sourceId: 'synthetic-tinyllama-shape', quantize, flavour });
+    const out = join(work, name.replaceAll(' ', '-'));
+    if (!existsSync(join(out, 'alki.json'))) {
+      await buildBundle({ modelDir, out, sourceId: 'synthetic-tinyllama-shape', quantize, flavour });
+      log(`built ${name} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    }
     const b = readBundle(out);
-    log(`built ${name} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     rows.push({ name, flavour, method: quantize.method, dir: out, modelPath: b.modelPath, weightBytes: weightBytesPerToken(b) });
   }
   for (const r of rows) {
@@ -59,13 +77,13 @@ try {
     const m = await measureIsolated(r.modelPath, speed);
     r.speed = m.speed;
     r.peakRssBytes = m.peakRssBytes;
-    rmSync(r.dir, { recursive: true, force: true });
+    if (!keep) rmSync(r.dir, { recursive: true, force: true });
   }
-  const bandwidth = copyBandwidth();
+  const bandwidth = await readBandwidth();
   const base = rows[0].speed;
   console.log(`\nTinyLlama-1.1B shape ${JSON.stringify(shape)}, random weights`);
   console.log(`${availableParallelism()} threads, ${cpus()[0]?.model}; prompt ${speed.promptTokens} tokens, ${speed.newTokens} decoded, median of ${runs}`);
-  console.log(`copy bandwidth (read + write) ${(bandwidth / 1e9).toFixed(1)} GB/s\n`);
+  console.log(`read bandwidth (onnxruntime ReduceSum over 512 MiB) ${(bandwidth / 1e9).toFixed(1)} GB/s\n`);
   console.log('bundle           decode tok/s  ×portable fp32  prefill tok/s  ×portable fp32  weights/token  bound tok/s  of bound');
   for (const r of rows) {
     const d = r.speed.decodeTokensPerSecond.median;
@@ -82,8 +100,8 @@ try {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `flavours-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   const json = rows.map(({ dir: _d, modelPath: _m, ...r }) => r);
-  writeFileSync(file, JSON.stringify({ benchmark: 'flavours', shape, speed, copyBandwidthBytesPerSecond: bandwidth, machine: { cpu: cpus()[0]?.model, cores: availableParallelism() }, results: json }, null, 2));
+  writeFileSync(file, JSON.stringify({ benchmark: 'flavours', shape, speed, readBandwidthBytesPerSecond: bandwidth, machine: { cpu: cpus()[0]?.model, cores: availableParallelism() }, results: json }, null, 2));
   console.log(`JSON: ${file}`);
 } finally {
-  rmSync(work, { recursive: true, force: true });
+  if (!keep) rmSync(work, { recursive: true, force: true });
 }

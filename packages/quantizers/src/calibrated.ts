@@ -58,7 +58,7 @@ function decoderLayout(model: Model): { spans: LayerSpan[]; groups: Group[] } {
  * quantized codes of every linear weight (by initializer name). The float
  * model is modified along the way: GPTQ replaces each finished layer's
  * weights by their dequantized values (so the next layer is calibrated on
- * quantized inputs: sequential GPTQ); AWQ folds its scales into norms and
+ * quantized inputs: sequential GPTQ; the head keeps its float weights); AWQ folds its scales into norms and
  * preceding linears and clips weights (the float model stays equivalent but
  * for clipping).
  */
@@ -84,7 +84,7 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
       const layerGroups = groups.filter((g) => g.layer === i);
       for (const g of layerGroups) for (const w of g.linears) assertFinite(w, weight(w).data as Float32Array);
       const inputOf = (g: Group) => matmulOf.get(g.linears[0])!.inputs[0];
-      const layer = { index: i, groups: layerGroups, inputOf };
+      const layer = { index: i, groups: layerGroups, inputOf, last: i === spans.length - 1 };
       if (o.method === 'smoothquant') await smoothLayer(ctx, layer);
       else if (o.method === 'gptq') await gptqLayer(ctx, layer);
       else await awqLayer(ctx, layer);
@@ -109,6 +109,8 @@ interface LayerContext {
 
 interface LayerWork {
   index: number;
+  /** The last span (the head): nothing is calibrated after it. */
+  last: boolean;
   groups: Group[];
   inputOf: (g: Group) => string;
 }
@@ -139,7 +141,8 @@ async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp };
       const qw = await gptq(t.data as Float32Array, prepared, N, K, { ...options, inputMajor: true }, abt, (a, m, k, b, n, cc) => c.gemm.update(a, m, k, b, n, cc));
       c.results.set(name, qw);
-      t.data = dequantizeBlockwise(qw, 'KN');
+      // Later layers calibrate on these quantized weights; after the last span nothing reads them.
+      if (!l.last) t.data = dequantizeBlockwise(qw, 'KN');
     }
   }
 }

@@ -23,7 +23,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('bits', { type: 'number', describe: 'weight bits: 4 (default) or 8; SmoothQuant is always 8' })
         .option('block-size', { type: 'number', default: 32, describe: 'inputs per scale: 16, 32, 64, 128 or 256' })
         .option('symmetric', { type: 'boolean', default: false, describe: 'no zero points (default: per-block zero points)' })
-        .option('accuracy-level', { type: 'number', describe: 'MatMulNBits accuracy_level: 0 = float activations (default for 4 bits), 4 = int8 activations (default for 8 bits; ~3× faster 4-bit decode)' })
+        .option('accuracy-level', { type: 'number', describe: 'MatMulNBits accuracy_level: 4 = int8 activations (default; 2.3× faster int4 decode, +0.1% perplexity), 0 = float activations (exact, slower)' })
         .option('alpha', { type: 'number', describe: 'SmoothQuant migration strength α in [0, 1] (default 0.5)' })
         .option('act-order', { type: 'boolean', default: false, describe: 'GPTQ: quantize columns by decreasing activation energy' })
         .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (.txt, or .jsonl with a "text" field); default: text sampled from the fp32 model' })
