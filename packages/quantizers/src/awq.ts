@@ -8,6 +8,12 @@ export interface AwqOptions extends BlockwiseOptions {
   grid?: number;
 }
 
+/**
+ * Prepares the loss of AWQ candidates for one group — mean over X [n, K] and outputs of (X·(Q(W·s)/s)ᵀ − ref)² —
+ * as a function of s; onnxruntime's version runs the whole candidate as one graph.
+ */
+export type CandidateLoss = (w: Float32Array, N: number, K: number, x: Float32Array, n: number, ref: Float32Array, o: BlockwiseOptions) => Promise<(s: Float32Array) => Promise<number>>;
+
 /** A linear layer as AWQ sees it: W [N, K], rows = outputs. */
 export interface AwqLinear {
   w: Float32Array;
@@ -88,7 +94,7 @@ function meanSquaredDiff(a: Float32Array, b: Float32Array): number {
  * grid over [0, 1); the α whose Q(W·s)·(X/s) is closest to W·X wins (α = 0
  * with s = 1 is the baseline, so the result is never worse than RTN on X).
  */
-export async function awqSearchScale(x: Float32Array, n: number, K: number, xAbsMean: Float64Array | Float32Array, linears: AwqLinear[], o: AwqOptions, matmul: MatMulABt = matmulABt): Promise<{ scale: Float32Array; alpha: number; loss: number; baseLoss: number }> {
+export async function awqSearchScale(x: Float32Array, n: number, K: number, xAbsMean: Float64Array | Float32Array, linears: AwqLinear[], o: AwqOptions, matmul: MatMulABt = matmulABt, candidates?: CandidateLoss): Promise<{ scale: Float32Array; alpha: number; loss: number; baseLoss: number }> {
   const grid = o.grid ?? 20;
   const Nall = linears.reduce((s, l) => s + l.N, 0);
   const wAll = new Float32Array(Nall * K);
@@ -109,7 +115,9 @@ export async function awqSearchScale(x: Float32Array, n: number, K: number, xAbs
   }
   for (let k = 0; k < K; k++) wMean[k] /= Nall;
   const ref = await matmul(x, n, K, wAll, Nall);
-  const lossOf = async (s: Float32Array): Promise<number> => meanSquaredDiff(ref, await matmul(x, n, K, scaledFakeQuantize(wAll, s, Nall, K, o), Nall));
+  const lossOf = candidates
+    ? await candidates(wAll, Nall, K, x, n, ref, o)
+    : async (s: Float32Array): Promise<number> => meanSquaredDiff(ref, await matmul(x, n, K, scaledFakeQuantize(wAll, s, Nall, K, o), Nall));
   const ones = new Float32Array(K).fill(1);
   const baseLoss = await lossOf(ones);
   let best = { scale: ones, alpha: 0, loss: baseLoss };

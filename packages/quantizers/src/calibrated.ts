@@ -174,7 +174,9 @@ async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       // The search costs rows × outputs × K per candidate: large layers search on fewer rows.
       const outputs = lin.reduce((sum, x) => sum + x.N, 0);
       const searchRows = Math.min(n, Math.max(256, Math.floor(4e9 / (outputs * K))));
-      const { scale } = await awqSearchScale(evenRows(st.rows!, n, K, searchRows), Math.min(n, searchRows), K, xMean, lin, c.opts, abt);
+      // The candidate graph cuts K into whole blocks; otherwise the JS path quantizes the candidates.
+      const candidates = K % c.opts.blockSize === 0 ? c.gemm.candidateLoss : undefined;
+      const { scale } = await awqSearchScale(evenRows(st.rows!, n, K, searchRows), Math.min(n, searchRows), K, xMean, lin, c.opts, abt, candidates);
       applyScale(c.model, g, scale);
       // Later searches of this layer see the input as the scaled graph produces it.
       for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) st.rows![t * K + k] /= scale[k];

@@ -1,5 +1,7 @@
 import * as ort from 'onnxruntime-node';
-import { DataType, GraphBuilder, createModel, encodeModel, float } from '@alki/onnx';
+import { DataType, GraphBuilder, createModel, encodeModel, float, floatTensor, type Graph } from '@alki/onnx';
+import type { CandidateLoss } from './awq.js';
+import type { BlockwiseOptions } from './blockwise.js';
 
 /**
  * C = A·Bᵀ on onnxruntime's multithreaded GEMM: the heavy products of the
@@ -11,6 +13,7 @@ export class OrtGemm {
   private errSession?: Promise<ort.InferenceSession>;
   private updSession?: Promise<ort.InferenceSession>;
   private bmmSession?: Promise<ort.InferenceSession>;
+  private readonly awqSessions = new Map<string, Promise<ort.InferenceSession>>();
 
   private get(): Promise<ort.InferenceSession> {
     if (!this.session) {
@@ -77,7 +80,35 @@ export class OrtGemm {
     return c;
   }
 
+  /**
+   * AWQ's candidate loss as one graph (see {@link CandidateLoss}): W·s cut into [N, K/b, b] blocks, per-block
+   * min/max, scale and zero point, round and clip, dequantize, ÷ s, the product with X and the mean squared error.
+   * Round is half-to-even where JS rounds half up: only exact ties differ, which does not matter for ranking
+   * candidates (the chosen scale is quantized by the JS path). K must be a multiple of the block size.
+   */
+  candidateLoss: CandidateLoss = async (w, N, K, x, n, ref, o) => {
+    const key = `${o.bits}:${o.blockSize}:${o.symmetric}`;
+    let session = this.awqSessions.get(key);
+    if (!session) {
+      session = ort.InferenceSession.create(encodeModel(createModel(awqCandidateGraph(o), { opsets: { '': 17 } })));
+      this.awqSessions.set(key, session);
+    }
+    const s = await session;
+    const fixed = {
+      W: new ort.Tensor('float32', w, [N, K]),
+      X: new ort.Tensor('float32', x, [n, K]),
+      REF: new ort.Tensor('float32', ref, [n, N]),
+      SHAPE: new ort.Tensor('int64', BigInt64Array.from([BigInt(N), BigInt(K / o.blockSize), BigInt(o.blockSize)]), [3]),
+    };
+    return async (scale) => {
+      const out = await s.run({ ...fixed, S: new ort.Tensor('float32', scale, [K]) });
+      return (out.LOSS.data as Float32Array)[0];
+    };
+  };
+
   async release(): Promise<void> {
+    for (const s of this.awqSessions.values()) await (await s).release();
+    this.awqSessions.clear();
     if (this.updSession) await (await this.updSession).release();
     this.updSession = undefined;
     if (this.session) await (await this.session).release();
@@ -87,4 +118,44 @@ export class OrtGemm {
     this.errSession = undefined;
     this.bmmSession = undefined;
   }
+}
+
+/** The graph behind {@link OrtGemm.candidateLoss}. */
+function awqCandidateGraph(o: BlockwiseOptions): Graph {
+  const g = new GraphBuilder('awq_candidate');
+  const F = DataType.FLOAT;
+  const W = g.input('W', F, ['N', 'K']);
+  const S = g.input('S', F, ['K']);
+  const X = g.input('X', F, ['n', 'K']);
+  const REF = g.input('REF', F, ['n', 'N']);
+  const SHAPE = g.input('SHAPE', DataType.INT64, [3]);
+  const c = (name: string, v: number) => g.initializer(floatTensor(name, [], [v]));
+  const levels = (1 << o.bits) - 1;
+  const half = 1 << (o.bits - 1);
+  const zero = c('zero', 0);
+  const one = c('one', 1);
+  const blocks = g.node('Reshape', [g.node('Mul', [W, S]), SHAPE]);
+  const lo = g.node('ReduceMin', [blocks], { axes: [2], keepdims: 1 });
+  const hi = g.node('ReduceMax', [blocks], { axes: [2], keepdims: 1 });
+  let scale: string;
+  let zp: string;
+  if (o.symmetric) {
+    const m = g.node('Where', [g.node('Greater', [g.node('Abs', [lo]), g.node('Abs', [hi])]), lo, hi]);
+    scale = g.node('Div', [m, c('neg_half', -half)]);
+    zp = c('half', half);
+  } else {
+    const mn = g.node('Min', [lo, zero]);
+    scale = g.node('Div', [g.node('Sub', [g.node('Max', [hi, zero]), mn]), c('levels', levels)]);
+    const safe = g.node('Where', [g.node('Equal', [scale, zero]), one, scale]);
+    zp = g.node('Clip', [g.node('Round', [g.node('Div', [g.node('Neg', [mn]), safe])]), zero, c('levels_max', levels)]);
+    scale = safe;
+  }
+  if (o.symmetric) scale = g.node('Where', [g.node('Equal', [scale, zero]), one, scale]);
+  const q = g.node('Clip', [g.node('Add', [g.node('Round', [g.node('Div', [blocks, scale])]), zp]), zero, c('levels_clip', levels)]);
+  const deq = g.node('Mul', [g.node('Sub', [q, zp]), scale]);
+  const flat = g.node('Div', [g.node('Reshape', [deq, g.node('Shape', [W])]), S]);
+  const y = g.node('Gemm', [X, flat], { transB: 1 });
+  const d = g.node('Sub', [y, REF]);
+  g.output(g.node('ReduceMean', [g.node('Mul', [d, d])], { keepdims: 0 }, { outputs: ['LOSS'] }), F, []);
+  return g.build();
 }

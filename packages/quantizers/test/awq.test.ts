@@ -3,11 +3,33 @@ import { SeededRandom } from '@alki/core';
 import { exportModel, openHfModel } from '@alki/models';
 import { applyScale, awqSearchScale, canFoldScale, fakeQuantize, type ScaleGroup } from '../src/index.js';
 import { scaledFakeQuantize } from '../src/awq.js';
+import { OrtGemm } from '../src/ort-gemm.js';
 import { matmulABt } from '../src/linalg.js';
 import { tinyLlama } from '../../../tools/fixtures/index.js';
 import { decoderLogits } from '../../../tools/fixtures/decoder.js';
 
 describe('AWQ core', () => {
+  it('the onnxruntime candidate graph gives the JS candidate loss', async () => {
+    const rng = new SeededRandom(6);
+    const n = 40, K = 96, N = 24;
+    const x = new Float32Array(n * K).map(() => rng.normal());
+    const w = new Float32Array(N * K).map(() => rng.normal());
+    const ref = matmulABt(x, n, K, w, N);
+    const gemm = new OrtGemm();
+    for (const symmetric of [false, true]) {
+      const opts = { bits: 4, blockSize: 32, symmetric } as const;
+      const loss = await gemm.candidateLoss(w, N, K, x, n, ref, opts);
+      for (const seed of [1, 2, 3]) {
+        const r = new SeededRandom(seed);
+        const sc = new Float32Array(K).map(() => 0.4 + 1.5 * r.next());
+        const y = matmulABt(x, n, K, scaledFakeQuantize(w, sc, N, K, opts), N);
+        const js = y.reduce((a, v, i) => a + (v - ref[i]) ** 2, 0) / y.length;
+        expect(Math.abs((await loss(sc)) - js) / js).toBeLessThan(1e-3);
+      }
+    }
+    await gemm.release();
+  });
+
   it('the fused candidate weights Q(W·s)/s equal quantizing W·s and dividing by s', () => {
     const rng = new SeededRandom(4);
     const N = 5, K = 70;
