@@ -60,7 +60,7 @@ export interface ExportOptions {
 
 /** cos/sin gathered by position from precomputed tables (plain, linear and llama3 RoPE): [B, 1, S, rotaryDim]. */
 function tableRotary(b: GraphBuilder, ops: Ops, pos: string, c: DecoderConfig): { cos: string; sin: string } {
-  const { cos, sin } = rotaryCaches(b, ops, c);
+  const { cos, sin } = rotaryCaches(b, c);
   const gather = (cache: string) => {
     const g = b.node('Gather', [cache, pos], { axis: 0 });
     return b.node('Unsqueeze', [b.node('Concat', [g, g], { axis: -1 }), ops.i64([1])]);
@@ -69,8 +69,7 @@ function tableRotary(b: GraphBuilder, ops: Ops, pos: string, c: DecoderConfig): 
 }
 
 /** The cos/sin tables [maxPositions, rotaryDim/2] as initializers. */
-function rotaryCaches(b: GraphBuilder, ops: Ops, c: DecoderConfig): { cos: string; sin: string } {
-  void ops;
+function rotaryCaches(b: GraphBuilder, c: DecoderConfig): { cos: string; sin: string } {
   const half = c.rotaryDim / 2;
   const tables = rotaryTables(c.maxPositions, c.rotaryDim, c.ropeTheta, c.ropeScaling);
   return {
@@ -202,7 +201,7 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
     if (fusedRotary && c.ropeScaling?.type === 'dynamic') {
       const positions = b.node('Range', [ops.i64([0], true), scalar(totalLen), ops.i64([1], true)]);
       caches = dynamicAngles(b, ops, positions, b.node('Cast', [scalar(totalLen)], { to: DataType.FLOAT }), c);
-    } else if (fusedRotary) caches = rotaryCaches(b, ops, c);
+    } else if (fusedRotary) caches = rotaryCaches(b, c);
     /** Rotary outside GroupQueryAttention, on [B, S, heads·hd]. */
     const ropeFlat = (x: string, count: number) => {
       if (fusedRotary) return x;
