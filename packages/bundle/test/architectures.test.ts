@@ -46,6 +46,25 @@ function smallModelOptions(raw: Record<string, unknown>): SyntheticLlamaOptions 
   };
 }
 
+/**
+ * Greedy-decodes `newTokens` after a fixed prompt with the KV cache and returns the largest relative difference of
+ * each step's logits from one full pass over prompt + generated tokens.
+ */
+async function cacheVsFullPass(modelPath: string, newTokens: number): Promise<number> {
+  const session = await DecoderSession.load(modelPath);
+  const prompt = [1, 300, 301, 302, 303, 304, 305];
+  const cached = await generate(session, prompt, { maxNewTokens: newTokens, keepLogits: true });
+  const full = await session.forward([[...prompt, ...cached.ids]], session.emptyCache(), 0);
+  await session.release();
+  const V = full.vocabSize;
+  let maxDiff = 0;
+  cached.stepLogits!.forEach((row, step) => {
+    const pos = prompt.length - 1 + step;
+    for (let i = 0; i < V; i++) maxDiff = Math.max(maxDiff, Math.abs(row[i] - full.logits[pos * V + i]) / (1 + Math.abs(full.logits[pos * V + i])));
+  });
+  return maxDiff;
+}
+
 /** The switches that decide the graph's structure (not its size). */
 const switches = (c: DecoderConfig) => ({
   modelType: c.modelType, norm: c.norm, qkvBias: c.qkvBias, oBias: c.oBias, mlpBias: c.mlpBias, headBias: c.headBias, mlp: c.mlp,
@@ -63,19 +82,8 @@ describe('every supported architecture through the whole build pipeline', () => 
       const { manifest } = await buildBundle({ modelDir: m.dir, out, quantize: { method: 'rtn', bits: 4, accuracyLevel: 0 } });
       expect(manifest.source.modelType).toBe(arch);
       expect(verifyBundle(out).ok).toBe(true);
-      const session = await DecoderSession.load(join(out, manifest.model.path));
-      const prompt = [1, 300, 301, 302, 303, 304, 305];
-      const cached = await generate(session, prompt, { maxNewTokens: 6, keepLogits: true });
-      const full = await session.forward([[...prompt, ...cached.ids]], session.emptyCache(), 0);
-      const V = full.vocabSize;
-      let maxDiff = 0;
-      cached.stepLogits!.forEach((row, step) => {
-        const pos = prompt.length - 1 + step;
-        for (let i = 0; i < V; i++) maxDiff = Math.max(maxDiff, Math.abs(row[i] - full.logits[pos * V + i]) / (1 + Math.abs(full.logits[pos * V + i])));
-      });
       // Past the sliding window (mistral, window 5) the cache path must still mask the same keys.
-      expect(maxDiff).toBeLessThan(1e-4);
-      await session.release();
+      expect(await cacheVsFullPass(join(out, manifest.model.path), 6)).toBeLessThan(1e-4);
       m.cleanup();
     });
   }
@@ -95,18 +103,7 @@ describe('the validated seed models: their real configs\' feature switches throu
       // The size estimate behind docs/models.md's table agrees with the weights actually written.
       const written = readModelFile(join(out, manifest.model.path)).graph.initializers.reduce((sum, t) => sum + t.data.byteLength, 0);
       expect(Math.abs(estimateModelBytes(small, 4) - written) / written).toBeLessThan(0.01);
-      const session = await DecoderSession.load(join(out, manifest.model.path));
-      const prompt = [1, 300, 301, 302, 303, 304, 305];
-      const cached = await generate(session, prompt, { maxNewTokens: 4, keepLogits: true });
-      const full = await session.forward([[...prompt, ...cached.ids]], session.emptyCache(), 0);
-      const V = full.vocabSize;
-      let maxDiff = 0;
-      cached.stepLogits!.forEach((row, step) => {
-        const pos = prompt.length - 1 + step;
-        for (let i = 0; i < V; i++) maxDiff = Math.max(maxDiff, Math.abs(row[i] - full.logits[pos * V + i]) / (1 + Math.abs(full.logits[pos * V + i])));
-      });
-      expect(maxDiff).toBeLessThan(1e-4);
-      await session.release();
+      expect(await cacheVsFullPass(join(out, manifest.model.path), 4)).toBeLessThan(1e-4);
       m.cleanup();
     });
   }

@@ -6,7 +6,7 @@ export { SUPPORTED_MODEL_TYPES, SUPPORTED_ROPE_SCALING, parseDecoderConfig, read
 export type { DecoderConfig, ModelType, RopeScaling } from './config.js';
 export { openHfModel, SIDE_FILES } from './hf-folder.js';
 export type { HfModel } from './hf-folder.js';
-export { exportDecoder, exportLlama, SCALE_GROUPS_KEY, LAYERS_KEY, PORTABLE_OPSET, MS_OPSET, GRAPH_FLAVOURS } from './export/decoder.js';
+export { exportDecoder, SCALE_GROUPS_KEY, LAYERS_KEY, PORTABLE_OPSET, MS_OPSET, GRAPH_FLAVOURS } from './export/decoder.js';
 export type { ExportOptions, ExportResult, ScaleGroup, LayerBoundary, GraphFlavour } from './export/decoder.js';
 export { exportModel } from './export/index.js';
 export { rotaryTables, inverseFrequencies } from './export/rotary.js';

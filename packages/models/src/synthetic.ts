@@ -4,6 +4,8 @@ import { SeededRandom } from '@alki/core';
 import { float32ToBfloat16, float32ToFloat16 } from '@alki/onnx';
 import { writeSafetensors, type SafetensorsTensor } from './safetensors.js';
 import { tinyTokenizer } from './tokenizer-json.js';
+import { parseDecoderConfig } from './config.js';
+import { finalNormName, layerNames } from './export/names.js';
 
 /** Shape and switches of a generated Llama model. */
 export interface SyntheticLlamaOptions {
@@ -63,9 +65,6 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
   const phi = modelType === 'phi';
   const stablelm = modelType === 'stablelm';
   const layerNorm = phi || stablelm;
-  const qkvBias = modelType === 'qwen2' || phi || (stablelm ? !!opts.qkvBias : !!opts.attentionBias);
-  const oBias = phi || (modelType !== 'qwen2' && !stablelm && !!opts.attentionBias);
-  const parallel = phi || (stablelm && !!opts.parallelResidual);
   // Gemma stores RMSNorm weights as offsets from 1.
   const normInit = () => (modelType === 'gemma' ? 0 : 1) + rng.normal() * 0.1;
   const tensors: Record<string, SafetensorsTensor> = {};
@@ -84,39 +83,6 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
     put(`${name}.weight`, [out, inp], () => rng.normal() * std);
     if (bias) put(`${name}.bias`, [out], () => rng.normal() * 0.02);
   };
-  put('model.embed_tokens.weight', [V, H], () => (modelType === 'gemma' ? rng.normal() / Math.sqrt(H) : rng.normal()));
-  const norm = (name: string, n: number) => {
-    put(`${name}.weight`, [n], normInit);
-    if (layerNorm) put(`${name}.bias`, [n], () => rng.normal() * 0.05);
-  };
-  for (let i = 0; i < L; i++) {
-    const p = `model.layers.${i}`;
-    norm(`${p}.input_layernorm`, H);
-    linear(`${p}.self_attn.q_proj`, nh * hd, H, qkvBias);
-    linear(`${p}.self_attn.k_proj`, kvh * hd, H, qkvBias);
-    linear(`${p}.self_attn.v_proj`, kvh * hd, H, qkvBias);
-    linear(phi ? `${p}.self_attn.dense` : `${p}.self_attn.o_proj`, H, nh * hd, oBias);
-    if (opts.qkLayernorm && phi) {
-      norm(`${p}.self_attn.q_layernorm`, hd);
-      norm(`${p}.self_attn.k_layernorm`, hd);
-    }
-    if (opts.qkLayernorm && stablelm) {
-      for (let h = 0; h < nh; h++) put(`${p}.self_attn.q_layernorm.norms.${h}.weight`, [hd], normInit);
-      for (let h = 0; h < kvh; h++) put(`${p}.self_attn.k_layernorm.norms.${h}.weight`, [hd], normInit);
-    }
-    if (!parallel) norm(`${p}.post_attention_layernorm`, H);
-    if (phi) {
-      linear(`${p}.mlp.fc1`, I, H, true);
-      linear(`${p}.mlp.fc2`, H, I, true);
-    } else {
-      linear(`${p}.mlp.gate_proj`, I, H, !!opts.mlpBias);
-      linear(`${p}.mlp.up_proj`, I, H, !!opts.mlpBias);
-      linear(`${p}.mlp.down_proj`, H, I, !!opts.mlpBias);
-    }
-  }
-  norm(phi ? 'model.final_layernorm' : 'model.norm', H);
-  if (!tie) linear('lm_head', V, H, phi);
-
   const config: Record<string, unknown> = {
     architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', gemma: 'GemmaForCausalLM', phi: 'PhiForCausalLM', stablelm: 'StableLmForCausalLM' }[modelType]],
     model_type: modelType,
@@ -141,6 +107,41 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
     eos_token_id: 2,
     torch_dtype: dtype === 'F32' ? 'float32' : dtype === 'F16' ? 'float16' : 'bfloat16',
   };
+  // Which tensors exist and their names follow from the config, as the exporter reads them.
+  const c = parseDecoderConfig(config);
+  put('model.embed_tokens.weight', [V, H], () => (modelType === 'gemma' ? rng.normal() / Math.sqrt(H) : rng.normal()));
+  const norm = (name: string, n: number) => {
+    put(`${name}.weight`, [n], normInit);
+    if (c.norm === 'layer') put(`${name}.bias`, [n], () => rng.normal() * 0.05);
+  };
+  for (let i = 0; i < L; i++) {
+    const n = layerNames(c, i);
+    norm(n.inputNorm, H);
+    linear(n.q, nh * hd, H, c.qkvBias);
+    linear(n.k, kvh * hd, H, c.qkvBias);
+    linear(n.v, kvh * hd, H, c.qkvBias);
+    linear(n.o, H, nh * hd, c.oBias);
+    if (c.qkNorm === 'shared') {
+      norm(n.qNorm!, hd);
+      norm(n.kNorm!, hd);
+    }
+    if (c.qkNorm === 'per_head') {
+      for (let h = 0; h < nh; h++) put(`${n.qNorm}.norms.${h}.weight`, [hd], normInit);
+      for (let h = 0; h < kvh; h++) put(`${n.kNorm}.norms.${h}.weight`, [hd], normInit);
+    }
+    if (n.postNorm) norm(n.postNorm, H);
+    if (c.mlp === 'fc') {
+      linear(n.fc1!, I, H, c.mlpBias);
+      linear(n.fc2!, H, I, c.mlpBias);
+    } else {
+      linear(n.gate!, I, H, c.mlpBias);
+      linear(n.up!, I, H, c.mlpBias);
+      linear(n.down!, H, I, c.mlpBias);
+    }
+  }
+  norm(finalNormName(c), H);
+  if (!c.tieWordEmbeddings) linear('lm_head', V, H, c.headBias);
+
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: 1, eos_token_id: 2 }, null, 2));

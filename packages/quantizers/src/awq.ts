@@ -1,4 +1,4 @@
-import { blockParams, dequantizeBlockwise, quantizeValue, type BlockwiseOptions } from './blockwise.js';
+import { blockParams, blockRange, dequantizeBlockwise, quantizeValue, type BlockwiseOptions } from './blockwise.js';
 import { rtn } from './rtn.js';
 import { matmulABt, type MatMulABt } from './linalg.js';
 
@@ -32,50 +32,14 @@ export function fakeQuantize(w: Float32Array, N: number, K: number, o: Blockwise
 export function scaledFakeQuantize(w: Float32Array, s: Float32Array, N: number, K: number, o: BlockwiseOptions): Float32Array {
   const out = new Float32Array(N * K);
   const levels = (1 << o.bits) - 1;
-  const half = 1 << (o.bits - 1);
-  const invS = new Float32Array(K);
-  for (let k = 0; k < K; k++) invS[k] = 1 / s[k];
-  const bs = o.blockSize;
-  const symmetric = o.symmetric;
-  // blockParams and quantizeValue inlined (round(x) = floor(x + ½), x/scale as x·(1/scale)): this loop runs
-  // grid × N × K times per group.
   for (let r = 0; r < N; r++) {
     const row = r * K;
-    for (let k0 = 0; k0 < K; k0 += bs) {
-      const k1 = Math.min(K, k0 + bs);
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (let k = k0; k < k1; k++) {
-        const v = w[row + k] * s[k];
-        out[row + k] = v;
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
-      let scale: number;
-      let zero: number;
-      if (symmetric) {
-        scale = (Math.abs(lo) > Math.abs(hi) ? lo : hi) / -half;
-        if (scale === 0) scale = 1;
-        zero = half;
-      } else {
-        const mn = lo < 0 ? lo : 0;
-        const mx = hi > 0 ? hi : 0;
-        scale = (mx - mn) / levels;
-        if (scale === 0) {
-          scale = 1;
-          zero = 0;
-        } else {
-          zero = Math.round(-mn / scale);
-          zero = zero < 0 ? 0 : zero > levels ? levels : zero;
-        }
-      }
-      const inv = 1 / scale;
-      const bias = zero + 0.5;
-      for (let k = k0; k < k1; k++) {
-        let q = Math.floor(out[row + k] * inv + bias);
-        q = q < 0 ? 0 : q > levels ? levels : q;
-        out[row + k] = (q - zero) * scale * invS[k];
-      }
+    for (let k0 = 0; k0 < K; k0 += o.blockSize) {
+      const k1 = Math.min(K, k0 + o.blockSize);
+      for (let k = k0; k < k1; k++) out[row + k] = w[row + k] * s[k];
+      const { lo, hi } = blockRange(out, row, k0, k1);
+      const { scale, zero } = blockParams(lo, hi, o.bits, o.symmetric);
+      for (let k = k0; k < k1; k++) out[row + k] = ((quantizeValue(out[row + k], scale, zero, levels) - zero) * scale) / s[k];
     }
   }
   return out;

@@ -4,7 +4,6 @@ import { awqClip, awqSearchScale } from './awq.js';
 import { dequantizeBlockwise, type BlockwiseQuantized } from './blockwise.js';
 import { LayerRunner, type LayerSpan } from './calibration/layer-runner.js';
 import { gptq, prepareGptqHessian } from './gptq.js';
-import type { MatMulABt } from './linalg.js';
 import { OrtGemm } from './ort-gemm.js';
 import { smoothingFactors } from './smoothquant.js';
 import { inferScaleGroups, type InferredGroup } from './infer-groups.js';
@@ -128,7 +127,7 @@ async function smoothLayer(c: LayerContext, l: LayerWork): Promise<void> {
 
 /** GPTQ: H = 2XᵀX/n per input, one factorisation per input, then every linear reading it; weights become their dequantized values. */
 async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
-  const abt: MatMulABt = (a, m, k, b, n) => c.gemm.abt(a, m, k, b, n);
+  const abt = c.gemm.abt;
   const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { gram: true });
   for (const g of l.groups) {
     const st = stats.get(l.inputOf(g))!;
@@ -139,7 +138,7 @@ async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       const t = c.weight(name);
       const [K, N] = t.dims;
       const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp };
-      const qw = await gptq(t.data as Float32Array, prepared, N, K, { ...options, inputMajor: true }, abt, (a, m, k, b, n, cc) => c.gemm.update(a, m, k, b, n, cc));
+      const qw = await gptq(t.data as Float32Array, prepared, N, K, { ...options, inputMajor: true }, abt, c.gemm.update);
       c.results.set(name, qw);
       // Later layers calibrate on these quantized weights; after the last span nothing reads them.
       if (!l.last) t.data = dequantizeBlockwise(qw, 'KN');
@@ -156,7 +155,7 @@ const AWQ_MAX_GROUP = 32 * 1024 * 1024;
 
 /** AWQ: per group, the scale search (folded into the producer), then the clipping search per linear. */
 async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
-  const abt: MatMulABt = (a, m, k, b, n) => c.gemm.abt(a, m, k, b, n);
+  const abt = c.gemm.abt;
   const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { absMean: true, rows: c.o.awqRows ?? 4096 });
   for (const g of l.groups) {
     const size = g.linears.reduce((sum, name) => sum + c.weight(name).data.length, 0);
@@ -191,7 +190,7 @@ async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       if (/q_proj|k_proj/.test(name)) continue;
       const t = c.weight(name);
       const [Kw, N] = t.dims;
-      const products = { outputs: c.gemm.blockOutputs.bind(c.gemm), errors: c.gemm.blockErrors.bind(c.gemm) };
+      const products = { outputs: c.gemm.blockOutputs, errors: c.gemm.blockErrors };
       const clipped = await awqClip(transpose(t.data as Float32Array, Kw, N), N, Kw, clipX, clipRows, c.opts, products);
       t.data = transpose(clipped, N, Kw);
     }

@@ -94,9 +94,15 @@ export async function gptq(
   const strip = o.stripWidth ?? 2048;
   for (let n0 = 0; n0 < N; n0 += strip) {
     const Ns = Math.min(N, n0 + strip) - n0;
+    /** target [rest, Ns] −= U[j0:j0+k, j0+k:j0+k+rest]ᵀ · e: the errors e [k, Ns] of columns j0… reach the next `rest`. */
+    const spread = async (j0: number, k: number, rest: number, e: Float32Array, target: Float32Array) => {
+      const ut = new Float32Array(rest * k);
+      for (let i = 0; i < k; i++) for (let t = 0; t < rest; t++) ut[t * k + i] = U[(j0 + i) * K + j0 + k + t];
+      await update(ut, rest, k, e, Ns, target);
+    };
     // The weights not yet quantized, [K − i1, Ns] in processing order: row j is input column perm[i1 + j].
     // Keeping them as rows makes each lazy batch update one GEMM on a contiguous tail (no copies).
-    let tail: Float32Array = new Float32Array(K * Ns);
+    let tail = new Float32Array(K * Ns);
     if (o.inputMajor) {
       for (let j = 0; j < K; j++) if (!dead[perm[j]]) tail.set(w.subarray(perm[j] * N + n0, perm[j] * N + n0 + Ns), j * Ns);
     } else {
@@ -146,21 +152,11 @@ export async function gptq(
             for (let n = 0; n < Ns; n++) tail[trow + n] -= err[row + n] * u;
           }
         }
-        if (s2 < count) {
-          const rest = count - s2;
-          const k = s2 - s1;
-          const ut = new Float32Array(rest * k);
-          for (let i = 0; i < k; i++) for (let t = 0; t < rest; t++) ut[t * k + i] = U[(i1 + s1 + i) * K + i1 + s2 + t];
-          tail.set(await update(ut, rest, k, err.subarray(s1 * Ns, s2 * Ns), Ns, tail.subarray(s2 * Ns, count * Ns)), s2 * Ns);
-        }
+        if (s2 < count) await spread(i1 + s1, s2 - s1, count - s2, err.subarray(s1 * Ns, s2 * Ns), tail.subarray(s2 * Ns, count * Ns));
       }
       // Lazy batch update of all later columns: W[i2:] −= U[i1:i2, i2:]ᵀ · Err.
-      const rest = K - i2;
-      if (rest > 0) {
-        const ut = new Float32Array(rest * count);
-        for (let i = 0; i < count; i++) for (let t = 0; t < rest; t++) ut[t * count + i] = U[(i1 + i) * K + i2 + t];
-        tail = await update(ut, rest, count, err, Ns, tail.subarray(count * Ns));
-      }
+      tail = tail.subarray(count * Ns);
+      if (K > i2) await spread(i1, count, K - i2, err, tail);
     }
   }
   // Padding codes of a last partial block equal the zero point (they multiply zero inputs).
@@ -168,15 +164,13 @@ export async function gptq(
   return { bits: o.bits, blockSize: bs, N, K, nBlocks, q, scales, zeroPoints: o.symmetric ? undefined : zeros };
 }
 
-/** C − A·B for A [m, k], B [k, n], C [m, n]: GPTQ's lazy batch update (onnxruntime's Gemm in the pipeline). */
-export type GemmUpdate = (a: Float32Array, m: number, k: number, b: Float32Array, n: number, c: Float32Array) => Float32Array | Promise<Float32Array>;
+/** C −= A·B in place, for A [m, k], B [k, n], C [m, n]: GPTQ's batch updates (onnxruntime's Gemm in the pipeline). */
+export type GemmUpdate = (a: Float32Array, m: number, k: number, b: Float32Array, n: number, c: Float32Array) => void | Promise<void>;
 
-function jsGemmUpdate(a: Float32Array, m: number, k: number, b: Float32Array, n: number, c: Float32Array): Float32Array {
-  const out = Float32Array.from(c);
+function jsGemmUpdate(a: Float32Array, m: number, k: number, b: Float32Array, n: number, c: Float32Array): void {
   for (let i = 0; i < m; i++) for (let t = 0; t < k; t++) {
     const v = a[i * k + t];
     if (v === 0) continue;
-    for (let j = 0; j < n; j++) out[i * n + j] -= v * b[t * n + j];
+    for (let j = 0; j < n; j++) c[i * n + j] -= v * b[t * n + j];
   }
-  return out;
 }

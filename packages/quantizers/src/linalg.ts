@@ -7,6 +7,8 @@
  * reference GPTQ (torch float32 Cholesky).
  */
 
+import { transpose } from '@alki/onnx';
+
 /** C = A·Bᵀ for A [m, k] and B [n, k]. */
 export type MatMulABt = (a: Float32Array, m: number, k: number, b: Float32Array, n: number) => Float32Array | Promise<Float32Array>;
 
@@ -32,18 +34,6 @@ const BASE = 128;
 function block(a: Float32Array, n: number, r0: number, rows: number, c0: number, cols: number): Float32Array {
   const out = new Float32Array(rows * cols);
   for (let r = 0; r < rows; r++) out.set(a.subarray((r0 + r) * n + c0, (r0 + r) * n + c0 + cols), r * cols);
-  return out;
-}
-
-/** Transpose of a row-major [rows, cols] matrix. */
-function transposed(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  // Tiles keep both the reads and the writes within a few cache lines.
-  for (let r0 = 0; r0 < rows; r0 += 32) for (let c0 = 0; c0 < cols; c0 += 32) {
-    const r1 = Math.min(rows, r0 + 32);
-    const c1 = Math.min(cols, c0 + 32);
-    for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = a[r * cols + c];
-  }
   return out;
 }
 
@@ -93,8 +83,8 @@ export async function cholInverseLower(a: Float32Array, n: number, gemm: MatMulA
   for (let i = 0; i < s.length; i++) s[i] -= prod[i];
   const l22i = await cholInverseLower(s, m, gemm);
   if (!l22i) return undefined;
-  const t = await gemm(l21, m, h, transposed(l11i, h, h), h); // L21·L11⁻¹ [m, h]
-  const c = await gemm(l22i, m, m, transposed(t, m, h), h); // L22⁻¹·L21·L11⁻¹ [m, h]
+  const t = await gemm(l21, m, h, transpose(l11i, h, h), h); // L21·L11⁻¹ [m, h]
+  const c = await gemm(l22i, m, m, transpose(t, m, h), h); // L22⁻¹·L21·L11⁻¹ [m, h]
   const out = new Float32Array(n * n);
   for (let r = 0; r < h; r++) out.set(l11i.subarray(r * h, r * h + h), r * n);
   for (let r = 0; r < m; r++) {

@@ -20,6 +20,13 @@ function correlatedInputs(n: number, K: number, seed: number): Float32Array {
   return x;
 }
 
+/** GPTQ's H = 2XᵀX/n for X [n, K]. */
+function hessian(x: Float32Array, n: number, K: number): Float64Array {
+  const h = new Float64Array(K * K);
+  for (let t = 0; t < n; t++) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) h[i * K + j] += (2 / n) * x[t * K + i] * x[t * K + j];
+  return h;
+}
+
 function outputError(x: Float32Array, n: number, K: number, w: Float32Array, wq: Float32Array, N: number): number {
   let e = 0;
   for (let t = 0; t < n; t++) for (let o = 0; o < N; o++) {
@@ -68,8 +75,7 @@ describe('GPTQ core', () => {
       const x = correlatedInputs(n, K, 1);
       const rng = new SeededRandom(5);
       const w = new Float32Array(N * K).map(() => rng.normal());
-      const h = new Float64Array(K * K);
-      for (let t = 0; t < n; t++) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) h[i * K + j] += (2 / n) * x[t * K + i] * x[t * K + j];
+      const h = hessian(x, n, K);
       const opts = { bits, blockSize: 32, symmetric: false } as const;
       const eG = outputError(x, n, K, w, dequantizeBlockwise(await gptq(w, h, N, K, { ...opts, actOrder })), N);
       const eR = outputError(x, n, K, w, dequantizeBlockwise(rtn(w, N, K, opts)), N);
@@ -82,8 +88,7 @@ describe('GPTQ core', () => {
     const x = correlatedInputs(n, K, 3);
     const rng = new SeededRandom(9);
     const w = new Float32Array(N * K).map(() => rng.normal());
-    const h = new Float64Array(K * K);
-    for (let t = 0; t < n; t++) for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) h[i * K + j] += (2 / n) * x[t * K + i] * x[t * K + j];
+    const h = hessian(x, n, K);
     const opts = { bits: 4, blockSize: 32, symmetric: false, lazyBlock: 64 } as const;
     const paper = await gptq(w, h, N, K, { ...opts, subBlock: 64, stripWidth: N });
     const fast = await gptq(w, h, N, K, { ...opts, subBlock: 8, stripWidth: 7 });
@@ -91,7 +96,7 @@ describe('GPTQ core', () => {
     for (let i = 0; i < paper.q.length; i++) if (paper.q[i] === fast.q[i]) same++;
     expect(same / paper.q.length).toBeGreaterThan(0.995);
     // A wrong propagation (e.g. sub-block errors never reaching the rest of the lazy block) changes many codes.
-    const noProp = await gptq(w, h, N, K, { ...opts, subBlock: 8, stripWidth: 7 }, undefined, (_a, _m, _k, _b, _n, c) => c);
+    const noProp = await gptq(w, h, N, K, { ...opts, subBlock: 8, stripWidth: 7 }, undefined, () => {});
     let sameNoProp = 0;
     for (let i = 0; i < paper.q.length; i++) if (paper.q[i] === noProp.q[i]) sameNoProp++;
     expect(sameNoProp / paper.q.length).toBeLessThan(0.95);

@@ -216,24 +216,20 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
       let qkvInputs: string[];
       if (packedQkv) {
         // One MatMul for q, k and v: GroupQueryAttention takes the packed projection as it is.
-        const w = (name: string, out: number) => weights.get(`${name}.weight`, [out, H]).data;
-        const packed = new Float32Array(H * (nq + 2 * nkv));
-        const parts = [w(n.q, nq), w(n.k, nkv), w(n.v, nkv)];
-        let col = 0;
-        for (const [j, part] of parts.entries()) {
-          const out = j === 0 ? nq : nkv;
-          for (let o = 0; o < out; o++) for (let k = 0; k < H; k++) packed[k * (nq + 2 * nkv) + col + o] = part[o * H + k];
-          col += out;
-        }
-        const wqkv = b.initializer(floatTensor(`model.layers.${i}.self_attn.qkv_proj.weight`, [H, nq + 2 * nkv], packed));
-        let bqkv: string | undefined;
-        if (c.qkvBias) {
-          const bb = new Float32Array(nq + 2 * nkv);
-          bb.set(weights.get(`${n.q}.bias`, [nq]).data, 0);
-          bb.set(weights.get(`${n.k}.bias`, [nkv]).data, nq);
-          bb.set(weights.get(`${n.v}.bias`, [nkv]).data, nq + nkv);
-          bqkv = b.initializer(floatTensor(`model.layers.${i}.self_attn.qkv_proj.bias`, [nq + 2 * nkv], bb));
-        }
+        const rows = nq + 2 * nkv;
+        /** The q, k and v tensors stacked along their output rows. */
+        const stacked = (suffix: 'weight' | 'bias') => {
+          const parts = ([[n.q, nq], [n.k, nkv], [n.v, nkv]] as const).map(([name, out]) => weights.get(`${name}.${suffix}`, suffix === 'weight' ? [out, H] : [out]).data);
+          const all = new Float32Array(parts.reduce((sum, p) => sum + p.length, 0));
+          let at = 0;
+          for (const p of parts) {
+            all.set(p, at);
+            at += p.length;
+          }
+          return all;
+        };
+        const wqkv = b.initializer(floatTensor(`${n.qkv}.weight`, [H, rows], transpose(stacked('weight'), rows, H)));
+        const bqkv = c.qkvBias ? b.initializer(floatTensor(`${n.qkv}.bias`, [rows], stacked('bias'))) : undefined;
         qkvInputs = [ops.linear(x, wqkv, bqkv), '', ''];
       } else {
         const q = ops.linear(x, linearWeight(n.q, nq, H), bias(c.qkvBias, n.q, nq));
@@ -251,8 +247,6 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
         // count (checked against the float64 reference: window − 1 differs).
         ...(c.slidingWindow ? { local_window_size: c.slidingWindow } : {}),
       }, { ...ms, outputs: [b.fresh('attn'), `present.${i}.key`, `present.${i}.value`] });
-      b.output(`present.${i}.key`, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
-      b.output(`present.${i}.value`, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
       return out;
     };
   }
@@ -286,8 +280,6 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
       const v = heads(n.v, c.numKvHeads);
       const presentK = b.node('Concat', [past[i].key, k], { axis: 2 }, { outputs: [`present.${i}.key`] });
       const presentV = b.node('Concat', [past[i].value, v], { axis: 2 }, { outputs: [`present.${i}.value`] });
-      b.output(presentK, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
-      b.output(presentV, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
       // Grouped-query attention without copying K/V: queries are grouped as
       // [B, kvHeads, nRep, S, hd] and broadcast against K/V [B, kvHeads, 1, T, hd].
       const q5 = b.node('Mul', [b.node('Reshape', [q, ops.i64([0, c.numKvHeads, nRep, -1, hd])]), scale]);
@@ -319,6 +311,7 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
     return layout === 'bshd' ? b.node('Reshape', [y, ops.i64([0, 0, count * hd])]) : y;
   }
 
+  const normGroup = (layer: number, p: Norm, linears: string[]): ScaleGroup => ({ layer, norm: p.weight, ...(p.bias ? { normBias: p.bias } : {}), linears });
   const act = (x: string) => (c.activation === 'silu' ? b.node('Mul', [x, b.node('Sigmoid', [x])]) : ops.geluTanh(x));
   const scaleGroups: ScaleGroup[] = [];
   const layers: LayerBoundary[] = [];
@@ -331,9 +324,10 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
     const inNorm = normParams(n.inputNorm);
     const x = norm(h, inNorm);
     const attn = attention(i, x, n);
+    for (const kv of ['key', 'value']) b.output(`present.${i}.${kv}`, F, ['batch_size', c.numKvHeads, 'total_sequence_length', hd]);
     const wo = linearWeight(n.o, H, c.numHeads * hd);
     const attnOut = ops.linear(attn, wo, bias(c.oBias, n.o, H));
-    const qkvLinears = packedQkv ? [`model.layers.${i}.self_attn.qkv_proj.weight`] : [`${n.q}.weight`, `${n.k}.weight`, `${n.v}.weight`];
+    const qkvLinears = packedQkv ? [`${n.qkv}.weight`] : [`${n.q}.weight`, `${n.k}.weight`, `${n.v}.weight`];
     const vWeight = qkvLinears[qkvLinears.length - 1];
 
     const I = c.intermediateSize;
@@ -369,9 +363,8 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
     h = c.parallelResidual ? b.node('Add', [b.node('Add', [h, attnOut]), mlpOut]) : b.node('Add', [residual, mlpOut]);
 
     layers.push({ input: layerInput, output: h });
-    const normGroup = (p: Norm, linears: string[]): ScaleGroup => ({ layer: i, norm: p.weight, ...(p.bias ? { normBias: p.bias } : {}), linears });
     scaleGroups.push(
-      ...(c.parallelResidual ? [normGroup(inNorm, [...qkvLinears, ...mlpIn])] : [normGroup(inNorm, qkvLinears), normGroup(postNorm!, mlpIn)]),
+      ...(c.parallelResidual ? [normGroup(i, inNorm, [...qkvLinears, ...mlpIn])] : [normGroup(i, inNorm, qkvLinears), normGroup(i, postNorm!, mlpIn)]),
       { layer: i, prev: vWeight, linears: [wo] },
       ...mlpGroups,
     );
@@ -387,7 +380,7 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
   const headBias = c.headBias ? vector('lm_head.bias', c.vocabSize) : undefined;
   const logits = headBias ? b.node('Add', [b.node('MatMul', [xf, head]), headBias], {}, { outputs: ['logits'] }) : b.node('MatMul', [xf, head], {}, { outputs: ['logits'] });
   b.output(logits, F, ['batch_size', 'sequence_length', c.vocabSize]);
-  scaleGroups.push({ layer: -1, norm: finalNorm.weight, ...(finalNorm.bias ? { normBias: finalNorm.bias } : {}), linears: [head] });
+  scaleGroups.push(normGroup(-1, finalNorm, [head]));
   progress(c.numLayers + 2);
 
   const model = createModel(b.build(), {
@@ -397,6 +390,3 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
   });
   return { model, scaleGroups, layers };
 }
-
-/** @deprecated since 0.2: use {@link exportDecoder} (the same builder, all architectures). */
-export const exportLlama = exportDecoder;

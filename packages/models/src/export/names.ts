@@ -8,6 +8,8 @@ export interface LayerNames {
   q: string;
   k: string;
   v: string;
+  /** The packed q/k/v projection the ort flavour writes (not a checkpoint name). */
+  qkv: string;
   o: string;
   /** Gated MLP (gate/up/down) or phi's fc1/fc2. */
   gate?: string;
@@ -28,6 +30,7 @@ export function layerNames(c: DecoderConfig, i: number): LayerNames {
     q: `${p}.self_attn.q_proj`,
     k: `${p}.self_attn.k_proj`,
     v: `${p}.self_attn.v_proj`,
+    qkv: `${p}.self_attn.qkv_proj`,
     o: phi ? `${p}.self_attn.dense` : `${p}.self_attn.o_proj`,
     ...(c.mlp === 'fc' ? { fc1: `${p}.mlp.fc1`, fc2: `${p}.mlp.fc2` } : { gate: `${p}.mlp.gate_proj`, up: `${p}.mlp.up_proj`, down: `${p}.mlp.down_proj` }),
     ...(c.qkNorm ? { qNorm: `${p}.self_attn.q_layernorm`, kNorm: `${p}.self_attn.k_layernorm` } : {}),
