@@ -1,6 +1,5 @@
-/** Transposes a row-major [rows, cols] matrix, in cache-friendly tiles. */
-export function transpose(src: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
+/** Transposes a row-major [rows, cols] matrix, in cache-friendly tiles, into `out` (a new array by default; not `src`). */
+export function transpose(src: Float32Array, rows: number, cols: number, out: Float32Array = new Float32Array(rows * cols)): Float32Array {
   const T = 32;
   for (let r0 = 0; r0 < rows; r0 += T) {
     const r1 = Math.min(rows, r0 + T);

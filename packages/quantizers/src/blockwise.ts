@@ -68,11 +68,10 @@ export function quantizeValue(x: number, scale: number, zero: number, levels: nu
 
 /**
  * Dequantizes, dropping padding: to [N, K] (row n = output n, the default) or,
- * with `layout` 'KN', to the MatMul layout [K, N] (row k = input k).
+ * with `layout` 'KN', to the MatMul layout [K, N] (row k = input k); into `out` when given.
  */
-export function dequantizeBlockwise(qw: BlockwiseQuantized, layout: 'NK' | 'KN' = 'NK'): Float32Array {
+export function dequantizeBlockwise(qw: BlockwiseQuantized, layout: 'NK' | 'KN' = 'NK', out: Float32Array = new Float32Array(qw.N * qw.K)): Float32Array {
   const { N, K, nBlocks, blockSize, bits } = qw;
-  const out = new Float32Array(N * K);
   const stride = nBlocks * blockSize;
   const implicit = 1 << (bits - 1);
   // Element (n, k) goes to n·K + k, or k·N + n.

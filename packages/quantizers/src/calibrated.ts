@@ -5,6 +5,7 @@ import { dequantizeBlockwise, type BlockwiseQuantized } from './blockwise.js';
 import { LayerRunner, type LayerSpan } from './calibration/layer-runner.js';
 import { gptq, prepareGptqHessian } from './gptq.js';
 import { OrtGemm } from './ort-gemm.js';
+import { Scratch } from './linalg.js';
 import { smoothingFactors } from './smoothquant.js';
 import { inferScaleGroups, type InferredGroup } from './infer-groups.js';
 import { floatTensor } from '@alki/onnx';
@@ -73,7 +74,7 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
   const runner = new LayerRunner(model, spans, calibration.samples, hiddenSize, 4, o.signal);
   const results = new Map<string, BlockwiseQuantized>();
   const gemm = new OrtGemm();
-  const ctx: LayerContext = { model, runner, gemm, weight, o, results, opts: { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric } };
+  const ctx: LayerContext = { model, runner, gemm, scratch: new Scratch(), weight, o, results, opts: { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric } };
   try {
     const total = spans.length;
     o.onProgress?.({ step: `${o.method} calibrate`, done: 0, total, detail: `${calibration.samples.length} samples × ${runner.seqLen} tokens` });
@@ -92,6 +93,7 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
     }
   } finally {
     await gemm.release();
+    await runner.release();
   }
   return results;
 }
@@ -100,6 +102,8 @@ interface LayerContext {
   model: Model;
   runner: LayerRunner;
   gemm: OrtGemm;
+  /** Work memory shared by the layers' GPTQ runs. */
+  scratch: Scratch;
   weight: (name: string) => Tensor;
   o: CalibratedOptions;
   results: Map<string, BlockwiseQuantized>;
@@ -131,17 +135,18 @@ async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
   const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { gram: true });
   for (const g of l.groups) {
     const st = stats.get(l.inputOf(g))!;
-    const H = new Float64Array(st.gram!.length);
-    for (let j = 0; j < H.length; j++) H[j] = (2 / st.tokens) * st.gram![j];
-    const prepared = await prepareGptqHessian(H, st.K, { actOrder: c.o.actOrder, percDamp: c.o.percDamp }, abt);
+    // H = 2XᵀX/n, formed in the runner's buffer (it is not needed afterwards).
+    const H = st.gram!;
+    for (let j = 0; j < H.length; j++) H[j] *= 2 / st.tokens;
+    const prepared = await prepareGptqHessian(H, st.K, { actOrder: c.o.actOrder, percDamp: c.o.percDamp, overwrite: true, scratch: c.scratch }, abt);
     for (const name of g.linears) {
       const t = c.weight(name);
       const [K, N] = t.dims;
       const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp };
-      const qw = await gptq(t.data as Float32Array, prepared, N, K, { ...options, inputMajor: true }, abt, c.gemm.update);
+      const qw = await gptq(t.data as Float32Array, prepared, N, K, { ...options, inputMajor: true, scratch: c.scratch }, abt, c.gemm.update);
       c.results.set(name, qw);
       // Later layers calibrate on these quantized weights; after the last span nothing reads them.
-      if (!l.last) t.data = dequantizeBlockwise(qw, 'KN');
+      if (!l.last) dequantizeBlockwise(qw, 'KN', t.data as Float32Array);
     }
   }
 }

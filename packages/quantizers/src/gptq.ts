@@ -1,6 +1,6 @@
 import { AlkiError } from '@alki/core';
 import { blockParams, blockRange, quantizeValue, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
-import { matmulABt, upperCholeskyOfInverse, type MatMulABt } from './linalg.js';
+import { matmulABt, Scratch, upperCholeskyOfInverse, type MatMulABt } from './linalg.js';
 
 /** GPTQ options (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers"). */
 export interface GptqOptions extends BlockwiseOptions {
@@ -14,6 +14,8 @@ export interface GptqOptions extends BlockwiseOptions {
   stripWidth?: number;
   /** Columns per inner sub-block of a lazy batch (default 16; equal to lazyBlock: the paper's column-by-column loop). */
   subBlock?: number;
+  /** Work memory reused between calls (layer after layer). */
+  scratch?: Scratch;
 }
 
 /**
@@ -40,8 +42,13 @@ export interface GptqHessian {
   U: Float32Array;
 }
 
-export async function prepareGptqHessian(hessian: Float32Array | Float64Array, K: number, o: Pick<GptqOptions, 'percDamp' | 'actOrder'> = {}, gemm: MatMulABt = matmulABt): Promise<GptqHessian> {
-  const H = Float32Array.from(hessian);
+export async function prepareGptqHessian(
+  hessian: Float32Array | Float64Array,
+  K: number,
+  o: Pick<GptqOptions, 'percDamp' | 'actOrder' | 'scratch'> & { /** Work in `hessian` itself (a Float32Array) instead of a copy; U ends up there. */ overwrite?: boolean } = {},
+  gemm: MatMulABt = matmulABt,
+): Promise<GptqHessian> {
+  const H = o.overwrite && hessian instanceof Float32Array ? hessian : Float32Array.from(hessian);
   const dead = new Uint8Array(K);
   // Dead inputs (never active in calibration) carry no information: pin them.
   for (let k = 0; k < K; k++) {
@@ -64,7 +71,7 @@ export async function prepareGptqHessian(hessian: Float32Array | Float64Array, K
     Hp = new Float32Array(K * K);
     for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) Hp[i * K + j] = H[perm[i] * K + perm[j]];
   }
-  const U = await upperCholeskyOfInverse(Hp, K, gemm);
+  const U = await upperCholeskyOfInverse(Hp, K, gemm, { overwrite: true, scratch: o.scratch });
   if (!U) throw new AlkiError('NUMERIC', 'GPTQ: the Hessian is not positive definite even after dampening', 'raise the dampening (percDamp), or use more calibration samples');
   return { K, perm, pos, dead, U };
 }
@@ -91,73 +98,83 @@ export async function gptq(
   const q = new Uint8Array(N * stride);
   // Outputs are independent given U: GPTQ runs on strips of outputs, which keeps each GEMM's operands
   // narrow (onnxruntime's GEMM is several times slower on very wide ones here) and memory bounded.
-  const strip = o.stripWidth ?? 2048;
-  for (let n0 = 0; n0 < N; n0 += strip) {
-    const Ns = Math.min(N, n0 + strip) - n0;
-    /** target [rest, Ns] −= U[j0:j0+k, j0+k:j0+k+rest]ᵀ · e: the errors e [k, Ns] of columns j0… reach the next `rest`. */
-    const spread = async (j0: number, k: number, rest: number, e: Float32Array, target: Float32Array) => {
-      const ut = new Float32Array(rest * k);
-      for (let i = 0; i < k; i++) for (let t = 0; t < rest; t++) ut[t * k + i] = U[(j0 + i) * K + j0 + k + t];
-      await update(ut, rest, k, e, Ns, target);
-    };
-    // The weights not yet quantized, [K − i1, Ns] in processing order: row j is input column perm[i1 + j].
-    // Keeping them as rows makes each lazy batch update one GEMM on a contiguous tail (no copies).
-    let tail = new Float32Array(K * Ns);
-    if (o.inputMajor) {
-      for (let j = 0; j < K; j++) if (!dead[perm[j]]) tail.set(w.subarray(perm[j] * N + n0, perm[j] * N + n0 + Ns), j * Ns);
-    } else {
-      for (let n = 0; n < Ns; n++) for (let j = 0; j < K; j++) tail[j * Ns + n] = dead[perm[j]] ? 0 : w[(n0 + n) * K + perm[j]];
-    }
-    // Static groups: a block's scale/zero come from its current (updated) weights when first needed.
-    const haveParams = new Uint8Array(nBlocks);
-    const values = new Float32Array(bs);
-    for (let i1 = 0; i1 < K; i1 += lazy) {
-      const i2 = Math.min(K, i1 + lazy);
-      const count = i2 - i1;
-      const err = new Float32Array(count * Ns);
-      // Within a lazy block, errors spread column by column only inside sub-blocks of `sub` columns; each
-      // finished sub-block reaches the rest of the lazy block with one GEMM (JS work K·sub/2·N instead of K·lazy/2·N).
-      for (let s1 = 0; s1 < count; s1 += sub) {
-        const s2 = Math.min(count, s1 + sub);
-        for (let i = s1; i < s2; i++) {
-          const j = i1 + i;
-          const col = perm[j];
-          const blk = Math.floor(col / bs);
-          if (!haveParams[blk]) {
-            const k0 = blk * bs;
-            const k1 = Math.min(K, k0 + bs);
-            for (let n = 0; n < Ns; n++) {
-              for (let k = k0; k < k1; k++) values[k - k0] = tail[(pos[k] - i1) * Ns + n];
-              const { lo, hi } = blockRange(values, 0, 0, k1 - k0);
-              const { scale, zero } = blockParams(lo, hi, o.bits, o.symmetric);
-              scales[(n0 + n) * nBlocks + blk] = scale;
-              zeros[(n0 + n) * nBlocks + blk] = zero;
-            }
-            haveParams[blk] = 1;
-          }
-          const d = U[j * K + j];
-          const row = i * Ns;
-          for (let n = 0; n < Ns; n++) {
-            const s = scales[(n0 + n) * nBlocks + blk];
-            const z = zeros[(n0 + n) * nBlocks + blk];
-            const wv = tail[row + n];
-            const code = quantizeValue(wv, s, z, levels);
-            q[(n0 + n) * stride + col] = code;
-            err[row + n] = (wv - (code - z) * s) / d;
-          }
-          for (let t = i + 1; t < s2; t++) {
-            const u = U[j * K + i1 + t];
-            if (u === 0) continue;
-            const trow = t * Ns;
-            for (let n = 0; n < Ns; n++) tail[trow + n] -= err[row + n] * u;
-          }
-        }
-        if (s2 < count) await spread(i1 + s1, s2 - s1, count - s2, err.subarray(s1 * Ns, s2 * Ns), tail.subarray(s2 * Ns, count * Ns));
+  const strip = Math.min(N, o.stripWidth ?? 2048);
+  const scratch = o.scratch ?? new Scratch();
+  scratch.reserve(K * strip + lazy * strip + K * lazy);
+  const tailBuf = scratch.take(K * strip);
+  const errBuf = scratch.take(lazy * strip);
+  const utBuf = scratch.take(K * lazy);
+  try {
+    for (let n0 = 0; n0 < N; n0 += strip) {
+      const Ns = Math.min(N, n0 + strip) - n0;
+      /** target [rest, Ns] −= U[j0:j0+k, j0+k:j0+k+rest]ᵀ · e: the errors e [k, Ns] of columns j0… reach the next `rest`. */
+      const spread = async (j0: number, k: number, rest: number, e: Float32Array, target: Float32Array) => {
+        const ut = utBuf.subarray(0, rest * k);
+        for (let i = 0; i < k; i++) for (let t = 0; t < rest; t++) ut[t * k + i] = U[(j0 + i) * K + j0 + k + t];
+        await update(ut, rest, k, e, Ns, target);
+      };
+      // The weights not yet quantized, [K − i1, Ns] in processing order: row j is input column perm[i1 + j].
+      // Keeping them as rows makes each lazy batch update one GEMM on a contiguous tail (no copies).
+      let tail = tailBuf.subarray(0, K * Ns);
+      tail.fill(0);
+      if (o.inputMajor) {
+        for (let j = 0; j < K; j++) if (!dead[perm[j]]) tail.set(w.subarray(perm[j] * N + n0, perm[j] * N + n0 + Ns), j * Ns);
+      } else {
+        for (let n = 0; n < Ns; n++) for (let j = 0; j < K; j++) tail[j * Ns + n] = dead[perm[j]] ? 0 : w[(n0 + n) * K + perm[j]];
       }
-      // Lazy batch update of all later columns: W[i2:] −= U[i1:i2, i2:]ᵀ · Err.
-      tail = tail.subarray(count * Ns);
-      if (K > i2) await spread(i1, count, K - i2, err, tail);
+      // Static groups: a block's scale/zero come from its current (updated) weights when first needed.
+      const haveParams = new Uint8Array(nBlocks);
+      const values = new Float32Array(bs);
+      for (let i1 = 0; i1 < K; i1 += lazy) {
+        const i2 = Math.min(K, i1 + lazy);
+        const count = i2 - i1;
+        const err = errBuf.subarray(0, count * Ns);
+        // Within a lazy block, errors spread column by column only inside sub-blocks of `sub` columns; each
+        // finished sub-block reaches the rest of the lazy block with one GEMM (JS work K·sub/2·N instead of K·lazy/2·N).
+        for (let s1 = 0; s1 < count; s1 += sub) {
+          const s2 = Math.min(count, s1 + sub);
+          for (let i = s1; i < s2; i++) {
+            const j = i1 + i;
+            const col = perm[j];
+            const blk = Math.floor(col / bs);
+            if (!haveParams[blk]) {
+              const k0 = blk * bs;
+              const k1 = Math.min(K, k0 + bs);
+              for (let n = 0; n < Ns; n++) {
+                for (let k = k0; k < k1; k++) values[k - k0] = tail[(pos[k] - i1) * Ns + n];
+                const { lo, hi } = blockRange(values, 0, 0, k1 - k0);
+                const { scale, zero } = blockParams(lo, hi, o.bits, o.symmetric);
+                scales[(n0 + n) * nBlocks + blk] = scale;
+                zeros[(n0 + n) * nBlocks + blk] = zero;
+              }
+              haveParams[blk] = 1;
+            }
+            const d = U[j * K + j];
+            const row = i * Ns;
+            for (let n = 0; n < Ns; n++) {
+              const s = scales[(n0 + n) * nBlocks + blk];
+              const z = zeros[(n0 + n) * nBlocks + blk];
+              const wv = tail[row + n];
+              const code = quantizeValue(wv, s, z, levels);
+              q[(n0 + n) * stride + col] = code;
+              err[row + n] = (wv - (code - z) * s) / d;
+            }
+            for (let t = i + 1; t < s2; t++) {
+              const u = U[j * K + i1 + t];
+              if (u === 0) continue;
+              const trow = t * Ns;
+              for (let n = 0; n < Ns; n++) tail[trow + n] -= err[row + n] * u;
+            }
+          }
+          if (s2 < count) await spread(i1 + s1, s2 - s1, count - s2, err.subarray(s1 * Ns, s2 * Ns), tail.subarray(s2 * Ns, count * Ns));
+        }
+        // Lazy batch update of all later columns: W[i2:] −= U[i1:i2, i2:]ᵀ · Err.
+        tail = tail.subarray(count * Ns);
+        if (K > i2) await spread(i1, count, K - i2, err, tail);
+      }
     }
+  } finally {
+    scratch.release(0);
   }
   // Padding codes of a last partial block equal the zero point (they multiply zero inputs).
   for (let n = 0; n < N; n++) for (let k = K; k < stride; k++) q[n * stride + k] = zeros[n * nBlocks + nBlocks - 1];

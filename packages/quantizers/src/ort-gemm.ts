@@ -2,6 +2,7 @@ import * as ort from 'onnxruntime-node';
 import { DataType, GraphBuilder, createModel, encodeModel, float, floatTensor, type Graph } from '@alki/onnx';
 import type { CandidateLoss } from './awq.js';
 import type { BlockwiseOptions } from './blockwise.js';
+import { noteOrtOutput } from './ort-memory.js';
 
 /** A small graph written by `build`. */
 function graph(name: string, build: (g: GraphBuilder) => void): Graph {
@@ -29,8 +30,8 @@ export class OrtGemm {
     return s;
   }
 
-  /** A [m, k], B [n, k] → A·Bᵀ [m, n]. */
-  abt = async (a: Float32Array, m: number, k: number, b: Float32Array, n: number): Promise<Float32Array> => {
+  /** A [m, k], B [n, k] → A·Bᵀ [m, n], into `out` when given. */
+  abt = async (a: Float32Array, m: number, k: number, b: Float32Array, n: number, out?: Float32Array): Promise<Float32Array> => {
     const s = await this.session('abt', () =>
       graph('gemm_abt', (g) => {
         const A = g.input('A', DataType.FLOAT, ['m', 'k']);
@@ -38,8 +39,13 @@ export class OrtGemm {
         g.output(g.node('Gemm', [A, B], { transB: 1 }, { outputs: ['C'] }), DataType.FLOAT, ['m', 'n']);
       }),
     );
-    const out = await s.run({ A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [n, k]) });
-    return out.C.data as Float32Array;
+    const feeds = { A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [n, k]) };
+    noteOrtOutput(m * n * 4);
+    if (out) {
+      await s.run(feeds, { C: new ort.Tensor('float32', out, [m, n]) });
+      return out;
+    }
+    return (await s.run(feeds)).C.data as Float32Array;
   };
 
   /** Batched X [nb, n, b] · Qt [nb, b, N] → [nb, n, N] (AWQ's per-block outputs). */
@@ -52,6 +58,7 @@ export class OrtGemm {
       }),
     );
     const out = await s.run({ X: new ort.Tensor('float32', x, [nb, n, b]), Q: new ort.Tensor('float32', qt, [nb, b, N]) });
+    noteOrtOutput(nb * n * N * 4);
     return out.Y.data as Float32Array;
   };
 
@@ -83,6 +90,7 @@ export class OrtGemm {
     const C = new ort.Tensor('float32', c, [m, n]);
     // Gemm copies C into Y before accumulating, so Y may alias C.
     await s.run({ A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [k, n]), C }, { Y: C });
+    noteOrtOutput(m * n * 4);
   };
 
   /**
