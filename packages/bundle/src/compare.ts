@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { AlkiError, type ProgressCallback } from '@alki/core';
@@ -5,7 +6,7 @@ import { evaluateTargets, formatHtml, formatMarkdown, formatTerminal, type Evalu
 import { buildBundle, type CalibrationOptions } from './build.js';
 import { bundleEvalTarget } from './eval-target.js';
 import { readBundle, type Bundle } from './read.js';
-import type { QuantizeOptions } from '@alki/quantizers';
+import { readCalibrationFile, type QuantizeOptions } from '@alki/quantizers';
 
 /** One method of a comparison, e.g. rtn4 = RTN int4 block 32. */
 export interface MethodSpec {
@@ -72,13 +73,14 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
     const dir = join(o.out, m.label);
     const existing = o.reuse !== false && existsSync(join(dir, 'alki.json')) ? tryRead(dir) : undefined;
     const q = existing?.manifest.quantization;
-    // Reuse only a bundle of the same source and settings (SmoothQuant's α is not in the manifest: rebuild).
+    // Reuse only a bundle of the same source, settings and calibration (SmoothQuant's α is not in the manifest: rebuild).
     const matches =
       existing &&
       existing.manifest.source.id === (o.sourceId ?? basename(o.modelDir)) &&
       q!.method === m.quantize.method &&
       m.quantize.method !== 'smoothquant' &&
-      (m.quantize.method === 'none' || (q!.bits === (m.quantize.bits ?? 4) && q!.groupSize === (m.quantize.blockSize ?? 32)));
+      (m.quantize.method === 'none' || (q!.bits === (m.quantize.bits ?? 4) && q!.groupSize === (m.quantize.blockSize ?? 32))) &&
+      sameCalibration(existing.manifest.quantization.calibration, o.calibration);
     if (matches) {
       bundles.push(existing);
       continue;
@@ -108,4 +110,13 @@ function tryRead(dir: string): Bundle | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Whether a bundle's recorded calibration is what `wanted` would produce (bundles without calibration always match). */
+function sameCalibration(recorded: Bundle['manifest']['quantization']['calibration'], wanted: CalibrationOptions | undefined): boolean {
+  if (!recorded) return true;
+  if (recorded.samples !== (wanted?.samples ?? 128)) return false;
+  if (wanted?.seqLen !== undefined && recorded.sequenceLength !== wanted.seqLen) return false;
+  if (!wanted?.path) return recorded.source.startsWith('sampled') && (wanted?.seed ?? 0) === Number(/seed (\d+)/.exec(recorded.source)?.[1] ?? 0);
+  return recorded.sha256 === createHash('sha256').update(readCalibrationFile(wanted.path)).digest('hex');
 }

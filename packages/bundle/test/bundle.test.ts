@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TextGenerator } from '@alki/runtime';
-import { buildBundle, isSafeRelativePath, readBundle, verifyBundle, writeDirAtomically } from '../src/index.js';
+import { buildBundle, compareMethods, isSafeRelativePath, parseMethods, readBundle, verifyBundle, writeDirAtomically } from '../src/index.js';
 import { tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
 
 const t = tempDir('alki-bundle-');
@@ -85,5 +85,28 @@ describe('writeDirAtomically', () => {
     const err = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
     await expect(writeDirAtomically(out, false, async () => { throw err; })).rejects.toMatchObject({ code: 'NO_SPACE', hint: expect.stringMatching(/free some disk space/) });
     expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe('compareMethods', () => {
+  it('rebuilds a calibrated bundle when the calibration changes, and reuses it when it does not', async () => {
+    const out = join(t.dir, 'cmp');
+    const calib = (name: string, text: string) => {
+      const path = join(t.dir, name);
+      writeFileSync(path, text.repeat(400));
+      return path;
+    };
+    const a = calib('a.txt', 'the cat sat on the mat and the dog ran. ');
+    const b = calib('b.txt', 'a bird flew over the big red house today. ');
+    const run = async (path: string) => {
+      const { bundles } = await compareMethods({ modelDir: model.dir, out, methods: parseMethods('gptq4'), metrics: ['size'], calibration: { path, samples: 2, seqLen: 16 } });
+      return bundles[1].manifest;
+    };
+    const first = await run(a);
+    expect(first.quantization.calibration?.source).toMatch(/^a\.txt/);
+    const again = await run(a);
+    expect(again.createdAt).toBe(first.createdAt);
+    const other = await run(b);
+    expect(other.quantization.calibration?.source).toMatch(/^b\.txt/);
   });
 });

@@ -70,7 +70,13 @@ describe('decoder export', () => {
     const { model } = exportModel(openHfModel(stories260K!), { flavour: 'portable' });
     const back = decodeModel(encodeModel(model)).model;
     const groups: ScaleGroup[] = JSON.parse(back.metadata[SCALE_GROUPS_KEY]);
-    expect(groups[0]).toEqual({ layer: 0, norm: 'model.layers.0.input_layernorm.weight', linears: ['model.layers.0.self_attn.q_proj.weight', 'model.layers.0.self_attn.k_proj.weight', 'model.layers.0.self_attn.v_proj.weight'] });
+    expect(groups[0]).toEqual({
+      layer: 0,
+      norm: 'model.layers.0.input_layernorm.weight',
+      linears: ['model.layers.0.self_attn.q_proj.weight', 'model.layers.0.self_attn.k_proj.weight', 'model.layers.0.self_attn.v_proj.weight'],
+      // Queries and keys (8 and 4 heads of 8) are not clipped by AWQ.
+      unclipped: { 'model.layers.0.self_attn.q_proj.weight': 64, 'model.layers.0.self_attn.k_proj.weight': 32 },
+    });
     expect(groups.at(-1)).toEqual({ layer: -1, norm: 'model.norm.weight', linears: ['lm_head.weight'] });
   });
 

@@ -60,9 +60,10 @@ export function blockRange(w: ArrayLike<number>, offset: number, k0: number, k1:
   return { lo, hi };
 }
 
-/** Code of x for a block: clamp(round(x/scale) + zero, 0, 2^b−1). */
+/** Code of x for a block: clamp(round(x/scale) + zero, 0, 2^b−1), halves rounded up. */
 export function quantizeValue(x: number, scale: number, zero: number, levels: number): number {
-  const q = Math.round(x / scale) + zero;
+  // floor(v + 0.5) is Math.round (but for v one ulp below a half) and 3× faster in V8.
+  const q = Math.floor(x / scale + 0.5) + zero;
   return q < 0 ? 0 : q > levels ? levels : q;
 }
 
@@ -88,4 +89,32 @@ export function dequantizeBlockwise(qw: BlockwiseQuantized, layout: 'NK' | 'KN' 
     }
   }
   return out;
+}
+
+/**
+ * ‖W − Ŵ‖ / ‖W‖ for a float weight W and its quantized form, without
+ * materializing Ŵ; W is [N, K] or, with `layout` 'KN', the MatMul layout [K, N].
+ */
+export function relativeErrorOf(qw: BlockwiseQuantized, w: Float32Array, layout: 'NK' | 'KN' = 'NK'): number {
+  const { N, K, nBlocks, blockSize, bits } = qw;
+  const stride = nBlocks * blockSize;
+  const implicit = 1 << (bits - 1);
+  const [rowStep, colStep] = layout === 'NK' ? [K, 1] : [1, N];
+  let num = 0;
+  let den = 0;
+  for (let b = 0; b < nBlocks; b++) {
+    const k0 = b * blockSize;
+    const k1 = Math.min(K, k0 + blockSize);
+    for (let n = 0; n < N; n++) {
+      const s = qw.scales[n * nBlocks + b];
+      const z = qw.zeroPoints ? qw.zeroPoints[n * nBlocks + b] : implicit;
+      for (let k = k0; k < k1; k++) {
+        const v = w[n * rowStep + k * colStep];
+        const d = v - (qw.q[n * stride + k] - z) * s;
+        num += d * d;
+        den += v * v;
+      }
+    }
+  }
+  return Math.sqrt(num / (den || 1));
 }

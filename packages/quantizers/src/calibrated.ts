@@ -1,7 +1,7 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { transpose, type Model, type Node, type Tensor } from '@alki/onnx';
 import { awqClip, awqSearchScale } from './awq.js';
-import { dequantizeBlockwise, type BlockwiseQuantized } from './blockwise.js';
+import { dequantizeBlockwise, relativeErrorOf, type BlockwiseQuantized } from './blockwise.js';
 import { LayerRunner, type LayerSpan } from './calibration/layer-runner.js';
 import { gptq, prepareGptqHessian } from './gptq.js';
 import { OrtGemm } from './ort-gemm.js';
@@ -35,6 +35,8 @@ export interface CalibratedOptions {
   awqRows?: number;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
+  /** Filled with each GPTQ weight's ‖W − Ŵ‖ / ‖W‖ against the weight it started from. */
+  errors?: Map<string, number>;
 }
 
 /**
@@ -74,7 +76,7 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
   const runner = new LayerRunner(model, spans, calibration.samples, hiddenSize, 4, o.signal);
   const results = new Map<string, BlockwiseQuantized>();
   const gemm = new OrtGemm();
-  const ctx: LayerContext = { model, runner, gemm, scratch: new Scratch(), weight, o, results, opts: { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric } };
+  const ctx: LayerContext = { model, runner, gemm, scratch: new Scratch(), weightScratch: new Scratch(), weight, o, results, opts: { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric } };
   try {
     const total = spans.length;
     o.onProgress?.({ step: `${o.method} calibrate`, done: 0, total, detail: `${calibration.samples.length} samples × ${runner.seqLen} tokens` });
@@ -102,8 +104,9 @@ interface LayerContext {
   model: Model;
   runner: LayerRunner;
   gemm: OrtGemm;
-  /** Work memory shared by the layers' GPTQ runs. */
+  /** Work memory shared by the layers' GPTQ and AWQ searches, and for weight copies. */
   scratch: Scratch;
+  weightScratch: Scratch;
   weight: (name: string) => Tensor;
   o: CalibratedOptions;
   results: Map<string, BlockwiseQuantized>;
@@ -145,6 +148,7 @@ async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp };
       const qw = await gptq(t.data as Float32Array, prepared, N, K, { ...options, inputMajor: true, scratch: c.scratch }, abt, c.gemm.update);
       c.results.set(name, qw);
+      c.o.errors?.set(name, relativeErrorOf(qw, t.data as Float32Array, 'KN'));
       // Later layers calibrate on these quantized weights; after the last span nothing reads them.
       if (!l.last) dequantizeBlockwise(qw, 'KN', t.data as Float32Array);
     }
@@ -157,6 +161,9 @@ async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
  * all decoder layers together on a CPU.
  */
 const AWQ_MAX_GROUP = 32 * 1024 * 1024;
+
+/** Outputs on which AWQ's scale search measures its candidates (see {@link AwqOptions.searchOutputs}). */
+const AWQ_SEARCH_OUTPUTS = 1024;
 
 /** AWQ: per group, the scale search (folded into the producer), then the clipping search per linear. */
 async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
@@ -175,29 +182,31 @@ async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
         const t = c.weight(name);
         return { w: transpose(t.data as Float32Array, t.dims[0], t.dims[1]), N: t.dims[1] };
       });
-      // The search costs rows × outputs × K per candidate: large layers search on fewer rows.
-      const outputs = lin.reduce((sum, x) => sum + x.N, 0);
-      const searchRows = Math.min(n, Math.max(256, Math.floor(4e9 / (outputs * K))));
+      // Each candidate costs outputs × K (fake quantization) + rows × outputs × K (the product): large groups
+      // are measured on a sample of their outputs, and on fewer rows.
+      const outputs = Math.min(AWQ_SEARCH_OUTPUTS, lin.reduce((sum, x) => sum + x.N, 0));
+      const searchRows = Math.min(n, Math.max(256, Math.floor(2e9 / (outputs * K))));
       // The candidate graph cuts K into whole blocks; otherwise the JS path quantizes the candidates.
       const candidates = K % c.opts.blockSize === 0 ? c.gemm.candidateLoss : undefined;
-      const { scale } = await awqSearchScale(evenRows(st.rows!, n, K, searchRows), Math.min(n, searchRows), K, xMean, lin, c.opts, abt, candidates);
+      const options = { ...c.opts, searchOutputs: AWQ_SEARCH_OUTPUTS };
+      const { scale } = await awqSearchScale(evenRows(st.rows!, n, K, searchRows), Math.min(n, searchRows), K, xMean, lin, options, abt, candidates);
       applyScale(c.model, g, scale);
       // Later searches of this layer see the input as the scaled graph produces it.
       for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) st.rows![t * K + k] /= scale[k];
     }
-    // Clipping looks at up to 512 rows, as AutoAWQ does (n_sample_token); on large layers fewer (its cost is
-    // rows × outputs × blocks × 10 shrink steps, all of it memory traffic).
-    const widest = Math.max(...g.linears.map((name) => c.weight(name).data.length));
-    const clipRows = Math.min(n, 512, Math.max(64, Math.floor(5e8 / ((widest / c.opts.blockSize) * 10))));
-    const clipX = evenRows(st.rows!, n, K, clipRows);
+    // Clipping measures each block's output error through its Gram matrix, so it can use every kept row.
     for (const name of g.linears) {
-      // AWQ does not clip q/k: attention scores are too sensitive to it.
-      if (/q_proj|k_proj/.test(name)) continue;
       const t = c.weight(name);
       const [Kw, N] = t.dims;
-      const products = { outputs: c.gemm.blockOutputs, errors: c.gemm.blockErrors };
-      const clipped = await awqClip(transpose(t.data as Float32Array, Kw, N), N, Kw, clipX, clipRows, c.opts, products);
-      t.data = transpose(clipped, N, Kw);
+      // AWQ does not clip attention queries and keys: attention scores are too sensitive to it.
+      const first = g.unclipped?.[name] ?? (/q_proj|k_proj/.test(name) ? N : 0);
+      if (first >= N) continue;
+      const products = { blockGram: c.gemm.blockGram, quadratic: c.gemm.quadratic };
+      c.weightScratch.reserve(N * Kw);
+      const rows = transpose(t.data as Float32Array, Kw, N, c.weightScratch.take(N * Kw));
+      await awqClip(rows, N, Kw, st.rows!, n, { ...c.opts, first, inPlace: true, scratch: c.scratch }, products);
+      transpose(rows, N, Kw, t.data as Float32Array);
+      c.weightScratch.release(0);
     }
   }
 }

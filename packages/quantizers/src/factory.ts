@@ -1,6 +1,6 @@
 import { AlkiError } from '@alki/core';
 import { transpose, type Model } from '@alki/onnx';
-import { type BlockwiseQuantized } from './blockwise.js';
+import { relativeErrorOf } from './blockwise.js';
 import { calibratedQuantize, type CalibrationData } from './calibrated.js';
 import { emptyReport, finishQuantizedModel, quantize, resolveQuantizeOptions, selectLinears, writeMatMulNBits, type QuantizeMethod, type QuantizeOptions, type QuantizeReport } from './quantize.js';
 import { rtn } from './rtn.js';
@@ -45,12 +45,13 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
       report.calibration = { source: cal.source, samples: cal.samples.length, sequenceLength: cal.samples[0]?.length ?? 0, sha256: cal.sha256 };
       gemmToMatMul(model);
       const sites = selectLinears(model, o, report);
-      // GPTQ's error is reported against the weight as the checkpoint had it.
-      const original = new Map(sites.map((s) => [s.weight.name, transpose(s.weight.data as Float32Array, s.K, s.N)]));
-      const codes = await calibratedQuantize(model, cal, { method: method as 'awq' | 'gptq' | 'smoothquant', bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric, actOrder: o.actOrder, percDamp: o.percDamp, alpha: o.alpha, onProgress: o.onProgress, signal: o.signal });
+      // GPTQ's error is reported against the weight as the checkpoint had it (measured before it is replaced).
+      const errors = new Map<string, number>();
+      const codes = await calibratedQuantize(model, cal, { method: method as 'awq' | 'gptq' | 'smoothquant', bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric, actOrder: o.actOrder, percDamp: o.percDamp, alpha: o.alpha, onProgress: o.onProgress, signal: o.signal, errors });
       if (method === 'smoothquant') {
         // W8A8: int8 weights per output channel, activations quantized per tensor at run time.
-        for (const site of findLinears(model).filter((s) => original.has(s.weight.name))) {
+        const selected = new Set(sites.map((s) => s.weight.name));
+        for (const site of findLinears(model).filter((s) => selected.has(s.weight.name))) {
           const { bytes, q, scales } = writeDynamicQuantizeMatMul(model, site);
           const back = new Float32Array(site.N * site.K);
           for (let k = 0; k < site.K; k++) for (let n = 0; n < site.N; n++) back[n * site.K + k] = q[k * site.N + n] * scales[n];
@@ -64,12 +65,15 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
         return { model, report };
       }
       for (const site of sites) {
-        let qw: BlockwiseQuantized | undefined = codes.get(site.weight.name);
-        // AWQ leaves scaled, clipped float weights: the final rounding is plain RTN.
-        // Its error is reported against the scaled weight it rounds (scaling is exact; clipping is part of the error).
-        const reference = qw ? original.get(site.weight.name)! : transpose(site.weight.data as Float32Array, site.K, site.N);
-        if (!qw) qw = rtn(reference, site.N, site.K, o);
-        writeMatMulNBits(model, site, qw, reference, o.accuracyLevel, report);
+        const qw = codes.get(site.weight.name);
+        if (qw) writeMatMulNBits(model, site, qw, errors.get(site.weight.name)!, o.accuracyLevel, report);
+        else {
+          // AWQ leaves scaled, clipped float weights: the final rounding is plain RTN. Its error is reported
+          // against the scaled weight it rounds (scaling is exact; clipping is part of the error).
+          const w = site.weight.data as Float32Array;
+          const rounded = rtn(w, site.N, site.K, o, 'KN');
+          writeMatMulNBits(model, site, rounded, relativeErrorOf(rounded, w, 'KN'), o.accuracyLevel, report);
+        }
       }
       finishQuantizedModel(model, report);
       report.seconds = (performance.now() - t0) / 1000;

@@ -1,5 +1,5 @@
 import { AlkiError } from '@alki/core';
-import { blockParams, blockRange, quantizeValue, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
+import { blockParams, quantizeValue, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
 import { matmulABt, Scratch, upperCholeskyOfInverse, type MatMulABt } from './linalg.js';
 
 /** GPTQ options (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers"). */
@@ -10,7 +10,7 @@ export interface GptqOptions extends BlockwiseOptions {
   lazyBlock?: number;
   /** Process columns in order of decreasing Hessian diagonal ("act-order"). */
   actOrder?: boolean;
-  /** Outputs per independent strip (default 2048). */
+  /** Outputs per independent strip (default 512). */
   stripWidth?: number;
   /** Columns per inner sub-block of a lazy batch (default 16; equal to lazyBlock: the paper's column-by-column loop). */
   subBlock?: number;
@@ -96,14 +96,17 @@ export async function gptq(
   const scales = new Float32Array(N * nBlocks);
   const zeros = new Uint8Array(N * nBlocks);
   const q = new Uint8Array(N * stride);
-  // Outputs are independent given U: GPTQ runs on strips of outputs, which keeps each GEMM's operands
-  // narrow (onnxruntime's GEMM is several times slower on very wide ones here) and memory bounded.
-  const strip = Math.min(N, o.stripWidth ?? 2048);
+  // Outputs are independent given U: GPTQ runs on strips of outputs. Narrow strips keep each batch update's
+  // onnxruntime output (rest × strip floats) small enough for the allocator to recycle: 2048-wide strips made
+  // down_proj's updates 45 MB outputs, each fresh memory (page faults), 2–3× slower overall (see ort-memory.ts).
+  const strip = Math.min(N, o.stripWidth ?? 512);
   const scratch = o.scratch ?? new Scratch();
   scratch.reserve(K * strip + lazy * strip + K * lazy);
   const tailBuf = scratch.take(K * strip);
   const errBuf = scratch.take(lazy * strip);
   const utBuf = scratch.take(K * lazy);
+  const blo = new Float32Array(strip);
+  const bhi = new Float32Array(strip);
   try {
     for (let n0 = 0; n0 < N; n0 += strip) {
       const Ns = Math.min(N, n0 + strip) - n0;
@@ -124,7 +127,7 @@ export async function gptq(
       }
       // Static groups: a block's scale/zero come from its current (updated) weights when first needed.
       const haveParams = new Uint8Array(nBlocks);
-      const values = new Float32Array(bs);
+  
       for (let i1 = 0; i1 < K; i1 += lazy) {
         const i2 = Math.min(K, i1 + lazy);
         const count = i2 - i1;
@@ -140,10 +143,19 @@ export async function gptq(
             if (!haveParams[blk]) {
               const k0 = blk * bs;
               const k1 = Math.min(K, k0 + bs);
+              // The block's range per output, reading its rows of the tail (contiguous over outputs).
+              blo.fill(Infinity, 0, Ns);
+              bhi.fill(-Infinity, 0, Ns);
+              for (let k = k0; k < k1; k++) {
+                const r = (pos[k] - i1) * Ns;
+                for (let n = 0; n < Ns; n++) {
+                  const v = tail[r + n];
+                  if (v < blo[n]) blo[n] = v;
+                  if (v > bhi[n]) bhi[n] = v;
+                }
+              }
               for (let n = 0; n < Ns; n++) {
-                for (let k = k0; k < k1; k++) values[k - k0] = tail[(pos[k] - i1) * Ns + n];
-                const { lo, hi } = blockRange(values, 0, 0, k1 - k0);
-                const { scale, zero } = blockParams(lo, hi, o.bits, o.symmetric);
+                const { scale, zero } = blockParams(blo[n], bhi[n], o.bits, o.symmetric);
                 scales[(n0 + n) * nBlocks + blk] = scale;
                 zeros[(n0 + n) * nBlocks + blk] = zero;
               }

@@ -10,6 +10,8 @@ export interface InferredGroup {
   linears: string[];
   /** No producer can absorb a scale: a Mul is inserted before the linears instead. */
   insertMul?: boolean;
+  /** Per weight, how many leading outputs AWQ must not clip (attention queries/keys). */
+  unclipped?: Record<string, number>;
 }
 
 const NORM_OPS = new Set(['LayerNormalization', 'SimplifiedLayerNormalization', 'RMSNormalization', 'SkipLayerNormalization', 'SkipSimplifiedLayerNormalization']);

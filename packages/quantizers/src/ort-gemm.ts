@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { DataType, GraphBuilder, createModel, encodeModel, float, floatTensor, type Graph } from '@alki/onnx';
+import { DataType, GraphBuilder, createModel, encodeModel, float, floatTensor, int64Tensor, type Graph } from '@alki/onnx';
 import type { CandidateLoss } from './awq.js';
 import type { BlockwiseOptions } from './blockwise.js';
 import { noteOrtOutput } from './ort-memory.js';
@@ -48,32 +48,34 @@ export class OrtGemm {
     return (await s.run(feeds)).C.data as Float32Array;
   };
 
-  /** Batched X [nb, n, b] · Qt [nb, b, N] → [nb, n, N] (AWQ's per-block outputs). */
-  blockOutputs = async (x: Float32Array, qt: Float32Array, nb: number, n: number, b: number, N: number): Promise<Float32Array> => {
-    const s = await this.session('blockOutputs', () =>
-      graph('block_matmul', (g) => {
-        const X = g.input('X', DataType.FLOAT, ['nb', 'n', 'b']);
-        const Q = g.input('Q', DataType.FLOAT, ['nb', 'b', 'N']);
-        g.output(g.node('MatMul', [X, Q], {}, { outputs: ['Y'] }), DataType.FLOAT, ['nb', 'n', 'N']);
+  /** AWQ clipping's per-block Gram matrices: X [n, K] → [K/b, b, b] (see {@link ClipProducts}). */
+  blockGram = async (x: Float32Array, n: number, K: number, b: number): Promise<Float32Array> => {
+    const s = await this.session('blockGram', () =>
+      graph('block_gram', (g) => {
+        const X = g.input('X', DataType.FLOAT, ['n', 'K']);
+        const SHAPE = g.input('SHAPE', DataType.INT64, [3]);
+        const blocks = g.node('Reshape', [X, SHAPE]); // [n, nb, b]
+        const xb = g.node('Transpose', [blocks], { perm: [1, 0, 2] }); // [nb, n, b]
+        const xt = g.node('Transpose', [blocks], { perm: [1, 2, 0] }); // [nb, b, n]
+        g.output(g.node('MatMul', [xt, xb], {}, { outputs: ['G'] }), DataType.FLOAT, ['nb', 'b', 'b']);
       }),
     );
-    const out = await s.run({ X: new ort.Tensor('float32', x, [nb, n, b]), Q: new ort.Tensor('float32', qt, [nb, b, N]) });
-    noteOrtOutput(nb * n * N * 4);
-    return out.Y.data as Float32Array;
+    const out = await s.run({ X: new ort.Tensor('float32', x, [n, K]), SHAPE: new ort.Tensor('int64', BigInt64Array.from([BigInt(n), BigInt(K / b), BigInt(b)]), [3]) });
+    return out.G.data as Float32Array;
   };
 
-  /** Σ_t (X·Qt − R)² per block and output, [nb, N], without the products leaving onnxruntime. */
-  blockErrors = async (x: Float32Array, qt: Float32Array, ref: Float32Array, nb: number, n: number, b: number, N: number): Promise<Float32Array> => {
-    const s = await this.session('blockErrors', () =>
-      graph('block_err', (g) => {
-        const X = g.input('X', DataType.FLOAT, ['nb', 'n', 'b']);
-        const Q = g.input('Q', DataType.FLOAT, ['nb', 'b', 'N']);
-        const R = g.input('R', DataType.FLOAT, ['nb', 'n', 'N']);
-        const d = g.node('Sub', [g.node('MatMul', [X, Q]), R]);
-        g.output(g.node('ReduceSumSquare', [d], { axes: [1], keepdims: 0 }, { outputs: ['E'] }), DataType.FLOAT, ['nb', 'N']);
+  /** AWQ clipping's output errors dᵀ·G·d per block and output: D [nb, N, b], G [nb, b, b] → [nb, N]. */
+  quadratic = async (d: Float32Array, gram: Float32Array, nb: number, N: number, b: number): Promise<Float32Array> => {
+    const s = await this.session('quadratic', () =>
+      graph('quadratic', (g) => {
+        const D = g.input('D', DataType.FLOAT, ['nb', 'N', 'b']);
+        const G = g.input('G', DataType.FLOAT, ['nb', 'b', 'b']);
+        const dg = g.node('MatMul', [D, G]);
+        const axes = g.initializer(int64Tensor('axes', [1], [2]));
+        g.output(g.node('ReduceSum', [g.node('Mul', [dg, D]), axes], { keepdims: 0 }, { outputs: ['E'] }), DataType.FLOAT, ['nb', 'N']);
       }),
     );
-    const out = await s.run({ X: new ort.Tensor('float32', x, [nb, n, b]), Q: new ort.Tensor('float32', qt, [nb, b, N]), R: new ort.Tensor('float32', ref, [nb, n, N]) });
+    const out = await s.run({ D: new ort.Tensor('float32', d, [nb, N, b]), G: new ort.Tensor('float32', gram, [nb, b, b]) });
     return out.E.data as Float32Array;
   };
 
@@ -131,25 +133,28 @@ function awqCandidateGraph(o: BlockwiseOptions): Graph {
   const c = (name: string, v: number) => g.initializer(floatTensor(name, [], [v]));
   const zero = c('zero', 0);
   const one = c('one', 1);
-  const levels = c('levels', (1 << o.bits) - 1);
+  const levels = o.symmetric ? '' : c('levels', (1 << o.bits) - 1);
   const half = 1 << (o.bits - 1);
+  const negHalf = o.symmetric ? c('neg_half', -half) : '';
   const blocks = g.node('Reshape', [g.node('Mul', [W, S]), SHAPE]);
   const lo = g.node('ReduceMin', [blocks], { axes: [2], keepdims: 1 });
   const hi = g.node('ReduceMax', [blocks], { axes: [2], keepdims: 1 });
   // blockParams: symmetric maps the value of largest magnitude onto −2^(b−1); asymmetric spans [min(lo,0), max(hi,0)].
   let raw: string;
   let mn = '';
-  if (o.symmetric) raw = g.node('Div', [g.node('Where', [g.node('Greater', [g.node('Abs', [lo]), g.node('Abs', [hi])]), lo, hi]), c('neg_half', -half)]);
+  if (o.symmetric) raw = g.node('Div', [g.node('Where', [g.node('Greater', [g.node('Abs', [lo]), g.node('Abs', [hi])]), lo, hi]), negHalf]);
   else {
     mn = g.node('Min', [lo, zero]);
     raw = g.node('Div', [g.node('Sub', [g.node('Max', [hi, zero]), mn]), levels]);
   }
   const scale = g.node('Where', [g.node('Equal', [raw, zero]), one, raw]);
-  const zp = o.symmetric ? c('half', half) : g.node('Clip', [g.node('Round', [g.node('Div', [g.node('Neg', [mn]), scale])]), zero, levels]);
-  const q = g.node('Clip', [g.node('Add', [g.node('Round', [g.node('Div', [blocks, scale])]), zp]), zero, levels]);
-  const deq = g.node('Mul', [g.node('Sub', [q, zp]), scale]);
-  const flat = g.node('Div', [g.node('Reshape', [deq, g.node('Shape', [W])]), S]);
-  const y = g.node('Gemm', [X, flat], { transB: 1 });
+  const zp = o.symmetric ? '' : g.node('Clip', [g.node('Round', [g.node('Div', [g.node('Neg', [mn]), scale])]), zero, levels]);
+  // (clip(round(w/scale) + zp, 0, L) − zp)·scale, as clip(round(w·(1/scale)), −zp, L − zp)·scale: fewer passes over W.
+  const r = g.node('Round', [g.node('Mul', [blocks, g.node('Reciprocal', [scale])])]);
+  const centered = o.symmetric ? g.node('Clip', [r, negHalf, c('top', (1 << o.bits) - 1 - half)]) : g.node('Min', [g.node('Max', [r, g.node('Neg', [zp])]), g.node('Sub', [levels, zp])]);
+  const deq = g.node('Reshape', [g.node('Mul', [centered, scale]), g.node('Shape', [W])]);
+  // Q(W·s)/s against X equals Q(W·s) against X/s, and X is the smaller operand.
+  const y = g.node('Gemm', [g.node('Div', [X, S]), deq], { transB: 1 });
   const d = g.node('Sub', [y, REF]);
   g.output(g.node('ReduceMean', [g.node('Mul', [d, d])], { keepdims: 0 }, { outputs: ['LOSS'] }), F, []);
   return g.build();

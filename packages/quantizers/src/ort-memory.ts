@@ -12,7 +12,7 @@ import { runInNewContext } from 'node:vm';
  * generation collection (~1 ms) frees the wrappers and the allocator reuses
  * the warm memory.
  */
-const THRESHOLD = 64 * 1024 * 1024;
+const THRESHOLD = 16 * 1024 * 1024;
 let pending = 0;
 let collect: (() => void) | null | undefined;
 

@@ -1,6 +1,6 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
-import { transpose, type Model } from '@alki/onnx';
-import { dequantizeBlockwise, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
+import type { Model } from '@alki/onnx';
+import { relativeErrorOf, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
 import { matMulNBitsNode, matMulNBitsTensors } from './matmul-nbits.js';
 import { assertFinite, findLinears, gemmToMatMul, pruneInitializers, type LinearSite } from './rewrite.js';
 import { rtn } from './rtn.js';
@@ -122,20 +122,12 @@ export function selectLinears(model: Model, o: QuantizeOptions, report: Quantize
 
 /**
  * Replaces a MatMul by MatMulNBits holding `qw`, recording the layer in the
- * report. `reference` is the float weight [N, K] the error is measured against.
+ * report with its relative error (see {@link relativeErrorOf}).
  */
-export function writeMatMulNBits(model: Model, site: LinearSite, qw: BlockwiseQuantized, reference: Float32Array, accuracyLevel: number, report: QuantizeReport): void {
+export function writeMatMulNBits(model: Model, site: LinearSite, qw: BlockwiseQuantized, relativeError: number, accuracyLevel: number, report: QuantizeReport): void {
   const name = site.weight.name;
   const t = matMulNBitsTensors(qw, name);
-  const back = dequantizeBlockwise(qw);
-  let num = 0;
-  let den = 0;
-  for (let j = 0; j < reference.length; j++) {
-    const d = reference[j] - back[j];
-    num += d * d;
-    den += reference[j] * reference[j];
-  }
-  report.layers.push({ name, K: site.K, N: site.N, relativeError: Math.sqrt(num / (den || 1)) });
+  report.layers.push({ name, K: site.K, N: site.N, relativeError });
   report.floatBytes += site.weight.data.byteLength;
   report.quantizedBytes += t.B.data.byteLength + t.scales.data.byteLength + (t.zeroPoints?.data.byteLength ?? 0);
   model.graph.initializers.push(t.B, t.scales, ...(t.zeroPoints ? [t.zeroPoints] : []));
@@ -171,8 +163,8 @@ export function quantize(model: Model, options: QuantizeOptions): { model: Model
     o.onProgress?.({ step: 'quantize', done: i, total: sites.length, detail: site.weight.name });
     const wf = site.weight.data as Float32Array;
     assertFinite(site.weight.name, wf);
-    const rows = transpose(wf, site.K, site.N);
-    writeMatMulNBits(model, site, rtn(rows, site.N, site.K, bo), rows, o.accuracyLevel, report);
+    const qw = rtn(wf, site.N, site.K, bo, 'KN');
+    writeMatMulNBits(model, site, qw, relativeErrorOf(qw, wf, 'KN'), o.accuracyLevel, report);
   });
   o.onProgress?.({ step: 'quantize', done: sites.length, total: sites.length });
   finishQuantizedModel(model, report);

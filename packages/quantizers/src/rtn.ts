@@ -1,29 +1,48 @@
-import { blockParams, blockRange, quantizeValue, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
+import { blockParams, quantizeValue, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
 
 /**
  * Round-to-nearest blockwise quantization of a weight given as [N, K] rows
- * (row n = the K inputs of output feature n): each block's scale comes from
- * its own range, each value is rounded independently.
+ * (row n = the K inputs of output feature n) or, with `layout` 'KN', in the
+ * MatMul layout [K, N]: each block's scale comes from its own range, each
+ * value is rounded independently.
  */
-export function rtn(w: Float32Array, N: number, K: number, o: BlockwiseOptions): BlockwiseQuantized {
-  const nBlocks = Math.ceil(K / o.blockSize);
-  const stride = nBlocks * o.blockSize;
+export function rtn(w: Float32Array, N: number, K: number, o: BlockwiseOptions, layout: 'NK' | 'KN' = 'NK'): BlockwiseQuantized {
+  const bs = o.blockSize;
+  const nBlocks = Math.ceil(K / bs);
+  const stride = nBlocks * bs;
   const levels = (1 << o.bits) - 1;
   const q = new Uint8Array(N * stride);
   const scales = new Float32Array(N * nBlocks);
   const zeroPoints = o.symmetric ? undefined : new Uint8Array(N * nBlocks);
-  for (let n = 0; n < N; n++) {
-    for (let b = 0; b < nBlocks; b++) {
-      const k0 = b * o.blockSize;
-      const k1 = Math.min(K, k0 + o.blockSize);
-      const { lo, hi } = blockRange(w, n * K, k0, k1);
-      const { scale, zero } = blockParams(lo, hi, o.bits, o.symmetric);
+  // Element (n, k) of W; the KN layout is walked block row by block row (contiguous reads).
+  const [rowStep, colStep] = layout === 'NK' ? [K, 1] : [1, N];
+  const lo = new Float32Array(N);
+  const hi = new Float32Array(N);
+  for (let b = 0; b < nBlocks; b++) {
+    const k0 = b * bs;
+    const k1 = Math.min(K, k0 + bs);
+    lo.fill(Infinity);
+    hi.fill(-Infinity);
+    for (let k = k0; k < k1; k++) {
+      for (let n = 0; n < N; n++) {
+        const v = w[n * rowStep + k * colStep];
+        if (v < lo[n]) lo[n] = v;
+        if (v > hi[n]) hi[n] = v;
+      }
+    }
+    for (let n = 0; n < N; n++) {
+      const { scale, zero } = blockParams(lo[n], hi[n], o.bits, o.symmetric);
       scales[n * nBlocks + b] = scale;
       if (zeroPoints) zeroPoints[n * nBlocks + b] = zero;
-      for (let k = k0; k < k0 + o.blockSize; k++) {
-        q[n * stride + k] = k < k1 ? quantizeValue(w[n * K + k], scale, zero, levels) : zero;
+      // Padding codes of a last partial block equal the zero point (they multiply zero inputs).
+      for (let k = k1; k < k0 + bs; k++) q[n * stride + k] = zero;
+    }
+    for (let k = k0; k < k1; k++) {
+      for (let n = 0; n < N; n++) {
+        const z = zeroPoints ? zeroPoints[n * nBlocks + b] : 1 << (o.bits - 1);
+        q[n * stride + k] = quantizeValue(w[n * rowStep + k * colStep], scales[n * nBlocks + b], z, levels);
       }
     }
   }
-  return { bits: o.bits, blockSize: o.blockSize, N, K, nBlocks, q, scales, zeroPoints };
+  return { bits: o.bits, blockSize: bs, N, K, nBlocks, q, scales, zeroPoints };
 }

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '@alki/core';
 import { exportModel, openHfModel } from '@alki/models';
-import { applyScale, awqSearchScale, canFoldScale, fakeQuantize, type ScaleGroup } from '../src/index.js';
-import { scaledFakeQuantize } from '../src/awq.js';
+import { applyScale, awqClip, awqSearchScale, canFoldScale, fakeQuantize, type ScaleGroup } from '../src/index.js';
+import { jsClipProducts, scaledFakeQuantize } from '../src/awq.js';
 import { OrtGemm } from '../src/ort-gemm.js';
 import { matmulABt } from '../src/linalg.js';
 import { tinyLlama } from '../../../tools/fixtures/index.js';
@@ -67,6 +67,45 @@ describe('AWQ core', () => {
       return y.reduce((a, v, i) => a + (v - ref[i]) ** 2, 0);
     };
     expect(err(scale)).toBeLessThan(err(new Float32Array(K).fill(1)));
+  });
+});
+
+describe('AWQ clipping', () => {
+  // Heavy-tailed weights: a few large values per block stretch the range of the rest.
+  const setup = (seed: number) => {
+    const rng = new SeededRandom(seed);
+    const n = 200, K = 80, N = 12;
+    const x = new Float32Array(n * K).map(() => rng.normal());
+    const w = new Float32Array(N * K).map(() => rng.normal() * (rng.next() < 0.04 ? 6 : 1));
+    return { n, K, N, x, w, opts: { bits: 4, blockSize: 32, symmetric: false } as const };
+  };
+
+  it('onnxruntime Gram matrices and quadratic forms equal the JS ones', async () => {
+    const { n, x } = setup(8);
+    const gemm = new OrtGemm();
+    const g = await gemm.blockGram(x.subarray(0, n * 64), n, 64, 32);
+    const gj = jsClipProducts.blockGram(x.subarray(0, n * 64), n, 64, 32) as Float32Array;
+    for (let i = 0; i < g.length; i++) expect(g[i]).toBeCloseTo(gj[i], 2);
+    const d = new Float32Array(2 * 5 * 32).map((_, i) => Math.sin(i));
+    const e = await gemm.quadratic(d, g, 2, 5, 32);
+    const ej = jsClipProducts.quadratic(d, gj, 2, 5, 32) as Float32Array;
+    for (let i = 0; i < e.length; i++) expect(Math.abs(e[i] - ej[i]) / ej[i]).toBeLessThan(1e-4);
+    await gemm.release();
+  });
+
+  it('clipping lowers the block output error of RTN, and leaves the outputs before `first` alone', async () => {
+    const { n, K, N, x, w, opts } = setup(9);
+    const clipped = await awqClip(w, N, K, x, n, opts);
+    const err = (wq: Float32Array) => {
+      const ref = matmulABt(x, n, K, w, N);
+      const y = matmulABt(x, n, K, fakeQuantize(wq, N, K, opts), N);
+      return y.reduce((a, v, i) => a + (v - ref[i]) ** 2, 0);
+    };
+    expect(clipped.some((v, i) => v !== w[i])).toBe(true);
+    expect(err(clipped)).toBeLessThan(err(w));
+    const partly = await awqClip(w, N, K, x, n, { ...opts, first: 5 });
+    for (let i = 0; i < 5 * K; i++) expect(partly[i]).toBe(w[i]);
+    for (let i = 5 * K; i < N * K; i++) expect(partly[i]).toBe(clipped[i]);
   });
 });
 

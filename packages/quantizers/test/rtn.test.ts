@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { SeededRandom } from '@alki/core';
 import { DataType, GraphBuilder, createModel, encodeModel, floatTensor } from '@alki/onnx';
-import { dequantizeBlockwise, quantize, rtn } from '../src/index.js';
+import { dequantizeBlockwise, quantize, relativeErrorOf, rtn } from '../src/index.js';
 
 function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
   const rng = new SeededRandom(seed);
@@ -30,6 +30,24 @@ function matmulModel(wKN: Float32Array, K: number, N: number) {
 }
 
 describe('RTN blockwise core', () => {
+  it('gives the same codes from the MatMul layout [K, N], and relativeErrorOf matches the dequantized weight', () => {
+    const K = 70, N = 9;
+    const w = randomMatrix(N, K, 12);
+    const kn = new Float32Array(K * N);
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) kn[k * N + n] = w[n * K + k];
+    for (const symmetric of [false, true]) {
+      const a = rtn(w, N, K, { bits: 4, blockSize: 32, symmetric });
+      const b = rtn(kn, N, K, { bits: 4, blockSize: 32, symmetric }, 'KN');
+      expect(b.q).toEqual(a.q);
+      expect(b.scales).toEqual(a.scales);
+      const back = dequantizeBlockwise(a);
+      const expected = Math.sqrt(w.reduce((s, v, i) => s + (v - back[i]) ** 2, 0) / w.reduce((s, v) => s + v * v, 0));
+      expect(relativeErrorOf(a, w)).toBeCloseTo(expected, 6);
+      expect(relativeErrorOf(b, kn, 'KN')).toBeCloseTo(expected, 6);
+      expect(expected).toBeGreaterThan(0);
+    }
+  });
+
   it('reconstructs every value within half a step, symmetric and asymmetric', () => {
     const K = 70;
     const N = 3;

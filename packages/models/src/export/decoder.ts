@@ -23,6 +23,8 @@ export interface ScaleGroup {
   linears: string[];
   /** Decoder layer index, or -1 for the head. */
   layer: number;
+  /** Per weight, how many leading outputs are attention queries/keys, which AWQ does not clip. */
+  unclipped?: Record<string, number>;
 }
 
 /** Metadata key under which the export records its scale groups (JSON). */
@@ -329,6 +331,8 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
     const attnOut = ops.linear(attn, wo, bias(c.oBias, n.o, H));
     const qkvLinears = packedQkv ? [`${n.qkv}.weight`] : [`${n.q}.weight`, `${n.k}.weight`, `${n.v}.weight`];
     const vWeight = qkvLinears[qkvLinears.length - 1];
+    const qk = (c.numHeads + c.numKvHeads) * hd;
+    const unclipped = packedQkv ? { [`${n.qkv}.weight`]: qk } : { [`${n.q}.weight`]: c.numHeads * hd, [`${n.k}.weight`]: c.numKvHeads * hd };
 
     const I = c.intermediateSize;
     let x2 = x;
@@ -364,7 +368,7 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
 
     layers.push({ input: layerInput, output: h });
     scaleGroups.push(
-      ...(c.parallelResidual ? [normGroup(i, inNorm, [...qkvLinears, ...mlpIn])] : [normGroup(i, inNorm, qkvLinears), normGroup(i, postNorm!, mlpIn)]),
+      ...(c.parallelResidual ? [{ ...normGroup(i, inNorm, [...qkvLinears, ...mlpIn]), unclipped }] : [{ ...normGroup(i, inNorm, qkvLinears), unclipped }, normGroup(i, postNorm!, mlpIn)]),
       { layer: i, prev: vWeight, linears: [wo] },
       ...mlpGroups,
     );

@@ -115,13 +115,13 @@ export class LayerRunner {
   /** Collects statistics of the given values (linear inputs) of layer `i` over all samples. */
   async collect(i: number, inputs: string[], request: StatsRequest): Promise<Map<string, InputStats>> {
     const widths = inputs.map((name) => this.widthOf(name));
-    const b = this.statsGraph(i, inputs, request);
+    const b = this.statsGraph(i, inputs, widths, request);
     const p = await this.sessions.prepare(b.graph);
     const stats = new Map<string, InputStats>();
-    inputs.forEach((name, j) => {
-      const K = widths[j];
-      stats.set(name, { K, tokens: 0, ...(request.gram ? { gram: this.buffer(`gram${j}`, K * K, true) } : {}) });
-    });
+    inputs.forEach((name, j) => stats.set(name, { K: widths[j], tokens: 0 }));
+    // The running sums of the Gram matrices' lower block rows, [r1 − r0, r1] each.
+    const sums = new Map<string, Float32Array>();
+    for (const names of b.outputs.values()) for (const blk of names.gram ?? []) sums.set(blk.acc, this.buffer(blk.acc, (blk.r1 - blk.r0) * blk.r1, true));
     for (let bi = 0; bi < this.batches.length; bi++) {
       throwIfAborted(this.signal);
       const tokens = this.batches[bi].length * this.seqLen;
@@ -131,7 +131,7 @@ export class LayerRunner {
         const names = b.outputs.get(name)!;
         const st = stats.get(name)!;
         if (names.x) fetches[p.name(names.x)] = new ort.Tensor('float32', this.buffer(`x${j}`, tokens * st.K), [tokens, st.K]);
-        if (names.gram) feeds[p.name(names.acc!)] = fetches[p.name(names.gram)] = new ort.Tensor('float32', st.gram!, [st.K, st.K]);
+        for (const blk of names.gram ?? []) feeds[p.name(blk.acc)] = fetches[p.name(blk.out)] = new ort.Tensor('float32', sums.get(blk.acc)!, [blk.r1 - blk.r0, blk.r1]);
       });
       await p.session.run(feeds, fetches);
       noteOrtOutput(Object.values(fetches).reduce((sum, t) => sum + t.size * 4, 0));
@@ -169,8 +169,24 @@ export class LayerRunner {
         }
       });
     }
-    // A NaN/Inf input poisons the whole sum: one check at the end names the layer all the same.
-    for (const [name, st] of stats) if (st.gram) this.checkFinite(`entering ${name.replace(/\.weight$/, '')} (layer ${i})`, st.gram);
+    inputs.forEach((name, j) => {
+      const blocks = b.outputs.get(name)!.gram;
+      if (!blocks) return;
+      const st = stats.get(name)!;
+      const K = st.K;
+      const gram = (st.gram = this.buffer(`gram${j}`, K * K));
+      // Lower block rows into place, mirrored above the diagonal.
+      for (const blk of blocks) {
+        const sum = sums.get(blk.acc)!;
+        for (let r = blk.r0; r < blk.r1; r++) {
+          const row = sum.subarray((r - blk.r0) * blk.r1, (r - blk.r0) * blk.r1 + r + 1);
+          gram.set(row, r * K);
+          for (let c = 0; c < r; c++) gram[c * K + r] = row[c];
+        }
+      }
+      // A NaN/Inf input poisons the whole sum: one check at the end names the layer all the same.
+      this.checkFinite(`entering ${name.replace(/\.weight$/, '')} (layer ${i})`, gram);
+    });
     return stats;
   }
 
@@ -212,11 +228,13 @@ export class LayerRunner {
 
   /**
    * The layer slice plus, for each requested value X: X flattened to [tokens, K] (when a statistic needs it),
-   * and Σ XᵀX as Gemm(Xᵀ, X, C = the running sum) whose output is bound to C.
+   * and the lower block rows of Σ XᵀX: for rows [r0, r1), Gemm(X[:, r0:r1]ᵀ, X[:, 0:r1], C = the running sum) with
+   * its output bound to C. Block rows skip most of the symmetric upper half and keep each onnxruntime output
+   * under ~25 MB, small enough for the allocator to recycle (see ort-memory.ts).
    */
-  private statsGraph(i: number, inputs: string[], request: StatsRequest): { graph: Graph; outputs: Map<string, { x?: string; gram?: string; acc?: string }> } {
+  private statsGraph(i: number, inputs: string[], widths: number[], request: StatsRequest): { graph: Graph; outputs: Map<string, StatsOutputs> } {
     const base = extractSubgraph(this.model, inputs, this.cuts(i));
-    const outputs = new Map<string, { x?: string; gram?: string; acc?: string }>();
+    const outputs = new Map<string, StatsOutputs>();
     const needX = !!(request.absMean || request.absMax || request.rows);
     const extraInits = [int64Tensor('alki_calib_minus1', [1], [-1])];
     const nodes = [...base.nodes];
@@ -231,14 +249,30 @@ export class LayerRunner {
       nodes.push({ opType: 'Concat', inputs: ['alki_calib_minus1', shape], outputs: [lastDim], attributes: { axis: { type: 'int', value: 0 } } });
       nodes.push({ opType: 'Reshape', inputs: [name, lastDim], outputs: [x2d], attributes: {} });
       if (needX) outs.push({ name: x2d, elemType: DataType.FLOAT });
-      const entry: { x?: string; gram?: string; acc?: string } = needX ? { x: x2d } : {};
+      const entry: StatsOutputs = needX ? { x: x2d } : {};
       if (request.gram) {
-        const acc = `alki_calib_${j}_acc`;
-        const g = `alki_calib_${j}_gram`;
-        extraInputs.push({ name: acc, elemType: DataType.FLOAT, shape: ['k', 'k'] });
-        nodes.push({ opType: 'Gemm', inputs: [x2d, x2d, acc], outputs: [g], attributes: { transA: { type: 'int', value: 1 } } });
-        outs.push({ name: g, elemType: DataType.FLOAT });
-        Object.assign(entry, { gram: g, acc });
+        const K = widths[j];
+        // Two or more block rows skip a quarter or more of the flops; tiny widths are not worth the extra nodes.
+        const rows = K <= 512 ? K : Math.max(1, Math.min(Math.ceil(K / 2), Math.floor(GRAM_OUTPUT_FLOATS / K)));
+        entry.gram = [];
+        for (let r0 = 0; r0 < K; r0 += rows) {
+          const r1 = Math.min(K, r0 + rows);
+          const tag = `alki_calib_${j}_${r0}`;
+          const cols = (from: number, to: number, out: string) => {
+            if (!extraInits.some((t) => t.name === 'alki_calib_axis1')) extraInits.push(int64Tensor('alki_calib_axis1', [1], [1]));
+            extraInits.push(int64Tensor(`${out}_starts`, [1], [from]), int64Tensor(`${out}_ends`, [1], [to]));
+            nodes.push({ opType: 'Slice', inputs: [x2d, `${out}_starts`, `${out}_ends`, 'alki_calib_axis1'], outputs: [out], attributes: {} });
+            return out;
+          };
+          const left = r1 === K ? x2d : cols(0, r1, `${tag}_left`);
+          const block = r0 === 0 && r1 === K ? x2d : cols(r0, r1, `${tag}_rows`);
+          const acc = `${tag}_acc`;
+          const out = `${tag}_gram`;
+          extraInputs.push({ name: acc, elemType: DataType.FLOAT, shape: [r1 - r0, r1] });
+          nodes.push({ opType: 'Gemm', inputs: [block, left, acc], outputs: [out], attributes: { transA: { type: 'int', value: 1 } } });
+          outs.push({ name: out, elemType: DataType.FLOAT });
+          entry.gram.push({ r0, r1, acc, out });
+        }
       }
       outputs.set(name, entry);
     });
@@ -266,3 +300,12 @@ export class LayerRunner {
     return feeds;
   }
 }
+
+/** What the statistics graph returns for one value: X itself, and the lower block rows of XᵀX. */
+interface StatsOutputs {
+  x?: string;
+  gram?: { r0: number; r1: number; acc: string; out: string }[];
+}
+
+/** Largest Gram block row in floats (~25 MB): under glibc's 32 MiB mmap threshold, so its memory is recycled. */
+const GRAM_OUTPUT_FLOATS = 6 * 1024 * 1024;

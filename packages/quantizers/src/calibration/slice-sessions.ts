@@ -43,6 +43,11 @@ export class SliceSessions {
     };
   }
 
+  /** Sessions created so far (layers of one structure share one). */
+  get size(): number {
+    return this.sessions.size;
+  }
+
   async release(): Promise<void> {
     const all = [...this.sessions.values()];
     this.sessions.clear();
@@ -51,7 +56,7 @@ export class SliceSessions {
 }
 
 /**
- * The slice with every value renamed `v0, v1, …` in order of appearance and
+ * The slice with every value renamed `v0, v1, …` in order of use by its nodes and
  * its float weights turned into inputs; `key` identifies the structure
  * (ops, attributes, wiring, shapes, constants), so equal keys can share a
  * session. Graphs with subgraph attributes keep their names (outer-scope
@@ -70,13 +75,11 @@ function canonicalize(graph: Graph): { canonical: Graph; key: string; names: Map
     if (c === undefined) names.set(name, (c = `v${names.size}`));
     return c;
   };
-  const canonical: Graph = {
-    name: 'slice',
-    inputs: inputs.map((v) => ({ ...v, name: rename(v.name) })),
-    initializers: baked.map((t) => ({ ...t, name: rename(t.name) })),
-    nodes: graph.nodes.map((n) => ({ ...n, name: undefined, inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) })),
-    outputs: graph.outputs.map((v) => ({ ...v, name: rename(v.name) })),
-  };
+  // Names follow the nodes (the export may list a shared initializer before or after a layer's own ones).
+  const nodes = graph.nodes.map((n) => ({ ...n, name: undefined, inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) }));
+  const byName = <T extends { name: string }>(list: T[]) => list.map((v) => ({ ...v, name: rename(v.name) })).sort((a, b) => order(a.name) - order(b.name));
+  const order = (name: string) => (hasSubgraphs ? 0 : Number(name.slice(1)));
+  const canonical: Graph = { name: 'slice', inputs: byName(inputs), initializers: byName(baked), nodes, outputs: graph.outputs.map((v) => ({ ...v, name: rename(v.name) })) };
   const key = hasSubgraphs
     ? `unshared:${Math.random()}`
     : JSON.stringify(

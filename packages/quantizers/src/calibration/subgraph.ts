@@ -37,9 +37,20 @@ export function extractSubgraph(model: Model, outputs: string[], cuts: ValueInfo
     keep.add(n);
     for (const i of n.inputs) stack.push(i);
   }
+  // Nodes that do not depend on the cuts (masks, rotary tables computed from the graph inputs) first: the export
+  // builds such shared nodes inside layer 0, so this makes every layer's slice list its nodes in the same order.
+  const kept = g.nodes.filter((n) => keep.has(n));
+  const fromCuts = new Set(cutNames);
+  const dependent = new Set<Node>();
+  for (const n of kept) {
+    if (n.inputs.some((i) => fromCuts.has(i))) {
+      dependent.add(n);
+      for (const o of n.outputs) fromCuts.add(o);
+    }
+  }
   return {
     name: `${g.name}_slice`,
-    nodes: g.nodes.filter((n) => keep.has(n)),
+    nodes: [...kept.filter((n) => !dependent.has(n)), ...kept.filter((n) => dependent.has(n))],
     initializers: g.initializers.filter((t) => usedInits.has(t.name)),
     inputs: [...cuts, ...usedInputs.values()],
     outputs: outputs.map((name) => ({ name, elemType: 1 })),

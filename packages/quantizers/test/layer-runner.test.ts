@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { exportModel, openHfModel } from '@alki/models';
+import { LayerRunner, type LayerSpan } from '../src/index.js';
+import { SliceSessions } from '../src/calibration/slice-sessions.js';
+import { extractSubgraph } from '../src/calibration/subgraph.js';
+import { tinyLlama } from '../../../tools/fixtures/index.js';
+import { decoderLogits } from '../../../tools/fixtures/decoder.js';
+
+describe('LayerRunner', () => {
+  for (const flavour of ['portable', 'ort'] as const) {
+    it(`decoder layers share one session per slice kind, and the last hidden state matches a full pass (${flavour})`, async () => {
+      const m = tinyLlama({ seed: 5, numLayers: 3 });
+      const { model } = exportModel(openHfModel(m.dir), { flavour });
+      const layers = JSON.parse(model.metadata['alki.layers']) as LayerSpan[];
+      const samples = [[1, 5, 9, 200, 7, 3], [1, 8, 2, 44, 6, 30]];
+      const hidden = JSON.parse(readFileSync(join(m.dir, 'config.json'), 'utf8')).hidden_size as number;
+      const runner = new LayerRunner(model, layers, samples, hidden, 1);
+      await runner.start();
+      const sessions = (runner as unknown as { sessions: SliceSessions }).sessions;
+      for (let i = 0; i < layers.length; i++) {
+        const inputs = [...new Set(model.graph.nodes.filter((n) => n.opType === 'MatMul' && n.inputs[1].startsWith(`model.layers.${i}.`)).map((n) => n.inputs[0]))];
+        const stats = await runner.collect(i, inputs, { gram: true, absMax: true });
+        for (const st of stats.values()) {
+          expect(st.tokens).toBe(12);
+          // XᵀX is symmetric with a positive diagonal.
+          expect(st.gram![1]).toBeCloseTo(st.gram![st.K], 4);
+          expect(st.gram![0]).toBeGreaterThan(0);
+        }
+        await runner.advance(i);
+      }
+      // Embedding + statistics + layer pass: three sessions for three layers.
+      expect(sessions.size).toBe(3);
+      // Through shared sessions, the head's input rows times the head weight give the full model's logits.
+      const head = { input: layers[layers.length - 1].output, output: 'logits' };
+      const withHead = new LayerRunner(model, [...layers, head], [samples[0]], hidden, 1);
+      await withHead.start();
+      for (let i = 0; i < layers.length; i++) await withHead.advance(i);
+      const headMatMul = model.graph.nodes.find((n) => n.opType === 'MatMul' && n.inputs[1] === 'lm_head.weight')!;
+      const x = (await withHead.collect(layers.length, [headMatMul.inputs[0]], { rows: samples[0].length })).get(headMatMul.inputs[0])!.rows!;
+      const w = model.graph.initializers.find((t) => t.name === 'lm_head.weight')!;
+      const V = w.dims[1];
+      const full = await decoderLogits(model, samples[0]);
+      let maxRel = 0;
+      for (let t = 0; t < samples[0].length; t++) for (let v = 0; v < V; v++) {
+        let y = 0;
+        for (let k = 0; k < hidden; k++) y += x[t * hidden + k] * (w.data as Float32Array)[k * V + v];
+        maxRel = Math.max(maxRel, Math.abs(y - full[t * V + v]) / (Math.abs(full[t * V + v]) + 1e-3));
+      }
+      expect(maxRel).toBeLessThan(1e-3);
+      await runner.release();
+      await withHead.release();
+      m.cleanup();
+    });
+  }
+
+  it('Σ XᵀX from lower block rows equals XᵀX of the collected rows (a width split in block rows)', async () => {
+    const m = tinyLlama({ seed: 7, numLayers: 1, intermediateSize: 1100 });
+    const { model } = exportModel(openHfModel(m.dir));
+    const layers = JSON.parse(model.metadata['alki.layers']) as LayerSpan[];
+    const hidden = JSON.parse(readFileSync(join(m.dir, 'config.json'), 'utf8')).hidden_size as number;
+    const samples = [[1, 5, 9, 200, 7, 3, 8, 11], [1, 8, 2, 44, 6, 30, 9, 12], [1, 4, 4, 4, 6, 31, 90, 2]];
+    // Two batches: the sums accumulate across runs.
+    const runner = new LayerRunner(model, layers, [...samples, ...samples.map((s) => [...s].reverse())], hidden, 3);
+    await runner.start();
+    const down = model.graph.nodes.find((n) => n.opType === 'MatMul' && n.inputs[1].endsWith('down_proj.weight'))!.inputs[0];
+    const st = (await runner.collect(0, [down], { gram: true, rows: 48 })).get(down)!;
+    expect(st.tokens).toBe(48);
+    expect(st.K).toBe(1100);
+    const x = st.rows!;
+    let maxErr = 0;
+    let scale = 0;
+    for (let a = 0; a < st.K; a += 7) for (let b = 0; b < st.K; b += 5) {
+      let v = 0;
+      for (let t = 0; t < 48; t++) v += x[t * st.K + a] * x[t * st.K + b];
+      maxErr = Math.max(maxErr, Math.abs(st.gram![a * st.K + b] - v));
+      scale = Math.max(scale, Math.abs(v));
+    }
+    expect(scale).toBeGreaterThan(0);
+    expect(maxErr / scale).toBeLessThan(1e-4);
+    await runner.release();
+    m.cleanup();
+  });
+
+  it('slices of different structure get sessions of their own', async () => {
+    const m = tinyLlama({ seed: 6, numLayers: 2 });
+    const { model } = exportModel(openHfModel(m.dir));
+    const layers = JSON.parse(model.metadata['alki.layers']) as LayerSpan[];
+    const sessions = new SliceSessions(model);
+    const hidden = JSON.parse(readFileSync(join(m.dir, 'config.json'), 'utf8')).hidden_size as number;
+    const cut = (i: number) => [{ name: layers[i].input, elemType: 1 as const, shape: ['batch', 'seq', hidden] }];
+    const a = await sessions.prepare(extractSubgraph(model, [layers[0].output], cut(0)));
+    const b = await sessions.prepare(extractSubgraph(model, [layers[1].output], cut(1)));
+    expect(b.session).toBe(a.session);
+    expect(a.name(layers[0].output)).toBe(b.name(layers[1].output));
+    await sessions.prepare(extractSubgraph(model, ['logits'], cut(1).map((c) => ({ ...c, name: layers[1].output }))));
+    expect(sessions.size).toBe(2);
+    await sessions.release();
+    m.cleanup();
+  });
+});
