@@ -68,26 +68,29 @@ export function quantizeValue(x: number, scale: number, zero: number, levels: nu
 }
 
 /**
+ * Calls `fn` for each block of `qw` with its output n, inputs [k0, k1) (padding dropped), scale and zero point,
+ * block-major: for the MatMul layout [K, N], consecutive outputs n touch the same few rows (cache lines).
+ */
+function forEachBlock(qw: BlockwiseQuantized, fn: (n: number, k0: number, k1: number, scale: number, zero: number) => void): void {
+  const implicit = 1 << (qw.bits - 1);
+  for (let b = 0; b < qw.nBlocks; b++) {
+    const k0 = b * qw.blockSize;
+    const k1 = Math.min(qw.K, k0 + qw.blockSize);
+    for (let n = 0; n < qw.N; n++) fn(n, k0, k1, qw.scales[n * qw.nBlocks + b], qw.zeroPoints ? qw.zeroPoints[n * qw.nBlocks + b] : implicit);
+  }
+}
+
+/**
  * Dequantizes, dropping padding: to [N, K] (row n = output n, the default) or,
  * with `layout` 'KN', to the MatMul layout [K, N] (row k = input k); into `out` when given.
  */
 export function dequantizeBlockwise(qw: BlockwiseQuantized, layout: 'NK' | 'KN' = 'NK', out: Float32Array = new Float32Array(qw.N * qw.K)): Float32Array {
-  const { N, K, nBlocks, blockSize, bits } = qw;
-  const stride = nBlocks * blockSize;
-  const implicit = 1 << (bits - 1);
+  const stride = qw.nBlocks * qw.blockSize;
   // Element (n, k) goes to n·K + k, or k·N + n.
-  const [rowStep, colStep] = layout === 'NK' ? [K, 1] : [1, N];
-  // Block-major loops: for the KN layout, consecutive outputs n write the same few rows (cache lines).
-  for (let b = 0; b < nBlocks; b++) {
-    const k0 = b * blockSize;
-    const k1 = Math.min(K, k0 + blockSize);
-    for (let n = 0; n < N; n++) {
-      const s = qw.scales[n * nBlocks + b];
-      const z = qw.zeroPoints ? qw.zeroPoints[n * nBlocks + b] : implicit;
-      const src = n * stride;
-      for (let k = k0; k < k1; k++) out[n * rowStep + k * colStep] = (qw.q[src + k] - z) * s;
-    }
-  }
+  const [rowStep, colStep] = layout === 'NK' ? [qw.K, 1] : [1, qw.N];
+  forEachBlock(qw, (n, k0, k1, s, z) => {
+    for (let k = k0; k < k1; k++) out[n * rowStep + k * colStep] = (qw.q[n * stride + k] - z) * s;
+  });
   return out;
 }
 
@@ -96,25 +99,17 @@ export function dequantizeBlockwise(qw: BlockwiseQuantized, layout: 'NK' | 'KN' 
  * materializing Ŵ; W is [N, K] or, with `layout` 'KN', the MatMul layout [K, N].
  */
 export function relativeErrorOf(qw: BlockwiseQuantized, w: Float32Array, layout: 'NK' | 'KN' = 'NK'): number {
-  const { N, K, nBlocks, blockSize, bits } = qw;
-  const stride = nBlocks * blockSize;
-  const implicit = 1 << (bits - 1);
-  const [rowStep, colStep] = layout === 'NK' ? [K, 1] : [1, N];
+  const stride = qw.nBlocks * qw.blockSize;
+  const [rowStep, colStep] = layout === 'NK' ? [qw.K, 1] : [1, qw.N];
   let num = 0;
   let den = 0;
-  for (let b = 0; b < nBlocks; b++) {
-    const k0 = b * blockSize;
-    const k1 = Math.min(K, k0 + blockSize);
-    for (let n = 0; n < N; n++) {
-      const s = qw.scales[n * nBlocks + b];
-      const z = qw.zeroPoints ? qw.zeroPoints[n * nBlocks + b] : implicit;
-      for (let k = k0; k < k1; k++) {
-        const v = w[n * rowStep + k * colStep];
-        const d = v - (qw.q[n * stride + k] - z) * s;
-        num += d * d;
-        den += v * v;
-      }
+  forEachBlock(qw, (n, k0, k1, s, z) => {
+    for (let k = k0; k < k1; k++) {
+      const v = w[n * rowStep + k * colStep];
+      const d = v - (qw.q[n * stride + k] - z) * s;
+      num += d * d;
+      den += v * v;
     }
-  }
+  });
   return Math.sqrt(num / (den || 1));
 }

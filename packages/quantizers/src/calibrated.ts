@@ -90,7 +90,8 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
       if (o.method === 'smoothquant') await smoothLayer(ctx, layer);
       else if (o.method === 'gptq') await gptqLayer(ctx, layer);
       else await awqLayer(ctx, layer);
-      if (i < spans.length - 1) await runner.advance(i);
+      // AWQ and SmoothQuant took the next layer's inputs from their statistics pass (see awqLayer).
+      if (i < spans.length - 1 && o.method === 'gptq') await runner.advance(i);
       o.onProgress?.({ step: `${o.method} calibrate`, done: i + 1, total, detail: i < spans.length - 1 ? `layer ${i}` : 'head' });
     }
   } finally {
@@ -123,7 +124,7 @@ interface LayerWork {
 
 /** SmoothQuant: smoothing is exact in float, so statistics of the float model serve every group. */
 async function smoothLayer(c: LayerContext, l: LayerWork): Promise<void> {
-  const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { absMax: true });
+  const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { absMax: true, advance: !l.last });
   for (const g of l.groups) {
     if (!g.norm || !canFoldScale(c.model, g)) continue;
     const st = stats.get(l.inputOf(g))!;
@@ -168,7 +169,9 @@ const AWQ_SEARCH_OUTPUTS = 1024;
 /** AWQ: per group, the scale search (folded into the producer), then the clipping search per linear. */
 async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
   const abt = c.gemm.abt;
-  const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { absMean: true, rows: c.o.awqRows ?? 4096 });
+  // One pass per layer, as AutoAWQ: the next layer is calibrated on this layer's float outputs (scaling is exact;
+  // only clipping, which the next layer's search does not need to see, is left out).
+  const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { absMean: true, rows: c.o.awqRows ?? 4096, advance: !l.last });
   for (const g of l.groups) {
     const size = g.linears.reduce((sum, name) => sum + c.weight(name).data.length, 0);
     if (size > AWQ_MAX_GROUP) continue;

@@ -25,6 +25,11 @@ export interface StatsRequest {
   absMax?: boolean;
   /** Keep up to this many token rows of X. */
   rows?: number;
+  /**
+   * Also keep the layer's outputs, from the weights as they are now, as the next layer's inputs (one pass instead
+   * of `collect` + `advance`; right for methods whose changes are exact in float, as AutoAWQ does for AWQ).
+   */
+  advance?: boolean;
 }
 
 /** The boundary values of one decoder layer. */
@@ -133,8 +138,10 @@ export class LayerRunner {
         if (names.x) fetches[p.name(names.x)] = new ort.Tensor('float32', this.buffer(`x${j}`, tokens * st.K), [tokens, st.K]);
         for (const blk of names.gram ?? []) feeds[p.name(blk.acc)] = fetches[p.name(blk.out)] = new ort.Tensor('float32', sums.get(blk.acc)!, [blk.r1 - blk.r0, blk.r1]);
       });
+      if (request.advance) fetches[p.name(this.layers[i].output)] = this.nextHidden(bi);
       await p.session.run(feeds, fetches);
       noteOrtOutput(Object.values(fetches).reduce((sum, t) => sum + t.size * 4, 0));
+      if (request.advance) this.checkFinite(`leaving layer ${i}`, this.spare[bi]);
       inputs.forEach((name, j) => {
         const names = b.outputs.get(name)!;
         const st = stats.get(name)!;
@@ -187,6 +194,7 @@ export class LayerRunner {
       // A NaN/Inf input poisons the whole sum: one check at the end names the layer all the same.
       this.checkFinite(`entering ${name.replace(/\.weight$/, '')} (layer ${i})`, gram);
     });
+    if (request.advance) [this.hidden, this.spare] = [this.spare, this.hidden];
     return stats;
   }
 
@@ -197,14 +205,19 @@ export class LayerRunner {
     const p = await this.sessions.prepare(graph);
     for (let bi = 0; bi < this.batches.length; bi++) {
       throwIfAborted(this.signal);
-      const size = this.batches[bi].length * this.seqLen * this.hiddenSize;
-      if (this.spare[bi]?.length !== size) this.spare[bi] = new Float32Array(size);
-      const out = new ort.Tensor('float32', this.spare[bi], [this.batches[bi].length, this.seqLen, this.hiddenSize]);
+      const out = this.nextHidden(bi);
       await p.session.run(this.layerFeeds(graph, p, i, bi), { [p.name(span.output)]: out });
-      noteOrtOutput(size * 4);
+      noteOrtOutput(out.size * 4);
       this.checkFinite(`leaving layer ${i}`, this.spare[bi]);
     }
     [this.hidden, this.spare] = [this.spare, this.hidden];
+  }
+
+  /** Batch `bi`'s buffer for the next layer's inputs, as an output tensor. */
+  private nextHidden(bi: number): ort.Tensor {
+    const size = this.batches[bi].length * this.seqLen * this.hiddenSize;
+    if (this.spare[bi]?.length !== size) this.spare[bi] = new Float32Array(size);
+    return new ort.Tensor('float32', this.spare[bi], [this.batches[bi].length, this.seqLen, this.hiddenSize]);
   }
 
   /** Input width K of the linear layer(s) reading `value`. */
@@ -233,7 +246,7 @@ export class LayerRunner {
    * under ~25 MB, small enough for the allocator to recycle (see ort-memory.ts).
    */
   private statsGraph(i: number, inputs: string[], widths: number[], request: StatsRequest): { graph: Graph; outputs: Map<string, StatsOutputs> } {
-    const base = extractSubgraph(this.model, inputs, this.cuts(i));
+    const base = extractSubgraph(this.model, request.advance ? [...inputs, this.layers[i].output] : inputs, this.cuts(i));
     const outputs = new Map<string, StatsOutputs>();
     const needX = !!(request.absMean || request.absMax || request.rows);
     const extraInits = [int64Tensor('alki_calib_minus1', [1], [-1])];
@@ -276,6 +289,7 @@ export class LayerRunner {
       }
       outputs.set(name, entry);
     });
+    if (request.advance) outs.push({ name: this.layers[i].output, elemType: DataType.FLOAT });
     return { graph: { ...base, nodes, inputs: [...base.inputs, ...extraInputs], initializers: [...base.initializers, ...extraInits], outputs: outs }, outputs };
   }
 
