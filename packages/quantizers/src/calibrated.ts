@@ -169,8 +169,8 @@ const AWQ_SEARCH_OUTPUTS = 1024;
 /** AWQ: per group, the scale search (folded into the producer), then the clipping search per linear. */
 async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
   const abt = c.gemm.abt;
-  // One pass per layer, as AutoAWQ: the next layer is calibrated on this layer's float outputs (scaling is exact;
-  // only clipping, which the next layer's search does not need to see, is left out).
+  // One pass per layer, as AutoAWQ: the next layer is calibrated on this layer's float outputs before its scales
+  // (exact in float) and clipping (not reflected in the next layer's inputs, as in AutoAWQ).
   const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { absMean: true, rows: c.o.awqRows ?? 4096, advance: !l.last });
   for (const g of l.groups) {
     const size = g.linears.reduce((sum, name) => sum + c.weight(name).data.length, 0);
