@@ -115,7 +115,7 @@ function tryRead(dir: string): Bundle | undefined {
 /** Whether a bundle's recorded calibration is what `wanted` would produce (bundles without calibration always match). */
 function sameCalibration(recorded: Bundle['manifest']['quantization']['calibration'], wanted: CalibrationOptions | undefined): boolean {
   if (!recorded) return true;
-  if (recorded.samples !== (wanted?.samples ?? 128)) return false;
+  if (recorded.samples !== (wanted?.samples ?? (wanted?.quick ? 8 : 128))) return false;
   if (wanted?.seqLen !== undefined && recorded.sequenceLength !== wanted.seqLen) return false;
   if (!wanted?.path) return recorded.source.startsWith('sampled') && (wanted?.seed ?? 0) === Number(/seed (\d+)/.exec(recorded.source)?.[1] ?? 0);
   return recorded.sha256 === createHash('sha256').update(readCalibrationFile(wanted.path)).digest('hex');

@@ -110,3 +110,14 @@ describe('compareMethods', () => {
     expect(other.quantization.calibration?.source).toMatch(/^b\.txt/);
   });
 });
+
+describe('calibration size', () => {
+  it('quick calibration is 8 samples of min(256, context) tokens unless given', async () => {
+    const { manifest } = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'quick'), quantize: { method: 'gptq', bits: 4 }, calibration: { quick: true } });
+    const context = JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8')).max_position_embeddings as number;
+    expect(manifest.quantization.calibration).toMatchObject({ samples: 8, sequenceLength: Math.min(256, context) });
+    expect(manifest.quantization.calibration?.source).toMatch(/^sampled from the fp32 model/);
+    const { manifest: custom } = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'quick2'), quantize: { method: 'gptq', bits: 4 }, calibration: { quick: true, samples: 3, seqLen: 16 } });
+    expect(custom.quantization.calibration).toMatchObject({ samples: 3, sequenceLength: 16 });
+  });
+});

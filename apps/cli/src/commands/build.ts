@@ -27,9 +27,9 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('alpha', { type: 'number', describe: 'SmoothQuant migration strength α in [0, 1] (default 0.5)' })
         .option('act-order', { type: 'boolean', default: false, describe: 'GPTQ: quantize columns by decreasing activation energy' })
         .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (.txt, or .jsonl with a "text" field); default: text sampled from the fp32 model' })
-        .option('calib-samples', { type: 'number', describe: 'calibration samples (default 128, 32 with --quick)' })
-        .option('calib-seqlen', { type: 'number', describe: 'tokens per calibration sample (default min(512, context))' })
-        .option('quick', { type: 'boolean', default: false, describe: 'fewer calibration samples' })
+        .option('calib-samples', { type: 'number', describe: 'calibration samples (default 128, 8 with --quick)' })
+        .option('calib-seqlen', { type: 'number', describe: 'tokens per calibration sample (default min(512, context); 256 with --quick)' })
+        .option('quick', { type: 'boolean', default: false, describe: 'small calibration (8 × 256 tokens): AWQ/GPTQ of a 1.1B model in ~4 min on 2 cores' })
         .option('out', { alias: 'o', type: 'string', describe: 'bundle folder (default dist/<model>-<method>-int<bits>)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
         .option('flavour', { type: 'string', default: 'ort', choices: ['ort', 'portable'], describe: 'graph: ort = onnxruntime fused ops (GroupQueryAttention, SkipSimplifiedLayerNormalization; fastest), portable = standard ONNX ops only' })
@@ -57,7 +57,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         revision: source.revision,
         commitSha: source.commitSha,
         quantize: { method: method as 'rtn', bits: args.bits as 4 | undefined, blockSize: args['block-size'] as number, symmetric: args.symmetric as boolean, accuracyLevel: args['accuracy-level'] as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined },
-        calibration: { path: args.calib as string | undefined, samples: (args['calib-samples'] as number | undefined) ?? (args.quick ? 32 : undefined), seqLen: args['calib-seqlen'] as number | undefined },
+        calibration: { path: args.calib as string | undefined, samples: args['calib-samples'] as number | undefined, seqLen: args['calib-seqlen'] as number | undefined, quick: args.quick as boolean },
         flavour: args.flavour as 'ort',
         externalData: args['external-data'] as 'auto',
         overwrite: args.force as boolean,

@@ -15,9 +15,9 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
           .positional('model', { type: 'string', demandOption: true, describe: 'local model folder, hub id, or "demo"' })
           .option('methods', { type: 'string', default: 'all', describe: 'all, or a comma list of none, rtn8, gptq8, smoothquant, w8a8-naive, rtn4, awq4, gptq4, rtn4-b128' })
           .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (default: sampled from the fp32 model)' })
-          .option('calib-samples', { type: 'number', describe: 'calibration samples (default 128, 32 with --quick)' })
+          .option('calib-samples', { type: 'number', describe: 'calibration samples (default 128, 8 × 256 tokens with --quick)' })
           .option('metrics', { type: 'string', default: 'all' })
-          .option('quick', { type: 'boolean', default: false, describe: 'fewer windows (8) and runs (2)' })
+          .option('quick', { type: 'boolean', default: false, describe: 'fewer windows (8), speed runs (2) and calibration tokens (8 × 256)' })
           .option('out', { type: 'string', describe: 'folder for bundles and reports (default dist/compare-<model>)' })
           .option('max-ppl-increase', { type: 'string', default: '10%', describe: 'perplexity budget of the recommendation' })
           .example('alki compare ./stories260K --methods none,rtn8,rtn4 --quick --text tinystories.txt', ''),
@@ -44,7 +44,7 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
         sampledWindowCount: quick ? 4 : 8,
         speed,
         maxPerplexityIncrease,
-        calibration: { path: args.calib as string | undefined, samples: (args['calib-samples'] as number | undefined) ?? (quick ? 32 : undefined) },
+        calibration: { path: args.calib as string | undefined, samples: args['calib-samples'] as number | undefined, quick },
         onProgress,
         signal,
       });
