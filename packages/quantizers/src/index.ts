@@ -10,6 +10,7 @@ export type { InputStats, StatsRequest, LayerSpan } from './calibration/layer-ru
 export { extractSubgraph } from './calibration/subgraph.js';
 export { rtn } from './rtn.js';
 export { gptq, prepareGptqHessian } from './gptq.js';
+export { Scratch } from './linalg.js';
 export type { GptqOptions, GptqHessian, GemmUpdate } from './gptq.js';
 export { awqSearchScale, awqClip, fakeQuantize } from './awq.js';
 export type { AwqOptions, AwqLinear, ClipProducts } from './awq.js';
