@@ -46,8 +46,9 @@ export interface LayerSpan {
  * by their dequantized values before `advance` makes the next layer see
  * quantized inputs (sequential quantization). Layers of the same structure
  * share one onnxruntime session, and outputs are written into buffers reused
- * from layer to layer: X·Xᵀ accumulates inside onnxruntime (Gemm with β = 1
- * into its own input), hidden states alternate between two sets of buffers.
+ * from layer to layer: XᵀX accumulates inside onnxruntime (Gemm with β = 1
+ * into its own input, by lower block rows), hidden states alternate between
+ * two sets of buffers. Call `release` when done.
  */
 export class LayerRunner {
   private hidden: Float32Array[] = [];
