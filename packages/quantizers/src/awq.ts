@@ -147,6 +147,18 @@ export const jsClipProducts: ClipProducts = {
   },
 };
 
+/** The per-block Gram matrices of X [n, K] that {@link awqClip} needs, [ceil(K/b), b, b] (a last partial block zero-padded). */
+export async function awqBlockGram(x: Float32Array, n: number, K: number, b: number, products: ClipProducts = jsClipProducts): Promise<Float32Array> {
+  const nb = Math.ceil(K / b);
+  let xp = x;
+  if (K % b) {
+    // Zero-padded inputs add nothing to the last block's Gram matrix.
+    xp = new Float32Array(n * nb * b);
+    for (let t = 0; t < n; t++) xp.set(x.subarray(t * K, (t + 1) * K), t * nb * b);
+  }
+  return products.blockGram(xp, n, nb * b, b);
+}
+
 /**
  * AWQ's clipping search for one linear W [N, K] (already scaled) on input
  * rows X [n, K]: per output row and quantization block, shrink the block's
@@ -156,7 +168,8 @@ export const jsClipProducts: ClipProducts = {
  * step costs one pass over the weights plus one batched product with the
  * b×b Gram matrices, whatever the number of rows; every second step is
  * tried, then each block's neighbours of its best. Outputs before `first`
- * are left alone (AWQ does not clip attention queries and keys). Returns W clipped.
+ * are left alone (AWQ does not clip attention queries and keys). Linears that read the same X may share
+ * `gram` ({@link awqBlockGram}). Returns W clipped.
  */
 export async function awqClip(
   w: Float32Array,
@@ -164,7 +177,7 @@ export async function awqClip(
   K: number,
   x: Float32Array,
   n: number,
-  o: AwqOptions & { maxShrink?: number; first?: number; /** Clip `w` itself instead of a copy. */ inPlace?: boolean; scratch?: Scratch },
+  o: AwqOptions & { maxShrink?: number; first?: number; /** Clip `w` itself instead of a copy. */ inPlace?: boolean; scratch?: Scratch; gram?: Float32Array },
   products: ClipProducts = jsClipProducts,
 ): Promise<Float32Array> {
   const grid = o.grid ?? 20;
@@ -176,13 +189,7 @@ export async function awqClip(
   const first = o.first ?? 0;
   const rows = N - first;
   if (rows <= 0) return out;
-  // A last partial block: zero-padded inputs add nothing to its Gram matrix.
-  let xp = x;
-  if (K % b) {
-    xp = new Float32Array(n * nb * b);
-    for (let t = 0; t < n; t++) xp.set(x.subarray(t * K, (t + 1) * K), t * nb * b);
-  }
-  const G = await products.blockGram(xp, n, nb * b, b);
+  const G = o.gram ?? (await awqBlockGram(x, n, K, b, products));
   const lo = new Float32Array(nb * rows);
   const hi = new Float32Array(nb * rows);
   for (let r = 0; r < rows; r++) {

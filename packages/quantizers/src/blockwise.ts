@@ -60,6 +60,23 @@ export function blockRange(w: ArrayLike<number>, offset: number, k0: number, k1:
   return { lo, hi };
 }
 
+/**
+ * Per output n < N, the smallest and largest value over the rows k ∈ [k0, k1) of a block, where element (n, k)
+ * sits at rowStart(k) + n·nStep; into lo/hi. Walks each row once (contiguous for the MatMul layout).
+ */
+export function rowRanges(w: ArrayLike<number>, k0: number, k1: number, rowStart: (k: number) => number, nStep: number, N: number, lo: Float32Array, hi: Float32Array): void {
+  lo.fill(Infinity, 0, N);
+  hi.fill(-Infinity, 0, N);
+  for (let k = k0; k < k1; k++) {
+    const r = rowStart(k);
+    for (let n = 0; n < N; n++) {
+      const v = w[r + n * nStep];
+      if (v < lo[n]) lo[n] = v;
+      if (v > hi[n]) hi[n] = v;
+    }
+  }
+}
+
 /** Code of x for a block: clamp(round(x/scale) + zero, 0, 2^b−1), halves rounded up. */
 export function quantizeValue(x: number, scale: number, zero: number, levels: number): number {
   // floor(v + 0.5) is Math.round (but for v one ulp below a half) and 3× faster in V8.

@@ -1,9 +1,9 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { transpose, type Model, type Node, type Tensor } from '@alki/onnx';
-import { awqClip, awqSearchScale } from './awq.js';
+import { awqBlockGram, awqClip, awqSearchScale } from './awq.js';
 import { dequantizeBlockwise, relativeErrorOf, type BlockwiseQuantized } from './blockwise.js';
 import { LayerRunner, type LayerSpan } from './calibration/layer-runner.js';
-import { gptq, prepareGptqHessian } from './gptq.js';
+import { gptq, prepareGptqHessian, type GptqHessian } from './gptq.js';
 import { OrtGemm } from './ort-gemm.js';
 import { Scratch } from './linalg.js';
 import { smoothingFactors } from './smoothquant.js';
@@ -136,18 +136,22 @@ async function smoothLayer(c: LayerContext, l: LayerWork): Promise<void> {
 /** GPTQ: H = 2XᵀX/n per input, one factorisation per input, then every linear reading it; weights become their dequantized values. */
 async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
   const abt = c.gemm.abt;
-  const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { gram: true });
-  for (const g of l.groups) {
-    const st = stats.get(l.inputOf(g))!;
-    // H = 2XᵀX/n, formed in the runner's buffer (it is not needed afterwards).
+  const inputs = [...new Set(l.groups.map(l.inputOf))];
+  const stats = await c.runner.collect(l.index, inputs, { gram: true });
+  const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp, scratch: c.scratch };
+  const prepared = new Map<string, GptqHessian>();
+  for (const input of inputs) {
+    const st = stats.get(input)!;
+    // H = 2XᵀX/n, formed in the runner's buffer, which then holds U (the sums are not needed afterwards).
     const H = st.gram!;
     for (let j = 0; j < H.length; j++) H[j] *= 2 / st.tokens;
-    const prepared = await prepareGptqHessian(H, st.K, { actOrder: c.o.actOrder, percDamp: c.o.percDamp, overwrite: true, scratch: c.scratch }, abt);
+    prepared.set(input, await prepareGptqHessian(H, st.K, { ...options, overwrite: true }, abt));
+  }
+  for (const g of l.groups) {
     for (const name of g.linears) {
       const t = c.weight(name);
       const [K, N] = t.dims;
-      const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp };
-      const qw = await gptq(t.data as Float32Array, prepared, N, K, { ...options, inputMajor: true, scratch: c.scratch }, abt, c.gemm.update);
+      const qw = await gptq(t.data as Float32Array, prepared.get(l.inputOf(g))!, N, K, { ...options, inputMajor: true }, abt, c.gemm.update);
       c.results.set(name, qw);
       c.o.errors?.set(name, relativeErrorOf(qw, t.data as Float32Array, 'KN'));
       // Later layers calibrate on these quantized weights; after the last span nothing reads them.
@@ -198,16 +202,18 @@ async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) st.rows![t * K + k] /= scale[k];
     }
     // Clipping measures each block's output error through its Gram matrix, so it can use every kept row.
+    const products = { blockGram: c.gemm.blockGram, quadratic: c.gemm.quadratic };
+    let gram: Float32Array | undefined;
     for (const name of g.linears) {
       const t = c.weight(name);
       const [Kw, N] = t.dims;
       // AWQ does not clip attention queries and keys: attention scores are too sensitive to it.
       const first = g.unclipped?.[name] ?? (/q_proj|k_proj/.test(name) ? N : 0);
       if (first >= N) continue;
-      const products = { blockGram: c.gemm.blockGram, quadratic: c.gemm.quadratic };
+      gram ??= await awqBlockGram(st.rows!, n, K, c.opts.blockSize, products);
       c.weightScratch.reserve(N * Kw);
       const rows = transpose(t.data as Float32Array, Kw, N, c.weightScratch.take(N * Kw));
-      await awqClip(rows, N, Kw, st.rows!, n, { ...c.opts, first, inPlace: true, scratch: c.scratch }, products);
+      await awqClip(rows, N, Kw, st.rows!, n, { ...c.opts, first, inPlace: true, scratch: c.scratch, gram }, products);
       transpose(rows, N, Kw, t.data as Float32Array);
       c.weightScratch.release(0);
     }

@@ -1,5 +1,5 @@
 import { AlkiError } from '@alki/core';
-import { transpose, type Model } from '@alki/onnx';
+import type { Model } from '@alki/onnx';
 import { relativeErrorOf } from './blockwise.js';
 import { calibratedQuantize, type CalibrationData } from './calibrated.js';
 import { emptyReport, finishQuantizedModel, quantize, resolveQuantizeOptions, selectLinears, writeMatMulNBits, type QuantizeMethod, type QuantizeOptions, type QuantizeReport } from './quantize.js';
@@ -53,10 +53,15 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
         const selected = new Set(sites.map((s) => s.weight.name));
         for (const site of findLinears(model).filter((s) => selected.has(s.weight.name))) {
           const { bytes, q, scales } = writeDynamicQuantizeMatMul(model, site);
-          const back = new Float32Array(site.N * site.K);
-          for (let k = 0; k < site.K; k++) for (let n = 0; n < site.N; n++) back[n * site.K + k] = q[k * site.N + n] * scales[n];
-          const smoothed = transpose(site.weight.data as Float32Array, site.K, site.N);
-          report.layers.push({ name: site.weight.name, K: site.K, N: site.N, relativeError: relativeError(smoothed, back) });
+          // Error against the smoothed weight, both in the MatMul layout [K, N].
+          const w = site.weight.data as Float32Array;
+          let num = 0;
+          let den = 0;
+          for (let i = 0; i < w.length; i++) {
+            num += (w[i] - q[i] * scales[i % site.N]) ** 2;
+            den += w[i] ** 2;
+          }
+          report.layers.push({ name: site.weight.name, K: site.K, N: site.N, relativeError: Math.sqrt(num / (den || 1)) });
           report.floatBytes += site.weight.data.byteLength;
           report.quantizedBytes += bytes;
         }
@@ -80,15 +85,4 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
       return { model, report };
     },
   };
-}
-
-/** ‖a − b‖ / ‖a‖. */
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += a[i] ** 2;
-  }
-  return Math.sqrt(num / (den || 1));
 }

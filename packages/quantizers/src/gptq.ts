@@ -1,5 +1,5 @@
 import { AlkiError } from '@alki/core';
-import { blockParams, quantizeValue, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
+import { blockParams, quantizeValue, rowRanges, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
 import { matmulABt, Scratch, upperCholeskyOfInverse, type MatMulABt } from './linalg.js';
 
 /** GPTQ options (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers"). */
@@ -18,17 +18,6 @@ export interface GptqOptions extends BlockwiseOptions {
   scratch?: Scratch;
 }
 
-/**
- * GPTQ of one linear layer, as in the reference gptq.py: for W [N, K] (row n =
- * output n) and H = 2XᵀX/n [K, K] (row-major), quantize W column by column,
- * each time spreading the rounding error over the columns not yet quantized
- * through the upper Cholesky factor of H⁻¹, with lazy batch updates of
- * `lazyBlock` columns (one GEMM each). Group (block) parameters are fixed from
- * the updated weights when the first column of a block is reached. With
- * act-order the column order follows the Hessian diagonal, and each block's
- * parameters stay per contiguous K-block (static groups), as MatMulNBits needs.
- * `gemm` computes A·Bᵀ: onnxruntime's in the pipeline, JS by default.
- */
 /**
  * The part of GPTQ that depends only on the Hessian: dampening, dead inputs,
  * the column order, and U = chol(H⁻¹) upper. Linears that read the same input
@@ -76,6 +65,17 @@ export async function prepareGptqHessian(
   return { K, perm, pos, dead, U };
 }
 
+/**
+ * GPTQ of one linear layer, as in the reference gptq.py: for W [N, K] (row n =
+ * output n) and H = 2XᵀX/n [K, K] (row-major), quantize W column by column,
+ * each time spreading the rounding error over the columns not yet quantized
+ * through the upper Cholesky factor of H⁻¹, with lazy batch updates of
+ * `lazyBlock` columns (one GEMM each). Group (block) parameters are fixed from
+ * the updated weights when the first column of a block is reached. With
+ * act-order the column order follows the Hessian diagonal, and each block's
+ * parameters stay per contiguous K-block (static groups), as MatMulNBits needs.
+ * `gemm` computes A·Bᵀ: onnxruntime's in the pipeline, JS by default.
+ */
 export async function gptq(
   w: Float32Array,
   hessian: Float32Array | Float64Array | GptqHessian,
@@ -127,7 +127,6 @@ export async function gptq(
       }
       // Static groups: a block's scale/zero come from its current (updated) weights when first needed.
       const haveParams = new Uint8Array(nBlocks);
-  
       for (let i1 = 0; i1 < K; i1 += lazy) {
         const i2 = Math.min(K, i1 + lazy);
         const count = i2 - i1;
@@ -143,17 +142,8 @@ export async function gptq(
             if (!haveParams[blk]) {
               const k0 = blk * bs;
               const k1 = Math.min(K, k0 + bs);
-              // The block's range per output, reading its rows of the tail (contiguous over outputs).
-              blo.fill(Infinity, 0, Ns);
-              bhi.fill(-Infinity, 0, Ns);
-              for (let k = k0; k < k1; k++) {
-                const r = (pos[k] - i1) * Ns;
-                for (let n = 0; n < Ns; n++) {
-                  const v = tail[r + n];
-                  if (v < blo[n]) blo[n] = v;
-                  if (v > bhi[n]) bhi[n] = v;
-                }
-              }
+              // The block's range per output, from its rows of the tail.
+              rowRanges(tail, k0, k1, (k) => (pos[k] - i1) * Ns, 1, Ns, blo, bhi);
               for (let n = 0; n < Ns; n++) {
                 const { scale, zero } = blockParams(blo[n], bhi[n], o.bits, o.symmetric);
                 scales[(n0 + n) * nBlocks + blk] = scale;

@@ -12,7 +12,7 @@ export { rtn } from './rtn.js';
 export { gptq, prepareGptqHessian } from './gptq.js';
 export { Scratch } from './linalg.js';
 export type { GptqOptions, GptqHessian, GemmUpdate } from './gptq.js';
-export { awqSearchScale, awqClip, fakeQuantize } from './awq.js';
+export { awqSearchScale, awqClip, awqBlockGram, fakeQuantize } from './awq.js';
 export type { AwqOptions, AwqLinear, ClipProducts } from './awq.js';
 export { blockParams, quantizeValue, dequantizeBlockwise, relativeErrorOf } from './blockwise.js';
 export type { BlockwiseQuantized, BlockwiseOptions } from './blockwise.js';

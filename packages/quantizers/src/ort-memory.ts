@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm';
  * on every run, and touching fresh memory costs a page fault per 4 KB (13 µs
  * each on the 2-core VM: 75 ms for one 22 MB GEMM output that computes in 9).
  * Callers report the bytes their runs returned; past a threshold a young
- * generation collection (~1 ms) frees the wrappers and the allocator reuses
+ * generation collection (~3 ms) frees the wrappers and the allocator reuses
  * the warm memory.
  */
 const THRESHOLD = 16 * 1024 * 1024;

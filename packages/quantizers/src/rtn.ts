@@ -1,4 +1,4 @@
-import { blockParams, quantizeValue, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
+import { blockParams, quantizeValue, rowRanges, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
 
 /**
  * Round-to-nearest blockwise quantization of a weight given as [N, K] rows
@@ -21,15 +21,7 @@ export function rtn(w: Float32Array, N: number, K: number, o: BlockwiseOptions, 
   for (let b = 0; b < nBlocks; b++) {
     const k0 = b * bs;
     const k1 = Math.min(K, k0 + bs);
-    lo.fill(Infinity);
-    hi.fill(-Infinity);
-    for (let k = k0; k < k1; k++) {
-      for (let n = 0; n < N; n++) {
-        const v = w[n * rowStep + k * colStep];
-        if (v < lo[n]) lo[n] = v;
-        if (v > hi[n]) hi[n] = v;
-      }
-    }
+    rowRanges(w, k0, k1, (k) => k * colStep, rowStep, N, lo, hi);
     for (let n = 0; n < N; n++) {
       const { scale, zero } = blockParams(lo[n], hi[n], o.bits, o.symmetric);
       scales[n * nBlocks + b] = scale;

@@ -24,9 +24,9 @@ describe('LayerRunner', () => {
         const stats = await runner.collect(i, inputs, { gram: true, absMax: true });
         for (const st of stats.values()) {
           expect(st.tokens).toBe(12);
-          // XᵀX is symmetric with a positive diagonal.
-          expect(st.gram![1]).toBeCloseTo(st.gram![st.K], 4);
+          // A positive diagonal (its values are checked against XᵀX in the block-row test below).
           expect(st.gram![0]).toBeGreaterThan(0);
+          expect(st.absMax!.some((v) => v > 0)).toBe(true);
         }
         await runner.advance(i);
       }

@@ -128,6 +128,13 @@ export class LayerRunner {
     // The running sums of the Gram matrices' lower block rows, [r1 − r0, r1] each.
     const sums = new Map<string, Float32Array>();
     for (const names of b.outputs.values()) for (const blk of names.gram ?? []) sums.set(blk.acc, this.buffer(blk.acc, (blk.r1 - blk.r0) * blk.r1, true));
+    // Rows kept from each batch: an even share of `request.rows`, as far as the batch has tokens.
+    const rowPlan: number[] = [];
+    for (const batch of this.batches) {
+      const left = (request.rows ?? 0) - rowPlan.reduce((a, v) => a + v, 0);
+      rowPlan.push(Math.max(0, Math.min(Math.ceil((request.rows ?? 0) / this.batches.length), batch.length * this.seqLen, left)));
+    }
+    const rowsKept = new Map(inputs.map((name) => [name, 0]));
     for (let bi = 0; bi < this.batches.length; bi++) {
       throwIfAborted(this.signal);
       const tokens = this.batches[bi].length * this.seqLen;
@@ -164,16 +171,11 @@ export class LayerRunner {
         }
         if (request.rows) {
           // Rows spread evenly over all batches and positions, not just the first sequence.
-          const perBatch = Math.ceil(request.rows / this.batches.length);
-          const take = Math.min(perBatch, tokens, request.rows - (st.rows ? st.rows.length / K : 0));
-          if (take > 0) {
-            const have = st.rows ? st.rows.length / K : 0;
-            const next = new Float32Array((have + take) * K);
-            if (st.rows) next.set(st.rows);
-            const step = tokens / take;
-            for (let r = 0; r < take; r++) next.set(x.subarray(Math.floor(r * step) * K, (Math.floor(r * step) + 1) * K), (have + r) * K);
-            st.rows = next;
-          }
+          st.rows ??= new Float32Array(rowPlan.reduce((a, v) => a + v, 0) * K);
+          const take = rowPlan[bi];
+          const step = tokens / take;
+          for (let r = 0; r < take; r++) st.rows.set(x.subarray(Math.floor(r * step) * K, (Math.floor(r * step) + 1) * K), (rowsKept.get(name)! + r) * K);
+          rowsKept.set(name, rowsKept.get(name)! + take);
         }
       });
     }
@@ -223,9 +225,9 @@ export class LayerRunner {
 
   /** Input width K of the linear layer(s) reading `value`. */
   private widthOf(value: string): number {
-    const inits = new Map(this.model.graph.initializers.map((t) => [t.name, t]));
     for (const n of this.model.graph.nodes) {
-      if (n.opType === 'MatMul' && n.inputs[0] === value && inits.has(n.inputs[1])) return inits.get(n.inputs[1])!.dims[0];
+      const w = n.opType === 'MatMul' && n.inputs[0] === value ? this.model.graph.initializers.find((t) => t.name === n.inputs[1]) : undefined;
+      if (w) return w.dims[0];
     }
     throw new AlkiError('BAD_INPUT', `no linear layer with a constant weight reads "${value}"`);
   }
