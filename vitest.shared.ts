@@ -7,7 +7,12 @@ const root = dirname(fileURLToPath(import.meta.url));
 
 // Tests import sibling packages from their sources, so a change is tested
 // without rebuilding; the CLI's tests run the built binary.
+// Subpath entries (`@alki/x/node`) come first: an alias also matches the paths below its name.
 const alias: Record<string, string> = {};
+for (const dir of readdirSync(join(root, 'packages'))) {
+  const node = join(root, 'packages', dir, 'src', 'node.ts');
+  if (existsSync(node)) alias[`@alki/${dir}/node`] = node;
+}
 for (const dir of readdirSync(join(root, 'packages'))) {
   const src = join(root, 'packages', dir, 'src', 'index.ts');
   if (existsSync(src)) alias[`@alki/${dir}`] = src;

@@ -50,7 +50,7 @@ export function howMeasured(r: EvaluationReport): string[] {
   const lines: string[] = [];
   if (q) lines.push(`perplexity: ${q.protocol}, ${q.windows} windows × ${q.context} tokens, ${q.scoredTokens} scored tokens, text: ${q.textSource}`);
   if (s) lines.push(`speed: prompt ${s.promptTokens} tokens, ${s.newTokens} new tokens with KV cache, median of ${s.runs} runs after ${s.warmupRuns} warm-up, ${s.threads} threads, ${s.executionProvider} EP, each model in its own process`);
-  lines.push(`machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${bytes(r.machine.memoryBytes)}, ${r.machine.os}, Node ${r.machine.node}, onnxruntime ${r.machine.onnxruntime}`);
+  lines.push(`machine: ${r.machine.cpu}${r.machine.features ? ` (${r.machine.features.join(' ') || 'no listed features'})` : ''}, ${r.machine.cores} cores, ${bytes(r.machine.memoryBytes)}, ${r.machine.os}, Node ${r.machine.node}, onnxruntime ${r.machine.onnxruntime}`);
   return lines;
 }
 

@@ -1,4 +1,5 @@
-import { availableParallelism, cpus, platform, arch, totalmem } from 'node:os';
+import { availableParallelism, platform, arch, totalmem } from 'node:os';
+import { detectCpu } from '@alki/hardware-presets/node';
 import { SeededRandom } from '@alki/core';
 import { argmax, DecoderSession } from '@alki/runtime';
 import { spread, type Spread } from './stats.js';
@@ -23,6 +24,14 @@ export interface SpeedOptions {
 /** Where a figure was measured. */
 export interface MachineInfo {
   cpu: string;
+  /** x86_64, arm64, … */
+  arch: string;
+  /**
+   * The CPU features that change onnxruntime's kernels, hence results (int8) or speed: avx2, fma, avx512f,
+   * avx512bw, avx512_vnni, avx_vnni, avx512_bf16, amx; neon, fp16, dotprod, i8mm, bf16, sve (see
+   * @alki/hardware-presets).
+   */
+  features: string[];
   cores: number;
   memoryBytes: number;
   os: string;
@@ -46,7 +55,8 @@ export interface SpeedResult {
 }
 
 export function machineInfo(onnxruntimeVersion = '1.30.0'): MachineInfo {
-  return { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), memoryBytes: totalmem(), os: `${platform()} ${arch()}`, node: process.version, onnxruntime: onnxruntimeVersion };
+  const c = detectCpu();
+  return { cpu: c.model || 'unknown', arch: c.arch, features: c.features, cores: availableParallelism(), memoryBytes: totalmem(), os: `${platform()} ${arch()}`, node: process.version, onnxruntime: onnxruntimeVersion };
 }
 
 /**

@@ -1,0 +1,5 @@
+import { defineConfig } from 'tsup';
+import { libraryOptions } from '../../tsup.shared.js';
+
+// Two entries: the browser-safe core, and `./node` for detection from /proc and the OS.
+export default defineConfig({ ...libraryOptions, entry: ['src/index.ts', 'src/node.ts'] });
