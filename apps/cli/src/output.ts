@@ -72,3 +72,8 @@ export function keyValues(rows: [string, string][]): string {
   const w = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }
+
+/** Warnings go to stderr whatever the flags (--quiet silences progress, not problems); --json also carries them. */
+export function warn(text: string): void {
+  process.stderr.write(`warning: ${text}\n`);
+}

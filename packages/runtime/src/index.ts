@@ -10,3 +10,5 @@ export { TextStreamer } from './text-stream.js';
 export { TextGenerator } from './text-generator.js';
 export type { TextGenerationOptions, TextGenerationResult } from './text-generator.js';
 export { sampleSequences } from './sample-sequences.js';
+export { probeInt8Products } from './int8-kernel.js';
+export type { Int8Weights, Int8Probe } from './int8-kernel.js';

@@ -1,9 +1,9 @@
 import { writeFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { AlkiError } from '@alki/core';
-import { bundleEvalTarget, readBundle, verifyBundle } from '@alki/bundle';
+import { bundleEvalTarget, machineWarnings, readBundle, verifyBundle } from '@alki/bundle';
 import { evaluateTargets, formatHtml, formatTerminal, parseMetrics } from '@alki/eval';
-import { note, progressPrinter, type OutputFlags } from '../output.js';
+import { note, progressPrinter, warn, type OutputFlags } from '../output.js';
 import { evalFlags, speedFlags } from './eval-flags.js';
 
 export function benchCommand(y: Argv, signal: AbortSignal) {
@@ -31,6 +31,8 @@ export function benchCommand(y: Argv, signal: AbortSignal) {
         }
       }
       const [bundle, base] = bundles;
+      const warnings = (await Promise.all(bundles.map((b) => machineWarnings(b.manifest)))).flatMap((w, i) => w.map((x) => `${bundles[i].dir}: ${x}`));
+      warnings.forEach(warn);
       const report = await evaluateTargets([bundleEvalTarget(bundle)], {
         metrics,
         baseline: base ? bundleEvalTarget(base, `baseline ${bundleEvalTarget(base).name}`) : undefined,
@@ -47,7 +49,7 @@ export function benchCommand(y: Argv, signal: AbortSignal) {
         writeFileSync(args.report as string, formatHtml(report, `Alki benchmark — ${bundle.manifest.source.id}`));
         note(flags, `HTML report: ${args.report}`);
       }
-      process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatTerminal(report)}\n`);
+      process.stdout.write(flags.json ? `${JSON.stringify({ ...report, warnings }, null, 2)}\n` : `${formatTerminal(report)}\n`);
     },
   );
 }

@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
-import { readBundle } from '@alki/bundle';
+import { machineWarnings, readBundle } from '@alki/bundle';
 import { TextGenerator } from '@alki/runtime';
-import { note, type OutputFlags } from '../output.js';
+import { note, warn, type OutputFlags } from '../output.js';
 
 export function runCommand(y: Argv, signal: AbortSignal) {
   return y.command(
@@ -22,6 +22,8 @@ export function runCommand(y: Argv, signal: AbortSignal) {
     async (args) => {
       const flags = args as OutputFlags;
       const bundle = readBundle(args.bundle as string);
+      const warnings = await machineWarnings(bundle.manifest);
+      warnings.forEach(warn);
       const gen = await TextGenerator.load(bundle.dir, { modelPath: bundle.modelPath, threads: args.threads as number | undefined, maxPositions: bundle.manifest.model.maxPositions });
       try {
         const prompt = args.prompt as string;
@@ -39,7 +41,7 @@ export function runCommand(y: Argv, signal: AbortSignal) {
         const t = result.timings;
         const decodeTps = t.newTokens > 1 ? ((t.newTokens - 1) / t.decodeMs) * 1000 : 0;
         if (flags.json) {
-          process.stdout.write(`${JSON.stringify({ prompt, promptIds: result.promptIds, text: result.text, ids: result.ids, stopReason: result.stopReason, timings: { ...t, decodeTokensPerSecond: decodeTps } }, null, 2)}\n`);
+          process.stdout.write(`${JSON.stringify({ prompt, promptIds: result.promptIds, text: result.text, ids: result.ids, stopReason: result.stopReason, timings: { ...t, decodeTokensPerSecond: decodeTps }, warnings }, null, 2)}\n`);
           return;
         }
         process.stdout.write('\n');
