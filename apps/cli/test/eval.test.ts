@@ -66,6 +66,8 @@ describe.skipIf(!stories260K || !tinyStoriesText)('alki compare / bench / build 
       expect(m.metrics[k], k).toBeDefined();
     }
     expect(m.metrics.perplexity.method).toMatch(/alki-ppl-v1: 4 windows × 512 tokens, 2044 scored tokens/);
+    // The CPU features that change results or speed are recorded beside the CPU's name.
+    expect(m.metrics.measuredOn.value).toMatchObject({ cpu: expect.any(String), arch: expect.any(String), features: expect.any(Array) });
     expect(readFileSync(join(dir, 'README.md'), 'utf8')).toMatch(/## Benchmark[\s\S]*perplexity/);
     const info = alki(['info', dir, '--verify']);
     expect(info.status).toBe(0);

@@ -12,9 +12,13 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the built `alki` binary. */
-export function alki(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): CliResult {
-  const r = spawnSync(process.execPath, [cliPath, ...args], {
+/** qemu user-mode emulation of x86-64, when installed: runs the CLI on onnxruntime's kernels of another CPU. */
+export const qemuX86 = spawnSync('qemu-x86_64-static', ['--version']).status === 0 ? 'qemu-x86_64-static' : undefined;
+
+/** Runs the built `alki` binary; with `emulate`, under qemu as that x86-64 CPU model (e.g. "Haswell"). */
+export function alki(args: string[], opts: { cwd?: string; env?: Record<string, string>; emulate?: string } = {}): CliResult {
+  const command = opts.emulate ? [qemuX86!, '-cpu', opts.emulate, process.execPath] : [process.execPath];
+  const r = spawnSync(command[0], [...command.slice(1), cliPath, ...args], {
     cwd: opts.cwd,
     encoding: 'utf8',
     env: { ...process.env, ...opts.env },

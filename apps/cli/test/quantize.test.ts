@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
-import { alki } from './helpers.js';
+import { alki, qemuX86 } from './helpers.js';
 
 const work = tempDir('alki-q-cli-');
 const model = tinyLlama({ seed: 8 });
@@ -60,5 +60,36 @@ describe('alki build --quantize gptq|awq', () => {
     expect(act.status).toBe(2);
     expect(act.stderr).toMatch(/--act-order applies to GPTQ only/);
     expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe('W8A8 formats on the CPU that runs them', () => {
+  it('build --exclude and --head-bits reach alki.json; a pattern that matches nothing is refused', () => {
+    const dir = join(work.dir, 'excl');
+    const r = alki(['build', model.dir, '--exclude', '/mlp\\.down_proj/', '--head-bits', '32', '--out', dir, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const q = JSON.parse(readFileSync(join(dir, 'alki.json'), 'utf8')).quantization;
+    expect(q.headBits).toBe(32);
+    expect(q.excluded).toEqual(expect.arrayContaining(['lm_head.weight', 'model.layers.0.mlp.down_proj.weight']));
+    const none = alki(['build', model.dir, '--exclude', 'lm_head', '--out', join(work.dir, 'excl2')]);
+    expect(none.status).toBe(2); // a bad option value
+    expect(none.stderr).toMatch(/--exclude lm_head matches no linear layer[\s\S]*hint: give weight names such as/);
+    expect(existsSync(join(work.dir, 'excl2'))).toBe(false);
+  });
+
+  it.skipIf(!qemuX86)('run and bench warn about an s8 bundle on an AVX2-only CPU (qemu Haswell), not about s7', () => {
+    const s8 = join(work.dir, 'w8a8-s8');
+    const s7 = join(work.dir, 'w8a8-s7');
+    expect(alki(['build', model.dir, '--quantize', 'smoothquant', '--no-smooth', '--w8a8-format', 's8', '--out', s8, '--quiet']).status).toBe(0);
+    expect(alki(['build', model.dir, '--quantize', 'smoothquant', '--no-smooth', '--out', s7, '--quiet']).status).toBe(0);
+    const native = alki(['run', s8, '-n', '2', '--quiet']);
+    expect(native.status).toBe(0);
+    const warned = alki(['run', s8, '-n', '2', '--json'], { emulate: 'Haswell' });
+    expect(warned.status, warned.stderr).toBe(0);
+    expect(warned.stderr).toMatch(/^warning: this bundle's W8A8 weights are stored as s8[\s\S]*--w8a8-format s7/m);
+    expect(JSON.parse(warned.stdout).warnings).toHaveLength(1);
+    const bench = alki(['bench', s8, '--metrics', 'size', '--json'], { emulate: 'Haswell' });
+    expect(JSON.parse(bench.stdout).warnings[0]).toMatch(/stored as s8/);
+    expect(alki(['run', s7, '-n', '2', '--quiet'], { emulate: 'Haswell' }).stderr).not.toMatch(/^warning: /m);
   });
 });

@@ -162,11 +162,13 @@ async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfMo
       quantization: {
         method: report.method,
         bits: report.bits,
+        ...(quantized && report.head ? { headBits: report.head.bits } : {}),
         // SmoothQuant is per output channel (no blocks), symmetric, and has no MatMulNBits accuracy level.
         groupSize: quantized && report.method !== 'smoothquant' ? report.blockSize : null,
         symmetric: quantized ? report.method === 'smoothquant' || report.symmetric : null,
         accuracyLevel: quantized && report.method !== 'smoothquant' ? report.accuracyLevel : null,
         calibration: report.calibration ?? null,
+        ...(report.method === 'smoothquant' ? { alpha: report.smooth === false ? null : (report.alpha ?? 0.5), w8a8Format: report.w8a8Format } : {}),
         excluded: report.excluded,
         quantizedLayers: report.layers.length,
       },

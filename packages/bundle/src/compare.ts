@@ -23,7 +23,8 @@ const KNOWN: Record<string, MethodSpec['quantize']> = {
   gptq4: { method: 'gptq', bits: 4, blockSize: 32 },
   gptq8: { method: 'gptq', bits: 8, blockSize: 32 },
   smoothquant: { method: 'smoothquant' },
-  'w8a8-naive': { method: 'smoothquant', alpha: 0 },
+  // Naive W8A8: the same int8 format without smoothing (s = 1; SmoothQuant's α = 0 still divides by max|w|).
+  'w8a8-naive': { method: 'smoothquant', smooth: false },
 };
 
 /** Parses `--methods`: "all" or a comma list of none, rtn8, rtn4, rtn4-b128. */

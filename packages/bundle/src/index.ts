@@ -14,3 +14,4 @@ export type { CompareOptions, CompareResult, MethodSpec } from './compare.js';
 export { bundleEvalTarget, quantizationLabel } from './eval-target.js';
 export { manifestMetrics } from './metrics.js';
 export { estimateModelBytes } from './size-estimate.js';
+export { machineWarnings } from './machine-check.js';

@@ -34,10 +34,20 @@ export interface BundleManifest {
   quantization: {
     method: string;
     bits: number;
+    /** Bits of the output projection (lm_head) when the graph has one: 4, 8, or 32 (kept in float). */
+    headBits?: number;
     groupSize: number | null;
     symmetric: boolean | null;
     accuracyLevel: number | null;
     calibration: null | { source: string; samples: number; sequenceLength: number; sha256?: string };
+    /** SmoothQuant: the migration strength α, or null for the unsmoothed (naive) W8A8 baseline. */
+    alpha?: number | null;
+    /**
+     * W8A8 (SmoothQuant): activations are uint8 per tensor at run time; weights per output channel as `s8`
+     * (int8 ±127), `s7` (int8 ±63, cannot saturate onnxruntime's x86 kernels without VNNI) or `u8` (uint8,
+     * zero point 128). See docs/bundle-format.md.
+     */
+    w8a8Format?: string;
     excluded: string[];
     quantizedLayers: number;
   };

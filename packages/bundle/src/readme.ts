@@ -11,8 +11,9 @@ export function bundleReadme(m: BundleManifest, folderName: string, evaluationMa
     q.method === 'none'
       ? 'none (float32)'
       : q.method === 'smoothquant'
-        ? 'SmoothQuant W8A8: int8 per-channel weights, int8 dynamic activations (DynamicQuantizeMatMul)'
+        ? `SmoothQuant W8A8: int8 per-channel weights (${q.w8a8Format ?? 's8'}), ${q.alpha === null ? 'no smoothing' : `α ${q.alpha ?? 0.5}`}, int8 dynamic activations (DynamicQuantizeMatMul)`
         : `${q.method}, int${q.bits}, block ${q.groupSize}, ${q.symmetric ? 'symmetric' : 'with zero points'}`;
+  const head = q.headBits === undefined ? '' : `; output projection ${q.headBits === 32 ? 'float32' : `int${q.headBits}`}`;
   const calibration = q.calibration ? `\n| calibration | ${q.calibration.samples} samples × ${q.calibration.sequenceLength} tokens, ${q.calibration.source} |` : '';
   const rows: string[] = [
     `| model files on disk | ${mb(m.metrics.modelBytes.value)} |`,
@@ -34,7 +35,7 @@ Built by Alki ${m.alkiVersion} on ${m.createdAt}.
 |---|---|
 | source | ${m.source.id}${m.source.revision ? ` @ ${m.source.revision}` : ''} |
 | architecture | ${m.source.architecture} (${m.source.modelType}), ${m.source.parameters.toLocaleString('en-US')} parameters |
-| quantization | ${method} |${calibration}
+| quantization | ${method}${head} |${calibration}
 | graph | ONNX opset ${m.runtime.opset}, ${m.runtime.flavour} flavour, domains ${m.runtime.domains.join(', ')} |
 | runtime | onnxruntime ${m.runtime.onnxruntime} |
 

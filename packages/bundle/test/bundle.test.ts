@@ -111,6 +111,17 @@ describe('compareMethods', () => {
   });
 });
 
+describe('W8A8 bundles', () => {
+  it('compare’s w8a8-naive is unsmoothed (alpha null, no calibration), SmoothQuant records α and its weight format', async () => {
+    const [naive] = parseMethods('w8a8-naive');
+    const { manifest } = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'naive'), quantize: naive.quantize });
+    expect(manifest.quantization).toMatchObject({ method: 'smoothquant', alpha: null, w8a8Format: 's7', calibration: null, headBits: 8 });
+    const [sq] = parseMethods('smoothquant');
+    const { manifest: smoothed } = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'sq'), quantize: { ...sq.quantize, w8a8Format: 'u8' }, calibration: { samples: 2, seqLen: 16 } });
+    expect(smoothed.quantization).toMatchObject({ method: 'smoothquant', alpha: 0.5, w8a8Format: 'u8' });
+  });
+});
+
 describe('calibration size', () => {
   it('quick calibration is 8 samples of min(256, context) tokens unless given', async () => {
     const { manifest } = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'quick'), quantize: { method: 'gptq', bits: 4 }, calibration: { quick: true } });

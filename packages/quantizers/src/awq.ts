@@ -61,10 +61,10 @@ function meanSquaredDiff(a: Float32Array, b: Float32Array): number {
  * AWQ's activation-aware scale search for linears that read the same input X
  * ([n, K] calibration rows): per input channel s = mean|x|^α / mean|ŵ|^(1−α)
  * (ŵ: |W| normalised by its block maximum), normalised by √(max·min); α on a
- * grid over [0, 1); the α whose Q(W·s)·(X/s) is closest to W·X wins (α = 0
- * with s = 1 is the baseline, so the result is never worse than RTN on X).
+ * grid over [0, 1); the α whose Q(W·s)·(X/s) is closest to W·X wins. s = 1 is
+ * the baseline (reported as α = null), so the result is never worse than RTN on X.
  */
-export async function awqSearchScale(x: Float32Array, n: number, K: number, xAbsMean: Float64Array | Float32Array, linears: AwqLinear[], o: AwqOptions, matmul: MatMulABt = matmulABt, candidates?: CandidateLoss): Promise<{ scale: Float32Array; alpha: number; loss: number; baseLoss: number }> {
+export async function awqSearchScale(x: Float32Array, n: number, K: number, xAbsMean: Float64Array | Float32Array, linears: AwqLinear[], o: AwqOptions, matmul: MatMulABt = matmulABt, candidates?: CandidateLoss): Promise<{ scale: Float32Array; alpha: number | null; loss: number; baseLoss: number }> {
   const grid = o.grid ?? 20;
   const Nall = linears.reduce((s, l) => s + l.N, 0);
   const wAll = new Float32Array(Nall * K);
@@ -93,7 +93,8 @@ export async function awqSearchScale(x: Float32Array, n: number, K: number, xAbs
     : async (s: Float32Array): Promise<number> => meanSquaredDiff(ref, await matmul(x, n, K, scaledFakeQuantize(wEval, s, Ne, K, o), Ne));
   const ones = new Float32Array(K).fill(1);
   const baseLoss = await lossOf(ones);
-  let best = { scale: ones, alpha: 0, loss: baseLoss };
+  // alpha null: no scaling won (s = 1), which is not the grid's α = 0 (s = 1/mean|ŵ|).
+  let best: { scale: Float32Array; alpha: number | null; loss: number } = { scale: ones, alpha: null, loss: baseLoss };
   for (let g = 0; g < grid; g++) {
     const alpha = g / grid;
     const s = new Float32Array(K);

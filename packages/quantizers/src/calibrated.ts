@@ -27,6 +27,8 @@ export interface CalibratedOptions {
   /** SmoothQuant migration strength α (default 0.5). */
   alpha?: number;
   bits: 2 | 4 | 8;
+  /** Bits per weight where they differ from `bits` (the output projection's own width). */
+  bitsOf?: (name: string) => 2 | 4 | 8;
   blockSize: number;
   symmetric: boolean;
   actOrder?: boolean;
@@ -35,6 +37,11 @@ export interface CalibratedOptions {
   awqRows?: number;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
+  /**
+   * Weights to leave bit-identical (still MatMul): never rounded, dequantized or clipped, and a group holding one
+   * (or folding into one) gets no AWQ / SmoothQuant scale, which would rescale its rows.
+   */
+  excluded?: ReadonlySet<string>;
   /** Filled with each GPTQ weight's ‖W − Ŵ‖ / ‖W‖ against the weight it started from. */
   errors?: Map<string, number>;
 }
@@ -126,7 +133,7 @@ interface LayerWork {
 async function smoothLayer(c: LayerContext, l: LayerWork): Promise<void> {
   const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { absMax: true, advance: !l.last });
   for (const g of l.groups) {
-    if (!g.norm || !canFoldScale(c.model, g)) continue;
+    if (!g.norm || touchesExcluded(c, g) || !canFoldScale(c.model, g)) continue;
     const st = stats.get(l.inputOf(g))!;
     const weights = g.linears.map((name) => ({ data: c.weight(name).data as Float32Array, N: c.weight(name).dims[1] }));
     applyScale(c.model, g, smoothingFactors(st.absMax!, weights, c.o.alpha ?? 0.5));
@@ -136,7 +143,9 @@ async function smoothLayer(c: LayerContext, l: LayerWork): Promise<void> {
 /** GPTQ: H = 2XᵀX/n per input, one factorisation per input, then every linear reading it; weights become their dequantized values. */
 async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
   const abt = c.gemm.abt;
-  const inputs = [...new Set(l.groups.map(l.inputOf))];
+  const excluded = c.o.excluded ?? new Set<string>();
+  const inputs = [...new Set(l.groups.filter((g) => g.linears.some((w) => !excluded.has(w))).map(l.inputOf))];
+  if (inputs.length === 0) return; // every linear of this span is excluded (a float head): nothing to measure
   const stats = await c.runner.collect(l.index, inputs, { gram: true });
   const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp, scratch: c.scratch };
   const prepared = new Map<string, GptqHessian>();
@@ -149,9 +158,10 @@ async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
   }
   for (const g of l.groups) {
     for (const name of g.linears) {
+      if (excluded.has(name)) continue;
       const t = c.weight(name);
       const [K, N] = t.dims;
-      const qw = await gptq(t.data as Float32Array, prepared.get(l.inputOf(g))!, N, K, { ...options, inputMajor: true }, abt, c.gemm.update);
+      const qw = await gptq(t.data as Float32Array, prepared.get(l.inputOf(g))!, N, K, { ...options, bits: c.o.bitsOf?.(name) ?? options.bits, inputMajor: true }, abt, c.gemm.update);
       c.results.set(name, qw);
       c.o.errors?.set(name, relativeErrorOf(qw, t.data as Float32Array, 'KN'));
       // Later layers calibrate on these quantized weights; after the last span nothing reads them.
@@ -184,7 +194,7 @@ async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
     const n = st.rows!.length / K;
     const xMean = new Float64Array(K);
     for (let k = 0; k < K; k++) xMean[k] = st.absSum![k] / st.tokens;
-    if (canFoldScale(c.model, g)) {
+    if (!touchesExcluded(c, g) && canFoldScale(c.model, g)) {
       const lin = g.linears.map((name) => {
         const t = c.weight(name);
         return { w: transpose(t.data as Float32Array, t.dims[0], t.dims[1]), N: t.dims[1] };
@@ -195,7 +205,8 @@ async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       const searchRows = Math.min(n, Math.max(256, Math.floor(2e9 / (outputs * K))));
       // The candidate graph cuts K into whole blocks; otherwise the JS path quantizes the candidates.
       const candidates = K % c.opts.blockSize === 0 ? c.gemm.candidateLoss : undefined;
-      const options = { ...c.opts, searchOutputs: AWQ_SEARCH_OUTPUTS };
+      // A group's linears share one width (the head, the only one with its own, is alone in its group).
+      const options = { ...c.opts, bits: c.o.bitsOf?.(g.linears[0]) ?? c.opts.bits, searchOutputs: AWQ_SEARCH_OUTPUTS };
       const { scale } = await awqSearchScale(evenRows(st.rows!, n, K, searchRows), Math.min(n, searchRows), K, xMean, lin, options, abt, candidates);
       applyScale(c.model, g, scale);
       // Later searches of this layer see the input as the scaled graph produces it.
@@ -205,6 +216,7 @@ async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
     const products = { blockGram: c.gemm.blockGram, quadratic: c.gemm.quadratic };
     let gram: Float32Array | undefined;
     for (const name of g.linears) {
+      if (c.o.excluded?.has(name)) continue;
       const t = c.weight(name);
       const [Kw, N] = t.dims;
       // AWQ does not clip attention queries and keys: attention scores are too sensitive to it.
@@ -213,11 +225,17 @@ async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       gram ??= await awqBlockGram(st.rows!, n, K, c.opts.blockSize, products);
       c.weightScratch.reserve(N * Kw);
       const rows = transpose(t.data as Float32Array, Kw, N, c.weightScratch.take(N * Kw));
-      await awqClip(rows, N, Kw, st.rows!, n, { ...c.opts, first, inPlace: true, scratch: c.scratch, gram }, products);
+      await awqClip(rows, N, Kw, st.rows!, n, { ...c.opts, bits: c.o.bitsOf?.(name) ?? c.opts.bits, first, inPlace: true, scratch: c.scratch, gram }, products);
       transpose(rows, N, Kw, t.data as Float32Array);
       c.weightScratch.release(0);
     }
   }
+}
+
+/** Whether scaling g's input would change an excluded weight: one of its linears, or the linear it folds into. */
+function touchesExcluded(c: LayerContext, g: Group): boolean {
+  const ex = c.o.excluded;
+  return !!ex && (g.linears.some((w) => ex.has(w)) || (!!g.prev && ex.has(g.prev)));
 }
 
 /** `count` rows of x [n, K] spread evenly (all of them when count ≥ n). */

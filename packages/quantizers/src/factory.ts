@@ -2,10 +2,11 @@ import { AlkiError } from '@alki/core';
 import type { Model } from '@alki/onnx';
 import { relativeErrorOf } from './blockwise.js';
 import { calibratedQuantize, type CalibrationData } from './calibrated.js';
-import { emptyReport, finishQuantizedModel, quantize, resolveQuantizeOptions, selectLinears, writeMatMulNBits, type QuantizeMethod, type QuantizeOptions, type QuantizeReport } from './quantize.js';
+import { bitsOf, emptyReport, finishQuantizedModel, quantize, resolveQuantizeOptions, selectLinears, writeMatMulNBits, type QuantizeMethod, type QuantizeOptions, type QuantizeReport } from './quantize.js';
 import { rtn } from './rtn.js';
 import { findLinears, gemmToMatMul } from './rewrite.js';
-import { writeDynamicQuantizeMatMul } from './smoothquant.js';
+import { DEFAULT_W8A8_FORMAT, writeDynamicQuantizeMatMul } from './smoothquant.js';
+import type { BlockwiseQuantized } from './blockwise.js';
 
 /** What a quantizer may need besides the model. */
 export interface QuantizeContext {
@@ -31,28 +32,32 @@ export interface Quantizer {
  */
 export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOptions, 'method'> = {}): Quantizer {
   const o = resolveQuantizeOptions({ ...options, method });
-  const needsCalibration = method === 'awq' || method === 'gptq' || method === 'smoothquant';
+  const needsCalibration = method === 'awq' || method === 'gptq' || (method === 'smoothquant' && o.smooth !== false);
   return {
     method,
     options: o,
     needsCalibration,
     async quantize(model, context = {}) {
-      if (!needsCalibration) return quantize(model, o);
-      if (!context.calibration) throw new AlkiError('BAD_INPUT', `${method} needs calibration data`, 'pass { calibration } (see calibrationFromText / calibrationFromModel)');
+      if (method !== 'smoothquant' && !needsCalibration) return quantize(model, o);
+      if (needsCalibration && !context.calibration) throw new AlkiError('BAD_INPUT', `${method} needs calibration data`, 'pass { calibration } (see calibrationFromText / calibrationFromModel)');
       const t0 = performance.now();
       const report = emptyReport(o);
-      const cal = context.calibration;
-      report.calibration = { source: cal.source, samples: cal.samples.length, sequenceLength: cal.samples[0]?.length ?? 0, sha256: cal.sha256 };
       gemmToMatMul(model);
       const sites = selectLinears(model, o, report);
       // GPTQ's error is reported against the weight as the checkpoint had it (measured before it is replaced).
       const errors = new Map<string, number>();
-      const codes = await calibratedQuantize(model, cal, { method: method as 'awq' | 'gptq' | 'smoothquant', bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric, actOrder: o.actOrder, percDamp: o.percDamp, alpha: o.alpha, onProgress: o.onProgress, signal: o.signal, errors });
+      let codes = new Map<string, BlockwiseQuantized>();
+      const cal = context.calibration;
+      if (needsCalibration && cal) {
+        report.calibration = { source: cal.source, samples: cal.samples.length, sequenceLength: cal.samples[0]?.length ?? 0, sha256: cal.sha256 };
+        const excluded = new Set(report.excluded);
+        codes = await calibratedQuantize(model, cal, { method: method as 'awq' | 'gptq' | 'smoothquant', bits: o.bits, bitsOf: bitsOf(o, report), blockSize: o.blockSize, symmetric: o.symmetric, actOrder: o.actOrder, percDamp: o.percDamp, alpha: o.alpha, excluded, onProgress: o.onProgress, signal: o.signal, errors });
+      }
       if (method === 'smoothquant') {
         // W8A8: int8 weights per output channel, activations quantized per tensor at run time.
         const selected = new Set(sites.map((s) => s.weight.name));
         for (const site of findLinears(model).filter((s) => selected.has(s.weight.name))) {
-          const { bytes, q, scales } = writeDynamicQuantizeMatMul(model, site);
+          const { bytes, q, scales } = writeDynamicQuantizeMatMul(model, site, o.w8a8Format ?? DEFAULT_W8A8_FORMAT);
           // Error against the smoothed weight, both in the MatMul layout [K, N].
           const w = site.weight.data as Float32Array;
           let num = 0;
@@ -76,7 +81,7 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
           // AWQ leaves scaled, clipped float weights: the final rounding is plain RTN. Its error is reported
           // against the scaled weight it rounds (scaling is exact; clipping is part of the error).
           const w = site.weight.data as Float32Array;
-          const rounded = rtn(w, site.N, site.K, o, 'KN');
+          const rounded = rtn(w, site.N, site.K, { ...o, bits: bitsOf(o, report)(site.weight.name) }, 'KN');
           writeMatMulNBits(model, site, rounded, relativeErrorOf(rounded, w, 'KN'), o.accuracyLevel, report);
         }
       }

@@ -1,4 +1,4 @@
-export { quantize, resolveQuantizeOptions, QUANTIZE_METHODS, writeMatMulNBits, finishQuantizedModel } from './quantize.js';
+export { quantize, resolveQuantizeOptions, QUANTIZE_METHODS, DEFAULT_HEAD_BITS, writeMatMulNBits, finishQuantizedModel } from './quantize.js';
 export type { QuantizeOptions, QuantizeReport, QuantizeMethod, LayerReport, ResolvedQuantizeOptions } from './quantize.js';
 export { createQuantizer } from './factory.js';
 export type { Quantizer, QuantizeContext } from './factory.js';
@@ -17,8 +17,9 @@ export type { AwqOptions, AwqLinear, ClipProducts } from './awq.js';
 export { blockParams, quantizeValue, dequantizeBlockwise, relativeErrorOf } from './blockwise.js';
 export type { BlockwiseQuantized, BlockwiseOptions } from './blockwise.js';
 export { matMulNBitsTensors, matMulNBitsNode } from './matmul-nbits.js';
-export { findLinears, assertFinite, pruneInitializers, gemmToMatMul } from './rewrite.js';
+export { findLinears, findHead, assertFinite, pruneInitializers, gemmToMatMul } from './rewrite.js';
 export { inferScaleGroups } from './infer-groups.js';
 export type { InferredGroup } from './infer-groups.js';
 export type { LinearSite } from './rewrite.js';
-export { smoothingFactors, int8PerChannel, writeDynamicQuantizeMatMul } from './smoothquant.js';
+export { smoothingFactors, int8PerChannel, writeDynamicQuantizeMatMul, w8a8Codes, W8A8_FORMATS, DEFAULT_W8A8_FORMAT } from './smoothquant.js';
+export type { W8A8Format } from './smoothquant.js';

@@ -14,7 +14,17 @@ export interface InferredGroup {
   unclipped?: Record<string, number>;
 }
 
-const NORM_OPS = new Set(['LayerNormalization', 'SimplifiedLayerNormalization', 'RMSNormalization', 'SkipLayerNormalization', 'SkipSimplifiedLayerNormalization']);
+/**
+ * Normalization ops whose output is x̂·γ (+ β), with where γ and β sit among their inputs: the Skip* ops take
+ * (input, skip, γ, β | bias, …), so their γ is input 2, not 1.
+ */
+const NORM_OPS: Record<string, { gamma: number; beta?: number }> = {
+  LayerNormalization: { gamma: 1, beta: 2 },
+  SimplifiedLayerNormalization: { gamma: 1 },
+  RMSNormalization: { gamma: 1 },
+  SkipLayerNormalization: { gamma: 2, beta: 3 },
+  SkipSimplifiedLayerNormalization: { gamma: 2 },
+};
 
 /**
  * Scale groups of a graph Alki did not build: MatMuls with constant weights
@@ -32,9 +42,10 @@ export function inferScaleGroups(model: Model): InferredGroup[] {
   const groups: InferredGroup[] = [];
   for (const [input, linears] of byInput) {
     const p = producer.get(input);
-    if (p && NORM_OPS.has(p.opType) && p.outputs[0] === input && inits.has(p.inputs[1] ?? '')) {
-      const bias = p.opType === 'LayerNormalization' && inits.has(p.inputs[2] ?? '') ? p.inputs[2] : undefined;
-      groups.push({ layer: 0, norm: p.inputs[1], normBias: bias, linears });
+    const at = p ? NORM_OPS[p.opType] : undefined;
+    if (p && at && p.outputs[0] === input && inits.has(p.inputs[at.gamma] ?? '')) {
+      const beta = at.beta !== undefined && inits.has(p.inputs[at.beta] ?? '') ? p.inputs[at.beta] : undefined;
+      groups.push({ layer: 0, norm: p.inputs[at.gamma], normBias: beta, linears });
       continue;
     }
     let q = p;

@@ -1,9 +1,10 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import type { Model } from '@alki/onnx';
-import { relativeErrorOf, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
+import { relativeErrorOf, type BlockwiseQuantized } from './blockwise.js';
 import { matMulNBitsNode, matMulNBitsTensors } from './matmul-nbits.js';
-import { assertFinite, findLinears, gemmToMatMul, pruneInitializers, type LinearSite } from './rewrite.js';
+import { assertFinite, findHead, findLinears, gemmToMatMul, pruneInitializers, type LinearSite } from './rewrite.js';
 import { rtn } from './rtn.js';
+import { DEFAULT_W8A8_FORMAT, W8A8_FORMATS, type W8A8Format } from './smoothquant.js';
 
 /** Quantization methods. */
 export const QUANTIZE_METHODS = ['none', 'rtn', 'awq', 'gptq', 'smoothquant'] as const;
@@ -32,8 +33,20 @@ export interface QuantizeOptions {
   percDamp?: number;
   /** SmoothQuant: migration strength α in [0, 1] (default 0.5). */
   alpha?: number;
+  /**
+   * SmoothQuant: false gives the naive W8A8 baseline — no smoothing at all (s = 1), so no calibration is needed.
+   * (α = 0 is not that: by eq. 4 it still divides each channel by max|w|.)
+   */
+  smooth?: boolean;
+  /** SmoothQuant: how the int8 weights are stored (default `s7`, safe on every CPU; see {@link W8A8Format}). */
+  w8a8Format?: W8A8Format;
   /** Weight initializer names (exact or RegExp) to leave in float. */
   exclude?: (string | RegExp)[];
+  /**
+   * Bits of the output projection (lm_head, found by {@link findHead}): 4 or 8 as a MatMulNBits of its own
+   * width, 32 to keep it in float (default: {@link DEFAULT_HEAD_BITS}; SmoothQuant: 8 or 32).
+   */
+  headBits?: 4 | 8 | 32;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -53,11 +66,16 @@ export interface LayerReport {
 export interface QuantizeReport {
   method: QuantizeMethod;
   bits: number;
+  /** The output projection and its bits (32: kept in float); undefined when the graph has none or nothing was quantized. */
+  head?: { name: string; bits: number };
   blockSize: number;
   symmetric: boolean;
   accuracyLevel: number;
   actOrder?: boolean;
   alpha?: number;
+  /** SmoothQuant: false for the unsmoothed (naive) W8A8 baseline. */
+  smooth?: boolean;
+  w8a8Format?: W8A8Format;
   layers: LayerReport[];
   excluded: string[];
   /** Bytes of the quantized layers' weights before and after. */
@@ -68,6 +86,9 @@ export interface QuantizeReport {
 }
 
 const BLOCK_SIZES = [16, 32, 64, 128, 256];
+
+/** The output projection's bits when not given: see docs/decisions.md ("an 8-bit lm_head"). */
+export const DEFAULT_HEAD_BITS = 8;
 
 export type ResolvedQuantizeOptions = Required<Pick<QuantizeOptions, 'method' | 'bits' | 'blockSize' | 'symmetric' | 'accuracyLevel'>> & QuantizeOptions;
 
@@ -80,6 +101,10 @@ export function resolveQuantizeOptions(o: QuantizeOptions): ResolvedQuantizeOpti
     throw new AlkiError('BAD_OPTION', `SmoothQuant is W8A8: --bits ${o.bits} is not possible`, 'drop --bits (or use --bits 8) with smoothquant; for 4-bit weights use --quantize awq or gptq');
   }
   if (o.alpha !== undefined && o.method !== 'smoothquant') throw new AlkiError('BAD_OPTION', '--alpha applies to SmoothQuant only', 'use --quantize smoothquant --alpha 0.5');
+  if (o.smooth !== undefined && o.method !== 'smoothquant') throw new AlkiError('BAD_OPTION', 'smoothing applies to SmoothQuant only', 'use --quantize smoothquant');
+  if (o.smooth === false && o.alpha !== undefined) throw new AlkiError('BAD_OPTION', '--alpha has no meaning without smoothing', 'drop --alpha, or drop --no-smooth');
+  if (o.w8a8Format !== undefined && o.method !== 'smoothquant') throw new AlkiError('BAD_OPTION', '--w8a8-format applies to SmoothQuant (W8A8) only', 'use --quantize smoothquant --w8a8-format s7');
+  if (o.w8a8Format !== undefined && !W8A8_FORMATS.includes(o.w8a8Format)) throw new AlkiError('BAD_OPTION', `unknown W8A8 format "${o.w8a8Format}"`, `choose one of: ${W8A8_FORMATS.join(', ')} (s7: safe on every CPU, the default; s8: VNNI x86, arm64 and wasm only; u8: exact everywhere, slower prefill)`);
   if (o.alpha !== undefined && !(o.alpha >= 0 && o.alpha <= 1)) throw new AlkiError('BAD_OPTION', `--alpha must be in [0, 1], got ${o.alpha}`, 'SmoothQuant uses 0.5 by default; 0.75–0.85 for models with strong outliers');
   const bits = o.bits ?? (o.method === 'smoothquant' ? 8 : 4);
   if (![2, 4, 8].includes(bits)) throw new AlkiError('BAD_OPTION', `--bits ${bits} is not supported`, 'use 4 or 8 (2 for experiments)');
@@ -89,6 +114,8 @@ export function resolveQuantizeOptions(o: QuantizeOptions): ResolvedQuantizeOpti
   const accuracyLevel = o.accuracyLevel ?? 4;
   if (![0, 1, 2, 3, 4].includes(accuracyLevel)) throw new AlkiError('BAD_OPTION', `accuracy level ${accuracyLevel} is not supported`, 'use 0 (exact float activations) or 4 (int8 activations)');
   if (o.actOrder && o.method !== 'gptq') throw new AlkiError('BAD_OPTION', '--act-order applies to GPTQ only', 'use --quantize gptq --act-order');
+  if (o.headBits !== undefined && ![4, 8, 32].includes(o.headBits)) throw new AlkiError('BAD_OPTION', `--head-bits ${o.headBits} is not supported`, 'use 4, 8 or 32 (32 keeps the output projection in float)');
+  if (o.headBits === 4 && o.method === 'smoothquant') throw new AlkiError('BAD_OPTION', 'SmoothQuant is W8A8: --head-bits 4 is not possible', 'use --head-bits 8 or 32 with smoothquant');
   if (o.percDamp !== undefined && !(o.percDamp > 0 && o.percDamp < 1)) throw new AlkiError('BAD_OPTION', `dampening must be in (0, 1), got ${o.percDamp}`);
   return { ...o, bits: bits as 2 | 4 | 8, blockSize, symmetric: o.symmetric ?? false, accuracyLevel };
 }
@@ -102,7 +129,7 @@ export function emptyReport(o: ResolvedQuantizeOptions): QuantizeReport {
     symmetric: o.symmetric,
     accuracyLevel: o.accuracyLevel,
     ...(o.method === 'gptq' ? { actOrder: !!o.actOrder } : {}),
-    ...(o.method === 'smoothquant' ? { alpha: o.alpha ?? 0.5 } : {}),
+    ...(o.method === 'smoothquant' ? { ...(o.smooth === false ? { smooth: false } : { alpha: o.alpha ?? 0.5 }), w8a8Format: o.w8a8Format ?? DEFAULT_W8A8_FORMAT } : {}),
     layers: [],
     excluded: [],
     floatBytes: 0,
@@ -110,14 +137,34 @@ export function emptyReport(o: ResolvedQuantizeOptions): QuantizeReport {
   };
 }
 
-/** Linears the options select (exclusions recorded in the report). Run {@link gemmToMatMul} first to include Gemms. */
+/**
+ * Linears the options select: exclusions (and a float head, `headBits` 32) are
+ * recorded in the report, as is the head's width. Run {@link gemmToMatMul}
+ * first to include Gemms.
+ */
 export function selectLinears(model: Model, o: QuantizeOptions, report: QuantizeReport): LinearSite[] {
-  const isExcluded = (name: string) => (o.exclude ?? []).some((p) => (typeof p === 'string' ? p === name : p.test(name)));
-  return findLinears(model).filter((s) => {
-    if (!isExcluded(s.weight.name)) return true;
+  const matches = (p: string | RegExp, name: string) => (typeof p === 'string' ? p === name : p.test(name));
+  const isExcluded = (name: string) => (o.exclude ?? []).some((p) => matches(p, name));
+  const linears = findLinears(model);
+  for (const p of o.exclude ?? []) {
+    if (!linears.some((s) => matches(p, s.weight.name))) {
+      const examples = linears.slice(0, 2).map((s) => s.weight.name);
+      throw new AlkiError('BAD_OPTION', `--exclude ${String(p)} matches no linear layer of this model`, `give weight names such as ${[...examples, linears.at(-1)?.weight.name].filter(Boolean).join(', ')}, or a /regular expression/ such as /mlp\\.down_proj/`);
+    }
+  }
+  const head = findHead(model);
+  const headBits = head && isExcluded(head) ? 32 : (o.headBits ?? (o.method === 'smoothquant' ? 8 : DEFAULT_HEAD_BITS));
+  if (head) report.head = { name: head, bits: headBits };
+  return linears.filter((s) => {
+    if (!isExcluded(s.weight.name) && !(s.weight.name === head && headBits === 32)) return true;
     report.excluded.push(s.weight.name);
     return false;
   });
+}
+
+/** The weight bits of each selected linear: the head's own width, the method's for the rest. */
+export function bitsOf(o: { bits: 2 | 4 | 8 }, report: QuantizeReport): (name: string) => 2 | 4 | 8 {
+  return (name) => (report.head && name === report.head.name && report.head.bits !== 32 ? (report.head.bits as 4 | 8) : o.bits);
 }
 
 /**
@@ -139,7 +186,7 @@ export function writeMatMulNBits(model: Model, site: LinearSite, qw: BlockwiseQu
 export function finishQuantizedModel(model: Model, report: QuantizeReport): void {
   pruneInitializers(model);
   if (!model.opsetImports.some((x) => x.domain === 'com.microsoft')) model.opsetImports.push({ domain: 'com.microsoft', version: 1 });
-  model.metadata['alki.quantization'] = JSON.stringify({ method: report.method, bits: report.bits, blockSize: report.blockSize, symmetric: report.symmetric });
+  model.metadata['alki.quantization'] = JSON.stringify({ method: report.method, bits: report.bits, blockSize: report.blockSize, symmetric: report.symmetric, ...(report.head ? { headBits: report.head.bits } : {}) });
 }
 
 /**
@@ -157,13 +204,13 @@ export function quantize(model: Model, options: QuantizeOptions): { model: Model
   if (o.method !== 'rtn') throw new AlkiError('BAD_OPTION', `${o.method} needs calibration data`, 'use createQuantizer(method, options).quantize(model, { calibration })');
   gemmToMatMul(model);
   const sites = selectLinears(model, o, report);
-  const bo: BlockwiseOptions = { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric };
+  const bits = bitsOf(o, report);
   sites.forEach((site, i) => {
     throwIfAborted(o.signal);
     o.onProgress?.({ step: 'quantize', done: i, total: sites.length, detail: site.weight.name });
     const wf = site.weight.data as Float32Array;
     assertFinite(site.weight.name, wf);
-    const qw = rtn(wf, site.N, site.K, bo, 'KN');
+    const qw = rtn(wf, site.N, site.K, { bits: bits(site.weight.name), blockSize: o.blockSize, symmetric: o.symmetric }, 'KN');
     writeMatMulNBits(model, site, qw, relativeErrorOf(qw, wf, 'KN'), o.accuracyLevel, report);
   });
   o.onProgress?.({ step: 'quantize', done: sites.length, total: sites.length });

@@ -22,6 +22,22 @@ export function findLinears(model: Model): LinearSite[] {
   return sites;
 }
 
+/**
+ * The output projection ("lm_head"): the constant-weight MatMul whose result
+ * is the graph's `logits` output (the name transformers.js and Optimum use),
+ * directly or through one bias Add. Returns its weight's name, or undefined
+ * for graphs without one.
+ */
+export function findHead(model: Model): string | undefined {
+  const out = model.graph.outputs.find((o) => o.name === 'logits')?.name;
+  const producer = new Map<string, Node>();
+  for (const n of model.graph.nodes) for (const o of n.outputs) producer.set(o, n);
+  let p = producer.get(out ?? '');
+  if (p?.opType === 'Add') p = p.inputs.map((i) => producer.get(i)).find((n) => n?.opType === 'MatMul');
+  const site = p ? findLinears(model).find((s) => s.node === p) : undefined;
+  return site?.weight.name;
+}
+
 /** Checks a weight for NaN/Inf so a broken checkpoint never becomes a silently broken bundle. */
 export function assertFinite(name: string, data: Float32Array): void {
   for (let i = 0; i < data.length; i++) {

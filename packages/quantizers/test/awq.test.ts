@@ -9,6 +9,19 @@ import { tinyLlama } from '../../../tools/fixtures/index.js';
 import { decoderLogits } from '../../../tools/fixtures/decoder.js';
 
 describe('AWQ core', () => {
+  it('reports α = null when no scaling beats s = 1 (weights already on the int4 grid), not the grid’s α = 0', async () => {
+    const rng = new SeededRandom(12);
+    const n = 32, K = 64, N = 8;
+    const x = new Float32Array(n * K).map(() => rng.normal());
+    // Every block holds 0 and 15 steps of 1/8: RTN at s = 1 is exact, so any other s can only lose.
+    const w = new Float32Array(N * K).map((_, i) => (i % 32 === 0 ? 0 : i % 32 === 1 ? 15 : rng.int(16)) / 8);
+    const xMean = new Float64Array(K).map((_, k) => x.filter((_, i) => i % K === k).reduce((a, v) => a + Math.abs(v), 0) / n);
+    const r = await awqSearchScale(x, n, K, xMean, [{ w, N }], { bits: 4, blockSize: 32, symmetric: false });
+    expect(r.baseLoss).toBe(0);
+    expect(r.alpha).toBeNull();
+    expect(Array.from(r.scale).every((v) => v === 1)).toBe(true);
+  });
+
   it('the onnxruntime candidate graph gives the JS candidate loss', async () => {
     const rng = new SeededRandom(6);
     const n = 40, K = 96, N = 24;

@@ -78,4 +78,27 @@ describe('@alki/quantizers on a graph it did not build', () => {
     }
     expect(rel(await run(model, ids), ref)).toBeLessThan(1e-5);
   });
+
+  it('Skip*Normalization: γ is input 2 (input 1 is the skip), β input 3; folding there leaves the float model unchanged', async () => {
+    for (const op of ['SkipSimplifiedLayerNormalization', 'SkipLayerNormalization'] as const) {
+      const rng = new SeededRandom(11);
+      const H = 32, V = 64;
+      const b = new GraphBuilder('skip_norm');
+      const ids = b.input('input_ids', DataType.INT64, ['batch', 'seq']);
+      b.initializer(floatTensor('wte', [V, H], new Float32Array(V * H).map(() => rng.normal())));
+      b.initializer(floatTensor('gamma', [H], new Float32Array(H).map(() => 1 + 0.1 * rng.normal())));
+      b.initializer(floatTensor('beta', [H], new Float32Array(H).map(() => 0.1 * rng.normal())));
+      b.initializer(floatTensor('head.w', [H, V], new Float32Array(H * V).map(() => rng.normal() / Math.sqrt(H))));
+      const x = b.node('Gather', ['wte', ids]);
+      const inputs = op === 'SkipLayerNormalization' ? [x, x, 'gamma', 'beta'] : [x, x, 'gamma'];
+      const n = b.node(op, inputs, { epsilon: 1e-5 }, { domain: 'com.microsoft' });
+      b.output(b.node('MatMul', [n, 'head.w'], {}, { outputs: ['logits'] }), DataType.FLOAT, ['batch', 'seq', V]);
+      const model = createModel(b.build(), { opsets: { '': 17, 'com.microsoft': 1 } });
+      const groups = inferScaleGroups(model);
+      expect(groups).toEqual([{ layer: 0, norm: 'gamma', normBias: op === 'SkipLayerNormalization' ? 'beta' : undefined, linears: ['head.w'] }]);
+      const ref = await run(model, [1, 5, 9, 13]);
+      applyScale(model, groups[0], new Float32Array(H).map(() => 0.5 + rng.next()));
+      expect(rel(await run(model, [1, 5, 9, 13]), ref)).toBeLessThan(1e-5);
+    }
+  });
 });

@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
 import { buildBundle } from '@alki/bundle';
+import { AlkiError } from '@alki/core';
 import { resolveModel } from '@alki/models';
 import { formatTerminal, parseMetrics } from '@alki/eval';
 import { note, progressPrinter, type OutputFlags } from '../output.js';
@@ -10,6 +11,20 @@ import { describeBundle } from './info.js';
 function defaultOut(id: string, method: string, bits: number): string {
   const name = id.split('/').pop()!.toLowerCase().replace(/[^a-z0-9.-]+/g, '-');
   return `dist/${name}-${method === 'none' ? 'fp32' : `${method}-int${bits}`}`;
+}
+
+/** `--exclude` values: "/re/" (optionally with flags, "/re/i") is a regular expression, anything else an exact name. */
+export function parseExclude(values: string[] | undefined): (string | RegExp)[] | undefined {
+  if (!values?.length) return undefined;
+  return values.map((v) => {
+    const m = /^\/(.+)\/([a-z]*)$/.exec(v);
+    if (!m) return v;
+    try {
+      return new RegExp(m[1], m[2]);
+    } catch (e) {
+      throw new AlkiError('BAD_OPTION', `--exclude ${v} is not a valid regular expression: ${(e as Error).message}`, 'write it as /pattern/, e.g. /mlp\\.down_proj/ or /^lm_head/');
+    }
+  });
 }
 
 export function buildCommand(y: Argv, signal: AbortSignal) {
@@ -25,6 +40,10 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('symmetric', { type: 'boolean', default: false, describe: 'no zero points (default: per-block zero points)' })
         .option('accuracy-level', { type: 'number', describe: 'MatMulNBits accuracy_level: 4 = int8 activations (default; 2.3× faster int4 decode, +0.1% perplexity), 0 = float activations (exact, slower)' })
         .option('alpha', { type: 'number', describe: 'SmoothQuant migration strength α in [0, 1] (default 0.5)' })
+        .option('smooth', { type: 'boolean', describe: 'SmoothQuant: --no-smooth builds the naive W8A8 baseline (no smoothing, no calibration)' })
+        .option('w8a8-format', { type: 'string', choices: ['s7', 's8', 'u8'], describe: 'SmoothQuant weight codes: s7 (default; safe on every CPU), s8 (VNNI x86, arm64, wasm only), u8 (exact everywhere, slower prefill)' })
+        .option('exclude', { type: 'string', array: true, describe: 'weights to keep in float: exact names or /regular expressions/ (repeatable)' })
+        .option('head-bits', { type: 'number', describe: 'bits of the output projection (lm_head): 4, 8 (default) or 32 (float)' })
         .option('act-order', { type: 'boolean', default: false, describe: 'GPTQ: quantize columns by decreasing activation energy' })
         .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (.txt, or .jsonl with a "text" field); default: text sampled from the fp32 model' })
         .option('calib-samples', { type: 'number', describe: 'calibration samples (default 128, 8 with --quick)' })
@@ -56,7 +75,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         sourceId: source.id,
         revision: source.revision,
         commitSha: source.commitSha,
-        quantize: { method: method as 'rtn', bits: args.bits as 4 | undefined, blockSize: args['block-size'] as number, symmetric: args.symmetric as boolean, accuracyLevel: args['accuracy-level'] as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined },
+        quantize: { method: method as 'rtn', bits: args.bits as 4 | undefined, blockSize: args['block-size'] as number, symmetric: args.symmetric as boolean, accuracyLevel: args['accuracy-level'] as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, w8a8Format: args['w8a8-format'] as 's7' | undefined, exclude: parseExclude(args.exclude as string[] | undefined), headBits: args['head-bits'] as 8 | undefined },
         calibration: { path: args.calib as string | undefined, samples: args['calib-samples'] as number | undefined, seqLen: args['calib-seqlen'] as number | undefined, quick: args.quick as boolean },
         flavour: args.flavour as 'ort',
         externalData: args['external-data'] as 'auto',

@@ -13,12 +13,16 @@ export function evalFlags<T>(a: Argv<T>) {
     .option('threads', { type: 'number', describe: 'onnxruntime threads (default: all cores)' });
 }
 
-/** "5%", "0.05" or "5" (percent) → 0.05. */
+/**
+ * A percentage, with or without the sign: "5%" and "5" are both 5% (→ 0.05),
+ * "0.5" is half a percent. One rule for every value, so "1" is 1%, not 100%.
+ */
 export function parsePercent(v: unknown, flag: string): number {
   const s = String(v).trim();
-  const n = s.endsWith('%') ? Number(s.slice(0, -1)) / 100 : Number(s) > 1 ? Number(s) / 100 : Number(s);
-  if (!Number.isFinite(n) || n < 0) throw new AlkiError('BAD_OPTION', `${flag} must be a percentage such as 5% or 0.05, got ${s}`);
-  return n;
+  const body = s.endsWith('%') ? s.slice(0, -1).trim() : s;
+  const n = body === '' ? NaN : Number(body);
+  if (!Number.isFinite(n) || n < 0) throw new AlkiError('BAD_OPTION', `${flag} must be a percentage such as 5 or 5%, got "${s}"`, 'a bare number is a percentage too: 5 means 5%, 0.5 means half a percent');
+  return n / 100;
 }
 
 export function speedFlags(args: Record<string, unknown>) {

@@ -6,12 +6,13 @@ import { formatBytes, keyValues, type OutputFlags } from '../output.js';
 /** The human summary of a bundle, shared by `info` and `build`. */
 export function describeBundle(dir: string, m: BundleManifest): string {
   const q = m.quantization;
-  const layers = `${q.quantizedLayers} layers${q.excluded.length ? `, ${q.excluded.length} excluded` : ''}`;
+  const head = q.headBits === undefined ? '' : q.headBits === 32 ? ', lm_head float32' : q.headBits !== q.bits ? `, lm_head int${q.headBits}` : '';
+  const layers = `${q.quantizedLayers} layers${q.excluded.length ? `, ${q.excluded.length} excluded` : ''}${head}`;
   const quant =
     q.method === 'none'
       ? 'none (float32)'
       : q.method === 'smoothquant'
-        ? `smoothquant W8A8 (int8 per-channel weights, int8 dynamic activations), ${layers}`
+        ? `smoothquant W8A8 (${q.w8a8Format ?? 's8'} per-channel weights, ${q.alpha === null ? 'no smoothing' : `α ${q.alpha ?? 0.5}`}, int8 dynamic activations), ${layers}`
         : `${q.method} int${q.bits}, block ${q.groupSize}, ${q.symmetric ? 'symmetric' : 'zero points'}, ${layers}`;
   const calib = q.calibration ? `${q.calibration.samples} × ${q.calibration.sequenceLength} tokens, ${q.calibration.source}` : undefined;
   const rows: [string, string][] = [
