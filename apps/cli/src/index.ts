@@ -1,6 +1,6 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { removePartialDirs } from '@alki/bundle';
+import { runInterruptCleanups } from '@alki/core';
 import { buildCommand } from './commands/build.js';
 import { infoCommand } from './commands/info.js';
 import { runCommand } from './commands/run.js';
@@ -9,10 +9,19 @@ import { compareCommand } from './commands/compare.js';
 import { EXIT, reportError } from './errors.js';
 import pkg from '../package.json';
 
-const argv = hideBin(process.argv);
+// yargs reads a lone "-" as a positional: `--prompt-file -` (standard input) is joined into one token first.
+const argv = hideBin(process.argv).flatMap((a, i, all) => (a === '-' && all[i - 1] === '--prompt-file' ? [] : a === '--prompt-file' && all[i + 1] === '-' ? ['--prompt-file=-'] : [a]));
 const json = argv.includes('--json');
 const verbose = argv.includes('--verbose');
 const controller = new AbortController();
+
+// onnxruntime-node 1.30 segfaults creating a session when the process's command line is ~28 KB or longer (measured:
+// 28,000 characters pass, 29,000 crash). Refuse long command lines before any session exists.
+const ARGV_LIMIT = 16 * 1024;
+const argvBytes = process.argv.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0);
+if (argvBytes > ARGV_LIMIT) {
+  reportUsage(`the command line is ${argvBytes.toLocaleString('en-US')} bytes long; onnxruntime crashes on command lines near 28 KB, so Alki accepts at most ${ARGV_LIMIT.toLocaleString('en-US')}`, 'pass a long prompt from a file with --prompt-file FILE, or on standard input with --prompt-file -');
+}
 
 // `alki info … | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -20,16 +29,24 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
-// Ctrl-C: stop at the next step boundary, remove half-written bundles, exit 130.
+// Ctrl-C or SIGTERM: stop, remove temporary folders and child processes, exit 130 / 143.
 let interrupted = false;
-process.on('SIGINT', () => {
-  if (interrupted) process.exit(EXIT.interrupted);
-  interrupted = true;
-  controller.abort();
-  removePartialDirs();
-  process.stderr.write('\ninterrupted: no bundle was written\n');
-  process.exit(EXIT.interrupted);
-});
+for (const [signal, code] of [['SIGINT', EXIT.interrupted], ['SIGTERM', EXIT.terminated]] as const) {
+  process.on(signal, () => {
+    if (interrupted) process.exit(code);
+    interrupted = true;
+    controller.abort();
+    runInterruptCleanups();
+    process.stderr.write(`\ninterrupted (${signal}): temporary files removed, no bundle was written\n`);
+    process.exit(code);
+  });
+}
+
+function reportUsage(message: string, hint: string): never {
+  if (json) process.stdout.write(`${JSON.stringify({ error: { code: 'BAD_OPTION', message, hint } }, null, 2)}\n`);
+  else process.stderr.write(`error: ${message}\n  hint: ${hint}\n`);
+  process.exit(EXIT.usage);
+}
 
 let cli: Argv = yargs(argv)
   .scriptName('alki')
@@ -53,11 +70,10 @@ try {
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .fail((msg, err) => {
       if (err) throw err;
-      process.stderr.write(`error: ${msg}\n  hint: run \`alki --help\` or \`alki <command> --help\` for the options\n`);
-      process.exit(EXIT.usage);
+      reportUsage(msg, 'run `alki --help` or `alki <command> --help` for the options');
     })
     .parseAsync();
 } catch (e) {
-  removePartialDirs();
+  runInterruptCleanups();
   process.exitCode = reportError(e, verbose, json);
 }

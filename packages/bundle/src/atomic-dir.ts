@@ -1,75 +1,155 @@
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
-import { AlkiError, fsError } from '@alki/core';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { AlkiError, fsError, isProcessRunning, onInterrupt, runInterruptCleanups, makeDirs } from '@alki/core';
+import { validateManifest } from './manifest.js';
 
 const live = new Set<string>();
 
-/** Folders being written right now; a Ctrl-C handler removes them with {@link removePartialDirs}. */
+/** Folders being written right now (removed by {@link removePartialDirs} or an interrupt). */
 export function partialDirs(): string[] {
   return [...live];
 }
 
-/** Removes every folder still being written (safe to call from a signal handler). */
+/** Removes every temporary folder and stops every child process still registered (safe in a signal handler). */
 export function removePartialDirs(): void {
-  for (const d of live) rmSync(d, { recursive: true, force: true });
-  live.clear();
+  runInterruptCleanups();
+}
+
+/**
+ * A temporary folder beside `dest`, named `.<name>.partial-<pid>-<time>[-<tag>]`
+ * so that the next build of the same name removes it if this process dies
+ * before it can (see {@link sweepStalePartials}). Registered for removal on
+ * Ctrl-C / SIGTERM until `remove` is called.
+ */
+export function tempSibling(dest: string, tag = ''): { dir: string; remove: () => void } {
+  const target = resolve(dest);
+  const parent = dirname(target);
+  makeDirs(parent);
+  sweepStalePartials(parent, basename(target));
+  const dir = join(parent, `.${basename(target)}.partial-${process.pid}-${Date.now().toString(36)}${tag ? `-${tag}` : ''}`);
+  try {
+    mkdirSync(dir);
+  } catch (e) {
+    throw fsError(e, `creating ${dir}`);
+  }
+  live.add(dir);
+  const unregister = onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
+  return {
+    dir,
+    remove: () => {
+      rmSync(dir, { recursive: true, force: true });
+      live.delete(dir);
+      unregister();
+    },
+  };
+}
+
+/** Paths the caller must never lose: a replaced bundle may not be, or contain, any of them. */
+export interface ReplaceOptions {
+  /** e.g. the source model folder; the current folder is always protected. */
+  protect?: string[];
+}
+
+/** Whether `inner` is `outer` or lies inside it. */
+function within(inner: string, outer: string): boolean {
+  const rel = relative(outer, inner);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/**
+ * Checks that writing `dest` can lose nothing the caller protects: a non-empty
+ * path that is not the current folder or a protected folder, nor one of their
+ * parents (the filesystem root included).
+ */
+export function assertOutsideProtected(dest: string, o: ReplaceOptions = {}): void {
+  if (typeof dest !== 'string' || dest.trim() === '') {
+    throw new AlkiError('BAD_OPTION', 'the output folder is empty', 'pass --out with a folder name such as dist/my-bundle');
+  }
+  const target = resolve(dest);
+  const cwd = resolve(process.cwd());
+  for (const p of [cwd, ...(o.protect ?? []).map((x) => resolve(x))]) {
+    if (within(p, target)) {
+      const what = p === cwd ? 'the current folder' : p;
+      throw new AlkiError('BAD_OPTION', `--out ${dest} is ${p === target ? what : `a parent of ${what}`}: writing there would replace it`, 'choose a new folder for the output, such as dist/<name>');
+    }
+  }
+}
+
+/**
+ * Checks that `dest` may be written ({@link assertOutsideProtected}); when it
+ * exists, `overwrite` must be set and it must be an Alki bundle (a folder whose
+ * alki.json validates) — `--force` replaces bundles, nothing else.
+ */
+export function assertWritableBundleDir(dest: string, overwrite: boolean, o: ReplaceOptions = {}): void {
+  assertOutsideProtected(dest, o);
+  const target = resolve(dest);
+  if (!existsSync(target) && !isSymlink(target)) return;
+  if (!overwrite) throw new AlkiError('BAD_OPTION', `${dest} already exists`, 'pass --force to replace it (only an Alki bundle can be replaced), or choose another --out folder');
+  if (isSymlink(target) || !statSync(target).isDirectory() || !existsSync(join(target, 'alki.json'))) {
+    throw new AlkiError('BAD_OPTION', `${dest} exists and is not an Alki bundle, so --force will not replace it`, 'choose another --out folder, or remove it yourself if you really mean to');
+  }
+  try {
+    validateManifest(JSON.parse(readFileSync(join(target, 'alki.json'), 'utf8')), dest);
+  } catch {
+    throw new AlkiError('BAD_OPTION', `${dest} has an alki.json that Alki cannot read, so --force will not replace it`, 'choose another --out folder, or remove it yourself if you really mean to');
+  }
+}
+
+function isSymlink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /**
  * Writes a folder atomically: `fill` writes into a temporary sibling
- * `.<name>.partial-<pid>`, which is renamed to `dest` only when complete.
- * On any error the temporary folder is removed and `dest` is left as it was.
+ * `.<name>.partial-<pid>-<time>`, which is renamed to `dest` only when
+ * complete. On any error or interrupt the temporary folder is removed and
+ * `dest` is left as it was. An existing `dest` is replaced only when
+ * `overwrite` is set and it is an Alki bundle ({@link assertWritableBundleDir}).
  */
-export async function writeDirAtomically<T>(dest: string, overwrite: boolean, fill: (tmp: string) => Promise<T>): Promise<T> {
+export async function writeDirAtomically<T>(dest: string, overwrite: boolean, fill: (tmp: string) => Promise<T>, o: ReplaceOptions = {}): Promise<T> {
+  assertWritableBundleDir(dest, overwrite, o);
   const target = resolve(dest);
-  const parent = dirname(target);
-  if (existsSync(target) && !overwrite) {
-    throw new AlkiError('BAD_OPTION', `${dest} already exists`, 'pass --force to replace it, or choose another --out folder');
-  }
+  const tmp = tempSibling(dest);
   try {
-    mkdirSync(parent, { recursive: true });
-  } catch (e) {
-    throw fsError(e, `creating ${parent}`);
-  }
-  sweepStalePartials(parent, basename(target));
-  const tmp = join(parent, `.${basename(target)}.partial-${process.pid}-${Date.now().toString(36)}`);
-  live.add(tmp);
-  try {
-    mkdirSync(tmp);
-    const result = await fill(tmp);
+    const result = await fill(tmp.dir);
+    // Checked again: the folder may have appeared while the bundle was being built.
+    assertWritableBundleDir(dest, overwrite, o);
     if (existsSync(target)) {
       // Move the old bundle aside first so that a failure never leaves neither.
-      const old = `${tmp}.old`;
+      const old = `${tmp.dir}-old`;
       renameSync(target, old);
-      renameSync(tmp, target);
+      renameSync(tmp.dir, target);
       rmSync(old, { recursive: true, force: true });
     } else {
-      renameSync(tmp, target);
+      renameSync(tmp.dir, target);
     }
     return result;
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
     throw fsError(e, `writing ${dest}`);
   } finally {
-    live.delete(tmp);
+    tmp.remove();
   }
 }
 
-/** Removes partial folders of `name` left by processes that no longer run (killed with SIGKILL, power loss). */
+/**
+ * Removes temporary folders of `name` (`.<name>.partial-<pid>-…`: partial bundles, fp32 baselines) left by
+ * processes that no longer run — killed with SIGKILL, power loss.
+ */
 function sweepStalePartials(parent: string, name: string): void {
   const prefix = `.${name}.partial-`;
-  for (const entry of readdirSync(parent)) {
+  let entries: string[];
+  try {
+    entries = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
     if (!entry.startsWith(prefix)) continue;
     const pid = Number(entry.slice(prefix.length).split('-')[0]);
-    if (Number.isInteger(pid) && pid !== process.pid && !isRunning(pid)) rmSync(join(parent, entry), { recursive: true, force: true });
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isProcessRunning(pid)) rmSync(join(parent, entry), { recursive: true, force: true });
   }
 }

@@ -1,17 +1,18 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { writeModelFile, type Model } from '@alki/onnx';
 import { countParameters, exportModel, openHfModel, PORTABLE_OPSET, type GraphFlavour } from '@alki/models';
 import { calibrationFromModel, calibrationFromText, createQuantizer, readCalibrationFile, type CalibrationData, type QuantizeOptions, type QuantizeReport } from '@alki/quantizers';
 import { loadTokenizer } from '@alki/runtime';
 import { evaluateTargets, formatMarkdown, type EvalTarget, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
-import { writeDirAtomically } from './atomic-dir.js';
+import { assertWritableBundleDir, tempSibling, writeDirAtomically } from './atomic-dir.js';
 import { quantizationLabel } from './eval-target.js';
 import { manifestMetrics } from './metrics.js';
 import { hashFile } from './hash.js';
 import { SCHEMA_VERSION, serializeManifest, type BundleManifest } from './manifest.js';
 import { bundleReadme } from './readme.js';
+import { checkTokenizer, smokeTest } from './preflight.js';
 
 import { ALKI_VERSION } from './version.js';
 
@@ -83,13 +84,13 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   if (o.calibration?.path && !existsSync(o.calibration.path)) {
     throw new AlkiError('NOT_FOUND', `calibration file not found: ${o.calibration.path}`, 'pass --calib with an existing text or JSONL file, or leave it out to calibrate on text sampled from the model');
   }
-  if (existsSync(o.out) && !o.overwrite) {
-    throw new AlkiError('BAD_OPTION', `${o.out} already exists`, 'pass --force to replace it, or choose another --out folder');
-  }
+  // Before any work: --out may not be the source, the current folder or a folder that is not a bundle.
+  assertWritableBundleDir(o.out, o.overwrite ?? false, { protect: [o.modelDir] });
   if (o.benchmark?.textPath && !existsSync(o.benchmark.textPath)) {
     throw new AlkiError('NOT_FOUND', `evaluation text not found: ${o.benchmark.textPath}`, 'pass --text with an existing UTF-8 text file');
   }
   const hf = openHfModel(o.modelDir);
+  checkTokenizer(hf);
   await yieldToEventLoop();
   throwIfAborted(o.signal);
   const { model } = exportModel(hf, { flavour: o.flavour, onProgress: o.onProgress, signal: o.signal, producerVersion: ALKI_VERSION });
@@ -99,8 +100,9 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   // benchmark's baseline and the sampler of default calibration text.
   const quantizing = o.quantize.method !== 'none';
   const needFp32File = quantizing && (!!o.benchmark || (quantizer.needsCalibration && !o.calibration?.path));
-  if (needFp32File) mkdirSync(dirname(resolve(o.out)), { recursive: true });
-  const baselineDir = needFp32File ? mkdtempSync(join(dirname(resolve(o.out)), `.${basename(o.out)}.baseline-`)) : undefined;
+  // Beside the output, named so that an interrupt removes it and a later build sweeps it if this process died.
+  const baseline = needFp32File ? tempSibling(o.out, 'baseline') : undefined;
+  const baselineDir = baseline?.dir;
   try {
     if (baselineDir) {
       writeModelFile(join(baselineDir, 'model.onnx'), model, { externalData: o.externalData });
@@ -112,7 +114,7 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
     throwIfAborted(o.signal);
     return await writeBundle(o, hf, qmodel, report, o.benchmark ? baselineDir : undefined);
   } finally {
-    if (baselineDir) rmSync(baselineDir, { recursive: true, force: true });
+    baseline?.remove();
   }
 }
 
@@ -138,12 +140,14 @@ async function prepareCalibration(o: BuildBundleOptions, hf: ReturnType<typeof o
 async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>, qmodel: Model, report: QuantizeReport, baselineDir?: string): Promise<BuildBundleResult> {
   const c = hf.config;
   return writeDirAtomically(o.out, o.overwrite ?? false, async (tmp) => {
-    o.onProgress?.({ step: 'write', done: 0, total: 3, detail: 'onnx/model.onnx' });
+    o.onProgress?.({ step: 'write', done: 0, total: 4, detail: 'onnx/model.onnx' });
     mkdirSync(join(tmp, 'onnx'));
     const written = writeModelFile(join(tmp, 'onnx', 'model.onnx'), qmodel, { externalData: o.externalData });
     throwIfAborted(o.signal);
+    o.onProgress?.({ step: 'write', done: 1, total: 4, detail: 'test run' });
+    await smokeTest(written[0], smokeIds(c));
     for (const f of hf.sideFiles) copyFileSync(join(hf.dir, f), join(tmp, f));
-    o.onProgress?.({ step: 'write', done: 1, total: 3, detail: 'checksums' });
+    o.onProgress?.({ step: 'write', done: 2, total: 4, detail: 'checksums' });
     await yieldToEventLoop();
     const modelBytes = written.reduce((s, p) => s + statSync(p).size, 0);
     const quantized = report.method !== 'none';
@@ -209,11 +213,11 @@ async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfMo
     writeFileSync(join(tmp, 'README.md'), bundleReadme(manifest, basename(o.out), evaluation ? formatMarkdown(evaluation) : undefined));
     manifest.files.push(hashFile(join(tmp, 'README.md'), 'README.md'));
     manifest.files.sort((a, b) => (a.path < b.path ? -1 : 1));
-    o.onProgress?.({ step: 'write', done: 2, total: 3, detail: 'alki.json' });
+    o.onProgress?.({ step: 'write', done: 3, total: 4, detail: 'alki.json' });
     writeFileSync(join(tmp, 'alki.json'), serializeManifest(manifest));
-    o.onProgress?.({ step: 'write', done: 3, total: 3 });
+    o.onProgress?.({ step: 'write', done: 4, total: 4 });
     return { dir: o.out, manifest, report, evaluation };
-  });
+  }, { protect: [o.modelDir] });
 }
 
 /**
@@ -251,6 +255,12 @@ async function benchmarkBundle(o: BuildBundleOptions, tmp: string, manifest: Bun
     }
   }
   return evaluation;
+}
+
+/** A short test input for {@link smokeTest}: BOS (when the model has one) and a few ordinary ids. */
+function smokeIds(c: { vocabSize: number; bosTokenId?: number }): number[] {
+  const ids = [0.31, 0.57, 0.73, 0.91].map((f) => Math.floor(f * c.vocabSize));
+  return c.bosTokenId !== undefined ? [c.bosTokenId, ...ids] : ids;
 }
 
 /** Relative paths of all files under `dir`, sorted. */

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { AlkiError, type ProgressCallback } from '@alki/core';
+import { AlkiError, type ProgressCallback, makeDirs } from '@alki/core';
 import { evaluateTargets, formatHtml, formatMarkdown, formatTerminal, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
+import { assertOutsideProtected } from './atomic-dir.js';
 import { buildBundle, type CalibrationOptions } from './build.js';
 import { bundleEvalTarget } from './eval-target.js';
 import { readBundle, type Bundle } from './read.js';
@@ -68,7 +69,8 @@ export interface CompareResult {
  */
 export async function compareMethods(o: CompareOptions): Promise<CompareResult> {
   const methods = o.methods.some((m) => m.quantize.method === 'none') ? o.methods : [{ label: 'none', quantize: { method: 'none' as const } }, ...o.methods];
-  mkdirSync(o.out, { recursive: true });
+  assertComparisonDir(o.out, o.modelDir);
+  makeDirs(o.out);
   const bundles: Bundle[] = [];
   for (const m of methods) {
     const dir = join(o.out, m.label);
@@ -103,6 +105,37 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   writeFileSync(files.html, formatHtml(report, title));
   writeFileSync(files.markdown, `# ${title}\n\n${formatMarkdown(report)}\n`);
   return { report, bundles, files, text: formatTerminal(report) };
+}
+
+const REPORT_FILES = ['report.json', 'report.html', 'report.md'];
+
+/**
+ * `out` may hold only what a comparison writes — one bundle folder per method label and the reports — so that a
+ * comparison never overwrites a user's files; and it may not be the current folder or the model's.
+ */
+function assertComparisonDir(out: string, modelDir: string): void {
+  assertOutsideProtected(out, { protect: [modelDir] });
+  if (!existsSync(out)) return;
+  if (!statSync(out).isDirectory()) throw new AlkiError('BAD_OPTION', `--out ${out} is a file`, 'choose a folder for the comparison, such as dist/compare-<model>');
+  const labels = new Set([...Object.keys(KNOWN)]);
+  const foreign = readdirSync(out).filter((e) => {
+    if (e.startsWith('.')) return !/\.partial-\d+-/.test(e); // Alki's own temporary folders are swept by the builds
+    if (REPORT_FILES.includes(e)) return e === 'report.json' && !isAlkiReport(join(out, e));
+    if (labels.has(e)) return !existsSync(join(out, e, 'alki.json'));
+    return true;
+  });
+  if (foreign.length) {
+    throw new AlkiError('BAD_OPTION', `--out ${out} holds files a comparison did not write (${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', …' : ''}); Alki will not overwrite them`, 'choose a new or empty folder for --out');
+  }
+}
+
+function isAlkiReport(path: string): boolean {
+  try {
+    const r = JSON.parse(readFileSync(path, 'utf8'));
+    return !!r && typeof r === 'object' && Array.isArray(r.evaluations) && typeof r.machine === 'object';
+  } catch {
+    return false;
+  }
 }
 
 function tryRead(dir: string): Bundle | undefined {

@@ -36,3 +36,39 @@ describe('SeededRandom', () => {
     expect(new SeededRandom(8).next()).not.toBe(new SeededRandom(7).next());
   });
 });
+
+describe('file helpers that cannot hang', () => {
+  it('makeDirs creates nested folders, and fails fast (instead of looping) under /proc', async () => {
+    const { makeDirs, readRegularFile } = await import('../src/index.js');
+    const { mkdtempSync, existsSync, writeFileSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const root = mkdtempSync(join(tmpdir(), 'alki-core-'));
+    makeDirs(join(root, 'a', 'b', 'c'));
+    expect(existsSync(join(root, 'a', 'b', 'c'))).toBe(true);
+    makeDirs(join(root, 'a', 'b')); // existing: nothing to do
+    writeFileSync(join(root, 'f'), 'x');
+    expect(() => makeDirs(join(root, 'f', 'g'))).toThrow(/is a file, not a folder/);
+    if (process.platform === 'linux') expect(() => makeDirs('/proc/alki-test/x')).toThrow(/creating \/proc\/alki-test/);
+    expect(readRegularFile(join(root, 'f'), 10, 'f').toString()).toBe('x');
+    expect(() => readRegularFile(join(root, 'f'), 0, 'the file f')).toThrow(/the file f .* is 1 bytes, more than the 0/);
+    expect(() => readRegularFile(join(root, 'a'), 10, 'a')).toThrow(/is not a regular file/);
+    if (process.platform === 'linux') expect(() => readRegularFile('/dev/zero', 10, 'zero')).toThrow(/is not a regular file/);
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('interrupt cleanups run newest first, once, even when one throws', async () => {
+    const { onInterrupt, runInterruptCleanups } = await import('../src/index.js');
+    const order: number[] = [];
+    onInterrupt(() => order.push(1));
+    onInterrupt(() => {
+      throw new Error('x');
+    });
+    const off = onInterrupt(() => order.push(3));
+    onInterrupt(() => order.push(4));
+    off();
+    runInterruptCleanups();
+    runInterruptCleanups();
+    expect(order).toEqual([4, 1]);
+  });
+});

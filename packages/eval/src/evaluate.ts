@@ -1,4 +1,5 @@
-import { basename } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { DecoderSession, loadTokenizer } from '@alki/runtime';
@@ -41,6 +42,46 @@ export function parseMetrics(s: string): MetricName[] {
   return parts as MetricName[];
 }
 
+/**
+ * KL and top-1 compare two distributions over the same tokens: a baseline of another vocabulary or tokenizer
+ * would give numbers that mean nothing.
+ */
+function assertComparable(t: EvalTarget, s: DecoderSession, b: EvalTarget, bs: DecoderSession): void {
+  if (s.vocabSize !== undefined && bs.vocabSize !== undefined && s.vocabSize !== bs.vocabSize) {
+    throw new AlkiError('BAD_INPUT', `${t.name} has a ${s.vocabSize}-token vocabulary and the baseline ${b.name} one of ${bs.vocabSize}: they are different models`, 'compare a bundle with a baseline built from the same model (usually its fp32 bundle)');
+  }
+  const tokenizerHash = (dir: string) => {
+    const p = join(dir, 'tokenizer.json');
+    return existsSync(p) ? createHash('sha256').update(readFileSync(p)).digest('hex') : undefined;
+  };
+  const [a, c] = [tokenizerHash(t.dir), tokenizerHash(b.dir)];
+  if (a && c && a !== c) {
+    throw new AlkiError('BAD_INPUT', `${t.name} and the baseline ${b.name} have different tokenizers, so their predictions cannot be compared token by token`, 'compare a bundle with a baseline built from the same model (usually its fp32 bundle)');
+  }
+}
+
+/** Checks every number of the options before any measurement starts (a typo must not cost a long run). */
+export function validateEvaluateOptions(o: EvaluateOptions): void {
+  const whole = (name: string, v: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) {
+      throw new AlkiError('BAD_OPTION', `${name} must be a whole number${max < Number.MAX_SAFE_INTEGER ? ` from ${min} to ${max}` : ` ≥ ${min}`}, got ${v}`, 'see `alki bench --help`');
+    }
+  };
+  whole('--context', o.context, 2, o.maxPositions);
+  whole('--max-windows', o.maxWindows, 1);
+  whole('the number of sampled windows', o.sampledWindowCount, 1);
+  whole('--runs', o.speed?.runs, 1, 1000);
+  whole('the warm-up runs', o.speed?.warmupRuns, 0, 1000);
+  whole('--prompt-tokens', o.speed?.promptTokens, 1, o.maxPositions);
+  whole('--new-tokens', o.speed?.newTokens, 1, o.maxPositions);
+  whole('--threads', o.speed?.threads, 1, 1024);
+  const P = o.speed?.promptTokens ?? 128;
+  const N = o.speed?.newTokens ?? 64;
+  if ((o.metrics.includes('speed') || o.metrics.includes('memory')) && o.maxPositions && P + N > o.maxPositions) {
+    throw new AlkiError('BAD_OPTION', `the speed test's ${P} prompt + ${N} new tokens exceed the model's context of ${o.maxPositions}`, 'lower --prompt-tokens or --new-tokens');
+  }
+}
+
 /** Resolves the windows everyone is evaluated on (the same for all models). */
 export async function evaluationWindows(o: EvaluateOptions, tokenizerDir: string, baselineSession?: DecoderSession): Promise<EvalWindows> {
   const context = o.context ?? Math.min(512, o.maxPositions ?? 512);
@@ -62,6 +103,7 @@ export async function evaluationWindows(o: EvaluateOptions, tokenizerDir: string
  * on one shared set of windows, speed and memory each in a fresh process.
  */
 export async function evaluateTargets(targets: EvalTarget[], o: EvaluateOptions): Promise<EvaluationReport> {
+  validateEvaluateOptions(o);
   const evals: Evaluation[] = targets.map((target) => ({ target }));
   const base: Evaluation | undefined = o.baseline ? { target: o.baseline } : undefined;
   if (o.metrics.includes('perplexity')) {
@@ -69,6 +111,7 @@ export async function evaluateTargets(targets: EvalTarget[], o: EvaluateOptions)
     const sessions: DecoderSession[] = [];
     try {
       for (const t of targets) sessions.push(await DecoderSession.load(t.modelPath));
+      if (base && baseSession) for (let i = 0; i < targets.length; i++) assertComparable(targets[i], sessions[i], base.target, baseSession);
       const windows = await evaluationWindows(o, (base ?? evals[0]).target.dir, baseSession);
       const q = await evaluateQuality(sessions, windows, { baseline: baseSession, onProgress: o.onProgress, signal: o.signal });
       q.results.forEach((r, i) => (evals[i].quality = r));

@@ -15,4 +15,4 @@ export { formatTerminal, formatMarkdown, howMeasured, tableRows, TABLE_HEADER } 
 export { formatHtml } from './html.js';
 export { evaluateTargets } from './evaluate.js';
 export type { EvaluateOptions, MetricName } from './evaluate.js';
-export { parseMetrics, ALL_METRICS, evaluationWindows } from './evaluate.js';
+export { parseMetrics, ALL_METRICS, evaluationWindows, validateEvaluateOptions } from './evaluate.js';

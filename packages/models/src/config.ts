@@ -1,6 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { AlkiError } from '@alki/core';
+import { AlkiError, readRegularFile } from '@alki/core';
 
 /** Architectures (config.json `model_type`) that Alki exports today. */
 export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'gemma', 'phi', 'stablelm'] as const;
@@ -78,14 +78,28 @@ export function readConfigJson(dir: string): Record<string, unknown> {
   if (!existsSync(path)) {
     throw new AlkiError('NOT_A_MODEL', `${dir} has no config.json, so it is not a HuggingFace model folder`, 'point to a folder with config.json, model.safetensors and tokenizer.json (as saved by transformers\' save_pretrained), or to a hub id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0');
   }
+  const bytes = readRegularFile(path, 8 * 1024 * 1024, 'config.json');
   try {
-    const json = JSON.parse(readFileSync(path, 'utf8'));
+    const json = JSON.parse(bytes.toString('utf8'));
     if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('not an object');
     return json;
   } catch (e) {
     throw new AlkiError('BAD_CONFIG', `${path} is not valid JSON (${(e as Error).message})`, 'download or copy config.json again');
   }
 }
+
+/** Upper bounds of the integer hyper-parameters (a damaged or hostile config.json must not size allocations). */
+const LIMITS: Record<string, number> = {
+  hidden_size: 65_536,
+  intermediate_size: 262_144,
+  num_hidden_layers: 1_024,
+  num_attention_heads: 1_024,
+  num_key_value_heads: 1_024,
+  head_dim: 1_024,
+  vocab_size: 4_194_304,
+  max_position_embeddings: 1_048_576,
+  sliding_window: 1_048_576,
+};
 
 /** Validates a config.json and returns the normalised decoder configuration. */
 export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig {
@@ -101,6 +115,11 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
       throw new AlkiError('BAD_CONFIG', `config.json: "${key}" must be a positive integer, got ${JSON.stringify(raw[key])}`, 'fix config.json or download it again');
     }
+    // Beyond these no real decoder goes, and tables sized by them (rotary caches, masks) would not fit in memory.
+    const limit = LIMITS[key];
+    if (limit !== undefined && v > limit) {
+      throw new AlkiError('BAD_CONFIG', `config.json: "${key}" is ${v}, more than the ${limit.toLocaleString('en-US')} Alki supports`, 'check config.json: the value looks damaged');
+    }
     return v;
   };
   const hiddenSize = int('hidden_size');
@@ -108,8 +127,8 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
   const numKvHeads = int('num_key_value_heads', numHeads);
   const headDim = raw.head_dim == null ? hiddenSize / numHeads : int('head_dim');
   if (!Number.isInteger(headDim)) throw new AlkiError('BAD_CONFIG', `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`, 'set head_dim in config.json');
-  if (headDim % 2 !== 0) throw new AlkiError('BAD_CONFIG', `head_dim ${headDim} is odd; rotary embeddings need an even head_dim`);
-  if (numHeads % numKvHeads !== 0) throw new AlkiError('BAD_CONFIG', `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  if (headDim % 2 !== 0) throw new AlkiError('BAD_CONFIG', `head_dim ${headDim} is odd; rotary embeddings need an even head_dim`, 'fix config.json or download it again');
+  if (numHeads % numKvHeads !== 0) throw new AlkiError('BAD_CONFIG', `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`, 'fix config.json or download it again');
   // Gemma's checkpoints name the activation hidden_activation (hidden_act is the legacy key); HF uses the tanh GELU.
   const act = (modelType === 'gemma' ? raw.hidden_activation ?? raw.hidden_act ?? 'gelu_pytorch_tanh' : raw.hidden_act) ?? (modelType === 'phi' ? 'gelu_new' : 'silu');
   const activation = act === 'silu' ? 'silu' : ['gelu_pytorch_tanh', 'gelu_new', 'gelu_fast'].includes(String(act)) || (modelType === 'gemma' && act === 'gelu') ? 'gelu_tanh' : undefined;
@@ -118,12 +137,18 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
   const layerNorm = modelType === 'phi' || modelType === 'stablelm';
   const positive = (key: string, fallback: number): number => {
     const v = raw[key] ?? fallback;
-    if (typeof v !== 'number' || !(v > 0)) throw new AlkiError('BAD_CONFIG', `config.json: "${key}" must be a positive number, got ${JSON.stringify(raw[key])}`, 'fix config.json or download it again');
+    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new AlkiError('BAD_CONFIG', `config.json: "${key}" must be a positive number, got ${JSON.stringify(raw[key])}`, 'fix config.json or download it again');
+    return v;
+  };
+  // A norm's epsilon keeps 1/sqrt(var + eps) finite: positive and small (real models use 1e-12 … 1e-5).
+  const epsilon = (key: string, fallback: number): number => {
+    const v = positive(key, fallback);
+    if (v >= 1) throw new AlkiError('BAD_CONFIG', `config.json: "${key}" is ${v}; a normalization epsilon is a small positive number such as 1e-5`, 'fix config.json or download it again');
     return v;
   };
   // HF: rotary_ndims = int(partial_rotary_factor · head_dim); phi defaults to 0.5, stablelm to 0.25.
   const partial = layerNorm ? positive('partial_rotary_factor', modelType === 'phi' ? 0.5 : 0.25) : 1;
-  if (partial > 1) throw new AlkiError('BAD_CONFIG', `partial_rotary_factor ${partial} is larger than 1`);
+  if (partial > 1) throw new AlkiError('BAD_CONFIG', `partial_rotary_factor ${partial} is larger than 1`, 'fix config.json or download it again');
   const rotaryDim = Math.floor(partial * headDim);
   if (rotaryDim < 2 || rotaryDim % 2 !== 0) throw new AlkiError('UNSUPPORTED_CONFIG', `partial_rotary_factor ${partial} × head_dim ${headDim} gives ${rotaryDim} rotary dims; an even number ≥ 2 is needed`);
   // Architecture differences that live in the config, not in the graph builder.
@@ -135,8 +160,17 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
   if (modelType === 'qwen2' && raw.use_sliding_window === true) {
     throw new AlkiError('UNSUPPORTED_CONFIG', 'qwen2 with use_sliding_window true (per-layer windows) is not supported', 'supported: use_sliding_window false, as in the released Qwen2/Qwen2.5 configs');
   }
+  const vocabSize = int('vocab_size');
+  // Token ids decide where generation stops: an id outside the vocabulary could never be produced (or fed back).
+  const tokenId = (key: string, v: unknown): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= vocabSize) {
+      throw new AlkiError('BAD_CONFIG', `config.json: "${key}" ${JSON.stringify(v)} is not a token id of the ${vocabSize}-token vocabulary`, 'fix config.json or download it again');
+    }
+    return v;
+  };
   const eos = raw.eos_token_id;
-  const eosTokenIds = Array.isArray(eos) ? (eos as number[]) : typeof eos === 'number' ? [eos] : [];
+  const eosTokenIds = eos == null ? [] : (Array.isArray(eos) ? eos : [eos]).map((v) => tokenId('eos_token_id', v));
+  const bosTokenId = raw.bos_token_id == null ? undefined : tokenId('bos_token_id', raw.bos_token_id);
   return {
     modelType: modelType as ModelType,
     hiddenSize,
@@ -145,11 +179,11 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
     numHeads,
     numKvHeads,
     headDim,
-    vocabSize: int('vocab_size'),
+    vocabSize,
     maxPositions: int('max_position_embeddings', 2048),
     norm: layerNorm ? 'layer' : 'rms',
-    normEps: layerNorm ? positive('layer_norm_eps', 1e-5) : typeof raw.rms_norm_eps === 'number' ? raw.rms_norm_eps : 1e-6,
-    ropeTheta: typeof raw.rope_theta === 'number' ? raw.rope_theta : 10000,
+    normEps: epsilon(layerNorm ? 'layer_norm_eps' : 'rms_norm_eps', layerNorm ? 1e-5 : 1e-6),
+    ropeTheta: positive('rope_theta', 10000),
     // HF's defaults differ by architecture: GemmaConfig ties the head unless told otherwise.
     tieWordEmbeddings: typeof raw.tie_word_embeddings === 'boolean' ? raw.tie_word_embeddings : modelType === 'gemma',
     qkvBias,
@@ -164,7 +198,7 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
     gemmaNorm: modelType === 'gemma',
     slidingWindow,
     ropeScaling,
-    bosTokenId: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : undefined,
+    bosTokenId,
     eosTokenIds,
   };
 }

@@ -32,6 +32,28 @@ export function openHfModel(dir: string): HfModel {
     throw new AlkiError('NOT_A_MODEL', `${dir} has no tokenizer.json`, 'Alki bundles ship the fast tokenizer: save it with tokenizer.save_pretrained() or download it with the model');
   }
   const weights = WeightStore.open(abs);
+  checkLayerCount(weights.names(), config.numLayers, dir);
   const sideFiles = SIDE_FILES.filter((f) => existsSync(join(abs, f)));
   return { dir: abs, rawConfig, config, weights, sideFiles };
+}
+
+/**
+ * The checkpoint's decoder layers (`model.layers.<i>.`) must be exactly 0 … num_hidden_layers − 1: a config
+ * that says fewer would silently drop layers, one that says more would fail halfway through the export.
+ */
+function checkLayerCount(names: string[], numLayers: number, dir: string): void {
+  const found = new Set<number>();
+  for (const n of names) {
+    const m = /^model\.layers\.(\d+)\./.exec(n);
+    if (m) found.add(Number(m[1]));
+  }
+  if (found.size === 0) return; // other naming schemes are checked tensor by tensor during the export
+  const count = Math.max(...found) + 1;
+  if (count !== numLayers || found.size !== count) {
+    throw new AlkiError(
+      'BAD_CONFIG',
+      `the checkpoint in ${dir} has ${found.size === count ? `${count} decoder layers` : `decoder layers numbered up to ${count - 1} with ${count - found.size} missing`} but config.json says num_hidden_layers ${numLayers}`,
+      'the config.json does not belong to these weights: download the model again, or fix num_hidden_layers',
+    );
+  }
 }

@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { AlkiError, type ProgressCallback } from '@alki/core';
+import { AlkiError, type ProgressCallback, makeDirs } from '@alki/core';
 import { writeSyntheticLlama, type SyntheticLlamaOptions } from './synthetic.js';
 import { downloadFromHub, looksLikeHubId, type HubOptions } from './hub.js';
 import { defaultCacheDir } from './cache-dir.js';
@@ -43,7 +43,7 @@ export async function resolveModel(source: string, options: ResolveOptions = {})
       options.onProgress?.({ step: 'generate demo model', done: 0, total: 1 });
       const tmp = `${dir}.partial-${process.pid}`;
       rmSync(tmp, { recursive: true, force: true });
-      mkdirSync(tmp, { recursive: true });
+      makeDirs(tmp);
       writeSyntheticLlama(tmp, DEMO_MODEL);
       rmSync(dir, { recursive: true, force: true });
       renameSync(tmp, dir);

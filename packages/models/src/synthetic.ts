@@ -1,6 +1,6 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SeededRandom } from '@alki/core';
+import { SeededRandom, makeDirs } from '@alki/core';
 import { float32ToBfloat16, float32ToFloat16 } from '@alki/onnx';
 import { writeSafetensors, type SafetensorsTensor } from './safetensors.js';
 import { tinyTokenizer } from './tokenizer-json.js';
@@ -142,7 +142,7 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
   norm(finalNormName(c), H);
   if (!c.tieWordEmbeddings) linear('lm_head', V, H, c.headBias);
 
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: 1, eos_token_id: 2 }, null, 2));
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tok.tokenizerJson));

@@ -1,4 +1,4 @@
-import * as ort from 'onnxruntime-node';
+import { ort } from '@alki/runtime';
 import { DataType, GraphBuilder, createModel, encodeModel, float, floatTensor, int64Tensor, type Graph } from '@alki/onnx';
 import type { CandidateLoss } from './awq.js';
 import type { BlockwiseOptions } from './blockwise.js';

@@ -12,3 +12,4 @@ export type { TextGenerationOptions, TextGenerationResult } from './text-generat
 export { sampleSequences } from './sample-sequences.js';
 export { probeInt8Products } from './int8-kernel.js';
 export type { Int8Weights, Int8Probe } from './int8-kernel.js';
+export { ort } from './ort.js';

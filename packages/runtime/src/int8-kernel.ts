@@ -1,4 +1,4 @@
-import * as ort from 'onnxruntime-node';
+import { ort } from './ort.js';
 import { DataType, GraphBuilder, createModel, encodeModel, floatTensor, int8Tensor, uint8Tensor } from '@alki/onnx';
 
 /** How a W8A8 layer's weight codes are stored: their type and largest magnitude (uint8 codes sit around 128). */

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { AlkiError } from '@alki/core';
 import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
 import { DecoderSession, type SessionOptions } from './session.js';
 import { TextStreamer } from './text-stream.js';
@@ -33,6 +34,11 @@ export class TextGenerator {
   static async load(dir: string, options: SessionOptions & { modelPath?: string; maxPositions?: number } = {}): Promise<TextGenerator> {
     const tokenizer = loadTokenizer(dir);
     const session = await DecoderSession.load(options.modelPath ?? join(dir, 'onnx', 'model.onnx'), options);
+    // Ids the tokenizer can produce index the embedding table: a larger tokenizer does not belong to this model.
+    if (session.vocabSize !== undefined && tokenizer.vocabSize > session.vocabSize) {
+      await session.release();
+      throw new AlkiError('TOKENIZER', `the tokenizer of ${dir} has ${tokenizer.vocabSize} tokens but the model only ${session.vocabSize}`, 'the tokenizer files do not belong to this model: copy the bundle again or rebuild it');
+    }
     return new TextGenerator(session, tokenizer, options.maxPositions);
   }
 
@@ -44,6 +50,10 @@ export class TextGenerator {
 
   async generate(prompt: string, options: TextGenerationOptions = {}): Promise<TextGenerationResult> {
     const promptIds = this.tokenizer.encode(prompt);
+    const V = this.session.vocabSize;
+    for (const id of options.extraStopTokenIds ?? []) {
+      if (!Number.isInteger(id) || id < 0 || (V !== undefined && id >= V)) throw new AlkiError('BAD_OPTION', `stop token id ${id} is not a token of this model${V !== undefined ? ` (0 … ${V - 1})` : ''}`, 'give token ids as whole numbers, e.g. --stop-token-ids 2 13');
+    }
     const stopTokenIds = options.stopTokenIds ?? [...this.defaultStopTokenIds, ...(options.extraStopTokenIds ?? [])];
     const streamer = new TextStreamer(this.tokenizer, options.onText ?? (() => {}), promptIds, new Set(stopTokenIds));
     const result = await generate(this.session, promptIds, { maxPositions: this.maxPositions, ...options, stopTokenIds, onToken: (id) => streamer.push(id) });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeModelFile } from '@alki/onnx';
 import { GRAPH_FLAVOURS, exportModel, openHfModel, type GraphFlavour } from '@alki/models';
 import { DecoderSession, TextStreamer, generate, loadTokenizer, sampleToken, samplingDefaults, argmax } from '../src/index.js';
+import { ortMessage } from '../src/session.js';
 import { SeededRandom } from '@alki/core';
 import { stories260K, tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
 
@@ -97,6 +98,22 @@ describe('generation on a generated tiny model', () => {
     const c = await generate(session, [1, 300, 301], { maxNewTokens: 20, temperature: 1, seed: 42, stopTokenIds: [stopAt] });
     expect(c.stopReason).toBe('stop-token');
     expect(c.ids).toEqual(a.ids.slice(0, a.ids.indexOf(stopAt) + 1));
+  });
+
+  it('refuses what onnxruntime would choke on: ids outside the vocabulary, an empty or over-long prompt', async () => {
+    expect(session.vocabSize).toBeGreaterThan(0);
+    await expect(session.forward([[1, session.vocabSize!]], session.emptyCache(1), 0)).rejects.toThrow(new RegExp(`token id ${session.vocabSize} is outside the model's vocabulary`));
+    await expect(session.forward([[1, -1]], session.emptyCache(1), 0)).rejects.toThrow(/token id -1 is outside/);
+    await expect(generate(session, [], {})).rejects.toThrow(/the prompt is empty/);
+    await expect(generate(session, [1, 2, 3, 4, 5], { maxPositions: 4 })).rejects.toThrow(/the prompt is 5 tokens long, more than the model's context of 4/);
+    await expect(generate(session, [1, 2], { maxNewTokens: 0 })).rejects.toThrow(/whole number ≥ 1, got 0/);
+    await expect(DecoderSession.load(join(tmp.dir, 'model.onnx'), { threads: -3 })).rejects.toThrow(/threads must be a whole number from 1 to 1024, got -3/);
+  });
+
+  it('turns onnxruntime C++ dumps into the sentence a person can read', () => {
+    const dump =
+      'Load model from /tmp/x.onnx failed:/onnxruntime_src/onnxruntime/core/graph/model.cc:180 onnxruntime::Model::Model(onnx::ModelProto&&, const PathString&, const IOnnxRuntimeOpSchemaRegistryList*, const onnxruntime::logging::Logger&, const onnxruntime::ModelOptions&) Unsupported model IR version: 0, max supported IR version: 11';
+    expect(ortMessage(new Error(dump))).toBe('Load model from /tmp/x.onnx failed: Unsupported model IR version: 0, max supported IR version: 11');
   });
 
   it('batches rows independently', async () => {

@@ -1,7 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
-import { AlkiError } from '@alki/core';
-import { bundleEvalTarget, machineWarnings, readBundle, verifyBundle } from '@alki/bundle';
+import { AlkiError, fsError } from '@alki/core';
+import { assertWritableFile } from '../files.js';
+import { bundleEvalTarget, checkBundleSize, machineWarnings, readBundle, verifyBundle } from '@alki/bundle';
 import { evaluateTargets, formatHtml, formatTerminal, parseMetrics } from '@alki/eval';
 import { note, progressPrinter, warn, type OutputFlags } from '../output.js';
 import { evalFlags, speedFlags } from './eval-flags.js';
@@ -23,7 +24,9 @@ export function benchCommand(y: Argv, signal: AbortSignal) {
     async (args) => {
       const flags = args as OutputFlags;
       const metrics = parseMetrics(args.metrics as string);
+      if (args.report !== undefined) assertWritableFile(args.report as string, '--report');
       const bundles = [readBundle(args.bundle as string), ...(args.baseline ? [readBundle(args.baseline as string)] : [])];
+      if (!args.verify) bundles.forEach(checkBundleSize);
       if (args.verify) {
         for (const b of bundles) {
           const v = verifyBundle(b.dir);
@@ -45,11 +48,16 @@ export function benchCommand(y: Argv, signal: AbortSignal) {
         onProgress: progressPrinter(flags),
         signal,
       });
+      // The figures are printed first: a report that cannot be written must not throw a finished measurement away.
+      process.stdout.write(flags.json ? `${JSON.stringify({ ...report, warnings }, null, 2)}\n` : `${formatTerminal(report)}\n`);
       if (args.report) {
-        writeFileSync(args.report as string, formatHtml(report, `Alki benchmark — ${bundle.manifest.source.id}`));
+        try {
+          writeFileSync(args.report as string, formatHtml(report, `Alki benchmark — ${bundle.manifest.source.id}`));
+        } catch (e) {
+          throw fsError(e, `writing the HTML report ${args.report} (the figures above are complete)`);
+        }
         note(flags, `HTML report: ${args.report}`);
       }
-      process.stdout.write(flags.json ? `${JSON.stringify({ ...report, warnings }, null, 2)}\n` : `${formatTerminal(report)}\n`);
     },
   );
 }

@@ -55,14 +55,18 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('external-data', { type: 'string', default: 'auto', choices: ['auto', 'always', 'never'], describe: 'weights in onnx/model.onnx.data' })
         .option('revision', { type: 'string', describe: 'hub branch, tag or commit (default main)' })
         .option('benchmark', { type: 'boolean', default: false, describe: 'measure the bundle against fp32 and store the figures in alki.json' })
-        .option('metrics', { type: 'string', default: 'all', describe: 'with --benchmark: perplexity,speed,memory,size or all' })
-        .option('max-ppl-increase', { type: 'string', default: '10%', describe: 'with --benchmark: fail when perplexity rises more than this over fp32' })
-        .option('allow-degraded', { type: 'boolean', default: false, describe: 'keep the bundle even above --max-ppl-increase' })
+        .option('metrics', { type: 'string', describe: 'with --benchmark: perplexity,speed,memory,size or all (default all)' })
+        .option('max-ppl-increase', { type: 'string', describe: 'with --benchmark: fail when perplexity rises more than this percentage over fp32 (default 10)' })
+        .option('allow-degraded', { type: 'boolean', describe: 'with --benchmark: keep the bundle even above --max-ppl-increase' })
         .example('alki build demo', 'offline: a generated model, quantized to int4')
         .example('alki build ./stories260K --quantize rtn --bits 4 --block-size 32 --out dist/s260k-rtn4', ''),
     async (args) => {
       const flags = args as OutputFlags;
       const onProgress = progressPrinter(flags);
+      if (!args.benchmark) {
+        const stray = ['metrics', 'max-ppl-increase', 'allow-degraded', 'text', 'context', 'max-windows', 'runs', 'prompt-tokens', 'new-tokens', 'threads'].filter((k) => args[k] !== undefined);
+        if (stray.length) throw new AlkiError('BAD_OPTION', `${stray.map((k) => `--${k}`).join(', ')} only ${stray.length > 1 ? 'apply' : 'applies'} with --benchmark`, 'add --benchmark to measure the bundle while building it, or drop them');
+      }
       const source = await resolveModel(args.model as string, { revision: args.revision as string | undefined, onProgress, signal });
       const method = args.quantize as string;
       const bits = (args.bits as number | undefined) ?? (method === 'smoothquant' ? 8 : 4);
@@ -82,13 +86,13 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         overwrite: args.force as boolean,
         benchmark: args.benchmark
           ? {
-              metrics: parseMetrics(args.metrics as string),
+              metrics: parseMetrics((args.metrics as string | undefined) ?? 'all'),
               textPath: args.text as string | undefined,
               context: args.context as number | undefined,
               maxWindows: (args['max-windows'] as number | undefined) ?? 16,
               speed: speedFlags(args),
-              maxPerplexityIncrease: parsePercent(args['max-ppl-increase'], '--max-ppl-increase'),
-              allowDegraded: args['allow-degraded'] as boolean,
+              maxPerplexityIncrease: parsePercent(args['max-ppl-increase'] ?? '10', '--max-ppl-increase'),
+              allowDegraded: (args['allow-degraded'] as boolean | undefined) ?? false,
             }
           : undefined,
         onProgress,

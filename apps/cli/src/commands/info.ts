@@ -54,14 +54,19 @@ export function infoCommand(y: Argv) {
       const flags = args as OutputFlags;
       const bundle = readBundle(args.bundle as string);
       const verify = args.verify ? verifyBundle(bundle.dir) : undefined;
+      const failure =
+        verify && !verify.ok
+          ? new AlkiError('VERIFY_FAILED', `${bundle.dir} failed verification: ${verify.problems.map((p) => `${p.path} (${p.problem})`).join(', ')}`, 'the bundle was changed or damaged after it was built; copy it again or rebuild it')
+          : undefined;
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ dir: bundle.dir, manifest: bundle.manifest, ...(verify ? { verify } : {}) }, null, 2)}\n`);
-      } else {
-        process.stdout.write(`${describeBundle(bundle.dir, bundle.manifest)}\n${verify ? `${describeVerify(verify)}\n` : ''}`);
+        // One document, with the failure inside it, and a non-zero exit.
+        const error = failure ? { error: { code: failure.code, message: failure.message, hint: failure.hint } } : {};
+        process.stdout.write(`${JSON.stringify({ dir: bundle.dir, manifest: bundle.manifest, ...(verify ? { verify } : {}), ...error }, null, 2)}\n`);
+        if (failure) process.exitCode = 1;
+        return;
       }
-      if (verify && !verify.ok) {
-        throw new AlkiError('VERIFY_FAILED', `${bundle.dir} failed verification: ${verify.problems.map((p) => `${p.path} (${p.problem})`).join(', ')}`, 'the bundle was changed or damaged after it was built; copy it again or rebuild it');
-      }
+      process.stdout.write(`${describeBundle(bundle.dir, bundle.manifest)}\n${verify ? `${describeVerify(verify)}\n` : ''}`);
+      if (failure) throw failure;
     },
   );
 }

@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
-import { machineWarnings, readBundle } from '@alki/bundle';
+import { checkBundleSize, machineWarnings, readBundle } from '@alki/bundle';
+import { readPrompt } from './prompt.js';
 import { TextGenerator } from '@alki/runtime';
 import { note, warn, type OutputFlags } from '../output.js';
 
@@ -10,7 +11,8 @@ export function runCommand(y: Argv, signal: AbortSignal) {
     (a) =>
       a
         .positional('bundle', { type: 'string', demandOption: true, describe: 'bundle folder' })
-        .option('prompt', { alias: 'p', type: 'string', default: '', describe: 'text to continue' })
+        .option('prompt', { alias: 'p', type: 'string', describe: 'text to continue (long prompts: --prompt-file)' })
+        .option('prompt-file', { type: 'string', describe: 'read the prompt from this UTF-8 file, or from standard input with "-"' })
         .option('max-new-tokens', { alias: 'n', type: 'number', default: 128 })
         .option('temperature', { alias: 't', type: 'number', default: 0, describe: '0 = greedy' })
         .option('top-k', { type: 'number', default: 0, describe: '0 = off' })
@@ -21,12 +23,13 @@ export function runCommand(y: Argv, signal: AbortSignal) {
         .example('alki run dist/s260k-fp32 --prompt "Once upon a time" --max-new-tokens 32', ''),
     async (args) => {
       const flags = args as OutputFlags;
+      const prompt = await readPrompt(args.prompt as string | undefined, args['prompt-file'] as string | undefined);
       const bundle = readBundle(args.bundle as string);
+      checkBundleSize(bundle);
       const warnings = await machineWarnings(bundle.manifest);
       warnings.forEach(warn);
       const gen = await TextGenerator.load(bundle.dir, { modelPath: bundle.modelPath, threads: args.threads as number | undefined, maxPositions: bundle.manifest.model.maxPositions });
       try {
-        const prompt = args.prompt as string;
         if (!flags.json) process.stdout.write(prompt);
         const result = await gen.generate(prompt, {
           maxNewTokens: args['max-new-tokens'] as number,

@@ -1,5 +1,5 @@
 import { throwIfAborted, type ProgressCallback } from '@alki/core';
-import { DataType, GraphBuilder, createModel, floatTensor, transpose, type Model } from '@alki/onnx';
+import { DataType, GraphBuilder, createModel, float, floatTensor, transpose, type Model } from '@alki/onnx';
 import type { DecoderConfig } from '../config.js';
 import type { WeightStore } from '../weights.js';
 import { Ops } from './ops.js';
@@ -157,7 +157,7 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
   type Norm = ReturnType<typeof normParams>;
   const norm = (x: string, p: Norm) => {
     if (c.norm === 'layer') return ops.layerNorm(x, p.weight, p.bias, c.normEps);
-    return ort ? b.node('SimplifiedLayerNormalization', [x, p.weight], { axis: -1, epsilon: c.normEps }) : ops.rmsNorm(x, p.weight, c.normEps);
+    return ort ? b.node('SimplifiedLayerNormalization', [x, p.weight], { axis: -1, epsilon: float(c.normEps) }) : ops.rmsNorm(x, p.weight, c.normEps);
   };
   /** norm(x + skip) and x + skip: one SkipSimplifiedLayerNormalization / SkipLayerNormalization in the ort flavour. */
   const skipNorm = (x: string, skip: string, p: Norm): { normed: string; sum: string } => {
@@ -167,7 +167,7 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
     }
     const op = c.norm === 'layer' ? 'SkipLayerNormalization' : 'SkipSimplifiedLayerNormalization';
     const inputs = c.norm === 'layer' ? [x, skip, p.weight, p.bias!] : [x, skip, p.weight];
-    const [normed, , , sum] = b.nodeN(op, inputs, { epsilon: c.normEps }, { ...ms, outputs: 4 });
+    const [normed, , , sum] = b.nodeN(op, inputs, { epsilon: float(c.normEps) }, { ...ms, outputs: 4 });
     return { normed, sum };
   };
 

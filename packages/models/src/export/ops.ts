@@ -1,4 +1,4 @@
-import { DataType, GraphBuilder, floatTensor, int64Tensor } from '@alki/onnx';
+import { DataType, GraphBuilder, float, floatTensor, int64Tensor } from '@alki/onnx';
 
 /**
  * Thin helpers over {@link GraphBuilder} for the few patterns a decoder
@@ -41,7 +41,7 @@ export class Ops {
 
   /** LayerNorm over the last axis (ONNX LayerNormalization), with optional bias. */
   layerNorm(x: string, weight: string, bias: string | undefined, eps: number): string {
-    return this.b.node('LayerNormalization', bias ? [x, weight, bias] : [x, weight], { axis: -1, epsilon: eps });
+    return this.b.node('LayerNormalization', bias ? [x, weight, bias] : [x, weight], { axis: -1, epsilon: float(eps) });
   }
 
   /** GELU with the tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */

@@ -1,4 +1,4 @@
-import * as ort from 'onnxruntime-node';
+import { ort } from '@alki/runtime';
 import { AlkiError, throwIfAborted } from '@alki/core';
 import { DataType, int64Tensor, type Graph, type Model, type ValueInfo } from '@alki/onnx';
 import { noteOrtOutput } from '../ort-memory.js';

@@ -1,4 +1,4 @@
-import * as ort from 'onnxruntime-node';
+import { ort } from '@alki/runtime';
 import { DataType, createModel, encodeModel, type Graph, type Model, type Tensor, type ValueInfo } from '@alki/onnx';
 
 /** Float initializers larger than this are fed as session inputs (weights, norms, biases); smaller ones stay constants. */

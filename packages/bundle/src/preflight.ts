@@ -1,0 +1,62 @@
+import { AlkiError } from '@alki/core';
+import type { HfModel } from '@alki/models';
+import { DecoderSession, loadTokenizer } from '@alki/runtime';
+
+/**
+ * The tokenizer ships in the bundle and drives every run: it must load, encode,
+ * and produce only ids the model's embedding table has. Checked before any
+ * heavy work, so a truncated tokenizer.json fails the build, not the first run.
+ */
+export function checkTokenizer(hf: HfModel): void {
+  const tok = loadTokenizer(hf.dir);
+  const V = hf.config.vocabSize;
+  if (tok.vocabSize > V) {
+    throw new AlkiError('TOKENIZER', `tokenizer.json in ${hf.dir} has ${tok.vocabSize} tokens but config.json's vocab_size is ${V}`, 'the tokenizer does not belong to these weights: download the model again');
+  }
+  let ids: number[];
+  try {
+    ids = tok.encode('Hello, world. 123');
+  } catch (e) {
+    throw new AlkiError('TOKENIZER', `tokenizer.json in ${hf.dir} loads but cannot encode text: ${(e as Error).message}`, 'download the model again', { cause: e });
+  }
+  for (const id of [...ids, ...(tok.bosTokenId !== undefined ? [tok.bosTokenId] : []), ...tok.eosTokenIds]) {
+    if (!Number.isInteger(id) || id < 0 || id >= V) {
+      throw new AlkiError('TOKENIZER', `the tokenizer of ${hf.dir} produces token id ${id}, outside the ${V}-token vocabulary`, 'the tokenizer files do not belong to these weights: download the model again');
+    }
+  }
+}
+
+/**
+ * Runs the graph about to be bundled on a few tokens: every logit must be
+ * finite and they must not all be equal. Damaged weights that are finite but
+ * absurd (3e38, a shifted tensor) pass every structural check and would
+ * otherwise make a bundle that prints one token forever.
+ */
+export async function smokeTest(modelPath: string, ids: number[]): Promise<void> {
+  const session = await DecoderSession.load(modelPath, { threads: 1 });
+  try {
+    const { logits, vocabSize } = await session.forward([ids], session.emptyCache(1), 0);
+    let bad = -1;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < logits.length; i++) {
+      const v = logits[i];
+      if (!Number.isFinite(v)) {
+        bad = i;
+        break;
+      }
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+    if (bad >= 0 || !(hi > lo)) {
+      const what = bad >= 0 ? `${Number.isNaN(logits[bad]) ? 'NaN' : 'infinite'} logits (position ${Math.floor(bad / vocabSize)})` : `the same logit ${lo} for every token`;
+      throw new AlkiError(
+        'NUMERIC',
+        `the exported model computes ${what} on a ${ids.length}-token test input, so it cannot generate text`,
+        "the checkpoint's weights are damaged (values far too large, or shifted bytes): download the model again; no bundle was written",
+      );
+    }
+  } finally {
+    await session.release();
+  }
+}
