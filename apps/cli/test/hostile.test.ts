@@ -223,7 +223,7 @@ describe('hostile input: every bad input or fault gets a clear error and changes
 });
 
 /** The mock hub's misbehaviours, one per model id. */
-function mockHub(url: string, res: import('node:http').ServerResponse): void {
+function mockHub(url: string, res: import('node:http').ServerResponse): unknown {
   const siblings = (names: string[]) => JSON.stringify({ sha, siblings: names.map((rfilename) => ({ rfilename })) });
   const send = (body: string | Buffer, type = 'application/json') => res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body) }).end(body);
   const m = /^\/api\/models\/evil\/([\w-]+)\/revision\/(.+)$/.exec(url);

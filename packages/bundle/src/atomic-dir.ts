@@ -1,6 +1,7 @@
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { AlkiError, fsError, isProcessRunning, onInterrupt, runInterruptCleanups, makeDirs } from '@alki/core';
+import { AlkiError, fsError, isProcessRunning, onInterrupt, runInterruptCleanups } from '@alki/core';
+import { makeDirs } from '@alki/core/node';
 import { validateManifest } from './manifest.js';
 
 const live = new Set<string>();

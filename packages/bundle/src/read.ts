@@ -1,9 +1,9 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AlkiError } from '@alki/core';
+import { AlkiError, fsError, isAlkiError } from '@alki/core';
 import { hashFile } from './hash.js';
 import { listFiles } from './build.js';
-import { manifestHash, validateManifest, type BundleManifest } from './manifest.js';
+import { manifestHash, validateManifest, type BundleFile, type BundleManifest } from './manifest.js';
 
 export interface Bundle {
   dir: string;
@@ -12,6 +12,9 @@ export interface Bundle {
   modelPath: string;
 }
 
+/** alki.json is a few KB; a file above this is not a manifest. */
+const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
+
 /** Opens a bundle folder and validates its alki.json (not the file hashes: see {@link verifyBundle}). */
 export function readBundle(dir: string): Bundle {
   const abs = resolve(dir);
@@ -19,11 +22,20 @@ export function readBundle(dir: string): Bundle {
   if (!statSync(abs).isDirectory()) throw new AlkiError('BAD_BUNDLE', `${dir} is not a folder`, 'a bundle is a folder with alki.json and onnx/model.onnx');
   const path = join(abs, 'alki.json');
   if (!existsSync(path)) throw new AlkiError('BAD_BUNDLE', `${dir} has no alki.json, so it is not an Alki bundle`, 'build one with `alki build <model> --out <folder>`');
+  const stat = statSync(path);
+  if (!stat.isFile()) throw new AlkiError('BAD_BUNDLE', `${dir}/alki.json is not a regular file`, 'the manifest is damaged; build the bundle again');
+  if (stat.size > MAX_MANIFEST_BYTES) throw new AlkiError('BAD_BUNDLE', `${dir}/alki.json has ${stat.size} bytes, far more than a manifest holds`, 'the manifest is damaged; build the bundle again');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw fsError(e, `reading ${dir}/alki.json`);
+  }
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
-    throw new AlkiError('BAD_BUNDLE', `${dir}/alki.json is not valid JSON (${(e as Error).message})`, 'the manifest is damaged; build the bundle again');
+    throw new AlkiError('BAD_BUNDLE', `${dir}/alki.json is not valid JSON (${(e as Error).message.slice(0, 120)})`, 'the manifest is damaged; build the bundle again');
   }
   const manifest = validateManifest(json, dir);
   return { dir: abs, manifest, modelPath: join(abs, manifest.model.path) };
@@ -54,7 +66,7 @@ export function verifyBundle(dir: string): VerifyResult {
   try {
     bundle = readBundle(dir);
   } catch (e) {
-    if (e instanceof AlkiError && e.code === 'BAD_BUNDLE') {
+    if (isAlkiError(e) && e.code === 'BAD_BUNDLE') {
       return { ok: false, checkedFiles: 0, checkedBytes: 0, problems: [{ path: 'alki.json', problem: 'manifest', detail: e.message }] };
     }
     throw e;
@@ -64,17 +76,37 @@ export function verifyBundle(dir: string): VerifyResult {
   let checkedBytes = 0;
   for (const f of m.files) {
     const abs = join(bundle.dir, f.path);
-    if (!existsSync(abs)) {
+    let stat: Stats;
+    try {
+      stat = lstatSync(abs);
+    } catch {
       problems.push({ path: f.path, problem: 'missing', detail: 'listed in alki.json but not in the folder' });
       continue;
     }
-    const actual = hashFile(abs, f.path);
+    // Not followed: a link could point anywhere, and a folder cannot be hashed.
+    if (!stat.isFile()) {
+      problems.push({ path: f.path, problem: 'missing', detail: `listed in alki.json as a file, but the folder holds a ${stat.isDirectory() ? 'folder' : stat.isSymbolicLink() ? 'symbolic link' : 'special file'} there` });
+      continue;
+    }
+    let actual: BundleFile;
+    try {
+      actual = hashFile(abs, f.path);
+    } catch (e) {
+      problems.push({ path: f.path, problem: 'missing', detail: `cannot be read (${(e as NodeJS.ErrnoException)?.code ?? (e as Error)?.message})` });
+      continue;
+    }
     checkedBytes += actual.bytes;
     if (actual.bytes !== f.bytes) problems.push({ path: f.path, problem: 'size', detail: `${actual.bytes} bytes, alki.json says ${f.bytes}` });
     else if (actual.sha256 !== f.sha256) problems.push({ path: f.path, problem: 'sha256', detail: `sha256 ${actual.sha256.slice(0, 12)}…, alki.json says ${f.sha256.slice(0, 12)}…` });
   }
   const listed = new Set(m.files.map((f) => f.path));
-  for (const rel of listFiles(bundle.dir)) {
+  let present: string[];
+  try {
+    present = listFiles(bundle.dir);
+  } catch (e) {
+    throw fsError(e, `listing the files of ${bundle.dir}`);
+  }
+  for (const rel of present) {
     if (rel !== 'alki.json' && !listed.has(rel)) problems.push({ path: rel, problem: 'unlisted', detail: 'in the folder but not listed in alki.json' });
   }
   return { ok: problems.length === 0, checkedFiles: m.files.length + 1, checkedBytes, problems };

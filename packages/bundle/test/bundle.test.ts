@@ -72,10 +72,15 @@ describe('writeDirAtomically', () => {
       }),
     ).rejects.toThrow(/disk on fire/);
     expect(existsSync(out)).toBe(false);
-    await writeDirAtomically(out, false, async (tmp) => writeFileSync(join(tmp, 'v1'), '1'));
+    // Only a bundle (a valid alki.json) may be replaced: the one built above serves as the old bundle.
+    const manifest = readFileSync(join(t.dir, 'ext', 'alki.json'));
+    await writeDirAtomically(out, false, async (tmp) => (writeFileSync(join(tmp, 'v1'), '1'), writeFileSync(join(tmp, 'alki.json'), manifest)));
     await expect(writeDirAtomically(out, true, async () => { throw new Error('again'); })).rejects.toThrow(/again/);
-    expect(readdirSync(out)).toEqual(['v1']);
+    expect(readdirSync(out).sort()).toEqual(['alki.json', 'v1']);
     await writeDirAtomically(out, true, async (tmp) => writeFileSync(join(tmp, 'v2'), '2'));
+    expect(readdirSync(out)).toEqual(['v2']);
+    // A folder that is not a bundle is never replaced, even with overwrite.
+    await expect(writeDirAtomically(out, true, async (tmp) => writeFileSync(join(tmp, 'v3'), '3'))).rejects.toThrow(/is not an Alki bundle, so --force will not replace it/);
     expect(readdirSync(out)).toEqual(['v2']);
     expect(readdirSync(t.dir).filter((n) => n.includes('partial'))).toEqual([]);
   });

@@ -22,7 +22,8 @@ export type AlkiErrorCode =
   | 'ABORTED'
   | 'NETWORK'
   | 'BAD_INPUT'
-  | 'DEGRADED';
+  | 'DEGRADED'
+  | 'TOO_LARGE';
 
 /**
  * The one error type of Alki: a code, a plain sentence of what went wrong, and

@@ -3,4 +3,3 @@ export type { AlkiErrorCode } from './errors.js';
 export type { ProgressEvent, ProgressCallback } from './progress.js';
 export { SeededRandom } from './random.js';
 export { onInterrupt, runInterruptCleanups, isProcessRunning } from './cleanup.js';
-export { makeDirs, readRegularFile } from './files.js';

@@ -39,7 +39,7 @@ describe('SeededRandom', () => {
 
 describe('file helpers that cannot hang', () => {
   it('makeDirs creates nested folders, and fails fast (instead of looping) under /proc', async () => {
-    const { makeDirs, readRegularFile } = await import('../src/index.js');
+    const { makeDirs, readRegularFile } = await import('../src/node.js');
     const { mkdtempSync, existsSync, writeFileSync, rmSync } = await import('node:fs');
     const { join } = await import('node:path');
     const { tmpdir } = await import('node:os');

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { AlkiError, readRegularFile } from '@alki/core';
+import { AlkiError } from '@alki/core';
+import { readRegularFile } from '@alki/core/node';
 
 /** Architectures (config.json `model_type`) that Alki exports today. */
 export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'gemma', 'phi', 'stablelm'] as const;

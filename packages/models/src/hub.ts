@@ -2,7 +2,8 @@ import { createWriteStream, existsSync, readFileSync, renameSync, rmSync, writeF
 import { isAbsolute, relative, resolve } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AlkiError, makeDirs, type ProgressCallback } from '@alki/core';
+import { AlkiError, type ProgressCallback } from '@alki/core';
+import { makeDirs } from '@alki/core/node';
 import { defaultCacheDir } from './cache-dir.js';
 
 export interface HubOptions {
@@ -16,6 +17,8 @@ export interface HubOptions {
   cacheDir?: string;
   /** Longest wait for an answer, and for the next bytes of a download (default 30 s; env ALKI_HUB_TIMEOUT_MS). */
   timeoutMs?: number;
+  /** Download config.json alone (for plans: no weights). */
+  configOnly?: boolean;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -118,9 +121,9 @@ export async function downloadFromHub(id: string, o: HubOptions = {}): Promise<{
   const files = Array.isArray(json.siblings) ? json.siblings.map((s) => (s as { rfilename?: unknown })?.rfilename).filter((f): f is string => typeof f === 'string') : [];
   const dir = inside(repoDir, 'snapshots', commitSha);
   makeDirs(dir);
-  const todo = wanted(files);
+  const todo = o.configOnly ? wanted(files).filter((f) => f === 'config.json') : wanted(files);
   if (!todo.includes('config.json')) throw new AlkiError('NOT_A_MODEL', `${id} has no config.json on the hub`, 'Alki builds transformers models (config.json + safetensors)');
-  if (!todo.some((f) => f.startsWith('model.safetensors'))) {
+  if (!o.configOnly && !todo.some((f) => f.startsWith('model.safetensors'))) {
     throw new AlkiError('NOT_A_MODEL', `${id} has no safetensors weights on the hub`, 'Alki reads model.safetensors (or a sharded index); pick a repository that has them');
   }
   const fetchFile = async (name: string) => {
@@ -159,6 +162,8 @@ export async function downloadFromHub(id: string, o: HubOptions = {}): Promise<{
     }
   };
   for (const f of todo) await fetchFile(f);
+  // A plan needs the config alone; the snapshot is not marked as this revision's (it is not complete).
+  if (o.configOnly) return { dir, revision, commitSha };
   if (todo.includes('model.safetensors.index.json')) {
     let map: unknown;
     try {

@@ -1,6 +1,9 @@
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { AlkiError, fsError } from '@alki/core';
 import { bfloat16ToFloat32, float16ToFloat32 } from '@alki/onnx';
+
+/** Opening a FIFO for reading blocks until a writer comes; non-blocking, it opens and fstat refuses it. */
+const READ_NONBLOCK = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 /** Safetensors dtypes and their element sizes. */
 const DTYPE_SIZE: Record<string, number> = {
@@ -30,6 +33,41 @@ export interface SafetensorsHeader {
 
 /** Headers above 100 MB are refused: the reference implementation does the same. */
 const MAX_HEADER = 100 * 1024 * 1024;
+/** More dimensions than this is not a weight (the reference implementation has no limit; ONNX stops far below). */
+const MAX_RANK = 64;
+
+const HINT_CORRUPT = 'the download may be incomplete: delete the file and download or copy it again';
+
+/** A value for an error message: JSON, shortened, and never throwing (hostile headers nest deeply). */
+function show(v: unknown, max = 60): string {
+  let s: string;
+  try {
+    s = typeof v === 'string' ? JSON.stringify(v) : (JSON.stringify(v) ?? String(v));
+  } catch {
+    s = Array.isArray(v) ? '[…]' : typeof v === 'object' && v !== null ? '{…}' : String(v);
+  }
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+/** Elements of a shape, or Infinity once the product leaves the safe integers. */
+function safeNumel(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) {
+    n *= d;
+    if (n > Number.MAX_SAFE_INTEGER) return Infinity;
+  }
+  return n;
+}
+
+/** Reads exactly `length` bytes at `position`; a short file is CORRUPT_SAFETENSORS. */
+function readFully(fd: number, buf: Uint8Array, position: number, path: string, what: string): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = readSync(fd, buf, done, Math.min(buf.length - done, 1 << 30), position + done);
+    if (n === 0) throw new AlkiError('CORRUPT_SAFETENSORS', `${path} ended while reading ${what}; the file is truncated`, 'copy or download the file again');
+    done += n;
+  }
+}
 
 /**
  * Reads and strictly validates the header of a safetensors file: a sane header
@@ -37,25 +75,23 @@ const MAX_HEADER = 100 * 1024 * 1024;
  * ranges inside the file and no two tensors overlapping.
  */
 export function readSafetensorsHeader(path: string): SafetensorsHeader {
-  let fd: number;
+  let fd: number | undefined;
   try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw fsError(e, `opening ${path}`);
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const bad = (what: string) =>
-      new AlkiError('CORRUPT_SAFETENSORS', `${path} is not a valid safetensors file: ${what}`, 'the download may be incomplete: delete the file and download or copy it again');
+    fd = openSync(path, READ_NONBLOCK);
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new AlkiError('CORRUPT_SAFETENSORS', `${path} is not a regular file (a folder, pipe or device), so not a safetensors file`, 'point to the .safetensors file itself');
+    const size = stat.size;
+    const bad = (what: string) => new AlkiError('CORRUPT_SAFETENSORS', `${path} is not a valid safetensors file: ${what}`, HINT_CORRUPT);
     if (size < 8) throw bad(`the file has only ${size} bytes`);
     const lenBuf = Buffer.alloc(8);
-    readSync(fd, lenBuf, 0, 8, 0);
-    const headerLen = Number(lenBuf.readBigUInt64LE(0));
-    if (headerLen < 2 || headerLen > MAX_HEADER) throw bad(`header length ${headerLen} is not plausible`);
+    readFully(fd, lenBuf, 0, path, 'the header length');
+    const headerLen64 = lenBuf.readBigUInt64LE(0);
+    if (headerLen64 < 2n || headerLen64 > BigInt(MAX_HEADER)) throw bad(`header length ${headerLen64} is not plausible`);
+    const headerLen = Number(headerLen64);
     if (8 + headerLen > size) throw bad(`the header (${headerLen} bytes) runs past the end of the file (${size} bytes); the file is truncated`);
     const headerBuf = Buffer.alloc(headerLen);
-    readSync(fd, headerBuf, 0, headerLen, 8);
-    let json: Record<string, unknown>;
+    readFully(fd, headerBuf, 8, path, 'the header');
+    let json: unknown;
     try {
       json = JSON.parse(headerBuf.toString('utf8'));
     } catch {
@@ -67,55 +103,85 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
     const entries = new Map<string, SafetensorsEntry>();
     let metadata: Record<string, string> = {};
     for (const [name, raw] of Object.entries(json)) {
+      const tensor = `tensor ${show(name)}`;
       if (name === '__metadata__') {
-        metadata = (raw ?? {}) as Record<string, string>;
+        if (raw === null) continue;
+        if (typeof raw !== 'object' || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === 'string')) throw bad('__metadata__ is not a map of strings');
+        metadata = raw as Record<string, string>;
         continue;
       }
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad(`${tensor} is ${show(raw)}, not an object with dtype, shape and data_offsets`);
       const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      if (typeof e?.dtype !== 'string' || !(e.dtype in DTYPE_SIZE)) throw bad(`tensor "${name}" has unknown dtype ${JSON.stringify(e?.dtype)}`);
-      if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) throw bad(`tensor "${name}" has an invalid shape`);
+      if (typeof e.dtype !== 'string' || !Object.hasOwn(DTYPE_SIZE, e.dtype)) throw bad(`${tensor} has unknown dtype ${show(e.dtype)}`);
+      if (!Array.isArray(e.shape) || e.shape.length > MAX_RANK || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`${tensor} has an invalid shape ${show(e.shape)}`);
       const off = e.data_offsets;
-      if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[0] > off[1]) {
-        throw bad(`tensor "${name}" has invalid data_offsets`);
+      if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
+        throw bad(`${tensor} has invalid data_offsets ${show(off)}`);
       }
       const [b, en] = off as [number, number];
-      const expected = (e.shape as number[]).reduce((a, d) => a * d, 1) * DTYPE_SIZE[e.dtype];
-      if (en - b !== expected) throw bad(`tensor "${name}" holds ${en - b} bytes but its shape and dtype need ${expected}`);
-      if (en > dataSize) throw bad(`tensor "${name}" ends at byte ${dataStart + en} but the file has ${size} bytes; the file is truncated`);
-      entries.set(name, { name, dtype: e.dtype, shape: e.shape as number[], begin: dataStart + b, end: dataStart + en });
+      const expected = safeNumel(e.shape) * DTYPE_SIZE[e.dtype];
+      if (en - b !== expected) throw bad(`${tensor} holds ${en - b} bytes but its shape and dtype need ${expected}`);
+      if (en > dataSize) throw bad(`${tensor} ends at byte ${dataStart + en} but the file has ${size} bytes; the file is truncated`);
+      // `+ 0` turns a JSON -0 into 0.
+      entries.set(name, { name, dtype: e.dtype, shape: (e.shape as number[]).map((d) => d + 0), begin: dataStart + b, end: dataStart + en });
     }
     const sorted = [...entries.values()].filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin);
     for (let i = 1; i < sorted.length; i++) {
-      if (sorted[i].begin < sorted[i - 1].end) throw bad(`tensors "${sorted[i - 1].name}" and "${sorted[i].name}" overlap`);
+      if (sorted[i].begin < sorted[i - 1].end) throw bad(`tensors ${show(sorted[i - 1].name)} and ${show(sorted[i].name)} overlap`);
     }
     return { path, entries, metadata };
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Reads one tensor's raw bytes. */
-export function readSafetensorsBytes(entry: SafetensorsEntry, path: string): Uint8Array {
-  const buf = new Uint8Array(entry.end - entry.begin);
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    let done = 0;
-    while (done < buf.length) {
-      const n = readSync(fd, buf, done, Math.min(buf.length - done, 1 << 30), entry.begin + done);
-      if (n === 0) throw new AlkiError('CORRUPT_SAFETENSORS', `${path} ended while reading "${entry.name}"`, 'the file is truncated: copy or download it again');
-      done += n;
-    }
   } catch (e) {
     throw fsError(e, `reading ${path}`);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
-  return buf;
+}
+
+/** Checks that an entry is a byte range a file can hold (entries may come from callers, not only from headers). */
+function checkEntry(entry: SafetensorsEntry, path: string): void {
+  const { begin, end } = entry ?? ({} as SafetensorsEntry);
+  if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end < begin) {
+    throw new AlkiError('CORRUPT_SAFETENSORS', `tensor ${show(entry?.name)} of ${path} has an invalid byte range [${show(begin)}, ${show(end)})`, 'read the entry from readSafetensorsHeader of the same file');
+  }
+}
+
+/** Reads one tensor's raw bytes. */
+export function readSafetensorsBytes(entry: SafetensorsEntry, path: string): Uint8Array {
+  checkEntry(entry, path);
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, READ_NONBLOCK);
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new AlkiError('CORRUPT_SAFETENSORS', `${path} is not a regular file (a folder, pipe or device), so not a safetensors file`, 'point to the .safetensors file itself');
+    // Before allocating: a range past the end means the file changed or was truncated since its header was read.
+    if (entry.end > stat.size) {
+      throw new AlkiError('CORRUPT_SAFETENSORS', `${path} ends at byte ${stat.size}, before the end of tensor ${show(entry.name)} (byte ${entry.end}); the file is truncated`, 'the file changed or is incomplete: copy or download it again');
+    }
+    const buf = new Uint8Array(entry.end - entry.begin);
+    readFully(fd, buf, entry.begin, path, `tensor ${show(entry.name)}`);
+    return buf;
+  } catch (e) {
+    throw fsError(e, `reading ${path}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /** Decodes F32/F16/BF16 bytes to float32 values. */
 export function decodeFloat(entry: SafetensorsEntry, bytes: Uint8Array): Float32Array {
+  const size = typeof entry?.dtype === 'string' && Object.hasOwn(DTYPE_SIZE, entry.dtype) ? DTYPE_SIZE[entry.dtype] : 0;
+  if (size === 0 || !['F32', 'F16', 'BF16', 'F64'].includes(entry.dtype)) {
+    throw new AlkiError('UNSUPPORTED_CONFIG', `tensor ${show(entry?.name)} has dtype ${show(entry?.dtype)}, which Alki cannot read as a weight`, `supported weight dtypes: ${FLOAT_DTYPES.join(', ')}`);
+  }
+  const shapeOk = Array.isArray(entry.shape) && entry.shape.every((d) => Number.isSafeInteger(d) && d >= 0);
+  const expected = shapeOk ? safeNumel(entry.shape) * size : NaN;
+  if (bytes.byteLength !== expected) {
+    throw new AlkiError(
+      'CORRUPT_SAFETENSORS',
+      `tensor ${show(entry.name)} has ${bytes.byteLength} bytes but its shape ${show(entry.shape)} and dtype ${entry.dtype} need ${expected}`,
+      'the checkpoint is damaged: download or copy it again',
+    );
+  }
   const aligned = bytes.byteOffset % 4 === 0 ? bytes : new Uint8Array(bytes);
   switch (entry.dtype) {
     case 'F32':
@@ -124,10 +190,9 @@ export function decodeFloat(entry: SafetensorsEntry, bytes: Uint8Array): Float32
       return float16ToFloat32(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2));
     case 'BF16':
       return bfloat16ToFloat32(new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2));
-    case 'F64':
-      return Float32Array.from(new Float64Array(new Uint8Array(aligned).buffer));
     default:
-      throw new AlkiError('UNSUPPORTED_CONFIG', `tensor "${entry.name}" has dtype ${entry.dtype}, which Alki cannot read as a weight`, `supported weight dtypes: ${FLOAT_DTYPES.join(', ')}`);
+      // F64: a copy is 8-byte aligned.
+      return Float32Array.from(new Float64Array(new Uint8Array(bytes).buffer));
   }
 }
 

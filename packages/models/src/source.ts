@@ -1,9 +1,11 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { AlkiError, type ProgressCallback, makeDirs } from '@alki/core';
+import { AlkiError, type ProgressCallback } from '@alki/core';
+import { makeDirs } from '@alki/core/node';
 import { writeSyntheticLlama, type SyntheticLlamaOptions } from './synthetic.js';
 import { downloadFromHub, looksLikeHubId, type HubOptions } from './hub.js';
 import { defaultCacheDir } from './cache-dir.js';
+import { parseDecoderConfig, readConfigJson, type DecoderConfig } from './config.js';
 
 /** Shape of the `demo` model: small enough to build in seconds, big enough to show real quantization. */
 export const DEMO_MODEL: SyntheticLlamaOptions = {
@@ -56,4 +58,25 @@ export async function resolveModel(source: string, options: ResolveOptions = {})
     return { dir: r.dir, id: source, revision: r.revision, commitSha: r.commitSha, kind: 'hub' };
   }
   throw new AlkiError('NOT_FOUND', `model folder not found: ${source}`, 'give an existing folder with config.json and model.safetensors, a hub id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0, or `demo`');
+}
+
+/**
+ * The decoder config of a model without its weights: a local folder's config.json, or only config.json downloaded
+ * from the hub — what `alki plan` needs to size a bundle.
+ */
+export async function resolveModelConfig(source: string, options: ResolveOptions = {}): Promise<{ id: string; config: DecoderConfig; raw: Record<string, unknown> }> {
+  let dir: string;
+  let id: string;
+  if (existsSync(source) || source === 'demo') {
+    const r = await resolveModel(source, options);
+    dir = r.dir;
+    id = r.id;
+  } else if (looksLikeHubId(source)) {
+    dir = (await downloadFromHub(source, { ...options, configOnly: true })).dir;
+    id = source;
+  } else {
+    throw new AlkiError('NOT_FOUND', `model folder not found: ${source}`, 'give an existing folder with config.json, a hub id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0, or `demo`');
+  }
+  const raw = readConfigJson(dir);
+  return { id, config: parseDecoderConfig(raw), raw };
 }

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SeededRandom, makeDirs } from '@alki/core';
+import { SeededRandom } from '@alki/core';
+import { makeDirs } from '@alki/core/node';
 import { float32ToBfloat16, float32ToFloat16 } from '@alki/onnx';
 import { writeSafetensors, type SafetensorsTensor } from './safetensors.js';
 import { tinyTokenizer } from './tokenizer-json.js';

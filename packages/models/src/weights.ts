@@ -1,7 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { AlkiError } from '@alki/core';
+import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, normalize } from 'node:path';
+import { AlkiError, fsError } from '@alki/core';
 import { decodeFloat, readSafetensorsBytes, readSafetensorsHeader, type SafetensorsEntry } from './safetensors.js';
+
+/** Opening a FIFO for reading blocks until a writer comes; non-blocking, it opens and fstat refuses it. */
+const READ_NONBLOCK = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 /** A weight read from a checkpoint, as float32. */
 export interface Weight {
@@ -28,21 +31,19 @@ export class WeightStore {
     const single = join(dir, 'model.safetensors');
     const index = join(dir, 'model.safetensors.index.json');
     if (existsSync(index)) {
-      let map: Record<string, string>;
-      try {
-        map = JSON.parse(readFileSync(index, 'utf8')).weight_map;
-      } catch {
-        throw new AlkiError('CORRUPT_SAFETENSORS', `${index} is not valid JSON`, 'download the model again');
-      }
-      if (!map || typeof map !== 'object') throw new AlkiError('CORRUPT_SAFETENSORS', `${index} has no weight_map`, 'download the model again');
+      const map = readWeightMap(index);
       const shards = [...new Set(Object.values(map))].sort();
       for (const s of shards) {
-        if (s.includes('..') || s.startsWith('/')) throw new AlkiError('CORRUPT_SAFETENSORS', `${index} names a shard outside the folder: ${s}`);
-        if (!existsSync(join(dir, s))) throw new AlkiError('NOT_FOUND', `shard ${s} listed in model.safetensors.index.json is missing`, 'download the complete model (all shards)');
+        if (!isShardName(s)) {
+          throw new AlkiError('CORRUPT_SAFETENSORS', `${index} names a shard outside the model folder: ${show(s)}`, 'shards must be files beside the index; download the model again');
+        }
+      }
+      for (const s of shards) {
+        if (!existsSync(join(dir, s))) throw new AlkiError('NOT_FOUND', `shard ${cut(s)} listed in ${index} is missing`, 'download the complete model (all shards)');
       }
       const store = new WeightStore(shards.map((s) => join(dir, s)));
       for (const name of Object.keys(map)) {
-        if (!store.has(name)) throw new AlkiError('CORRUPT_SAFETENSORS', `tensor "${name}" is listed in the index but missing from ${map[name]}`, 'download the model again');
+        if (!store.has(name)) throw new AlkiError('CORRUPT_SAFETENSORS', `tensor ${show(name)} is listed in ${index} but missing from ${cut(map[name])}`, 'download the model again');
       }
       return store;
     }
@@ -80,4 +81,61 @@ export class WeightStore {
     if (!e) throw new AlkiError('MISSING_WEIGHT', `weight "${name}" is missing from the checkpoint`, 'the checkpoint does not match its config.json, or the architecture uses other tensor names');
     return e;
   }
+}
+
+/** Index files above this are not an index (a 1000-shard, 100k-tensor index is a few MB). */
+const MAX_INDEX_BYTES = 64 * 1024 * 1024;
+
+/** A value for an error message: JSON, shortened, and never throwing. */
+function show(v: unknown, max = 60): string {
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = Array.isArray(v) ? '[…]' : typeof v === 'object' && v !== null ? '{…}' : String(v);
+  }
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+/** A string for an error message, shortened. */
+function cut(s: string, max = 100): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+/** A shard name that stays in the model folder: relative, no `..`, not the folder itself, no NUL. */
+function isShardName(s: string): boolean {
+  if (s === '' || s.includes('\0') || s.includes('\\') || isAbsolute(s) || /^[a-zA-Z]:/.test(s)) return false;
+  const n = normalize(s);
+  return n !== '.' && n !== '..' && !n.startsWith('../') && !n.split('/').includes('..') && !n.endsWith('/');
+}
+
+/** Reads the `weight_map` of model.safetensors.index.json: an object of tensor name → shard file name. */
+function readWeightMap(index: string): Record<string, string> {
+  const bad = (what: string) => new AlkiError('CORRUPT_SAFETENSORS', `${index} ${what}`, 'the index is damaged: download the model again');
+  let text: string;
+  let fd: number | undefined;
+  try {
+    fd = openSync(index, READ_NONBLOCK);
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw bad('is not a regular file (a folder, pipe or device)');
+    if (stat.size > MAX_INDEX_BYTES) throw bad(`has ${stat.size} bytes, too many for a shard index`);
+    text = readFileSync(fd, 'utf8');
+  } catch (e) {
+    throw fsError(e, `reading ${index}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw bad('is not valid JSON');
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw bad('is not a JSON object');
+  const map = (json as { weight_map?: unknown }).weight_map;
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) throw bad('has no weight_map object');
+  for (const [name, shard] of Object.entries(map)) {
+    if (typeof shard !== 'string') throw bad(`maps tensor ${show(name)} to ${show(shard)}, not to a file name`);
+  }
+  return map as Record<string, string>;
 }

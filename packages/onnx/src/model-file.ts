@@ -1,9 +1,12 @@
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, normalize } from 'node:path';
+import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { AlkiError, fsError } from '@alki/core';
 import { decodeModel, encodeModel, type ExternalRef } from './proto.js';
-import { typedArrayFromBytes } from './tensor.js';
+import { elementSize, numel, typedArrayFromBytes } from './tensor.js';
 import type { Model, Tensor } from './types.js';
+
+/** Opening a FIFO for reading blocks until a writer comes; non-blocking, it opens and fstat refuses it. */
+const READ_NONBLOCK = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 /** Protobuf messages must stay below 2 GiB; Alki moves weights out well before that. */
 const AUTO_EXTERNAL_BYTES = 1024 * 1024 * 1024;
@@ -60,44 +63,118 @@ export interface ReadModelOptions {
   loadExternalData?: boolean;
 }
 
+/** Protobuf messages cannot exceed 2 GiB: a larger .onnx file is not one model. */
+const MAX_PROTO_BYTES = 2 ** 31;
+
 /** Reads an ONNX file, resolving external data relative to its folder. */
 export function readModelFile(path: string, options: ReadModelOptions = {}): Model {
   if (!existsSync(path)) throw new AlkiError('NOT_FOUND', `ONNX file not found: ${path}`, 'check the path');
   let bytes: Uint8Array;
+  let fd: number | undefined;
   try {
-    bytes = readFileSync(path);
+    fd = openSync(path, READ_NONBLOCK);
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new AlkiError('CORRUPT_ONNX', `${path} is not a regular file (a folder, pipe or device), so not an ONNX model`, 'point to the .onnx file itself');
+    if (stat.size === 0) throw new AlkiError('CORRUPT_ONNX', `${path} is empty (0 bytes), not an ONNX model`, 'the export or copy was interrupted: export or copy the model again');
+    if (stat.size > MAX_PROTO_BYTES) {
+      throw new AlkiError('CORRUPT_ONNX', `${path} has ${stat.size} bytes, more than the 2 GiB an ONNX protobuf can hold`, 'weights this large must be stored as external data (.onnx.data); export the model again');
+    }
+    bytes = readFileSync(fd);
   } catch (e) {
     throw fsError(e, `reading ${path}`);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
-  const { model, external } = decodeModel(bytes);
+  const { model, external } = decodeModel(bytes, path);
   if (options.loadExternalData !== false) resolveExternalData(external, dirname(path));
   return model;
 }
 
-/** Reads the bytes of external tensors into memory, checking every reference stays in `baseDir` and inside its file. */
+/** A value for an error message: JSON, shortened, never throwing. */
+function show(v: unknown, max = 80): string {
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = String(v);
+  }
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+/** Reads exactly `buf.length` bytes at `position`. */
+function readFully(fd: number, buf: Uint8Array, position: number): boolean {
+  let done = 0;
+  while (done < buf.length) {
+    const n = readSync(fd, buf, done, Math.min(buf.length - done, 1 << 30), position + done);
+    if (n === 0) return false;
+    done += n;
+  }
+  return true;
+}
+
+/**
+ * Reads the bytes of external tensors into memory, checking every reference stays in `baseDir`
+ * and inside its file, and that its length matches the tensor's dims, before allocating.
+ */
 export function resolveExternalData(external: Map<Tensor, ExternalRef>, baseDir: string): void {
-  const fds = new Map<string, { fd: number; size: number }>();
+  const files = new Map<string, { fd: number; size: number; claimed: number }>();
+  const HINT_DATA = 'the external data file is damaged or belongs to another export; copy or export the model again';
   try {
     for (const [tensor, ref] of external) {
-      const rel = normalize(ref.location);
-      if (isAbsolute(rel) || rel.startsWith('..')) {
-        throw new AlkiError('CORRUPT_ONNX', `tensor "${tensor.name}" points outside the model folder (${ref.location})`, 'external data must sit beside the model file');
+      const what = `tensor ${show(tensor.name)} of the model in ${baseDir}`;
+      const location = ref?.location;
+      if (typeof location !== 'string' || location === '' || location.includes('\0')) {
+        throw new AlkiError('CORRUPT_ONNX', `${what} names an invalid external data location ${show(location)}`, HINT_DATA);
+      }
+      const rel = normalize(location);
+      if (isAbsolute(rel) || rel === '.' || rel === '..' || rel.startsWith(`..${sep}`) || rel.split(sep).includes('..')) {
+        throw new AlkiError('CORRUPT_ONNX', `${what} points outside the model folder (${show(location)})`, 'external data must sit beside the model file');
+      }
+      const { offset, length } = ref;
+      if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+        throw new AlkiError('CORRUPT_ONNX', `${what} has an invalid external data range (offset ${show(offset)}, length ${show(length)})`, HINT_DATA);
+      }
+      const size = elementSize(tensor.dataType);
+      const expected = size * numel(tensor.dims);
+      if (size === 0 || !Number.isSafeInteger(expected) || length !== expected) {
+        throw new AlkiError('CORRUPT_ONNX', `${what} declares ${length} bytes of external data but its type and dims [${tensor.dims.slice(0, 8).join(', ')}] need ${expected}`, HINT_DATA);
       }
       const file = join(baseDir, rel);
-      let entry = fds.get(file);
+      const fileName = show(file, 200);
+      let entry = files.get(file);
       if (!entry) {
-        if (!existsSync(file)) throw new AlkiError('NOT_FOUND', `external data file ${ref.location} is missing`, 'copy the .data file next to model.onnx');
-        entry = { fd: openSync(file, 'r'), size: statSync(file).size };
-        fds.set(file, entry);
+        if (!existsSync(file)) throw new AlkiError('NOT_FOUND', `external data file ${fileName} is missing`, 'copy the .data file next to model.onnx');
+        let fd: number | undefined;
+        try {
+          fd = openSync(file, READ_NONBLOCK);
+          const stat = fstatSync(fd);
+          entry = { fd, size: stat.size, claimed: 0 };
+          files.set(file, entry);
+          if (!stat.isFile()) throw new AlkiError('CORRUPT_ONNX', `${what} points to ${fileName}, which is not a regular file (a folder, pipe or device)`, HINT_DATA);
+        } catch (e) {
+          if (fd !== undefined && !files.has(file)) closeSync(fd);
+          throw fsError(e, `opening ${fileName}`);
+        }
       }
-      if (ref.offset < 0 || ref.offset + ref.length > entry.size) {
-        throw new AlkiError('CORRUPT_ONNX', `tensor "${tensor.name}" reads past the end of ${ref.location}`, 'the external data file is truncated; copy or export it again');
+      // Before allocating: the range must lie in the file, and all tensors together cannot claim more than it holds.
+      if (offset + length > entry.size) {
+        throw new AlkiError('CORRUPT_ONNX', `${what} reads past the end of ${fileName} (bytes ${offset}..${offset + length} of ${entry.size})`, 'the external data file is truncated; copy or export it again');
       }
-      const buf = new Uint8Array(ref.length);
-      readSync(entry.fd, buf, 0, ref.length, ref.offset);
+      entry.claimed += length;
+      if (entry.claimed > entry.size) {
+        throw new AlkiError('CORRUPT_ONNX', `the tensors of the model in ${baseDir} claim ${entry.claimed} bytes of ${fileName}, which holds ${entry.size}; their ranges overlap`, HINT_DATA);
+      }
+      const buf = new Uint8Array(length);
+      let complete: boolean;
+      try {
+        complete = readFully(entry.fd, buf, offset);
+      } catch (e) {
+        throw fsError(e, `reading ${fileName}`);
+      }
+      if (!complete) throw new AlkiError('CORRUPT_ONNX', `${fileName} ended while reading ${what}`, 'the external data file is truncated; copy or export it again');
       tensor.data = typedArrayFromBytes(tensor.dataType, buf);
     }
   } finally {
-    for (const { fd } of fds.values()) closeSync(fd);
+    for (const { fd } of files.values()) closeSync(fd);
   }
 }

@@ -51,26 +51,42 @@ export interface DecodedModel {
   external: Map<Tensor, ExternalRef>;
 }
 
-/** Parses ONNX protobuf bytes. */
-export function decodeModel(bytes: Uint8Array): DecodedModel {
+const HINT_EXPORT = 'export the model again; the file may be truncated or not an ONNX file';
+
+/**
+ * Parses ONNX protobuf bytes. `source` (the file, when there is one) names the
+ * bytes in error messages.
+ */
+export function decodeModel(bytes: Uint8Array, source = 'the ONNX data'): DecodedModel {
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength === 0) {
+    throw new AlkiError('CORRUPT_ONNX', `${source} is empty (0 bytes), not an ONNX model`, HINT_EXPORT);
+  }
   let msg: Msg;
   try {
-    msg = ModelProto.decode(bytes);
+    // A plain Uint8Array view: protobufjs reads a Node Buffer with a reader that silently clips
+    // strings and bytes running past the end, so a truncated file would decode without an error.
+    msg = ModelProto.decode(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (e) {
-    throw new AlkiError('CORRUPT_ONNX', `the file is not a valid ONNX model (${(e as Error).message})`, 'export the model again; the file may be truncated or not an ONNX file', { cause: e });
+    throw new AlkiError('CORRUPT_ONNX', `${source} is not a valid ONNX model (${String((e as Error)?.message ?? e).slice(0, 200)})`, HINT_EXPORT, { cause: e });
   }
-  if (!msg.graph) throw new AlkiError('CORRUPT_ONNX', 'the ONNX model has no graph', 'export the model again; the file may be truncated or not an ONNX file');
+  if (!msg.graph) throw new AlkiError('CORRUPT_ONNX', `${source} is not a valid ONNX model: it has no graph`, HINT_EXPORT);
   const external = new Map<Tensor, ExternalRef>();
-  const model: Model = {
-    irVersion: num(msg.irVersion),
-    opsetImports: (msg.opsetImport ?? []).map((o: Msg) => ({ domain: o.domain ?? '', version: num(o.version) })),
-    producerName: msg.producerName || undefined,
-    producerVersion: msg.producerVersion || undefined,
-    docString: msg.docString || undefined,
-    metadata: Object.fromEntries((msg.metadataProps ?? []).map((p: Msg) => [p.key, p.value])),
-    graph: graphFromMsg(msg.graph, external),
-  };
-  return { model, external };
+  try {
+    const model: Model = {
+      irVersion: num(msg.irVersion),
+      opsetImports: (msg.opsetImport ?? []).map((o: Msg) => ({ domain: o.domain ?? '', version: num(o.version) })),
+      producerName: msg.producerName || undefined,
+      producerVersion: msg.producerVersion || undefined,
+      docString: msg.docString || undefined,
+      metadata: Object.fromEntries((msg.metadataProps ?? []).map((p: Msg) => [p.key, p.value])),
+      graph: graphFromMsg(msg.graph, external, source),
+    };
+    return { model, external };
+  } catch (e) {
+    if (e instanceof AlkiError) throw e;
+    // A graph nested deeper than the stack holds (graph attributes inside graph attributes ...).
+    throw new AlkiError('CORRUPT_ONNX', `${source} is not a valid ONNX model (${String((e as Error)?.message ?? e).slice(0, 200)})`, HINT_EXPORT, { cause: e });
+  }
 }
 
 function num(v: unknown): number {
@@ -78,6 +94,17 @@ function num(v: unknown): number {
   if (typeof v === 'number') return v;
   if (typeof v === 'bigint') return Number(v);
   return (v as { toNumber(): number }).toNumber();
+}
+
+/** A value for an error message: JSON, shortened, never throwing. */
+function show(v: unknown, max = 60): string {
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = String(v);
+  }
+  return s.length > max ? `${s.slice(0, max)}…` : s;
 }
 
 function graphToMsg(g: Graph, external?: Map<Tensor, ExternalRef>): Msg {
@@ -91,11 +118,11 @@ function graphToMsg(g: Graph, external?: Map<Tensor, ExternalRef>): Msg {
   };
 }
 
-function graphFromMsg(m: Msg, external: Map<Tensor, ExternalRef>): Graph {
+function graphFromMsg(m: Msg, external: Map<Tensor, ExternalRef>, src: string): Graph {
   return {
     name: m.name ?? '',
-    nodes: (m.node ?? []).map((n: Msg) => nodeFromMsg(n, external)),
-    initializers: (m.initializer ?? []).map((t: Msg) => tensorFromMsg(t, external)),
+    nodes: (m.node ?? []).map((n: Msg) => nodeFromMsg(n, external, src)),
+    initializers: (m.initializer ?? []).map((t: Msg) => tensorFromMsg(t, external, src)),
     inputs: (m.input ?? []).map(valueInfoFromMsg),
     outputs: (m.output ?? []).map(valueInfoFromMsg),
     valueInfo: (m.valueInfo ?? []).map(valueInfoFromMsg),
@@ -124,9 +151,12 @@ function nodeToMsg(n: Node, external?: Map<Tensor, ExternalRef>): Msg {
   };
 }
 
-function nodeFromMsg(m: Msg, external: Map<Tensor, ExternalRef>): Node {
+function nodeFromMsg(m: Msg, external: Map<Tensor, ExternalRef>, src: string): Node {
   const attributes: Record<string, Attribute> = {};
-  for (const a of m.attribute ?? []) attributes[a.name] = attributeFromMsg(a, external);
+  for (const a of m.attribute ?? []) {
+    // An own property also for a name such as "__proto__", which assignment would turn into a prototype.
+    Object.defineProperty(attributes, a.name, { value: attributeFromMsg(a, external, src), enumerable: true, writable: true, configurable: true });
+  }
   return {
     opType: m.opType,
     domain: m.domain || undefined,
@@ -163,8 +193,10 @@ function attributeToMsg(name: string, a: Attribute, external?: Map<Tensor, Exter
   }
 }
 
-function attributeFromMsg(m: Msg, external: Map<Tensor, ExternalRef>): Attribute {
+function attributeFromMsg(m: Msg, external: Map<Tensor, ExternalRef>, src: string): Attribute {
   const dec = new TextDecoder();
+  const missing = (field: string) =>
+    new AlkiError('CORRUPT_ONNX', `${src} is not a valid ONNX model: attribute ${show(m.name)} of type ${m.type} has no ${field}`, 'export the model again; the file is damaged');
   switch (m.type) {
     case ATTR.float:
       return { type: 'float', value: m.f ?? 0 };
@@ -179,11 +211,13 @@ function attributeFromMsg(m: Msg, external: Map<Tensor, ExternalRef>): Attribute
     case ATTR.strings:
       return { type: 'strings', value: (m.strings ?? []).map((s: Uint8Array) => dec.decode(s)) };
     case ATTR.tensor:
-      return { type: 'tensor', value: tensorFromMsg(m.t, external) };
+      if (!m.t) throw missing('tensor');
+      return { type: 'tensor', value: tensorFromMsg(m.t, external, src) };
     case ATTR.graph:
-      return { type: 'graph', value: graphFromMsg(m.g, external) };
+      if (!m.g) throw missing('graph');
+      return { type: 'graph', value: graphFromMsg(m.g, external, src) };
     default:
-      throw new AlkiError('CORRUPT_ONNX', `attribute "${m.name}" has unsupported type ${m.type}`, 'Alki reads float, int, string, tensor and graph attributes');
+      throw new AlkiError('CORRUPT_ONNX', `${src}: attribute ${show(m.name)} has unsupported type ${show(m.type)}`, 'Alki reads float, int, string, tensor and graph attributes');
   }
 }
 
@@ -204,20 +238,52 @@ function tensorToMsg(t: Tensor, external?: Map<Tensor, ExternalRef>): Msg {
   return { ...base, rawData: tensorBytes(t) };
 }
 
-function tensorFromMsg(m: Msg, external: Map<Tensor, ExternalRef>): Tensor {
+/** Elements of a shape, or Infinity once the product leaves the safe integers. */
+function safeNumel(dims: readonly number[]): number {
+  let n = 1;
+  for (const d of dims) {
+    n *= d;
+    if (n > Number.MAX_SAFE_INTEGER) return Infinity;
+  }
+  return n;
+}
+
+/** A decimal byte count or offset of external data: digits only, a safe integer. */
+function parseByteCount(v: unknown): number {
+  return typeof v === 'string' && /^[0-9]{1,16}$/.test(v) && Number.isSafeInteger(Number(v)) ? Number(v) : NaN;
+}
+
+function tensorFromMsg(m: Msg, external: Map<Tensor, ExternalRef>, src: string): Tensor {
   const dataType = m.dataType as DataType;
   const dims: number[] = (m.dims ?? []).map(num);
   const name: string = m.name ?? '';
+  const bad = (what: string, hint = 'export the model again; the file is damaged') => new AlkiError('CORRUPT_ONNX', `${src} is not a valid ONNX model: tensor ${show(name)} ${what}`, hint);
+  if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`has invalid dims [${dims.slice(0, 8).join(', ')}]`);
+  const count = safeNumel(dims);
   if (m.dataLocation === 1) {
-    const kv = Object.fromEntries((m.externalData ?? []).map((e: Msg) => [e.key, e.value]));
-    if (!kv.location) throw new AlkiError('CORRUPT_ONNX', `tensor "${name}" is external but names no location`);
-    const count = dims.reduce((a, b) => a * b, 1);
+    const kv: Record<string, unknown> = {};
+    for (const e of m.externalData ?? []) if (typeof e?.key === 'string') kv[e.key] = e.value;
+    if (typeof kv.location !== 'string' || !kv.location) throw bad('is external but names no location');
+    const size = elementSize(dataType);
+    if (size === 0) throw bad(`has data type ${show(dataType)}, which Alki cannot read`, 'Alki reads numeric tensors only');
+    const offset = kv.offset == null ? 0 : parseByteCount(kv.offset);
+    const length = kv.length == null ? count * size : parseByteCount(kv.length);
+    if (!Number.isSafeInteger(offset)) throw bad(`has an invalid external data offset ${show(kv.offset)}`);
+    if (!Number.isSafeInteger(length)) throw bad(`has an invalid external data length ${kv.length == null ? `(dims [${dims.slice(0, 8).join(', ')}] are too large)` : show(kv.length)}`);
+    if (length !== count * size) throw bad(`declares ${length} bytes of external data but its dims [${dims.slice(0, 8).join(', ')}] need ${count * size}`);
     const t: Tensor = { name, dataType, dims, data: typedArrayFromBytes(dataType, new Uint8Array(0)) };
-    external.set(t, { location: kv.location, offset: Number(kv.offset ?? 0), length: Number(kv.length ?? count * elementSize(dataType)) });
+    external.set(t, { location: kv.location, offset, length });
     return t;
   }
-  if (m.rawData && m.rawData.length > 0) return { name, dataType, dims, data: typedArrayFromBytes(dataType, m.rawData) };
-  return { name, dataType, dims, data: typedFieldData(dataType, m) };
+  let data: Tensor['data'];
+  try {
+    data = m.rawData && m.rawData.length > 0 ? typedArrayFromBytes(dataType, m.rawData) : typedFieldData(dataType, m);
+  } catch (e) {
+    if (e instanceof AlkiError) throw bad(`cannot be read: ${e.message}`, e.hint);
+    throw e;
+  }
+  if (data.length !== count) throw bad(`holds ${data.length} values but its dims [${dims.slice(0, 8).join(', ')}] need ${count}`);
+  return { name, dataType, dims, data };
 }
 
 // Tensors written without raw_data keep their values in the typed repeated fields.
@@ -246,6 +312,6 @@ function typedFieldData(dataType: DataType, m: Msg): Tensor['data'] {
     case DataType.BFLOAT16:
       return Uint16Array.from(m.int32Data ?? []);
     default:
-      throw new AlkiError('CORRUPT_ONNX', `tensor data type ${dataType} is not supported`);
+      throw new AlkiError('CORRUPT_ONNX', `tensor data type ${dataType} is not supported`, 'Alki reads numeric tensors only');
   }
 }
