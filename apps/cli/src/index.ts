@@ -6,6 +6,8 @@ import { infoCommand } from './commands/info.js';
 import { runCommand } from './commands/run.js';
 import { benchCommand } from './commands/bench.js';
 import { compareCommand } from './commands/compare.js';
+import { detectCommand, presetsCommand } from './commands/hardware.js';
+import { planCommand } from './commands/plan.js';
 import { EXIT, reportError } from './errors.js';
 import pkg from '../package.json';
 
@@ -59,10 +61,13 @@ cli = runCommand(cli, controller.signal);
 cli = infoCommand(cli);
 cli = benchCommand(cli, controller.signal);
 cli = compareCommand(cli, controller.signal);
+cli = planCommand(cli, controller.signal);
+cli = presetsCommand(cli);
+cli = detectCommand(cli);
 
 try {
   await cli
-    .demandCommand(1, 'name a command: build, run, info, bench or compare')
+    .demandCommand(1, 'name a command: build, run, info, bench, compare, plan, presets or detect')
     .strict()
     .recommendCommands()
     .help()

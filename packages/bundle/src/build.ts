@@ -13,6 +13,8 @@ import { hashFile } from './hash.js';
 import { SCHEMA_VERSION, serializeManifest, type BundleManifest } from './manifest.js';
 import { bundleReadme } from './readme.js';
 import { checkTokenizer, smokeTest } from './preflight.js';
+import { checkTargetFit, type BundleTarget, type TargetSettings } from './target.js';
+import type { HardwarePreset } from '@alki/hardware-presets';
 
 import { ALKI_VERSION } from './version.js';
 
@@ -28,7 +30,7 @@ export interface BuildBundleOptions {
   quantize: Omit<QuantizeOptions, 'onProgress' | 'signal'>;
   /** Graph flavour: 'ort' (default, onnxruntime's fused ops) or 'portable' (standard ONNX ops only). */
   flavour?: GraphFlavour;
-  /** 'auto' (default) puts weights in onnx/model.onnx.data above 1 GiB. */
+  /** 'auto' (default) puts weights in onnx/model.onnx.data above 64 MiB. */
   externalData?: 'auto' | 'always' | 'never';
   /** Replace an existing bundle at `out`. */
   overwrite?: boolean;
@@ -36,6 +38,11 @@ export interface BuildBundleOptions {
   calibration?: CalibrationOptions;
   /** Measure the bundle (against an fp32 baseline) before it is committed. */
   benchmark?: BenchmarkOptions;
+  /**
+   * The device the bundle is for: its settings (see {@link targetSettings}; `quantize` and `flavour` should be the
+   * same settings) are checked to fit its memory and recorded in alki.json, which `alki run` / `bench` read.
+   */
+  target?: { preset: HardwarePreset; settings: TargetSettings; overrides: (keyof TargetSettings)[]; memoryBytes?: number; forceFit?: boolean };
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -91,6 +98,7 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   }
   const hf = openHfModel(o.modelDir);
   checkTokenizer(hf);
+  const target = o.target ? checkTargetFit(hf.config, o.target.preset, o.target.settings, o.target) : null;
   await yieldToEventLoop();
   throwIfAborted(o.signal);
   const { model } = exportModel(hf, { flavour: o.flavour, onProgress: o.onProgress, signal: o.signal, producerVersion: ALKI_VERSION });
@@ -112,7 +120,7 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
     const { model: qmodel, report } = await quantizer.quantize(model, { calibration });
     await yieldToEventLoop();
     throwIfAborted(o.signal);
-    return await writeBundle(o, hf, qmodel, report, o.benchmark ? baselineDir : undefined);
+    return await writeBundle(o, hf, qmodel, report, target, o.benchmark ? baselineDir : undefined);
   } finally {
     baseline?.remove();
   }
@@ -137,7 +145,7 @@ async function prepareCalibration(o: BuildBundleOptions, hf: ReturnType<typeof o
   return data;
 }
 
-async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>, qmodel: Model, report: QuantizeReport, baselineDir?: string): Promise<BuildBundleResult> {
+async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>, qmodel: Model, report: QuantizeReport, target: BundleTarget | null, baselineDir?: string): Promise<BuildBundleResult> {
   const c = hf.config;
   return writeDirAtomically(o.out, o.overwrite ?? false, async (tmp) => {
     o.onProgress?.({ step: 'write', done: 0, total: 4, detail: 'onnx/model.onnx' });
@@ -194,7 +202,7 @@ async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfMo
         bosTokenId: c.bosTokenId,
         eosTokenIds: c.eosTokenIds,
       },
-      target: null,
+      target,
       files: [],
       metrics: {
         modelBytes: { value: modelBytes, method: 'bytes on disk of onnx/*' },

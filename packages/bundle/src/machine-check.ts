@@ -1,6 +1,10 @@
+import { availableParallelism } from 'node:os';
 import { probeInt8Products } from '@alki/runtime';
 import { w8a8Codes, type W8A8Format } from '@alki/quantizers';
 import type { BundleManifest } from './manifest.js';
+import type { BundleTarget } from './target.js';
+import type { CpuFacts } from '@alki/hardware-presets';
+import { detectCpu } from '@alki/hardware-presets/node';
 
 /**
  * What is known to go wrong when this bundle runs on this machine, as
@@ -9,8 +13,18 @@ import type { BundleManifest } from './manifest.js';
  * onnxruntime itself ({@link probeInt8Products}), so it also holds under
  * emulation. Bundles from before the format was recorded stored `s8`.
  */
-export async function machineWarnings(m: BundleManifest): Promise<string[]> {
+export async function machineWarnings(m: BundleManifest, cpu: CpuFacts = detectCpu()): Promise<string[]> {
   const warnings: string[] = [];
+  // A bundle built for a device runs anywhere, but its settings were chosen for that device's CPU.
+  const t = typeof m.target === 'object' && m.target !== null ? (m.target as Partial<BundleTarget>) : undefined;
+  if (t?.preset && t.arch && t.arch !== 'wasm') {
+    if (t.arch !== cpu.arch) {
+      warnings.push(`this bundle was built for ${t.preset} (${t.arch}) and runs here on ${cpu.arch} (${cpu.model || 'unknown CPU'}): it works, but its settings were chosen for the other CPU; rebuild with --target auto for this machine`);
+    } else {
+      const missing = (t.features ?? []).filter((f) => !cpu.features.includes(f));
+      if (missing.length) warnings.push(`this bundle was built for ${t.preset}, whose CPU has ${missing.join(' ')}; this one (${cpu.model || 'unknown CPU'}) does not, so its kernels run slower than planned${missing.some((f) => /vnni|amx/.test(f)) && m.quantization.w8a8Format === 's8' ? ' and its s8 W8A8 weights may saturate' : ''}; rebuild with --target auto for this machine`);
+    }
+  }
   if (m.quantization.method === 'smoothquant') {
     const format = (m.quantization.w8a8Format ?? 's8') as W8A8Format;
     const probe = await probeInt8Products(w8a8Codes(format));
@@ -23,4 +37,14 @@ export async function machineWarnings(m: BundleManifest): Promise<string[]> {
     }
   }
   return warnings;
+}
+
+/**
+ * The onnxruntime threads a bundle built for a target runs with by default: the preset's, at most this machine's
+ * cores (undefined: onnxruntime's default, every core).
+ */
+export function targetThreads(m: BundleManifest): number | undefined {
+  const t = typeof m.target === 'object' && m.target !== null ? (m.target as Partial<BundleTarget>) : undefined;
+  const threads = t?.settings?.threads;
+  return typeof threads === 'number' && Number.isInteger(threads) && threads > 0 ? Math.min(threads, availableParallelism()) : undefined;
 }

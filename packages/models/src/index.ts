@@ -13,7 +13,7 @@ export { rotaryTables, inverseFrequencies } from './export/rotary.js';
 export { writeSyntheticLlama } from './synthetic.js';
 export type { SyntheticLlamaOptions } from './synthetic.js';
 export { tinyTokenizer } from './tokenizer-json.js';
-export { resolveModel, DEMO_MODEL } from './source.js';
+export { resolveModel, resolveModelConfig, DEMO_MODEL } from './source.js';
 export { defaultCacheDir } from './cache-dir.js';
 export type { ResolvedModel, ResolveOptions } from './source.js';
 export { downloadFromHub, looksLikeHubId } from './hub.js';

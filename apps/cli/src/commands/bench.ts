@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { AlkiError, fsError } from '@alki/core';
 import { assertWritableFile } from '../files.js';
-import { bundleEvalTarget, checkBundleSize, machineWarnings, readBundle, verifyBundle } from '@alki/bundle';
+import { bundleEvalTarget, checkBundleSize, machineWarnings, readBundle, targetThreads, verifyBundle } from '@alki/bundle';
 import { evaluateTargets, formatHtml, formatTerminal, parseMetrics } from '@alki/eval';
 import { note, progressPrinter, warn, type OutputFlags } from '../output.js';
 import { evalFlags, speedFlags } from './eval-flags.js';
@@ -44,7 +44,7 @@ export function benchCommand(y: Argv, signal: AbortSignal) {
         maxWindows: args['max-windows'] as number | undefined,
         maxPositions: bundle.manifest.model.maxPositions,
         vocabSize: bundle.manifest.model.vocabSize,
-        speed: speedFlags(args),
+        speed: { ...(targetThreads(bundle.manifest) ? { threads: targetThreads(bundle.manifest) } : {}), ...speedFlags(args) },
         onProgress: progressPrinter(flags),
         signal,
       });

@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
-import { buildBundle } from '@alki/bundle';
+import { buildBundle, parseMemory, quantizeOptionsOf, targetSettings, type BuildBundleOptions, type TargetSettings } from '@alki/bundle';
+import { resolveTarget } from './plan.js';
 import { AlkiError } from '@alki/core';
 import { resolveModel } from '@alki/models';
 import { formatTerminal, parseMetrics } from '@alki/eval';
@@ -34,9 +35,9 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
     (a) =>
       evalFlags(a)
         .positional('model', { type: 'string', demandOption: true, describe: 'local model folder, hub id (owner/name), or "demo"' })
-        .option('quantize', { alias: 'q', type: 'string', default: 'rtn', describe: 'method: none | rtn | awq | gptq | smoothquant' })
+        .option('quantize', { alias: 'q', type: 'string', describe: 'method: none | rtn (default) | awq | gptq | smoothquant' })
         .option('bits', { type: 'number', describe: 'weight bits: 4 (default) or 8; SmoothQuant is always 8' })
-        .option('block-size', { type: 'number', default: 32, describe: 'inputs per scale: 16, 32, 64, 128 or 256' })
+        .option('block-size', { type: 'number', describe: 'inputs per scale: 16, 32 (default), 64, 128 or 256' })
         .option('symmetric', { type: 'boolean', default: false, describe: 'no zero points (default: per-block zero points)' })
         .option('accuracy-level', { type: 'number', describe: 'MatMulNBits accuracy_level: 4 = int8 activations (default; 2.3× faster int4 decode, +0.1% perplexity), 0 = float activations (exact, slower)' })
         .option('alpha', { type: 'number', describe: 'SmoothQuant migration strength α in [0, 1] (default 0.5)' })
@@ -51,7 +52,10 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('quick', { type: 'boolean', default: false, describe: 'small calibration (8 × 256 tokens): AWQ/GPTQ of a 1.1B model in ~4 min on 2 cores' })
         .option('out', { alias: 'o', type: 'string', describe: 'bundle folder (default dist/<model>-<method>-int<bits>)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
-        .option('flavour', { type: 'string', default: 'ort', choices: ['ort', 'portable'], describe: 'graph: ort = onnxruntime fused ops (GroupQueryAttention, SkipSimplifiedLayerNormalization; fastest), portable = standard ONNX ops only' })
+        .option('flavour', { type: 'string', choices: ['ort', 'portable'], describe: 'graph: ort (default) = onnxruntime fused ops (GroupQueryAttention, SkipSimplifiedLayerNormalization; fastest), portable = standard ONNX ops only' })
+        .option('target', { type: 'string', describe: 'build for a device: a preset (alki presets) or auto (this machine); explicit flags win and are reported' })
+        .option('memory', { type: 'string', describe: 'with --target: the device’s memory, e.g. 2GB (default: the preset’s)' })
+        .option('force-fit', { type: 'boolean', describe: 'with --target: build even when the estimate says it will not fit' })
         .option('external-data', { type: 'string', default: 'auto', choices: ['auto', 'always', 'never'], describe: 'weights in onnx/model.onnx.data' })
         .option('revision', { type: 'string', describe: 'hub branch, tag or commit (default main)' })
         .option('benchmark', { type: 'boolean', default: false, describe: 'measure the bundle against fp32 and store the figures in alki.json' })
@@ -67,9 +71,27 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         const stray = ['metrics', 'max-ppl-increase', 'allow-degraded', 'text', 'context', 'max-windows', 'runs', 'prompt-tokens', 'new-tokens', 'threads'].filter((k) => args[k] !== undefined);
         if (stray.length) throw new AlkiError('BAD_OPTION', `${stray.map((k) => `--${k}`).join(', ')} only ${stray.length > 1 ? 'apply' : 'applies'} with --benchmark`, 'add --benchmark to measure the bundle while building it, or drop them');
       }
+      if (args.target === undefined && (args.memory !== undefined || args['force-fit'] !== undefined)) throw new AlkiError('BAD_OPTION', `${args.memory !== undefined ? '--memory' : '--force-fit'} only applies with --target`, 'add --target <preset> (alki presets lists them), or drop it');
+      // What the user set explicitly: with --target, the rest comes from the preset; without, from the defaults.
+      const explicit: Partial<TargetSettings> = {
+        method: args.quantize as TargetSettings['method'] | undefined,
+        bits: args.bits as 4 | undefined,
+        blockSize: args['block-size'] as number | undefined,
+        accuracyLevel: args['accuracy-level'] as 0 | undefined,
+        headBits: args['head-bits'] as 8 | undefined,
+        w8a8Format: args['w8a8-format'] as 's7' | undefined,
+        flavour: args.flavour as 'ort' | undefined,
+      };
+      const t = args.target !== undefined ? resolveTarget(args.target as string) : undefined;
+      if (t?.note) note(flags, t.note);
+      const chosen = t ? targetSettings(t.preset, explicit) : undefined;
+      if (chosen) note(flags, `target ${t!.preset.id}: ${chosen.settings.method} ${chosen.settings.method === 'none' ? 'fp32' : `int${chosen.settings.bits}`}, block ${chosen.settings.blockSize}, head ${chosen.settings.headBits} bits, ${chosen.settings.flavour}${chosen.overrides.length ? ` (overridden by your flags: ${chosen.overrides.join(', ')})` : ''}`);
+      const method = chosen?.settings.method ?? explicit.method ?? 'rtn';
+      const quantize: BuildBundleOptions['quantize'] = chosen
+        ? { ...(quantizeOptionsOf(chosen.settings) as BuildBundleOptions['quantize']), symmetric: args.symmetric as boolean, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, exclude: parseExclude(args.exclude as string[] | undefined) }
+        : { method: method as 'rtn', blockSize: explicit.blockSize ?? 32, symmetric: args.symmetric as boolean, accuracyLevel: explicit.accuracyLevel as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, w8a8Format: explicit.w8a8Format, exclude: parseExclude(args.exclude as string[] | undefined), headBits: explicit.headBits, bits: explicit.bits as 4 | undefined };
       const source = await resolveModel(args.model as string, { revision: args.revision as string | undefined, onProgress, signal });
-      const method = args.quantize as string;
-      const bits = (args.bits as number | undefined) ?? (method === 'smoothquant' ? 8 : 4);
+      const bits = (quantize as { bits?: number }).bits ?? (method === 'smoothquant' ? 8 : 4);
       const out = (args.out as string | undefined) ?? defaultOut(source.id, method, bits);
       note(flags, `building ${out} from ${source.id} (${source.dir})`);
       const t0 = Date.now();
@@ -79,9 +101,10 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         sourceId: source.id,
         revision: source.revision,
         commitSha: source.commitSha,
-        quantize: { method: method as 'rtn', bits: args.bits as 4 | undefined, blockSize: args['block-size'] as number, symmetric: args.symmetric as boolean, accuracyLevel: args['accuracy-level'] as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, w8a8Format: args['w8a8-format'] as 's7' | undefined, exclude: parseExclude(args.exclude as string[] | undefined), headBits: args['head-bits'] as 8 | undefined },
+        quantize,
+        flavour: (chosen?.settings.flavour ?? explicit.flavour ?? 'ort') as 'ort',
+        target: chosen ? { preset: t!.preset, settings: chosen.settings, overrides: chosen.overrides, memoryBytes: args.memory !== undefined ? parseMemory(args.memory as string) : t!.detectedMemoryBytes, forceFit: args['force-fit'] as boolean | undefined } : undefined,
         calibration: { path: args.calib as string | undefined, samples: args['calib-samples'] as number | undefined, seqLen: args['calib-seqlen'] as number | undefined, quick: args.quick as boolean },
-        flavour: args.flavour as 'ort',
         externalData: args['external-data'] as 'auto',
         overwrite: args.force as boolean,
         benchmark: args.benchmark

@@ -22,6 +22,7 @@ export function describeBundle(dir: string, m: BundleManifest): string {
     ['shape', `${m.model.numLayers} layers, ${m.model.numKvHeads} kv heads × ${m.model.headDim}, vocab ${m.model.vocabSize}, context ${m.model.maxPositions}`],
     ['quantization', quant],
     ...(calib ? ([['calibration', calib]] as [string, string][]) : []),
+    ...(targetRow(m) ? ([['target', targetRow(m)!]] as [string, string][]) : []),
     ['graph', `${m.model.path}${m.model.externalData.length ? ` + ${m.model.externalData.join(', ')}` : ''}, opset ${m.runtime.opset}, ${m.runtime.flavour}`],
     ['model size', formatBytes(m.metrics.modelBytes.value)],
     ['bundle size', `${formatBytes(m.metrics.sizeBytes.value)} in ${m.files.length} files`],
@@ -34,6 +35,14 @@ export function describeBundle(dir: string, m: BundleManifest): string {
   }
   rows.push(['built', `${m.createdAt} by Alki ${m.alkiVersion}`]);
   return keyValues(rows);
+}
+
+/** "raspberry-pi-5: 8.0 GiB, 4 threads, context 2048, est. peak 1.35 GB (overrides: bits)". */
+function targetRow(m: BundleManifest): string | undefined {
+  const t = m.target;
+  if (!t || typeof t !== 'object') return typeof t === 'string' ? t : undefined;
+  const s = t.settings;
+  return `${t.preset}: ${formatBytes(t.memoryBytes)} memory, ${s.threads} threads, context ${s.context}, estimated peak ${formatBytes(t.estimatedPeakBytes)}${t.forcedFit ? ' (more than fits: --force-fit)' : ''}${t.overrides.length ? `; your flags overrode ${t.overrides.join(', ')}` : ''}`;
 }
 
 function describeVerify(v: VerifyResult): string {

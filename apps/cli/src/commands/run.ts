@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { checkBundleSize, machineWarnings, readBundle } from '@alki/bundle';
+import { checkBundleSize, machineWarnings, readBundle, targetThreads } from '@alki/bundle';
 import { readPrompt } from './prompt.js';
 import { TextGenerator } from '@alki/runtime';
 import { note, warn, type OutputFlags } from '../output.js';
@@ -28,7 +28,7 @@ export function runCommand(y: Argv, signal: AbortSignal) {
       checkBundleSize(bundle);
       const warnings = await machineWarnings(bundle.manifest);
       warnings.forEach(warn);
-      const gen = await TextGenerator.load(bundle.dir, { modelPath: bundle.modelPath, threads: args.threads as number | undefined, maxPositions: bundle.manifest.model.maxPositions });
+      const gen = await TextGenerator.load(bundle.dir, { modelPath: bundle.modelPath, threads: (args.threads as number | undefined) ?? targetThreads(bundle.manifest), maxPositions: bundle.manifest.model.maxPositions });
       try {
         if (!flags.json) process.stdout.write(prompt);
         const result = await gen.generate(prompt, {
