@@ -24,7 +24,7 @@ export function manifestMetrics(report: EvaluationReport): Partial<BundleManifes
     out.timeToFirstTokenMs = { value: s.timeToFirstTokenMs.median, method: `prefill of ${s.promptTokens} tokens + first token, ${how}` };
     if (base?.speed) out.baselineDecodeTokensPerSecond = { value: base.speed.decodeTokensPerSecond.median, method: `${base.target.name}, same protocol` };
   }
-  if (e.memory) out.peakRssBytes = { value: e.memory.peakRssBytes, method: 'maxRSS of a child process that loads the bundle and generates (includes Node + onnxruntime)' };
+  if (e.memory) out.peakRssBytes = { value: e.memory.peakRssBytes, method: 'peak resident memory (VmHWM) of a child process that loads the bundle and generates (includes Node + onnxruntime)' };
   if (base?.memory) out.baselinePeakRssBytes = { value: base.memory.peakRssBytes, method: `${base.target.name}, same protocol` };
   if (base) out.baselineSizeBytes = { value: base.target.modelBytes, method: `bytes on disk of the ${base.target.name} ONNX files` };
   if (q || s || e.memory) out.measuredOn = { value: report.machine, method: 'the machine that ran the measurements' };

@@ -46,7 +46,7 @@ export interface Plan {
  */
 export const RUN_MEMORY = {
   baseBytes: 130e6,
-  residency: { fp32: 1.0, int8: 1.05, w8a8: 0.85, int4: 1.35 } as const,
+  residency: { fp32: 1.0, int8: 1.22, w8a8: 0.85, int4: 1.35 } as const,
   kvCopies: 2,
   logitCopies: 2,
   promptTokens: 128,

@@ -8,7 +8,7 @@ import type { SpeedOptions, SpeedResult } from './speed.js';
 /** Speed plus the measuring process's own peak resident memory. */
 export interface IsolatedResult {
   speed: SpeedResult;
-  /** maxRSS of the child process: Node + onnxruntime + the loaded model + generation. */
+  /** Peak resident memory of the child process (VmHWM on Linux): Node + onnxruntime + the loaded model + generation. */
   peakRssBytes: number;
   /** RSS of the child before loading the model (Node's own share of the peak). */
   startRssBytes: number;

@@ -123,4 +123,14 @@ describe('bad evaluation input', () => {
     expect(e.memory!.peakRssBytes).toBeGreaterThan(e.memory!.startRssBytes);
     expect(e.memory!.peakRssBytes).not.toBe(process.resourceUsage().maxRSS * 1024);
   });
+
+  it("a child's peak memory is its own, not its parent's (Linux carries maxrss across fork and exec)", async () => {
+    const path = join(tmp.dir, 'm.onnx');
+    writeModelFile(path, exportModel(openHfModel(model.dir)).model);
+    const ballast = Buffer.alloc(768 * 2 ** 20, 1); // resident in this process while the child runs
+    const target: EvalTarget = { name: 'fp32', dir: model.dir, modelPath: path, method: 'none', bits: 32, modelBytes: 1, bundleBytes: 1 };
+    const report = await evaluateTargets([target], { metrics: ['memory'], vocabSize: 300, speed: { promptTokens: 16, newTokens: 4 } });
+    expect(ballast[ballast.length - 1]).toBe(1);
+    expect(report.evaluations[0].memory!.peakRssBytes).toBeLessThan(512 * 2 ** 20);
+  });
 });
