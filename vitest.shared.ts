@@ -7,11 +7,13 @@ const root = dirname(fileURLToPath(import.meta.url));
 
 // Tests import sibling packages from their sources, so a change is tested
 // without rebuilding; the CLI's tests run the built binary.
-// Subpath entries (`@alki/x/node`) come first: an alias also matches the paths below its name.
+// Subpath entries (`@alki/x/node`, `@alki/x/web`) come first: an alias also matches the paths below its name.
 const alias: Record<string, string> = {};
 for (const dir of readdirSync(join(root, 'packages'))) {
-  const node = join(root, 'packages', dir, 'src', 'node.ts');
-  if (existsSync(node)) alias[`@alki/${dir}/node`] = node;
+  for (const sub of ['node', 'web']) {
+    const entry = join(root, 'packages', dir, 'src', `${sub}.ts`);
+    if (existsSync(entry)) alias[`@alki/${dir}/${sub}`] = entry;
+  }
 }
 for (const dir of readdirSync(join(root, 'packages'))) {
   const src = join(root, 'packages', dir, 'src', 'index.ts');

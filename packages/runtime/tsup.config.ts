@@ -1,1 +1,5 @@
-export { default } from '../../tsup.shared.js';
+import { defineConfig } from 'tsup';
+import { libraryOptions } from '../../tsup.shared.js';
+
+// Two entries: Node (onnxruntime-node, files) and `./web`, which imports no Node built-ins.
+export default defineConfig({ ...libraryOptions, entry: ['src/index.ts', 'src/web.ts'] });

@@ -63,7 +63,7 @@ describe.skipIf(!stories260K)('stories260K bundles through the CLI', () => {
   it('alki info --verify detects a flipped byte in any bundle file', () => {
     const src = out('s260k-rtn4');
     const files = [...JSON.parse(readFileSync(join(src, 'alki.json'), 'utf8')).files.map((f: { path: string }) => f.path), 'alki.json'];
-    expect(files).toContain('onnx/model.onnx');
+    expect(files).toContain('onnx/model_q4.onnx');
     expect(files).toContain('tokenizer.json');
     for (const file of files) {
       const copy = join(work.dir, `flip-${file.replace(/\W/g, '_')}`);

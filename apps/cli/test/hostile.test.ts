@@ -154,7 +154,7 @@ const cases: Case[] = [
   // 10. Internal and native errors never reach the user raw.
   { name: 'the model is a file', setup: (w) => writeFileSync(join(w.cwd, 'm.bin'), 'x'), args: () => ['build', 'm.bin', '--out', 'out'], status: 1, message: /is a file, not a model folder/ },
   { name: 'tokenizer.json is a folder (EISDIR)', setup: (w) => (rmSync(join(w.model, 'tokenizer.json')), mkdirSync(join(w.model, 'tokenizer.json'))), args: (w) => ['build', model(w), '--out', 'out'], status: 1, message: /tokenizer/i },
-  { name: 'a 0-byte model.onnx in a bundle', setup: (w) => writeFileSync(join(bundle(w), 'onnx', 'model.onnx'), ''), args: () => ['run', 'rtn4', '-n', '2'], status: 1, message: /onnx\/model\.onnx has 0 bytes, alki\.json says \d+/ },
+  { name: 'a 0-byte model_q4.onnx in a bundle', setup: (w) => writeFileSync(join(bundle(w), 'onnx', 'model_q4.onnx'), ''), args: () => ['run', 'rtn4', '-n', '2'], status: 1, message: /onnx\/model_q4\.onnx has 0 bytes, alki\.json says \d+/ },
   { name: 'a bundle missing a file', setup: (w) => rmSync(join(bundle(w), 'tokenizer.json')), args: () => ['run', 'rtn4', '-n', '2'], status: 1, message: /tokenizer\.json is missing/ },
   { name: 'bench --report into a missing folder', setup: (w) => void bundle(w), args: () => ['bench', 'rtn4', '--metrics', 'size', '--report', 'nope/r.html'], status: 2, message: /--report nope\/r\.html cannot be written/ },
   { name: 'bench --report that is a folder', setup: (w) => void bundle(w), args: () => ['bench', 'rtn4', '--metrics', 'size', '--report', '.'], status: 2, message: /--report \. is a folder or a device/ },

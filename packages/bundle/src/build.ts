@@ -17,6 +17,7 @@ import { checkTargetFit, type BundleTarget, type TargetSettings } from './target
 import type { HardwarePreset } from '@alki/hardware-presets';
 
 import { ALKI_VERSION } from './version.js';
+import { graphFileName, transformersJsDtype, withTransformersJsConfig } from './transformers-js.js';
 
 export interface BuildBundleOptions {
   /** A local HF model folder. */
@@ -30,7 +31,7 @@ export interface BuildBundleOptions {
   quantize: Omit<QuantizeOptions, 'onProgress' | 'signal'>;
   /** Graph flavour: 'ort' (default, onnxruntime's fused ops) or 'portable' (standard ONNX ops only). */
   flavour?: GraphFlavour;
-  /** 'auto' (default) puts weights in onnx/model.onnx.data above 64 MiB. */
+  /** 'auto' (default) puts weights in onnx/model<suffix>.onnx_data above 64 MiB. */
   externalData?: 'auto' | 'always' | 'never';
   /** Replace an existing bundle at `out`. */
   overwrite?: boolean;
@@ -148,13 +149,21 @@ async function prepareCalibration(o: BuildBundleOptions, hf: ReturnType<typeof o
 async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>, qmodel: Model, report: QuantizeReport, target: BundleTarget | null, baselineDir?: string): Promise<BuildBundleResult> {
   const c = hf.config;
   return writeDirAtomically(o.out, o.overwrite ?? false, async (tmp) => {
-    o.onProgress?.({ step: 'write', done: 0, total: 4, detail: 'onnx/model.onnx' });
+    // Named as transformers.js looks for it, so that the bundle opens there unchanged (transformers-js.ts).
+    const dtype = transformersJsDtype(report);
+    const graphFile = graphFileName(dtype);
+    o.onProgress?.({ step: 'write', done: 0, total: 4, detail: `onnx/${graphFile}` });
     mkdirSync(join(tmp, 'onnx'));
-    const written = writeModelFile(join(tmp, 'onnx', 'model.onnx'), qmodel, { externalData: o.externalData });
+    const written = writeModelFile(join(tmp, 'onnx', graphFile), qmodel, { externalData: o.externalData });
     throwIfAborted(o.signal);
     o.onProgress?.({ step: 'write', done: 1, total: 4, detail: 'test run' });
     await smokeTest(written[0], smokeIds(c));
-    for (const f of hf.sideFiles) copyFileSync(join(hf.dir, f), join(tmp, f));
+    for (const f of hf.sideFiles) {
+      if (f === 'config.json') {
+        const config = withTransformersJsConfig(hf.rawConfig, dtype, graphFile, written.length > 1);
+        writeFileSync(join(tmp, f), `${JSON.stringify(config, null, 2)}\n`);
+      } else copyFileSync(join(hf.dir, f), join(tmp, f));
+    }
     o.onProgress?.({ step: 'write', done: 2, total: 4, detail: 'checksums' });
     await yieldToEventLoop();
     const modelBytes = written.reduce((s, p) => s + statSync(p).size, 0);
@@ -192,7 +201,7 @@ async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfMo
         flavour: qmodel.metadata['alki.flavour'] ?? 'portable',
       },
       model: {
-        path: 'onnx/model.onnx',
+        path: `onnx/${graphFile}`,
         externalData: written.slice(1).map((p) => relative(tmp, p)),
         numLayers: c.numLayers,
         numKvHeads: c.numKvHeads,

@@ -96,7 +96,7 @@ function choices(p: HardwarePreset): PlanChoice[] {
 export function planBuilds(c: DecoderConfig, preset: HardwarePreset, o: { memoryBytes?: number; context?: number } = {}): Plan {
   const memoryBytes = o.memoryBytes ?? preset.memoryGiB * 2 ** 30;
   if (!(memoryBytes > 0) || !Number.isFinite(memoryBytes)) throw new AlkiError('BAD_OPTION', `--memory must be a positive size, got ${memoryBytes}`, 'e.g. --memory 4GB');
-  const usableBytes = Math.min(memoryBytes * preset.usableMemoryFraction, (preset.addressSpaceLimitGiB ?? Infinity) * 2 ** 30);
+  const usableBytes = usableMemory(preset, memoryBytes);
   const context = o.context ?? Math.min(c.maxPositions, preset.recommended.context.value);
   if (!Number.isInteger(context) || context < 2 || context > c.maxPositions) {
     throw new AlkiError('BAD_OPTION', `--context must be a whole number from 2 to the model's ${c.maxPositions}, got ${context}`, 'leave it out to use the preset’s context');
@@ -125,12 +125,17 @@ export function planBuilds(c: DecoderConfig, preset: HardwarePreset, o: { memory
 
 const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
 
-/** Parses "4GB", "512MB", "8GiB", "4" (GiB) into bytes; memory is sold in binary units, so GB means GiB here. */
+/** Whole bytes a model may take on a device with `memoryBytes`: the preset's share, within its address space. */
+export function usableMemory(preset: HardwarePreset, memoryBytes: number): number {
+  return Math.floor(Math.min(memoryBytes * preset.usableMemoryFraction, (preset.addressSpaceLimitGiB ?? Infinity) * 2 ** 30));
+}
+
+/** Parses "4GB", "512MB", "8GiB", "4" (GiB) into whole bytes; memory is sold in binary units, so GB means GiB here. */
 export function parseMemory(s: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(k|m|g|t)?i?b?\s*$/i.exec(String(s));
   if (!m) throw new AlkiError('BAD_OPTION', `--memory "${s}" is not a size`, 'write it like 4GB, 512MB or 8GiB');
   const unit = (m[2] ?? 'g').toLowerCase() as 'k' | 'm' | 'g' | 't';
   const bytes = Number(m[1]) * 1024 ** { k: 1, m: 2, g: 3, t: 4 }[unit];
   if (!(bytes >= 1e6)) throw new AlkiError('BAD_OPTION', `--memory "${s}" is smaller than 1 MB`, 'write it like 4GB, 512MB or 8GiB');
-  return bytes;
+  return Math.round(bytes);
 }

@@ -19,7 +19,7 @@ const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 export function readBundle(dir: string): Bundle {
   const abs = resolve(dir);
   if (!existsSync(abs)) throw new AlkiError('NOT_FOUND', `bundle not found: ${dir}`, 'build one with `alki build <model> --out <folder>`');
-  if (!statSync(abs).isDirectory()) throw new AlkiError('BAD_BUNDLE', `${dir} is not a folder`, 'a bundle is a folder with alki.json and onnx/model.onnx');
+  if (!statSync(abs).isDirectory()) throw new AlkiError('BAD_BUNDLE', `${dir} is not a folder`, 'a bundle is a folder with alki.json and its graph in onnx/');
   const path = join(abs, 'alki.json');
   if (!existsSync(path)) throw new AlkiError('BAD_BUNDLE', `${dir} has no alki.json, so it is not an Alki bundle`, 'build one with `alki build <model> --out <folder>`');
   const stat = statSync(path);

@@ -52,9 +52,17 @@ alki run ${folderName} --prompt "Once upon a time"
 alki info ${folderName} --verify
 \`\`\`
 
-Without Alki: \`onnx/model.onnx\` is a decoder with the transformers.js / Optimum names
+Without Alki: \`${m.model.path}\` is a decoder with the transformers.js / Optimum names
 (inputs \`input_ids\`, \`attention_mask\`, \`position_ids\`, \`past_key_values.{i}.key|value\`;
 outputs \`logits\`, \`present.{i}.key|value\`) and loads in any onnxruntime ${m.runtime.onnxruntime}.
 The tokenizer is \`tokenizer.json\`. Every file's size and sha256 are listed in \`alki.json\`.
+In transformers.js (@huggingface/transformers 3 or later; config.json names the dtype):
+
+\`\`\`js
+import { pipeline, env } from '@huggingface/transformers';
+env.localModelPath = '.'; // the folder that holds ${folderName}/
+const generator = await pipeline('text-generation', '${folderName}');
+console.log((await generator('Once upon a time', { max_new_tokens: 32 }))[0].generated_text);
+\`\`\`
 `;
 }

@@ -2,7 +2,7 @@ import { AlkiError } from '@alki/core';
 import type { DecoderConfig } from '@alki/models';
 import type { HardwarePreset } from '@alki/hardware-presets';
 import type { QuantizeOptions } from '@alki/quantizers';
-import { estimateRunMemory } from './plan.js';
+import { estimateRunMemory, usableMemory } from './plan.js';
 
 /** The settings a preset decides (and a user may override). */
 export interface TargetSettings {
@@ -77,7 +77,7 @@ export function quantizeOptionsOf(s: TargetSettings): Omit<QuantizeOptions, 'onP
  */
 export function checkTargetFit(c: DecoderConfig, preset: HardwarePreset, s: TargetSettings, o: { memoryBytes?: number; forceFit?: boolean; overrides: (keyof TargetSettings)[] }): BundleTarget {
   const memoryBytes = o.memoryBytes ?? preset.memoryGiB * 2 ** 30;
-  const usableBytes = Math.min(memoryBytes * preset.usableMemoryFraction, (preset.addressSpaceLimitGiB ?? Infinity) * 2 ** 30);
+  const usableBytes = usableMemory(preset, memoryBytes);
   const context = Math.min(s.context, c.maxPositions);
   const e = estimateRunMemory(c, { method: s.method, bits: s.bits, blockSize: s.blockSize, headBits: s.headBits }, context);
   const fits = e.peakBytes <= usableBytes;

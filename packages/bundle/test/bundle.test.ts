@@ -19,8 +19,8 @@ describe('buildBundle', () => {
     const { manifest } = await buildBundle({ modelDir: model.dir, out, quantize: { method: 'rtn', bits: 4 }, externalData: 'always', onProgress: (e) => events.push(e.step) });
     expect(new Set(events)).toEqual(new Set(['export', 'quantize', 'write']));
     const files = manifest.files.map((f) => f.path);
-    expect(files).toEqual(['README.md', 'config.json', 'generation_config.json', 'onnx/model.onnx', 'onnx/model.onnx.data', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
-    expect(manifest.model.externalData).toEqual(['onnx/model.onnx.data']);
+    expect(files).toEqual(['README.md', 'config.json', 'generation_config.json', 'onnx/model_q4.onnx', 'onnx/model_q4.onnx_data', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
+    expect(manifest.model.externalData).toEqual(['onnx/model_q4.onnx_data']);
     expect(manifest.quantization).toMatchObject({ method: 'rtn', bits: 4, groupSize: 32, symmetric: false });
     expect(verifyBundle(out)).toMatchObject({ ok: true, problems: [] });
     expect(readFileSync(join(out, 'README.md'), 'utf8')).toMatch(/rtn int4/);

@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { presetById } from '@alki/hardware-presets';
+import { PRESETS, presetById } from '@alki/hardware-presets';
 import { VALIDATED_MODELS, openHfModel, parseDecoderConfig } from '@alki/models';
 import { measureIsolated } from '@alki/eval';
-import { buildBundle, checkTargetFit, estimateRunMemory, parseMemory, planBuilds, targetSettings } from '../src/index.js';
+import { buildBundle, checkTargetFit, estimateRunMemory, parseMemory, planBuilds, targetSettings, validateManifest } from '../src/index.js';
 import { stories260K, tempDir } from '../../../tools/fixtures/index.js';
 
 const tinyllama = parseDecoderConfig(VALIDATED_MODELS.find((m) => m.id.startsWith('TinyLlama'))!.config);
@@ -45,7 +45,29 @@ describe('planBuilds: what fits a device, from the config alone', () => {
     const forced = checkTargetFit(tinyllama, pi, targetSettings(pi, { method: 'none' }).settings, { memoryBytes: parseMemory('2GB'), overrides: ['method'], forceFit: true });
     expect(forced.forcedFit).toBe(true);
   });
+
+  it('records whole bytes for every preset and any --memory, so alki.json validates (browser-wasm: 4 GiB × 0.6)', () => {
+    for (const preset of PRESETS) {
+      for (const memory of [undefined, '1.3GB', '3.7GiB']) {
+        const t = checkTargetFit(tinyllama, preset, targetSettings(preset, {}).settings, { memoryBytes: memory ? parseMemory(memory) : undefined, overrides: [], forceFit: true });
+        for (const v of [t.memoryBytes, t.usableBytes, t.estimatedPeakBytes]) expect(Number.isSafeInteger(v), `${preset.id} ${memory}`).toBe(true);
+        expect(() => validateManifest(manifestWith(t), 'test')).not.toThrow();
+      }
+    }
+  });
 });
+
+/** A minimal valid manifest carrying `target`. */
+function manifestWith(target: unknown): unknown {
+  return {
+    schemaVersion: 1, alkiVersion: '0.1.0', createdAt: '2026-11-27T00:00:00Z',
+    source: { id: 'x', architecture: 'LlamaForCausalLM', modelType: 'llama', parameters: 1 },
+    quantization: { method: 'none', bits: 32, groupSize: null, symmetric: null, accuracyLevel: null, calibration: null, excluded: [], quantizedLayers: 0 },
+    runtime: { onnxruntime: '>=1.18', opset: 17, domains: ['ai.onnx'], executionProviders: ['cpu'], flavour: 'ort' },
+    model: { path: 'onnx/model.onnx', externalData: [], numLayers: 1, numKvHeads: 1, headDim: 8, vocabSize: 16, maxPositions: 64, bosTokenId: 1, eosTokenIds: [2] },
+    target, files: [], metrics: { modelBytes: { value: 1, method: 'x' }, sizeBytes: { value: 1, method: 'x' } }, manifestSha256: '0'.repeat(64),
+  };
+}
 
 describe.skipIf(!stories260K)('the memory estimate against alki run on stories260K', () => {
   it('within 10% of the measured peak for a 128-token prompt decoded to the full context', async () => {
@@ -54,7 +76,7 @@ describe.skipIf(!stories260K)('the memory estimate against alki run on stories26
     expect(manifest.target).toMatchObject({ preset: 'generic-x86_64', settings: { method: 'rtn', bits: 4, context: 512 } });
     const config = openHfModel(stories260K!).config;
     const est = estimateRunMemory(config, { method: 'rtn', bits: 4, blockSize: 32, headBits: 8 }, 512);
-    const m = await measureIsolated(join(out, 'onnx', 'model.onnx'), { promptTokens: 128, newTokens: 384, runs: 1, warmupRuns: 0, vocabSize: 512 });
+    const m = await measureIsolated(join(out, manifest.model.path), { promptTokens: 128, newTokens: 384, runs: 1, warmupRuns: 0, vocabSize: 512 });
     expect(Math.abs(est.peakBytes - m.peakRssBytes) / m.peakRssBytes).toBeLessThan(0.1);
   });
 });

@@ -3,14 +3,13 @@ import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { DecoderSession, loadTokenizer } from '@alki/runtime';
-import { readEvalText, sampledWindows, textWindows, type EvalWindows } from './eval-text.js';
+import { readEvalText } from './eval-text.js';
+import { sampledWindows, textWindows, type EvalWindows } from './windows.js';
 import { measureIsolated } from './isolated.js';
 import { evaluateQuality } from './quality.js';
 import { makeReport, type EvalTarget, type Evaluation, type EvaluationReport } from './report.js';
 import { machineInfo, type SpeedOptions } from './speed.js';
-
-export type MetricName = 'perplexity' | 'speed' | 'memory' | 'size';
-export const ALL_METRICS: MetricName[] = ['perplexity', 'speed', 'memory', 'size'];
+import { validateEvaluateOptions, type MetricName } from './options.js';
 
 export interface EvaluateOptions {
   metrics: MetricName[];
@@ -32,16 +31,6 @@ export interface EvaluateOptions {
   signal?: AbortSignal;
 }
 
-/** Parses "perplexity,speed" / "all" into metric names. */
-export function parseMetrics(s: string): MetricName[] {
-  const parts = s.split(',').map((x) => x.trim()).filter(Boolean);
-  if (parts.includes('all')) return [...ALL_METRICS];
-  for (const p of parts) {
-    if (!(ALL_METRICS as string[]).includes(p)) throw new AlkiError('BAD_OPTION', `unknown metric "${p}"`, `choose from: ${ALL_METRICS.join(', ')}, all`);
-  }
-  return parts as MetricName[];
-}
-
 /**
  * KL and top-1 compare two distributions over the same tokens: a baseline of another vocabulary or tokenizer
  * would give numbers that mean nothing.
@@ -57,28 +46,6 @@ function assertComparable(t: EvalTarget, s: DecoderSession, b: EvalTarget, bs: D
   const [a, c] = [tokenizerHash(t.dir), tokenizerHash(b.dir)];
   if (a && c && a !== c) {
     throw new AlkiError('BAD_INPUT', `${t.name} and the baseline ${b.name} have different tokenizers, so their predictions cannot be compared token by token`, 'compare a bundle with a baseline built from the same model (usually its fp32 bundle)');
-  }
-}
-
-/** Checks every number of the options before any measurement starts (a typo must not cost a long run). */
-export function validateEvaluateOptions(o: EvaluateOptions): void {
-  const whole = (name: string, v: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER) => {
-    if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) {
-      throw new AlkiError('BAD_OPTION', `${name} must be a whole number${max < Number.MAX_SAFE_INTEGER ? ` from ${min} to ${max}` : ` ≥ ${min}`}, got ${v}`, 'see `alki bench --help`');
-    }
-  };
-  whole('--context', o.context, 2, o.maxPositions);
-  whole('--max-windows', o.maxWindows, 1);
-  whole('the number of sampled windows', o.sampledWindowCount, 1);
-  whole('--runs', o.speed?.runs, 1, 1000);
-  whole('the warm-up runs', o.speed?.warmupRuns, 0, 1000);
-  whole('--prompt-tokens', o.speed?.promptTokens, 1, o.maxPositions);
-  whole('--new-tokens', o.speed?.newTokens, 1, o.maxPositions);
-  whole('--threads', o.speed?.threads, 1, 1024);
-  const P = o.speed?.promptTokens ?? 128;
-  const N = o.speed?.newTokens ?? 64;
-  if ((o.metrics.includes('speed') || o.metrics.includes('memory')) && o.maxPositions && P + N > o.maxPositions) {
-    throw new AlkiError('BAD_OPTION', `the speed test's ${P} prompt + ${N} new tokens exceed the model's context of ${o.maxPositions}`, 'lower --prompt-tokens or --new-tokens');
   }
 }
 

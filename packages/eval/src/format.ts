@@ -10,10 +10,14 @@ export function bytes(n: number): string {
 
 const num = (x: number | undefined, digits = 1) => (x === undefined ? '—' : x.toFixed(digits));
 
+/** The baseline (first) and every evaluated model. */
+export function allEvals(r: EvaluationReport): Evaluation[] {
+  return r.baseline && !r.evaluations.includes(r.baseline) ? [r.baseline, ...r.evaluations] : r.evaluations;
+}
+
 /** One row per model: the columns of the comparison table. */
 export function tableRows(r: EvaluationReport): string[][] {
-  const all: Evaluation[] = r.baseline && !r.evaluations.includes(r.baseline) ? [r.baseline, ...r.evaluations] : r.evaluations;
-  return all.map((e) => [
+  return allEvals(r).map((e) => [
     e.target.name,
     bytes(e.target.modelBytes),
     e.quality ? e.quality.perplexity.toFixed(4) : '—',
@@ -49,8 +53,14 @@ export function howMeasured(r: EvaluationReport): string[] {
   const s = r.evaluations.find((e) => e.speed)?.speed;
   const lines: string[] = [];
   if (q) lines.push(`perplexity: ${q.protocol}, ${q.windows} windows × ${q.context} tokens, ${q.scoredTokens} scored tokens, text: ${q.textSource}`);
-  if (s) lines.push(`speed: prompt ${s.promptTokens} tokens, ${s.newTokens} new tokens with KV cache, median of ${s.runs} runs after ${s.warmupRuns} warm-up, ${s.threads} threads, ${s.executionProvider} EP, each model in its own process`);
-  lines.push(`machine: ${r.machine.cpu}${r.machine.features ? ` (${r.machine.features.join(' ') || 'no listed features'})` : ''}, ${r.machine.cores} cores, ${bytes(r.machine.memoryBytes)}, ${r.machine.os}, Node ${r.machine.node}, onnxruntime ${r.machine.onnxruntime}`);
+  const web = (r as { browser?: { backend: string; threads: number; crossOriginIsolated: boolean; onnxruntimeWeb: string; userAgent: string; memoryMethod?: string } }).browser;
+  const where = web ? `in the browser (onnxruntime-web ${web.onnxruntimeWeb}, ${web.crossOriginIsolated ? 'cross-origin isolated' : 'not cross-origin isolated: 1 thread'})` : 'each model in its own process';
+  if (s) lines.push(`speed: prompt ${s.promptTokens} tokens, ${s.newTokens} new tokens with KV cache, median of ${s.runs} runs after ${s.warmupRuns} warm-up, ${s.threads} threads, ${s.executionProvider} EP, ${where}`);
+  const loads = allEvals(r).filter((e) => e.speed).map((e) => `${e.target.name} ${e.speed!.loadMs.toFixed(0)} ms`);
+  if (loads.length) lines.push(`session creation (model bytes → ready): ${loads.join(', ')}`);
+  if (web?.memoryMethod) lines.push(`memory: ${web.memoryMethod}`);
+  if (web) lines.push(`browser: ${web.userAgent}`);
+  lines.push(`machine: ${r.machine.cpu}${r.machine.features ? ` (${r.machine.features.join(' ') || 'no listed features'})` : ''}, ${r.machine.cores} cores, ${bytes(r.machine.memoryBytes)}, ${r.machine.os}${web ? '' : `, Node ${r.machine.node}`}, onnxruntime ${r.machine.onnxruntime}`);
   return lines;
 }
 

@@ -1,12 +1,8 @@
-import { TABLE_HEADER, bytes, howMeasured, tableRows } from './format.js';
+import { TABLE_HEADER, allEvals, bytes, howMeasured, tableRows } from './format.js';
 import { describeRatios, type Evaluation, type EvaluationReport } from './report.js';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2', '#be185d', '#4b5563'];
-
-function allEvals(r: EvaluationReport): Evaluation[] {
-  return r.baseline && !r.evaluations.includes(r.baseline) ? [r.baseline, ...r.evaluations] : r.evaluations;
-}
 
 /** Perplexity (y) against model size on disk (x), one labelled point per model. */
 function scatter(evals: Evaluation[]): string {

@@ -1,5 +1,6 @@
-export { PPL_PROTOCOL, readEvalText, textWindows, sampledWindows } from './eval-text.js';
-export type { EvalWindows } from './eval-text.js';
+export { readEvalText } from './eval-text.js';
+export { PPL_PROTOCOL, textWindows, sampledWindows } from './windows.js';
+export type { EvalWindows } from './windows.js';
 export { evaluateQuality } from './quality.js';
 export type { QualityResult } from './quality.js';
 export { logSoftmax, klDivergence } from './log-softmax.js';
@@ -14,5 +15,12 @@ export type { EvalTarget, Evaluation, EvaluationReport, Ratios, Recommendation }
 export { formatTerminal, formatMarkdown, howMeasured, tableRows, TABLE_HEADER } from './format.js';
 export { formatHtml } from './html.js';
 export { evaluateTargets } from './evaluate.js';
-export type { EvaluateOptions, MetricName } from './evaluate.js';
-export { parseMetrics, ALL_METRICS, evaluationWindows, validateEvaluateOptions } from './evaluate.js';
+export type { EvaluateOptions } from './evaluate.js';
+export type { MetricName, MeasureNumbers } from './options.js';
+export { evaluationWindows } from './evaluate.js';
+export { parseMetrics, ALL_METRICS, validateEvaluateOptions } from './options.js';
+export { serveStatic } from './static-server.js';
+export type { StaticRoutes, StaticServer } from './static-server.js';
+export { runBrowserBench, findChromium } from './browser-runner.js';
+export type { BrowserRunOptions } from './browser-runner.js';
+export type { BrowserReport, BrowserRunInfo, BrowserBackend } from './browser-bench.js';

@@ -1,6 +1,6 @@
 import { throwIfAborted, type ProgressCallback } from '@alki/core';
-import type { DecoderSession } from '@alki/runtime';
-import { PPL_PROTOCOL, type EvalWindows } from './eval-text.js';
+import type { Decoder as DecoderSession } from '@alki/runtime/web';
+import { PPL_PROTOCOL, type EvalWindows } from './windows.js';
 import { argmax64, klDivergence, logSoftmax } from './log-softmax.js';
 
 /** Quality of one model on a set of windows. */

@@ -1,8 +1,8 @@
 import { availableParallelism, platform, arch, totalmem } from 'node:os';
 import { detectCpu } from '@alki/hardware-presets/node';
-import { SeededRandom } from '@alki/core';
-import { argmax, DecoderSession } from '@alki/runtime';
+import { DecoderSession } from '@alki/runtime';
 import { spread, type Spread } from './stats.js';
+import { timeGeneration, type GenerationTimes } from './speed-loop.js';
 
 /** How to measure speed. */
 export interface SpeedOptions {
@@ -73,36 +73,16 @@ export async function measureSpeed(modelPath: string, o: SpeedOptions): Promise<
   const N = o.newTokens ?? 64;
   const runs = o.runs ?? 5;
   const warmupRuns = o.warmupRuns ?? 1;
-  const rng = new SeededRandom(o.seed ?? 0);
-  const prompt = Array.from({ length: P }, () => 3 + rng.int(Math.max(1, o.vocabSize - 3)));
-  const prefill: number[] = [];
-  const decode: number[] = [];
-  const ttft: number[] = [];
+  let times: GenerationTimes;
   try {
-    for (let r = 0; r < warmupRuns + runs; r++) {
-      const a = performance.now();
-      const first = await session.forward([prompt], session.emptyCache(1), 0);
-      let next = argmax(first.logits, (P - 1) * first.vocabSize, first.vocabSize);
-      const b = performance.now();
-      let past = first.present;
-      for (let i = 0; i < N; i++) {
-        const out = await session.forward([[next]], past, P + i);
-        next = argmax(out.logits, 0, out.vocabSize);
-        past = out.present;
-      }
-      const c = performance.now();
-      if (r < warmupRuns) continue;
-      prefill.push((P / (b - a)) * 1000);
-      ttft.push(b - a);
-      decode.push((N / (c - b)) * 1000);
-    }
+    times = await timeGeneration(session, { promptTokens: P, newTokens: N, runs, warmupRuns, seed: o.seed, vocabSize: o.vocabSize });
   } finally {
     await session.release();
   }
   return {
-    prefillTokensPerSecond: spread(prefill),
-    decodeTokensPerSecond: spread(decode),
-    timeToFirstTokenMs: spread(ttft),
+    prefillTokensPerSecond: spread(times.prefill),
+    decodeTokensPerSecond: spread(times.decode),
+    timeToFirstTokenMs: spread(times.ttft),
     loadMs,
     promptTokens: P,
     newTokens: N,

@@ -27,7 +27,10 @@ export interface WriteModelOptions {
   externalData?: 'auto' | 'always' | 'never';
 }
 
-/** Writes `model` to `path`, with weights in `<basename>.data` beside it when external. Returns the files written. */
+/**
+ * Writes `model` to `path`, with weights in `<basename>_data` beside it when external (the transformers.js and
+ * Optimum name, which the browser loader fetches). Returns the files written.
+ */
 export function writeModelFile(path: string, model: Model, options: WriteModelOptions = {}): string[] {
   const mode = options.externalData ?? 'auto';
   const total = model.graph.initializers.reduce((s, t) => s + t.data.byteLength, 0);
@@ -37,7 +40,7 @@ export function writeModelFile(path: string, model: Model, options: WriteModelOp
       writeFileSync(path, encodeModel(model));
       return [path];
     }
-    const dataPath = `${path}.data`;
+    const dataPath = `${path}_data`;
     const location = basename(dataPath);
     const external = new Map<Tensor, ExternalRef>();
     const fd = openSync(dataPath, 'w');
@@ -81,7 +84,7 @@ export function readModelFile(path: string, options: ReadModelOptions = {}): Mod
     if (!stat.isFile()) throw new AlkiError('CORRUPT_ONNX', `${path} is not a regular file (a folder, pipe or device), so not an ONNX model`, 'point to the .onnx file itself');
     if (stat.size === 0) throw new AlkiError('CORRUPT_ONNX', `${path} is empty (0 bytes), not an ONNX model`, 'the export or copy was interrupted: export or copy the model again');
     if (stat.size > MAX_PROTO_BYTES) {
-      throw new AlkiError('CORRUPT_ONNX', `${path} has ${stat.size} bytes, more than the 2 GiB an ONNX protobuf can hold`, 'weights this large must be stored as external data (.onnx.data); export the model again');
+      throw new AlkiError('CORRUPT_ONNX', `${path} has ${stat.size} bytes, more than the 2 GiB an ONNX protobuf can hold`, 'weights this large must be stored as external data (.onnx_data); export the model again');
     }
     bytes = readFileSync(fd);
   } catch (e) {
@@ -147,7 +150,7 @@ export function resolveExternalData(external: Map<Tensor, ExternalRef>, baseDir:
       const fileName = show(file, 200);
       let entry = files.get(file);
       if (!entry) {
-        if (!existsSync(file)) throw new AlkiError('NOT_FOUND', `external data file ${fileName} is missing`, 'copy the .data file next to model.onnx');
+        if (!existsSync(file)) throw new AlkiError('NOT_FOUND', `external data file ${fileName} is missing`, 'copy the external data file (model*.onnx_data) next to the model file');
         let fd: number | undefined;
         try {
           fd = openSync(file, READ_NONBLOCK);

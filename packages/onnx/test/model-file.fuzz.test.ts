@@ -108,17 +108,17 @@ const inlineBytes = encodeModel(model);
 const dir = join(t.dir, 'model');
 mkdirSync(join(dir, 'sub'), { recursive: true });
 const modelPath = join(dir, 'model.onnx');
-expect(writeModelFile(modelPath, model, { externalData: 'always' })).toEqual([modelPath, `${modelPath}.data`]);
+expect(writeModelFile(modelPath, model, { externalData: 'always' })).toEqual([modelPath, `${modelPath}_data`]);
 const externalBytes = readFileSync(modelPath);
-const dataBytes = readFileSync(`${modelPath}.data`);
+const dataBytes = readFileSync(`${modelPath}_data`);
 // A data file outside the model folder with the same bytes: a reference that escapes would read it successfully.
 writeFileSync(join(t.dir, 'outside.data'), dataBytes);
 writeFileSync(join(dir, 'sub', 'inner.data'), dataBytes);
 
 /** Locations a hostile external reference might use. */
 const locations = fc.constantFrom<unknown>(
-  'model.onnx.data', './model.onnx.data', 'sub/../model.onnx.data', 'sub/inner.data', '../outside.data', join(t.dir, 'outside.data'), 'sub/../../outside.data',
-  '.', '..', 'sub', '', 'missing.data', 'model.onnx', '/dev/zero', '/proc/self/mem', 'model.onnx.data\u0000', '..\\outside.data', 'x'.repeat(5000),
+  'model.onnx_data', './model.onnx_data', 'sub/../model.onnx_data', 'sub/inner.data', '../outside.data', join(t.dir, 'outside.data'), 'sub/../../outside.data',
+  '.', '..', 'sub', '', 'missing.data', 'model.onnx', '/dev/zero', '/proc/self/mem', 'model.onnx_data\u0000', '..\\outside.data', 'x'.repeat(5000),
 );
 /** Offsets and lengths as the decimal strings ONNX stores. */
 const counts = fc.oneof(
@@ -180,7 +180,7 @@ describe('ONNX reader fuzz', () => {
         if (c.kind === 'data') data = applyByteOps(dataBytes, c.ops);
         if (!onnx) return;
         writeFileSync(modelPath, onnx);
-        writeFileSync(`${modelPath}.data`, data);
+        writeFileSync(`${modelPath}_data`, data);
         const r = outcome(() => readModelFile(modelPath), [dir, modelPath]);
         if (!r.ok) return;
         expectWellFormed(r.value);
@@ -190,7 +190,7 @@ describe('ONNX reader fuzz', () => {
       fuzzParams(),
     );
     writeFileSync(modelPath, externalBytes);
-    writeFileSync(`${modelPath}.data`, dataBytes);
+    writeFileSync(`${modelPath}_data`, dataBytes);
   }, fuzzTimeout());
 
   it('resolveExternalData: hostile references give data from the folder or an AlkiError', () => {

@@ -60,7 +60,7 @@ describe('ModelProto round trip', () => {
     const inline = join(dir, 'inline.onnx');
     const ext = join(dir, 'ext.onnx');
     expect(writeModelFile(inline, model)).toEqual([inline]);
-    expect(writeModelFile(ext, model, { externalData: 'always' })).toEqual([ext, `${ext}.data`]);
+    expect(writeModelFile(ext, model, { externalData: 'always' })).toEqual([ext, `${ext}_data`]);
     expect(readFileSync(ext).byteLength).toBeLessThan(1000);
     const x = new Float32Array(300).map((_, i) => (i % 7) - 3);
     const expected = new Float32Array(5);
@@ -80,8 +80,8 @@ describe('ModelProto round trip', () => {
     const { model } = linearModel(300, 5);
     const ext = join(dir, 'trunc.onnx');
     writeModelFile(ext, model, { externalData: 'always' });
-    const data = readFileSync(`${ext}.data`);
-    writeFileSync(`${ext}.data`, data.subarray(0, data.length - 10));
+    const data = readFileSync(`${ext}_data`);
+    writeFileSync(`${ext}_data`, data.subarray(0, data.length - 10));
     expect(() => readModelFile(ext)).toThrow(/reads past the end/);
     expect(existsSync(ext)).toBe(true);
   });

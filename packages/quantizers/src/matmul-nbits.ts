@@ -4,7 +4,9 @@ import type { BlockwiseQuantized } from './blockwise.js';
 /**
  * The tensors of a com.microsoft MatMulNBits node: B uint8 [N, nBlocks,
  * blockSize·bits/8] (codes of a block packed low bits first), scales [N,
- * nBlocks], zero_points uint8 [N, ceil(nBlocks·bits/8)] packed the same way.
+ * nBlocks], zero_points uint8 1-D [N·ceil(nBlocks·bits/8)] packed the same way, each
+ * row padded to a byte. 1-D as the op spec and onnxruntime's own quantizer write
+ * them: the WebGPU kernel refuses a 2-D zero_points ("cannot convert shape").
  */
 export function matMulNBitsTensors(qw: BlockwiseQuantized, prefix: string): { B: Tensor; scales: Tensor; zeroPoints?: Tensor } {
   const { N, nBlocks, blockSize, bits } = qw;
@@ -21,7 +23,7 @@ export function matMulNBitsTensors(qw: BlockwiseQuantized, prefix: string): { B:
     const zpBytes = Math.ceil((nBlocks * bits) / 8);
     const zp = new Uint8Array(N * zpBytes);
     for (let n = 0; n < N; n++) packBits(qw.zeroPoints.subarray(n * nBlocks, (n + 1) * nBlocks), bits as 2 | 4 | 8, zp, n * zpBytes);
-    zeroPoints = uint8Tensor(`${prefix}.zero_points`, [N, zpBytes], zp);
+    zeroPoints = uint8Tensor(`${prefix}.zero_points`, [N * zpBytes], zp);
   }
   return { B, scales, zeroPoints };
 }

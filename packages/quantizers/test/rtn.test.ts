@@ -93,6 +93,10 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
       const { model, report } = quantize(matmulModel(wKN, K, N), { method: 'rtn', bits, blockSize, symmetric, accuracyLevel: 0 });
       expect(model.graph.nodes.map((n) => n.opType)).toEqual(['MatMulNBits']);
       expect(model.graph.initializers.some((t) => t.name === 'w')).toBe(false);
+      // zero_points 1-D, each row padded to a byte, as the op spec says (onnxruntime-web's WebGPU kernel refuses 2-D).
+      const zp = model.graph.initializers.find((t) => t.name.endsWith('zero_points'));
+      if (symmetric) expect(zp).toBeUndefined();
+      else expect(zp?.dims).toEqual([N * Math.ceil((Math.ceil(K / blockSize) * bits) / 8)]);
       expect(report.layers[0].relativeError).toBeLessThan(bits === 4 ? 0.12 : 0.01);
       const ref = referenceMatMul(x, M, K, dequantizeBlockwise(rtn(wRows, N, K, { bits, blockSize, symmetric })), N);
       const s = await ort.InferenceSession.create(encodeModel(model));

@@ -1,6 +1,6 @@
 import { AlkiError, SeededRandom, throwIfAborted } from '@alki/core';
 import { samplingDefaults, sampleToken, type SamplingOptions } from './sampling.js';
-import type { DecoderSession } from './session.js';
+import type { Decoder as DecoderSession } from './decoder.js';
 
 export interface GenerateOptions extends SamplingOptions {
   /** Default 128. */

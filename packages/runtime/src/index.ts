@@ -1,7 +1,10 @@
 export { DecoderSession } from './session.js';
-export type { SessionOptions, KvCache, KvLayout, ForwardResult } from './session.js';
+export type { SessionOptions } from './session.js';
+export { Decoder, ortMessage } from './decoder.js';
+export type { KvCache, KvLayout, ForwardResult, TensorConstructor } from './decoder.js';
 export { loadTokenizer } from './tokenizer.js';
-export type { TextTokenizer } from './tokenizer.js';
+export { tokenizerFromJson } from './tokenizer-core.js';
+export type { TextTokenizer, TokenizerFiles } from './tokenizer-core.js';
 export { generate } from './generate.js';
 export type { GenerateOptions, GenerateResult } from './generate.js';
 export { sampleToken, argmax, samplingDefaults } from './sampling.js';

@@ -1,6 +1,6 @@
 import { SeededRandom } from '@alki/core';
 import { sampleToken, samplingDefaults } from './sampling.js';
-import type { DecoderSession } from './session.js';
+import type { Decoder as DecoderSession } from './decoder.js';
 
 /**
  * Token sequences sampled from a model itself: each starts with `startId`

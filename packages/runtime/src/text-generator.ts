@@ -1,3 +1,4 @@
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AlkiError } from '@alki/core';
 import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
@@ -30,10 +31,13 @@ export class TextGenerator {
     readonly maxPositions?: number,
   ) {}
 
-  /** Loads `modelPath` (default `<dir>/onnx/model.onnx`) and the tokenizer files of `dir`. */
+  /**
+   * Loads `modelPath` (default: the graph in `<dir>/onnx/`, named as transformers.js names its dtypes —
+   * model.onnx, model_q4.onnx, model_quantized.onnx, …) and the tokenizer files of `dir`.
+   */
   static async load(dir: string, options: SessionOptions & { modelPath?: string; maxPositions?: number } = {}): Promise<TextGenerator> {
     const tokenizer = loadTokenizer(dir);
-    const session = await DecoderSession.load(options.modelPath ?? join(dir, 'onnx', 'model.onnx'), options);
+    const session = await DecoderSession.load(options.modelPath ?? defaultGraph(dir), options);
     // Ids the tokenizer can produce index the embedding table: a larger tokenizer does not belong to this model.
     if (session.vocabSize !== undefined && tokenizer.vocabSize > session.vocabSize) {
       await session.release();
@@ -63,4 +67,18 @@ export class TextGenerator {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** The graph of a model folder: onnx/model.onnx, else the one onnx/model*.onnx file there. */
+function defaultGraph(dir: string): string {
+  const plain = join(dir, 'onnx', 'model.onnx');
+  if (existsSync(plain)) return plain;
+  let graphs: string[] = [];
+  try {
+    graphs = readdirSync(join(dir, 'onnx')).filter((f) => /^model.*\.onnx$/.test(f));
+  } catch {
+    // no onnx/ folder: DecoderSession.load reports the missing file
+  }
+  if (graphs.length > 1) throw new AlkiError('BAD_INPUT', `${dir}/onnx holds several graphs (${graphs.join(', ')})`, 'pass the one to load as modelPath');
+  return graphs.length ? join(dir, 'onnx', graphs[0]) : plain;
 }

@@ -1,4 +1,4 @@
-import type { TextTokenizer } from './tokenizer.js';
+import type { TextTokenizer } from './tokenizer-core.js';
 
 /**
  * Turns a stream of token ids into text deltas. Decoding the whole sequence

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeModelFile } from '@alki/onnx';
 import { GRAPH_FLAVOURS, exportModel, openHfModel, type GraphFlavour } from '@alki/models';
 import { DecoderSession, TextStreamer, generate, loadTokenizer, sampleToken, samplingDefaults, argmax } from '../src/index.js';
-import { ortMessage } from '../src/session.js';
+import { ortMessage } from '../src/decoder.js';
 import { SeededRandom } from '@alki/core';
 import { stories260K, tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
 

@@ -56,7 +56,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('target', { type: 'string', describe: 'build for a device: a preset (alki presets) or auto (this machine); explicit flags win and are reported' })
         .option('memory', { type: 'string', describe: 'with --target: the device’s memory, e.g. 2GB (default: the preset’s)' })
         .option('force-fit', { type: 'boolean', describe: 'with --target: build even when the estimate says it will not fit' })
-        .option('external-data', { type: 'string', default: 'auto', choices: ['auto', 'always', 'never'], describe: 'weights in onnx/model.onnx.data' })
+        .option('external-data', { type: 'string', default: 'auto', choices: ['auto', 'always', 'never'], describe: 'weights in onnx/model*.onnx_data (the transformers.js name)' })
         .option('revision', { type: 'string', describe: 'hub branch, tag or commit (default main)' })
         .option('benchmark', { type: 'boolean', default: false, describe: 'measure the bundle against fp32 and store the figures in alki.json' })
         .option('metrics', { type: 'string', describe: 'with --benchmark: perplexity,speed,memory,size or all (default all)' })

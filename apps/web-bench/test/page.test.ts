@@ -1,0 +1,114 @@
+import { cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildBundle } from '@alki/bundle';
+import { evaluateTargets, runBrowserBench, serveStatic, type EvalTarget, type StaticServer } from '@alki/eval';
+import { GraphBuilder, DataType, createModel, writeModelFile } from '@alki/onnx';
+import { hasChromium, launchChromium } from '../../../tools/fixtures/chromium.js';
+import { stories260K, tempDir, tinyStoriesText } from '../../../tools/fixtures/index.js';
+import { webBenchDir } from '../index.js';
+
+const work = tempDir('alki-web-bench-');
+afterAll(() => work.cleanup());
+const fp32 = join(work.dir, 'fp32');
+const int4 = join(work.dir, 'int4');
+
+function target(dir: string, name: string, method: string, bits: number): EvalTarget {
+  const m = JSON.parse(readFileSync(join(dir, 'alki.json'), 'utf8'));
+  const modelBytes = [m.model.path, ...m.model.externalData].reduce((s: number, p: string) => s + statSync(join(dir, p)).size, 0);
+  return { name, dir, modelPath: join(dir, m.model.path), method, bits, modelBytes, bundleBytes: modelBytes };
+}
+
+describe.skipIf(!stories260K || !tinyStoriesText || !hasChromium)('the web bench measures stories260K in Chromium as Node does', () => {
+  beforeAll(async () => {
+    await buildBundle({ modelDir: stories260K!, out: fp32, quantize: { method: 'none' } });
+    await buildBundle({ modelDir: stories260K!, out: int4, quantize: { method: 'rtn', bits: 4 } });
+  });
+
+  it('alki-ppl-v1 on 100 windows: fp32 equal within 1e-3 relative, int4 within 0.5%', async () => {
+    const web = await runBrowserBench({ pageDir: webBenchDir, bundleDir: int4, baselineDir: fp32, textPath: tinyStoriesText!, metrics: ['perplexity'], maxWindows: 100, threads: 2 });
+    const node = await evaluateTargets([target(int4, 'int4', 'rtn', 4)], { metrics: ['perplexity'], baseline: target(fp32, 'fp32', 'none', 32), textPath: tinyStoriesText!, maxWindows: 100, vocabSize: 512, maxPositions: 512 });
+    expect(web.evaluations[0].quality!.windows).toBe(100);
+    expect(web.evaluations[0].quality!.textSource).toBe(node.evaluations[0].quality!.textSource);
+    const rel = (a: number, b: number) => Math.abs(a / b - 1);
+    expect(rel(web.baseline!.quality!.perplexity, node.baseline!.quality!.perplexity)).toBeLessThan(1e-3);
+    expect(rel(web.evaluations[0].quality!.perplexity, node.evaluations[0].quality!.perplexity)).toBeLessThan(5e-3);
+    expect(web.browser).toMatchObject({ backend: 'wasm', threads: 2, crossOriginIsolated: true, onnxruntimeWeb: '1.30.0' });
+  });
+
+  it('shows the table and charts of the HTML report, and takes a screenshot of them', async () => {
+    const shot = join(work.dir, 'web-bench.png');
+    const web = await runBrowserBench({ pageDir: webBenchDir, bundleDir: int4, baselineDir: fp32, textPath: tinyStoriesText!, metrics: ['perplexity', 'speed', 'memory'], maxWindows: 4, speed: { runs: 1, warmupRuns: 0, promptTokens: 32, newTokens: 16 }, screenshotPath: shot });
+    expect(web.evaluations[0].speed!.decodeTokensPerSecond.median).toBeGreaterThan(0);
+    expect(web.evaluations[0].speed!.loadMs).toBeGreaterThan(0);
+    expect(web.evaluations[0].memory!.peakRssBytes).toBeGreaterThan(0);
+    expect(statSync(shot).size).toBeGreaterThan(30_000);
+    // Kept for a person to look at (CI uploads nothing; run locally with ALKI_KEEP_SCREENSHOT=path).
+    if (process.env.ALKI_KEEP_SCREENSHOT) cpSync(shot, process.env.ALKI_KEEP_SCREENSHOT);
+  });
+});
+
+describe.skipIf(!stories260K || !hasChromium)('the web bench page explains bad input', () => {
+  let server: StaticServer;
+  let browser: Awaited<ReturnType<typeof launchChromium>>;
+  const bad = join(work.dir, 'bad');
+  beforeAll(async () => {
+    if (!existsSync(fp32)) await buildBundle({ modelDir: stories260K!, out: fp32, quantize: { method: 'none' } });
+    // A bundle whose alki.json declares 5 GB of weights (nothing that large is read).
+    mkdirSync(join(bad, 'huge'), { recursive: true });
+    writeFileSync(join(bad, 'huge', 'alki.json'), JSON.stringify({ schemaVersion: 1, model: { path: 'onnx/model.onnx', externalData: ['onnx/model.onnx_data'] }, files: [{ path: 'onnx/model.onnx', bytes: 1000 }, { path: 'onnx/model.onnx_data', bytes: 5e9 }] }));
+    // A bundle whose graph uses an op onnxruntime-web has no kernel for.
+    cpSync(fp32, join(bad, 'op'), { recursive: true });
+    const b = new GraphBuilder();
+    const x = b.input('input_ids', DataType.INT64, ['batch', 'seq']);
+    b.node('FancyAttention', [x], {}, { domain: 'com.microsoft', outputs: ['logits'] });
+    b.output('logits', DataType.FLOAT, ['batch', 'seq', 512]);
+    writeModelFile(join(bad, 'op', 'onnx', 'model.onnx'), createModel(b.build(), { opsets: { '': 17, 'com.microsoft': 1 } }));
+    server = await serveStatic({ folders: { '/bundles/': work.dir, '/': webBenchDir } });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  async function pageError(query: string): Promise<{ code: string; message: string; hint?: string }> {
+    const page = await browser.ctx.newPage();
+    try {
+      await page.goto(`${server.url}/index.html?${query}&auto=1`);
+      await page.waitForFunction(() => ['error', 'done'].includes((window as unknown as { __alki: { state: string } }).__alki.state), undefined, { timeout: 120_000 });
+      const s = await page.evaluate(() => (window as unknown as { __alki: { state: string; error?: { code: string; message: string; hint?: string } } }).__alki);
+      expect(s.state).toBe('error');
+      expect(await page.locator('#error').isVisible()).toBe(true);
+      return s.error!;
+    } finally {
+      await page.close();
+    }
+  }
+
+  it('a bundle URL that answers 404', async () => {
+    const e = await pageError('bundle=/bundles/nothing-here/');
+    expect(e.code).toBe('NOT_FOUND');
+    expect(e.message).toMatch(/nothing-here\/alki\.json answered 404/);
+    expect(e.hint).toMatch(/folder that holds alki\.json/);
+  });
+
+  it('a model too large for WASM', async () => {
+    const e = await pageError('bundle=/bundles/bad/huge/');
+    expect(e.code).toBe('TOO_LARGE');
+    expect(e.message).toMatch(/5\.00 GB of model files, more than the 4 GB a WebAssembly memory can address/);
+  });
+
+  it('an op the web runtime lacks is named, with a suggestion', async () => {
+    const e = await pageError('bundle=/bundles/bad/op/');
+    expect(e.code).toBe('RUNTIME');
+    expect(e.message).toMatch(/FancyAttention/);
+    expect(e.hint).toMatch(/--target browser-wasm|--backend/);
+  });
+
+  it('WebGPU asked of a browser without it', async () => {
+    const e = await pageError('bundle=/bundles/fp32/&backend=webgpu');
+    expect(e.message).toMatch(/no WebGPU|no adapter/);
+    expect(e.hint).toMatch(/--backend wasm/);
+  });
+});

@@ -1,0 +1,311 @@
+import { AlkiError, isAlkiError, type ProgressCallback } from '@alki/core';
+import { Decoder, ortMessage, tokenizerFromJson, type TensorConstructor, type TextTokenizer } from '@alki/runtime/web';
+import type { InferenceSession } from 'onnxruntime-common';
+import type { BundleSource } from './bundle-source.js';
+import { validateEvaluateOptions, type MeasureNumbers } from './options.js';
+import { evaluateQuality } from './quality.js';
+import { makeReport, type EvalTarget, type Evaluation, type EvaluationReport } from './report.js';
+import type { MachineInfo, SpeedResult } from './speed.js';
+import { timeGeneration } from './speed-loop.js';
+import { spread } from './stats.js';
+import { sampledWindows, textWindows, type EvalWindows } from './windows.js';
+
+/** The parts of onnxruntime-web a benchmark uses (pass the module: `import * as ort from 'onnxruntime-web'`). */
+export interface OrtWeb {
+  InferenceSession: { create(model: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
+  Tensor: TensorConstructor;
+  env: { versions?: { web?: string }; wasm: { numThreads?: number } };
+}
+
+export type BrowserBackend = 'wasm' | 'webgpu';
+
+export interface BrowserBenchOptions extends MeasureNumbers {
+  ort: OrtWeb;
+  backend: BrowserBackend;
+  /** WASM threads (default: navigator.hardwareConcurrency; 1 without cross-origin isolation). */
+  threads?: number;
+  bundle: BundleSource;
+  /** The reference for ratios, KL and top-1 (usually the fp32 bundle). */
+  baseline?: BundleSource;
+  /** Evaluation text for alki-ppl-v1 perplexity; without it, windows are sampled from the baseline. */
+  text?: { name: string; content: string };
+  maxPerplexityIncrease?: number;
+  onProgress?: ProgressCallback;
+}
+
+/** How the browser run went, beside the figures. */
+export interface BrowserRunInfo {
+  userAgent: string;
+  backend: BrowserBackend;
+  threads: number;
+  crossOriginIsolated: boolean;
+  onnxruntimeWeb: string;
+  /** Where the memory figures come from (the page's memory, not a process's RSS). */
+  memoryMethod?: string;
+}
+
+export type BrowserReport = EvaluationReport & { browser: BrowserRunInfo };
+
+/** WASM memory is addressed with 32 bits: a model whose files pass this cannot be loaded. */
+export const WASM_MAX_BYTES = 4 * 1024 ** 3;
+
+interface LoadedBundle {
+  target: EvalTarget;
+  decoder: Decoder;
+  tokenizer: TextTokenizer;
+  tokenizerBytes?: Uint8Array;
+  loadMs: number;
+  maxPositions?: number;
+}
+
+/**
+ * Measures a bundle in the browser with onnxruntime-web, as `alki bench` does in Node: alki-ppl-v1 perplexity,
+ * KL and top-1 against a baseline, prefill and decode tokens/s, time to first token, session creation time and
+ * the page's memory. Browser-safe: everything is read through {@link BundleSource}.
+ */
+export async function benchmarkInBrowser(o: BrowserBenchOptions): Promise<BrowserReport> {
+  validateEvaluateOptions(o);
+  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+  const cores = globalThis.navigator?.hardwareConcurrency ?? 1;
+  // Without cross-origin isolation there is no SharedArrayBuffer, so onnxruntime-web runs one thread.
+  const threads = o.backend === 'wasm' ? (isolated ? (o.threads ?? cores) : 1) : 1;
+  if (o.backend === 'wasm') o.ort.env.wasm.numThreads = threads;
+  if (o.backend === 'webgpu') await checkWebGpu();
+  trackWasmMemory();
+  const progress = (detail: string) => o.onProgress?.({ step: 'browser', done: 0, total: 1, detail });
+  progress(`loading ${o.bundle.label}`);
+  const target = await loadBundle(o.ort, o.bundle, o.backend);
+  const baseline = o.baseline ? (progress(`loading ${o.baseline.label}`), await loadBundle(o.ort, o.baseline, o.backend)) : undefined;
+  try {
+    if (baseline) assertComparable(target, baseline);
+    const evaluation: Evaluation = { target: target.target };
+    const base: Evaluation | undefined = baseline ? { target: baseline.target } : undefined;
+    if (o.metrics.includes('perplexity')) {
+      const windows = await evalWindows(o, target, baseline);
+      const q = await evaluateQuality([target.decoder], windows, { baseline: baseline?.decoder, onProgress: o.onProgress });
+      evaluation.quality = q.results[0];
+      if (base && q.baseline) base.quality = q.baseline;
+    }
+    const machine = browserMachine(o.ort);
+    if (o.metrics.includes('speed')) {
+      for (const [e, b] of [[evaluation, target], ...(base && baseline ? [[base, baseline] as const] : [])] as const) {
+        progress(`speed of ${e.target.name}`);
+        e.speed = await browserSpeed(b, o, threads, machine);
+      }
+    }
+    const memory = o.metrics.includes('memory') ? wasmHeapBytes() : undefined;
+    if (memory !== undefined) evaluation.memory = { peakRssBytes: memory, startRssBytes: 0 };
+    const report = makeReport([evaluation], base, machine, o.maxPerplexityIncrease);
+    return {
+      ...report,
+      browser: {
+        userAgent: globalThis.navigator?.userAgent ?? 'unknown',
+        backend: o.backend,
+        threads,
+        crossOriginIsolated: isolated,
+        onnxruntimeWeb: o.ort.env.versions?.web ?? 'unknown',
+        ...(evaluation.memory ? { memoryMethod: `the size of onnxruntime-web's WebAssembly memory after the run (it only grows, so this is its peak; every model loaded${baseline ? ', the baseline too' : ''}${o.backend === 'webgpu' ? '; GPU buffers are not in it' : ''}), not a process's RSS` } : {}),
+      },
+    };
+  } finally {
+    await target.decoder.session.release();
+    await baseline?.decoder.session.release();
+  }
+}
+
+async function checkWebGpu(): Promise<void> {
+  const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<unknown> } } | undefined)?.gpu;
+  const hint = 'use --backend wasm, or a browser with WebGPU (Chrome or Edge 113+; headless Chromium needs --enable-unsafe-webgpu)';
+  if (!gpu) throw new AlkiError('RUNTIME', 'this browser has no WebGPU (navigator.gpu is missing)', hint);
+  if (!(await gpu.requestAdapter())) throw new AlkiError('RUNTIME', 'this browser has WebGPU but no adapter (no usable GPU or driver)', hint);
+}
+
+const wasmMemories = new Set<WebAssembly.Memory>();
+let tracking = false;
+
+/**
+ * Remembers every WebAssembly memory the page creates from now on (onnxruntime-web creates its heap at the first
+ * session, in JavaScript for the threaded build, exported by the module otherwise). A memory only grows, so its
+ * size at the end is its peak. performance.measureUserAgentSpecificMemory() was the other way: it waited about a
+ * minute for a garbage collection here, for a figure of the whole page.
+ */
+function trackWasmMemory(): void {
+  if (tracking || typeof WebAssembly === 'undefined') return;
+  tracking = true;
+  const W = WebAssembly as unknown as Record<string, unknown>;
+  W.Memory = new Proxy(WebAssembly.Memory, {
+    construct(target, args) {
+      const m = Reflect.construct(target, args) as WebAssembly.Memory;
+      wasmMemories.add(m);
+      return m;
+    },
+  });
+  const keep = (r: unknown) => {
+    const exports = ((r as { instance?: WebAssembly.Instance }).instance ?? (r as WebAssembly.Instance)).exports;
+    for (const v of Object.values(exports ?? {})) if (v instanceof WebAssembly.Memory) wasmMemories.add(v);
+    return r;
+  };
+  for (const name of ['instantiate', 'instantiateStreaming'] as const) {
+    const original = WebAssembly[name] as (...a: unknown[]) => Promise<unknown>;
+    if (typeof original === 'function') W[name] = (...a: unknown[]) => original.apply(WebAssembly, a).then(keep);
+  }
+}
+
+/** Bytes of the largest WebAssembly memory seen (onnxruntime-web's heap), or undefined. */
+function wasmHeapBytes(): number | undefined {
+  let max = 0;
+  for (const m of wasmMemories) max = Math.max(max, m.buffer.byteLength);
+  return max || undefined;
+}
+
+function browserMachine(ort: OrtWeb): MachineInfo {
+  const nav = globalThis.navigator as (Navigator & { deviceMemory?: number; userAgentData?: { platform?: string } }) | undefined;
+  return {
+    cpu: 'browser (the CPU is not visible to a page)',
+    arch: 'wasm',
+    features: [],
+    cores: nav?.hardwareConcurrency ?? 1,
+    memoryBytes: (nav?.deviceMemory ?? 0) * 1024 ** 3,
+    os: nav?.userAgentData?.platform ?? nav?.platform ?? 'unknown',
+    node: nav?.userAgent ?? 'unknown',
+    onnxruntime: `web ${ort.env.versions?.web ?? 'unknown'}`,
+  };
+}
+
+/** A bundle-relative path from alki.json: relative, `/`-separated, no `..`. */
+function safePath(p: unknown): p is string {
+  return typeof p === 'string' && p.length > 0 && p.length < 4096 && !p.startsWith('/') && !p.includes('\\') && p.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
+}
+
+interface ManifestView {
+  name: string;
+  method: string;
+  bits: number;
+  blockSize: number | null;
+  modelPath: string;
+  externalData: string[];
+  fileBytes: Map<string, number>;
+  maxPositions?: number;
+}
+
+/** The few fields of alki.json a browser run needs, checked (nothing read is trusted). */
+function readManifest(bytes: Uint8Array, label: string): ManifestView {
+  const bad = (what: string) => new AlkiError('BAD_BUNDLE', `${label}/alki.json ${what}`, 'the bundle is damaged or not an Alki bundle: build it again');
+  let m: Record<string, unknown>;
+  try {
+    m = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
+  } catch {
+    throw bad('is not valid JSON');
+  }
+  if (!m || typeof m !== 'object' || m.schemaVersion !== 1) throw bad(`has schema version ${JSON.stringify((m as { schemaVersion?: unknown })?.schemaVersion)}, not 1`);
+  const model = m.model as Record<string, unknown> | undefined;
+  const q = (m.quantization ?? {}) as Record<string, unknown>;
+  if (!model || !safePath(model.path)) throw bad('names no model file inside the bundle');
+  const ext = model.externalData;
+  if (!Array.isArray(ext) || !ext.every(safePath)) throw bad('has a model.externalData that is not a list of paths inside the bundle');
+  const files = Array.isArray(m.files) ? (m.files as { path?: unknown; bytes?: unknown }[]) : [];
+  const fileBytes = new Map<string, number>();
+  for (const f of files) if (safePath(f?.path) && Number.isSafeInteger(f.bytes) && (f.bytes as number) >= 0) fileBytes.set(f.path, f.bytes as number);
+  const method = typeof q.method === 'string' ? q.method : 'unknown';
+  const bits = typeof q.bits === 'number' ? q.bits : 32;
+  const blockSize = typeof q.groupSize === 'number' ? q.groupSize : null;
+  const maxPositions = typeof model.maxPositions === 'number' && Number.isSafeInteger(model.maxPositions) ? model.maxPositions : undefined;
+  const name = method === 'none' ? 'fp32' : `${method} int${bits}${blockSize ? ` g${blockSize}` : ''}`;
+  return { name, method, bits, blockSize, modelPath: model.path as string, externalData: ext as string[], fileBytes, maxPositions };
+}
+
+async function loadBundle(ort: OrtWeb, source: BundleSource, backend: BrowserBackend): Promise<LoadedBundle> {
+  const m = readManifest(await source.read('alki.json'), source.label);
+  const modelFiles = [m.modelPath, ...m.externalData];
+  const declared = modelFiles.reduce((s, p) => s + (m.fileBytes.get(p) ?? 0), 0);
+  if (declared > WASM_MAX_BYTES) {
+    throw new AlkiError('TOO_LARGE', `${source.label} has ${(declared / 1e9).toFixed(2)} GB of model files, more than the 4 GB a WebAssembly memory can address`, 'build a smaller bundle for the browser: fewer bits (--bits 4), a smaller model, or `--target browser-wasm`');
+  }
+  const model = await source.read(m.modelPath);
+  const externalData = [];
+  for (const p of m.externalData) externalData.push({ path: p.split('/').pop()!, data: await source.read(p) });
+  const loaded = model.byteLength + externalData.reduce((s, e) => s + e.data.byteLength, 0);
+  if (loaded > WASM_MAX_BYTES) throw new AlkiError('TOO_LARGE', `${source.label}'s model files hold ${(loaded / 1e9).toFixed(2)} GB, more than the 4 GB a WebAssembly memory can address`, 'build a smaller bundle for the browser (fewer bits, a smaller model)');
+  const t0 = performance.now();
+  let session: InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(model, { executionProviders: [backend], graphOptimizationLevel: 'all', ...(externalData.length ? { externalData } : {}) });
+  } catch (e) {
+    throw webLoadError(e, source.label, backend);
+  }
+  const loadMs = performance.now() - t0;
+  const json = async (path: string, optional: boolean): Promise<Record<string, unknown> | undefined> => {
+    if (optional && !m.fileBytes.has(path)) return undefined;
+    const text = new TextDecoder().decode(await source.read(path));
+    try {
+      return JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      throw new AlkiError('TOKENIZER', `${source.label}/${path} is not valid JSON`, 'the bundle is damaged: build or copy it again');
+    }
+  };
+  const tokenizerJson = await json('tokenizer.json', false);
+  const tokenizer = tokenizerFromJson({ tokenizer: tokenizerJson!, tokenizerConfig: await json('tokenizer_config.json', true), generationConfig: await json('generation_config.json', true), config: await json('config.json', true) }, source.label);
+  const decoder = new Decoder(session, ort.Tensor);
+  const modelBytes = modelFiles.reduce((s, p) => s + (m.fileBytes.get(p) ?? 0), 0) || loaded;
+  const bundleBytes = [...m.fileBytes.values()].reduce((s, b) => s + b, 0) || modelBytes;
+  const target: EvalTarget = { name: m.name, dir: source.label, modelPath: `${source.label}/${m.modelPath}`, method: m.method, bits: m.bits, blockSize: m.blockSize, modelBytes, bundleBytes };
+  return { target, decoder, tokenizer, tokenizerBytes: new TextEncoder().encode(JSON.stringify(tokenizerJson)), loadMs, maxPositions: m.maxPositions };
+}
+
+/** onnxruntime-web's load failures as a person reads them: a missing kernel names the op and what to do. */
+function webLoadError(e: unknown, label: string, backend: BrowserBackend): AlkiError {
+  if (isAlkiError(e)) return e;
+  const msg = ortMessage(e);
+  const op = /(?:implementation for|kernel for|not supported[^:]*:?)\s*'?([A-Za-z0-9_]+)\(?/i.exec(msg)?.[1] ?? /op(?:erator)? type:? '?([A-Za-z0-9_]+)/i.exec(msg)?.[1];
+  if (op && /implementation|kernel|not supported|unsupported|unrecognized/i.test(msg)) {
+    return new AlkiError('RUNTIME', `onnxruntime-web (${backend}) cannot run ${label}: it has no ${op} kernel (${msg})`, `build the bundle for the browser (\`alki build … --target browser-${backend === 'webgpu' ? 'webgpu' : 'wasm'}\`), or try --backend ${backend === 'webgpu' ? 'wasm' : 'webgpu'}`);
+  }
+  return new AlkiError('RUNTIME', `onnxruntime-web (${backend}) could not load ${label}: ${msg}`, 'check the bundle with `alki info --verify`; if it verifies, the browser runtime may lack an op the graph uses (try another --backend or --target browser-wasm)');
+}
+
+/** KL and top-1 mean nothing between different vocabularies or tokenizers. */
+function assertComparable(t: LoadedBundle, b: LoadedBundle): void {
+  const hint = 'compare a bundle with a baseline built from the same model (usually its fp32 bundle)';
+  if (t.decoder.vocabSize !== undefined && b.decoder.vocabSize !== undefined && t.decoder.vocabSize !== b.decoder.vocabSize) {
+    throw new AlkiError('BAD_INPUT', `${t.target.dir} has a ${t.decoder.vocabSize}-token vocabulary and the baseline ${b.target.dir} one of ${b.decoder.vocabSize}: they are different models`, hint);
+  }
+  const same = t.tokenizerBytes && b.tokenizerBytes && t.tokenizerBytes.length === b.tokenizerBytes.length && t.tokenizerBytes.every((x, i) => x === b.tokenizerBytes![i]);
+  if (!same) throw new AlkiError('BAD_INPUT', `${t.target.dir} and the baseline ${b.target.dir} have different tokenizers, so their predictions cannot be compared token by token`, hint);
+}
+
+async function evalWindows(o: BrowserBenchOptions, t: LoadedBundle, b: LoadedBundle | undefined): Promise<EvalWindows> {
+  const context = o.context ?? Math.min(512, t.maxPositions ?? 512);
+  if (o.text) return textWindows(t.tokenizer, o.text.content, context, o.maxWindows, `${o.text.name} (sha256 ${(await sha256Hex(o.text.content)).slice(0, 12)}…)`);
+  if (!b) throw new AlkiError('BAD_OPTION', 'perplexity needs an evaluation text: Alki ships none', 'pass --text FILE (plain UTF-8 text), or --baseline BUNDLE to measure agreement on text sampled from the baseline');
+  const bos = b.tokenizer.bosTokenId;
+  if (bos === undefined) throw new AlkiError('BAD_INPUT', 'the model has no BOS token to start sampled text from', 'pass --text FILE');
+  return sampledWindows(b.decoder, bos, Math.min(context, 128), o.sampledWindowCount ?? 8, 0);
+}
+
+/** The text's sha256 as Node's evaluateTargets names it (crypto.subtle: browsers and Node alike). */
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function browserSpeed(b: LoadedBundle, o: BrowserBenchOptions, threads: number, machine: MachineInfo): Promise<SpeedResult> {
+  const P = o.speed?.promptTokens ?? 128;
+  const N = o.speed?.newTokens ?? 64;
+  const runs = o.speed?.runs ?? 5;
+  const warmupRuns = o.speed?.warmupRuns ?? 1;
+  const vocabSize = b.decoder.vocabSize ?? b.tokenizer.vocabSize;
+  const times = await timeGeneration(b.decoder, { promptTokens: P, newTokens: N, runs, warmupRuns, vocabSize });
+  return {
+    prefillTokensPerSecond: spread(times.prefill),
+    decodeTokensPerSecond: spread(times.decode),
+    timeToFirstTokenMs: spread(times.ttft),
+    loadMs: b.loadMs,
+    promptTokens: P,
+    newTokens: N,
+    runs,
+    warmupRuns,
+    threads,
+    executionProvider: o.backend,
+    machine,
+  };
+}

@@ -1,0 +1,44 @@
+import { AlkiError } from '@alki/core';
+import { sampleSequences, type Decoder, type TextTokenizer } from '@alki/runtime/web';
+
+/** Name and version of the perplexity protocol (see docs/evaluation.md). */
+export const PPL_PROTOCOL = 'alki-ppl-v1';
+
+/** Token windows to evaluate on, and where they came from. */
+export interface EvalWindows {
+  windows: number[][];
+  context: number;
+  /** e.g. "file tinystories-valid.txt (sha256 …)" or "sampled from the baseline model (seed 0)". */
+  source: string;
+  /** Tokens in the whole stream (before windowing). */
+  streamTokens: number;
+  /** Windows available before --max-windows. */
+  availableWindows: number;
+}
+
+/**
+ * alki-ppl-v1 windows: the whole text tokenized once (BOS once at the start,
+ * as the tokenizer adds it), cut into consecutive non-overlapping windows of
+ * `context` tokens; a last partial window is dropped.
+ */
+export function textWindows(tokenizer: TextTokenizer, text: string, context: number, maxWindows?: number, sourceName = 'text'): EvalWindows {
+  if (!Number.isInteger(context) || context < 2) throw new AlkiError('BAD_OPTION', `--context must be at least 2 tokens, got ${context}`);
+  const ids = tokenizer.encode(text);
+  const available = Math.floor(ids.length / context);
+  if (available === 0) {
+    throw new AlkiError('BAD_INPUT', `the evaluation text has ${ids.length} tokens, fewer than one window of ${context}`, `use a longer text, or a smaller --context (at most ${ids.length})`);
+  }
+  const n = maxWindows ? Math.min(maxWindows, available) : available;
+  const windows = Array.from({ length: n }, (_, w) => ids.slice(w * context, (w + 1) * context));
+  return { windows, context, source: sourceName, streamTokens: ids.length, availableWindows: available };
+}
+
+/**
+ * Windows sampled from a (baseline) model itself, seeded: each starts with BOS
+ * and continues by sampling at temperature 1. Needs no text and no network;
+ * good for KL/top-1 agreement, and a proxy for perplexity.
+ */
+export async function sampledWindows(session: Decoder, bosTokenId: number, context: number, count: number, seed = 0): Promise<EvalWindows> {
+  const windows = await sampleSequences(session, bosTokenId, count, context, seed);
+  return { windows, context, source: `sampled from the baseline model (temperature 1, seed ${seed})`, streamTokens: count * context, availableWindows: count };
+}
