@@ -12,6 +12,7 @@ const work = tempDir('alki-web-bench-');
 afterAll(() => work.cleanup());
 const fp32 = join(work.dir, 'fp32');
 const int4 = join(work.dir, 'int4');
+const int4Head4 = join(work.dir, 'int4-head4');
 
 function target(dir: string, name: string, method: string, bits: number): EvalTarget {
   const m = JSON.parse(readFileSync(join(dir, 'alki.json'), 'utf8'));
@@ -23,6 +24,20 @@ describe.skipIf(!stories260K || !tinyStoriesText || !hasChromium)('the web bench
   beforeAll(async () => {
     await buildBundle({ modelDir: stories260K!, out: fp32, quantize: { method: 'none' } });
     await buildBundle({ modelDir: stories260K!, out: int4, quantize: { method: 'rtn', bits: 4 } });
+    await buildBundle({ modelDir: stories260K!, out: int4Head4, quantize: { method: 'rtn', bits: 4, headBits: 4 } });
+  });
+
+  // Chromium's software adapter (SwiftShader) runs onnxruntime-web's WebGPU kernels, slowly: short windows.
+  it('WebGPU: an int4 bundle (1-D zero points, 4-bit head) gives the WASM perplexity within 1e-4', async () => {
+    const o = { pageDir: webBenchDir, bundleDir: int4Head4, textPath: tinyStoriesText!, metrics: ['perplexity' as const], maxWindows: 4, context: 64 };
+    const gpu = await runBrowserBench({ ...o, backend: 'webgpu' });
+    const cpu = await runBrowserBench({ ...o, backend: 'wasm' });
+    expect(gpu.browser.backend).toBe('webgpu');
+    expect(Math.abs(gpu.evaluations[0].quality!.perplexity / cpu.evaluations[0].quality!.perplexity - 1)).toBeLessThan(1e-4);
+  }, 900_000);
+
+  it("WebGPU and an 8-bit head: says onnxruntime-web's kernel runs 2 and 4 bits only, and what to do", async () => {
+    await expect(runBrowserBench({ pageDir: webBenchDir, bundleDir: int4, metrics: ['speed'], backend: 'webgpu', speed: { runs: 1, warmupRuns: 0, promptTokens: 4, newTokens: 2 } })).rejects.toThrow(/runs only 2- and 4-bit weights.*8-bit layers/);
   });
 
   it('alki-ppl-v1 on 100 windows: fp32 equal within 1e-3 relative, int4 within 0.5%', async () => {
@@ -34,7 +49,7 @@ describe.skipIf(!stories260K || !tinyStoriesText || !hasChromium)('the web bench
     expect(rel(web.baseline!.quality!.perplexity, node.baseline!.quality!.perplexity)).toBeLessThan(1e-3);
     expect(rel(web.evaluations[0].quality!.perplexity, node.evaluations[0].quality!.perplexity)).toBeLessThan(5e-3);
     expect(web.browser).toMatchObject({ backend: 'wasm', threads: 2, crossOriginIsolated: true, onnxruntimeWeb: '1.30.0' });
-  });
+  }, 900_000); // ~30 s alone; CI runs every package's tests at once on 2 cores
 
   it('shows the table and charts of the HTML report, and takes a screenshot of them', async () => {
     const shot = join(work.dir, 'web-bench.png');

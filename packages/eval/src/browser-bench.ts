@@ -256,6 +256,9 @@ async function loadBundle(ort: OrtWeb, source: BundleSource, backend: BrowserBac
 function webLoadError(e: unknown, label: string, backend: BrowserBackend): AlkiError {
   if (isAlkiError(e)) return e;
   const msg = ortMessage(e);
+  if (/Only 2b and 4b quantization is supported for MatMulNBits/i.test(msg)) {
+    return new AlkiError('RUNTIME', `onnxruntime-web's ${backend} MatMulNBits runs only 2- and 4-bit weights, and ${label} has 8-bit layers (an 8-bit lm_head is the default: --head-bits 8)`, `rebuild it with --head-bits 4 (or --target browser-${backend}), or measure it with --backend wasm`);
+  }
   const op = /(?:implementation for|kernel for|not supported[^:]*:?)\s*'?([A-Za-z0-9_]+)\(?/i.exec(msg)?.[1] ?? /op(?:erator)? type:? '?([A-Za-z0-9_]+)/i.exec(msg)?.[1];
   if (op && /implementation|kernel|not supported|unsupported|unrecognized/i.test(msg)) {
     return new AlkiError('RUNTIME', `onnxruntime-web (${backend}) cannot run ${label}: it has no ${op} kernel (${msg})`, `build the bundle for the browser (\`alki build … --target browser-${backend === 'webgpu' ? 'webgpu' : 'wasm'}\`), or try --backend ${backend === 'webgpu' ? 'wasm' : 'webgpu'}`);

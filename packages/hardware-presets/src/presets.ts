@@ -238,7 +238,7 @@ export const PRESETS: readonly HardwarePreset[] = [
       bits: { value: 4, why: 'the bundle is downloaded and the wasm side still holds the graph: int4 keeps both small' },
       blockSize: { value: 32, why: BLOCK32 },
       accuracyLevel: { value: 4, why: 'ignored by the WebGPU kernels; level 4 helps the same bundle on CPUs' },
-      headBits: { value: 8, why: HEAD8 },
+      headBits: { value: 4, why: 'onnxruntime-web 1.30’s WebGPU MatMulNBits runs only 2- and 4-bit weights: an 8-bit head does not load there (measured with `alki bench --browser --backend webgpu`, docs/web.md)' },
       w8a8Format: { value: 's8', why: 'W8A8 (DynamicQuantizeMatMul) runs on the wasm side in a browser, where s8 is exact' },
       flavour: { value: 'ort', why: 'onnxruntime-web’s WebGPU EP has GroupQueryAttention, MatMulNBits and the fused norms' },
       threads: { value: 4, why: 'CPU threads only run what the GPU does not' },

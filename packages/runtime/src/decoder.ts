@@ -134,7 +134,8 @@ function kvLayout(session: InferenceSession): KvLayout {
  */
 export function ortMessage(e: unknown): string {
   let m = String((e as Error)?.message ?? e).split('\n')[0];
-  m = m.replace(/\/onnxruntime_src\/\S+:\d+\s*/g, '');
+  // Source paths of the build machine: /onnxruntime_src/…cc:264 (node), /mnt/…/s/onnxruntime/…/matmul_nbits.h:21 (web).
+  m = m.replace(/\/onnxruntime_src\/\S+:\d+\s*/g, '').replace(/\/\S*\/onnxruntime\/\S+\.(?:h|cc|cpp|c):\d+\s*/g, '');
   // Drop "onnxruntime::ns::Type onnxruntime::ns::fn(args…)" signatures, up to the matching closing parenthesis.
   for (let i = m.indexOf('onnxruntime::'); i >= 0; i = m.indexOf('onnxruntime::')) {
     const open = m.indexOf('(', i);

@@ -83,5 +83,5 @@ describe.skipIf(!stories260K || !hasChromium)('@huggingface/transformers in head
     expect(await greedyInPage('s260k-fp32', 'webgpu')).toEqual(ref!.greedy_ids);
     const ours = await alkiGreedy(readBundle(bundles.int4).modelPath, ref!.prompt_ids, ref!.n_new_tokens);
     expect(await greedyInPage('s260k-int4', 'webgpu')).toEqual(ours);
-  });
+  }, 600_000);
 });
