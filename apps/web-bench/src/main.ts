@@ -52,7 +52,7 @@ async function run(): Promise<void> {
     else if (url) bundle = bundleFromUrl(url);
     else throw Object.assign(new Error('no bundle: give its URL, pick its folder, or drop it here'), { code: 'BAD_OPTION' });
     const baselineUrl = $<HTMLInputElement>('baseline-url').value.trim();
-    const metrics = parseMetrics(['perplexity', 'speed', 'memory'].filter((m) => $<HTMLInputElement>(`m-${m}`).checked).join(',') || 'speed');
+    const metrics = parseMetrics(['perplexity', 'speed', 'memory'].filter((m) => $<HTMLInputElement>(`m-${m}`).checked).join(','));
     const text = pickedText ?? (params.get('text') ? await fetchText(params.get('text')!) : undefined);
     const num = (name: string) => (params.get(name) !== null ? Number(params.get(name)) : undefined);
     const threadsValue = $<HTMLInputElement>('threads').value;
@@ -137,7 +137,8 @@ if (params.get('bundle')) $<HTMLInputElement>('bundle-url').value = params.get('
 if (params.get('baseline')) $<HTMLInputElement>('baseline-url').value = params.get('baseline')!;
 if (params.get('backend')) $<HTMLSelectElement>('backend').value = params.get('backend')!;
 if (params.get('threads')) $<HTMLInputElement>('threads').value = params.get('threads')!;
-if (params.get('metrics')) {
+if (params.has('metrics')) {
+  // metrics= (empty): size only, nothing run.
   const chosen = parseMetrics(params.get('metrics')!);
   for (const m of ['perplexity', 'speed', 'memory']) $<HTMLInputElement>(`m-${m}`).checked = chosen.includes(m as never);
 }

@@ -29,7 +29,7 @@ export interface BuildBundleOptions {
   revision?: string;
   commitSha?: string;
   quantize: Omit<QuantizeOptions, 'onProgress' | 'signal'>;
-  /** Graph flavour: 'ort' (default, onnxruntime's fused ops) or 'portable' (standard ONNX ops only). */
+  /** Graph flavour: 'ort' (default, onnxruntime's fused ops) or 'portable' (the float graph in standard ONNX ops; quantized layers stay com.microsoft ops). */
   flavour?: GraphFlavour;
   /** 'auto' (default) puts weights in onnx/model<suffix>.onnx_data above 64 MiB. */
   externalData?: 'auto' | 'always' | 'never';

@@ -56,7 +56,7 @@ Without Alki: \`${m.model.path}\` is a decoder with the transformers.js / Optimu
 (inputs \`input_ids\`, \`attention_mask\`, \`position_ids\`, \`past_key_values.{i}.key|value\`;
 outputs \`logits\`, \`present.{i}.key|value\`) and loads in any onnxruntime ${m.runtime.onnxruntime}.
 The tokenizer is \`tokenizer.json\`. Every file's size and sha256 are listed in \`alki.json\`.
-In transformers.js (@huggingface/transformers 3 or later; config.json names the dtype):
+In transformers.js (@huggingface/transformers, tested with 4.3.1; config.json names the dtype):
 
 \`\`\`js
 import { pipeline, env } from '@huggingface/transformers';

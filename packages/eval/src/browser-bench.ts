@@ -40,6 +40,8 @@ export interface BrowserRunInfo {
   threads: number;
   crossOriginIsolated: boolean;
   onnxruntimeWeb: string;
+  /** The WebGPU adapter (vendor, architecture) when the backend is webgpu: SwiftShader is Chromium's software one. */
+  gpu?: string;
   /** Where the memory figures come from (the page's memory, not a process's RSS). */
   memoryMethod?: string;
 }
@@ -69,30 +71,42 @@ export async function benchmarkInBrowser(o: BrowserBenchOptions): Promise<Browse
   const cores = globalThis.navigator?.hardwareConcurrency ?? 1;
   // Without cross-origin isolation there is no SharedArrayBuffer, so onnxruntime-web runs one thread.
   const threads = o.backend === 'wasm' ? (isolated ? (o.threads ?? cores) : 1) : 1;
-  if (o.backend === 'wasm') o.ort.env.wasm.numThreads = threads;
-  if (o.backend === 'webgpu') await checkWebGpu();
+  if (o.backend === 'wasm') {
+    // onnxruntime-web reads numThreads once, when its WASM starts: a later run of the same page cannot change it.
+    if (wasmThreads !== undefined && wasmThreads !== threads) {
+      throw new AlkiError('BAD_OPTION', `this page already started onnxruntime-web with ${wasmThreads} thread${wasmThreads === 1 ? '' : 's'}; it cannot switch to ${threads}`, 'reload the page to measure with another thread count');
+    }
+    o.ort.env.wasm.numThreads = wasmThreads = threads;
+  }
+  const gpu = o.backend === 'webgpu' ? await checkWebGpu() : undefined;
   trackWasmMemory();
   const progress = (detail: string) => o.onProgress?.({ step: 'browser', done: 0, total: 1, detail });
   progress(`loading ${o.bundle.label}`);
   const target = await loadBundle(o.ort, o.bundle, o.backend);
-  const baseline = o.baseline ? (progress(`loading ${o.baseline.label}`), await loadBundle(o.ort, o.baseline, o.backend)) : undefined;
+  let baseline: LoadedBundle | undefined;
   try {
+    if (o.baseline) {
+      progress(`loading ${o.baseline.label}`);
+      baseline = await loadBundle(o.ort, o.baseline, o.backend);
+    }
     if (baseline) assertComparable(target, baseline);
     const evaluation: Evaluation = { target: target.target };
     const base: Evaluation | undefined = baseline ? { target: baseline.target } : undefined;
-    if (o.metrics.includes('perplexity')) {
-      const windows = await evalWindows(o, target, baseline);
-      const q = await evaluateQuality([target.decoder], windows, { baseline: baseline?.decoder, onProgress: o.onProgress });
-      evaluation.quality = q.results[0];
-      if (base && q.baseline) base.quality = q.baseline;
-    }
     const machine = browserMachine(o.ort);
-    if (o.metrics.includes('speed')) {
-      for (const [e, b] of [[evaluation, target], ...(base && baseline ? [[base, baseline] as const] : [])] as const) {
-        progress(`speed of ${e.target.name}`);
-        e.speed = await browserSpeed(b, o, threads, machine);
+    await explainRunErrors(o.bundle.label, async () => {
+      if (o.metrics.includes('perplexity')) {
+        const windows = await evalWindows(o, target, baseline);
+        const q = await evaluateQuality([target.decoder], windows, { baseline: baseline?.decoder, onProgress: o.onProgress });
+        evaluation.quality = q.results[0];
+        if (base && q.baseline) base.quality = q.baseline;
       }
-    }
+      if (o.metrics.includes('speed')) {
+        for (const [e, b] of [[evaluation, target], ...(base && baseline ? [[base, baseline] as const] : [])] as const) {
+          progress(`speed of ${e.target.name}`);
+          e.speed = await browserSpeed(b, o, threads, machine);
+        }
+      }
+    });
     const memory = o.metrics.includes('memory') ? wasmHeapBytes() : undefined;
     if (memory !== undefined) evaluation.memory = { peakRssBytes: memory, startRssBytes: 0 };
     const report = makeReport([evaluation], base, machine, o.maxPerplexityIncrease);
@@ -104,6 +118,7 @@ export async function benchmarkInBrowser(o: BrowserBenchOptions): Promise<Browse
         threads,
         crossOriginIsolated: isolated,
         onnxruntimeWeb: o.ort.env.versions?.web ?? 'unknown',
+        ...(gpu ? { gpu } : {}),
         ...(evaluation.memory ? { memoryMethod: `the size of onnxruntime-web's WebAssembly memory after the run (it only grows, so this is its peak; every model loaded${baseline ? ', the baseline too' : ''}${o.backend === 'webgpu' ? '; GPU buffers are not in it' : ''}), not a process's RSS` } : {}),
       },
     };
@@ -113,11 +128,28 @@ export async function benchmarkInBrowser(o: BrowserBenchOptions): Promise<Browse
   }
 }
 
-async function checkWebGpu(): Promise<void> {
-  const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<unknown> } } | undefined)?.gpu;
+let wasmThreads: number | undefined;
+
+/** The WebGPU adapter's vendor and architecture, or a clear error when there is none. */
+async function checkWebGpu(): Promise<string> {
+  const gpu = (globalThis.navigator as { gpu?: { requestAdapter(): Promise<{ info?: { vendor?: string; architecture?: string } } | null> } } | undefined)?.gpu;
   const hint = 'use --backend wasm, or a browser with WebGPU (Chrome or Edge 113+; headless Chromium needs --enable-unsafe-webgpu)';
   if (!gpu) throw new AlkiError('RUNTIME', 'this browser has no WebGPU (navigator.gpu is missing)', hint);
-  if (!(await gpu.requestAdapter())) throw new AlkiError('RUNTIME', 'this browser has WebGPU but no adapter (no usable GPU or driver)', hint);
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) throw new AlkiError('RUNTIME', 'this browser has WebGPU but no adapter (no usable GPU or driver)', hint);
+  return [adapter.info?.vendor, adapter.info?.architecture].filter(Boolean).join(' ') || 'unknown adapter';
+}
+
+/** Failures while running, as a person reads them: 2-D zero points are what Alki wrote before 1-D. */
+async function explainRunErrors(label: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    if (/MatMulNBits.*cannot convert shape/i.test(String((e as Error)?.message))) {
+      throw new AlkiError('RUNTIME', `onnxruntime-web's WebGPU MatMulNBits cannot run ${label}: its zero points are 2-D, as Alki wrote them before version 0.2`, 'rebuild the bundle with this Alki (zero points are 1-D now), or measure it with --backend wasm');
+    }
+    throw e;
+  }
 }
 
 const wasmMemories = new Set<WebAssembly.Memory>();
@@ -215,15 +247,17 @@ function readManifest(bytes: Uint8Array, label: string): ManifestView {
 }
 
 async function loadBundle(ort: OrtWeb, source: BundleSource, backend: BrowserBackend): Promise<LoadedBundle> {
-  const m = readManifest(await source.read('alki.json'), source.label);
+  const m = readManifest(await source.read('alki.json', 64 * 2 ** 20), source.label);
   const modelFiles = [m.modelPath, ...m.externalData];
   const declared = modelFiles.reduce((s, p) => s + (m.fileBytes.get(p) ?? 0), 0);
   if (declared > WASM_MAX_BYTES) {
     throw new AlkiError('TOO_LARGE', `${source.label} has ${(declared / 1e9).toFixed(2)} GB of model files, more than the 4 GB a WebAssembly memory can address`, 'build a smaller bundle for the browser: fewer bits (--bits 4), a smaller model, or `--target browser-wasm`');
   }
-  const model = await source.read(m.modelPath);
+  // Each file no larger than alki.json says (nothing read is trusted), all of them within what WASM addresses.
+  const cap = (p: string) => Math.min(m.fileBytes.get(p) ?? WASM_MAX_BYTES, WASM_MAX_BYTES);
+  const model = await source.read(m.modelPath, cap(m.modelPath));
   const externalData = [];
-  for (const p of m.externalData) externalData.push({ path: p.split('/').pop()!, data: await source.read(p) });
+  for (const p of m.externalData) externalData.push({ path: p.split('/').pop()!, data: await source.read(p, cap(p)) });
   const loaded = model.byteLength + externalData.reduce((s, e) => s + e.data.byteLength, 0);
   if (loaded > WASM_MAX_BYTES) throw new AlkiError('TOO_LARGE', `${source.label}'s model files hold ${(loaded / 1e9).toFixed(2)} GB, more than the 4 GB a WebAssembly memory can address`, 'build a smaller bundle for the browser (fewer bits, a smaller model)');
   const t0 = performance.now();
@@ -231,12 +265,12 @@ async function loadBundle(ort: OrtWeb, source: BundleSource, backend: BrowserBac
   try {
     session = await ort.InferenceSession.create(model, { executionProviders: [backend], graphOptimizationLevel: 'all', ...(externalData.length ? { externalData } : {}) });
   } catch (e) {
-    throw webLoadError(e, source.label, backend);
+    throw webLoadError(e, source.label, backend, loaded);
   }
   const loadMs = performance.now() - t0;
   const json = async (path: string, optional: boolean): Promise<Record<string, unknown> | undefined> => {
     if (optional && !m.fileBytes.has(path)) return undefined;
-    const text = new TextDecoder().decode(await source.read(path));
+    const text = new TextDecoder().decode(await source.read(path, path === 'tokenizer.json' ? 512 * 2 ** 20 : 64 * 2 ** 20));
     try {
       return JSON.parse(text) as Record<string, unknown>;
     } catch {
@@ -248,14 +282,17 @@ async function loadBundle(ort: OrtWeb, source: BundleSource, backend: BrowserBac
   const decoder = new Decoder(session, ort.Tensor);
   const modelBytes = modelFiles.reduce((s, p) => s + (m.fileBytes.get(p) ?? 0), 0) || loaded;
   const bundleBytes = [...m.fileBytes.values()].reduce((s, b) => s + b, 0) || modelBytes;
-  const target: EvalTarget = { name: m.name, dir: source.label, modelPath: `${source.label}/${m.modelPath}`, method: m.method, bits: m.bits, blockSize: m.blockSize, modelBytes, bundleBytes };
+  const target: EvalTarget = { name: m.name, dir: source.label, modelPath: `${source.label.replace(/\/+$/, '')}/${m.modelPath}`, method: m.method, bits: m.bits, blockSize: m.blockSize, modelBytes, bundleBytes };
   return { target, decoder, tokenizer, tokenizerBytes: new TextEncoder().encode(JSON.stringify(tokenizerJson)), loadMs, maxPositions: m.maxPositions };
 }
 
 /** onnxruntime-web's load failures as a person reads them: a missing kernel names the op and what to do. */
-function webLoadError(e: unknown, label: string, backend: BrowserBackend): AlkiError {
+function webLoadError(e: unknown, label: string, backend: BrowserBackend, bytes: number): AlkiError {
   if (isAlkiError(e)) return e;
   const msg = ortMessage(e);
+  if (/out of memory|memory access out of bounds|Aborted\(|RangeError: Array buffer allocation/i.test(msg)) {
+    return new AlkiError('TOO_LARGE', `onnxruntime-web ran out of memory loading ${label} (${(bytes / 1e9).toFixed(2)} GB of model files; a WebAssembly memory holds at most 4 GB, and the browser may allow less)`, 'build a smaller bundle for the browser (fewer bits, a smaller model, `--target browser-wasm`), or close other tabs');
+  }
   if (/Only 2b and 4b quantization is supported for MatMulNBits/i.test(msg)) {
     return new AlkiError('RUNTIME', `onnxruntime-web's ${backend} MatMulNBits runs only 2- and 4-bit weights, and ${label} has 8-bit layers (an 8-bit lm_head is the default: --head-bits 8)`, `rebuild it with --head-bits 4 (or --target browser-${backend}), or measure it with --backend wasm`);
   }

@@ -1,9 +1,10 @@
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import { AlkiError, onInterrupt, throwIfAborted, type ProgressCallback } from '@alki/core';
 import type { BrowserBackend, BrowserReport } from './browser-bench.js';
 import type { MetricName } from './options.js';
+import { readEvalText } from './eval-text.js';
 import { serveStatic } from './static-server.js';
 import { machineInfo } from './speed.js';
 
@@ -25,6 +26,11 @@ export interface BrowserRunOptions {
   chromiumPath?: string;
   /** Save a PNG of the page with its results here. */
   screenshotPath?: string;
+  /**
+   * WebGPU adapter: the browser's own (default), or 'swiftshader', Chromium's software one (CI machines without a
+   * GPU; it runs the WebGPU kernels, at no GPU's speed). Env ALKI_WEBGPU_ADAPTER.
+   */
+  webgpuAdapter?: 'default' | 'swiftshader';
   /** Give up after this long (default 30 minutes). */
   timeoutMs?: number;
   onProgress?: ProgressCallback;
@@ -56,12 +62,12 @@ export async function runBrowserBench(o: BrowserRunOptions): Promise<BrowserRepo
   }
   const folders: Record<string, string> = { '/bundle/': o.bundleDir };
   if (o.baselineDir) folders['/baseline/'] = o.baselineDir;
-  if (o.textPath) {
-    if (!statSync(o.textPath).isFile()) throw new AlkiError('BAD_INPUT', `${o.textPath} is not a regular file`, 'pass --text with a UTF-8 text file');
-    folders['/text/'] = dirname(resolve(o.textPath));
-  }
   folders['/'] = o.pageDir;
-  const server = await serveStatic({ folders });
+  // The text is served alone (checked and read here), not its folder.
+  const textUrl = o.textPath ? `/text/${encodeURIComponent(basename(o.textPath))}` : undefined;
+  const pages = o.textPath ? { [decodeURIComponent(textUrl!)]: { type: 'text/plain; charset=utf-8', body: readEvalText(o.textPath) } } : {};
+  const adapter = o.webgpuAdapter ?? (process.env.ALKI_WEBGPU_ADAPTER === 'swiftshader' ? 'swiftshader' : 'default');
+  const server = await serveStatic({ folders, pages });
   const profile = mkdtempSync(join(tmpdir(), 'alki-chromium-'));
   let close: (() => Promise<void>) | undefined;
   const removeOnInterrupt = onInterrupt(() => rmSync(profile, { recursive: true, force: true }));
@@ -72,20 +78,26 @@ export async function runBrowserBench(o: BrowserRunOptions): Promise<BrowserRepo
       executablePath: chromium,
       headless: true,
       // No background traffic (Alki reaches nothing but 127.0.0.1); WebGPU through Chromium's own flags.
-      args: ['--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), ...(webgpu ? ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader'] : ['--disable-gpu'])],
+      args: ['--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), ...(webgpu ? ['--enable-unsafe-webgpu', '--enable-features=Vulkan', ...(adapter === 'swiftshader' ? ['--use-webgpu-adapter=swiftshader'] : [])] : ['--disable-gpu'])],
     });
     close = () => ctx.close();
     const page = await ctx.newPage();
+    // A page that dies or throws before it starts must not leave us polling for 30 minutes.
+    let broken: string | undefined;
+    page.on('crash', () => (broken = 'the page crashed (out of memory?)'));
+    page.on('pageerror', (e) => (broken ??= `the page failed: ${e.message}`));
     const q = new URLSearchParams({ bundle: '/bundle/', backend: o.backend ?? 'wasm', metrics: o.metrics.join(','), auto: '1' });
     if (o.baselineDir) q.set('baseline', '/baseline/');
-    if (o.textPath) q.set('text', `/text/${encodeURIComponent(basename(o.textPath))}`);
+    if (textUrl) q.set('text', textUrl);
     if (o.threads) q.set('threads', String(o.threads));
     for (const [k, v] of Object.entries({ context: o.context, maxWindows: o.maxWindows, ...o.speed })) if (v !== undefined) q.set(k, String(v));
     await page.goto(`${server.url}/index.html?${q}`);
     const deadline = Date.now() + (o.timeoutMs ?? 30 * 60_000);
+    const startBy = Date.now() + 60_000;
     let last = '';
     for (;;) {
       throwIfAborted(o.signal);
+      if (broken) throw new AlkiError('RUNTIME', `in the browser: ${broken}`, 'run it again; if it repeats, measure a smaller bundle or report it with --verbose');
       const s = (await page.evaluate(() => {
         const a = (window as unknown as { __alki?: { state: string; progress?: string; error?: { code: string; message: string; hint?: string } } }).__alki;
         return a ? { state: a.state, progress: a.progress, error: a.error } : undefined;
@@ -93,6 +105,7 @@ export async function runBrowserBench(o: BrowserRunOptions): Promise<BrowserRepo
       if (s?.progress && s.progress !== last) o.onProgress?.({ step: 'browser', done: 0, total: 1, detail: (last = s.progress) });
       if (s?.state === 'error') throw new AlkiError((s.error?.code ?? 'RUNTIME') as never, `in the browser: ${s.error?.message}`, s.error?.hint);
       if (s?.state === 'done') break;
+      if ((!s || s.state === 'idle') && Date.now() > startBy) throw new AlkiError('RUNTIME', 'the web-bench page did not start within a minute', 'check that apps/web-bench is built (`pnpm build`) and that Chromium runs');
       if (Date.now() > deadline) throw new AlkiError('RUNTIME', `the browser benchmark did not finish in ${Math.round((o.timeoutMs ?? 1_800_000) / 60_000)} minutes (last: ${last || 'nothing'})`, 'measure fewer windows (--max-windows) or fewer runs');
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -104,10 +117,15 @@ export async function runBrowserBench(o: BrowserRunOptions): Promise<BrowserRepo
     }
     // The page cannot see the CPU; the host can (same machine: the server is 127.0.0.1).
     const host = machineInfo();
-    report.machine = { ...host, node: report.browser.userAgent, onnxruntime: report.machine.onnxruntime };
+    report.machine = { ...host, onnxruntime: report.machine.onnxruntime };
     for (const e of [...report.evaluations, ...(report.baseline ? [report.baseline] : [])]) {
       if (e.speed) e.speed.machine = report.machine;
-      e.target.dir = e.target.dir === '/bundle/' ? o.bundleDir : e.target.dir === '/baseline/' && o.baselineDir ? o.baselineDir : e.target.dir;
+      // Server paths back to the folders they serve.
+      const local = e.target.dir === '/bundle/' ? o.bundleDir : e.target.dir === '/baseline/' && o.baselineDir ? o.baselineDir : undefined;
+      if (local) {
+        e.target.modelPath = join(local, e.target.modelPath.slice(e.target.dir.replace(/\/+$/, '').length + 1));
+        e.target.dir = local;
+      }
     }
     return report;
   } finally {

@@ -32,10 +32,16 @@ export function tableRows(r: EvaluationReport): string[][] {
 
 export const TABLE_HEADER = ['model', 'size', 'perplexity', 'KL', 'top-1', 'prefill tok/s', 'decode tok/s (min–max)', 'TTFT ms', 'peak RSS'];
 
+/** The header of a report's table: a browser's memory column is its WebAssembly memory, not a process's RSS. */
+export function tableHeader(r: EvaluationReport): string[] {
+  return 'browser' in r ? [...TABLE_HEADER.slice(0, -1), 'WASM memory'] : TABLE_HEADER;
+}
+
 /** A plain-text table with the ratio lines and how it was measured. */
 export function formatTerminal(r: EvaluationReport): string {
-  const rows = [TABLE_HEADER, ...tableRows(r)];
-  const widths = TABLE_HEADER.map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  const header = tableHeader(r);
+  const rows = [header, ...tableRows(r)];
+  const widths = header.map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const line = (row: string[]) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ');
   const out = [line(rows[0]), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
   if (r.baseline) {
@@ -67,7 +73,8 @@ export function howMeasured(r: EvaluationReport): string[] {
 /** A Markdown table (for bundle READMEs and docs). */
 export function formatMarkdown(r: EvaluationReport): string {
   const rows = tableRows(r);
-  const out = [`| ${TABLE_HEADER.join(' | ')} |`, `|${TABLE_HEADER.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)];
+  const header = tableHeader(r);
+  const out = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)];
   if (r.baseline) {
     out.push('');
     for (const [name, ratios] of Object.entries(r.ratios)) out.push(`- **${name}**: ${describeRatios(ratios)} (vs ${r.baseline.target.name})`);

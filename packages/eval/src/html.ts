@@ -1,4 +1,4 @@
-import { TABLE_HEADER, allEvals, bytes, howMeasured, tableRows } from './format.js';
+import { allEvals, bytes, howMeasured, tableHeader, tableRows } from './format.js';
 import { describeRatios, type Evaluation, type EvaluationReport } from './report.js';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -79,7 +79,7 @@ svg .grid{stroke:#e5e7eb}svg .plot{fill:#fafafa;stroke:#d1d5db}svg .whisker{stro
 </style></head><body>
 <h1>${esc(title)}</h1>
 ${r.recommendation ? `<p class="rec" id="recommendation"><b>Recommended: ${esc(r.recommendation.name)}</b> — ${esc(r.recommendation.reason)}</p>` : ''}
-<table id="comparison"><thead><tr>${TABLE_HEADER.map((h) => `<th scope="col">${esc(h)}</th>`).join('')}</tr></thead>
+<table id="comparison"><thead><tr>${tableHeader(r).map((h) => `<th scope="col">${esc(h)}</th>`).join('')}</tr></thead>
 <tbody>
 ${rows}
 </tbody></table>

@@ -12,7 +12,7 @@ export { spread } from './stats.js';
 export type { Spread } from './stats.js';
 export { makeReport, ratiosAgainst, describeRatios, recommend } from './report.js';
 export type { EvalTarget, Evaluation, EvaluationReport, Ratios, Recommendation } from './report.js';
-export { formatTerminal, formatMarkdown, howMeasured, tableRows, TABLE_HEADER } from './format.js';
+export { formatTerminal, formatMarkdown, howMeasured, tableRows, tableHeader, TABLE_HEADER } from './format.js';
 export { formatHtml } from './html.js';
 export { evaluateTargets } from './evaluate.js';
 export type { EvaluateOptions } from './evaluate.js';

@@ -13,7 +13,7 @@ export type { GenerationTimes } from './speed-loop.js';
 export { makeReport, ratiosAgainst, describeRatios } from './report.js';
 export type { EvalTarget, Evaluation, EvaluationReport, Ratios, Recommendation } from './report.js';
 export type { MachineInfo, SpeedResult } from './speed.js';
-export { formatTerminal, formatMarkdown, howMeasured, tableRows, TABLE_HEADER } from './format.js';
+export { formatTerminal, formatMarkdown, howMeasured, tableRows, tableHeader, TABLE_HEADER } from './format.js';
 export { formatHtml } from './html.js';
 export { parseMetrics, ALL_METRICS, validateEvaluateOptions } from './options.js';
 export type { MetricName, MeasureNumbers } from './options.js';

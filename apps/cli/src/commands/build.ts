@@ -52,7 +52,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('quick', { type: 'boolean', default: false, describe: 'small calibration (8 × 256 tokens): AWQ/GPTQ of a 1.1B model in ~4 min on 2 cores' })
         .option('out', { alias: 'o', type: 'string', describe: 'bundle folder (default dist/<model>-<method>-int<bits>)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
-        .option('flavour', { type: 'string', choices: ['ort', 'portable'], describe: 'graph: ort (default) = onnxruntime fused ops (GroupQueryAttention, SkipSimplifiedLayerNormalization; fastest), portable = standard ONNX ops only' })
+        .option('flavour', { type: 'string', choices: ['ort', 'portable'], describe: 'graph: ort (default) = onnxruntime fused ops (GroupQueryAttention, SkipSimplifiedLayerNormalization; fastest), portable = the float graph in standard ONNX ops (quantized layers stay com.microsoft ops)' })
         .option('target', { type: 'string', describe: 'build for a device: a preset (alki presets) or auto (this machine); explicit flags win and are reported' })
         .option('memory', { type: 'string', describe: 'with --target: the device’s memory, e.g. 2GB (default: the preset’s)' })
         .option('force-fit', { type: 'boolean', describe: 'with --target: build even when the estimate says it will not fit' })
