@@ -7,13 +7,23 @@ import { alki } from './helpers.js';
 const work = tempDir('alki-cli-');
 afterAll(() => work.cleanup());
 
-describe('alki build demo (offline, fresh cache)', () => {
-  it('builds a bundle and prints its info', () => {
-    const r = alki(['build', 'demo', '--out', join(work.dir, 'demo')], { env: { ALKI_CACHE: join(work.dir, 'cache') } });
+describe('alki build demo (offline, empty cache, no ../shared)', () => {
+  it('builds the embedded stories260K, measures it against fp32 on the embedded text, and prints a sample', () => {
+    const cache = join(work.dir, 'cache');
+    const r = alki(['build', 'demo', '--out', join(work.dir, 'demo')], { env: { ALKI_CACHE: cache, ALKI_FIXTURES: join(work.dir, 'no-fixtures') } });
     expect(r.stderr).not.toMatch(/error/);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/quantization\s+rtn int4, block 32, zero points/);
-    expect(existsSync(join(work.dir, 'demo', 'alki.json'))).toBe(true);
+    expect(r.stdout).toMatch(/source\s+demo/);
+    expect(r.stdout).toMatch(/quantization\s+gptq int4, block 32, zero points/);
+    // The comparison against fp32: perplexity on the embedded text, speed, size.
+    expect(r.stdout).toMatch(/fp32\s+1\.\d+ MB\s+3\.\d{4}/);
+    expect(r.stdout).toMatch(/gptq int4\s+[\d.]+ kB\s+3\.\d{4}/);
+    expect(r.stdout).toMatch(/text: tinystories-valid-150\.txt/);
+    // The sample: llama2.c's prompt continued by the int4 bundle, in words.
+    expect(r.stdout).toMatch(/sample \(greedy, 48 tokens\): Once upon a time, there was a little/);
+    expect(existsSync(cache)).toBe(false);
+    const m = JSON.parse(readFileSync(join(work.dir, 'demo', 'alki.json'), 'utf8'));
+    expect(m.metrics.perplexity.value).toBeGreaterThan(3);
     const again = alki(['info', join(work.dir, 'demo'), '--verify']);
     expect(again.status).toBe(0);
     expect(again.stdout).toMatch(/OK: \d+ files/);

@@ -125,7 +125,7 @@ const cases: Case[] = [
   // 8. Nothing hangs: pipes and devices as inputs, special filesystems as outputs.
   { name: 'config.json is a FIFO', setup: (w) => (rmSync(cfg(w)), execFileSync('mkfifo', [cfg(w)])), args: (w) => ['build', model(w), '--out', 'out'], status: 1, message: /config\.json \(.*\) is not a regular file/, timeoutMs: 30_000 },
   { name: 'config.json is a link to /dev/urandom', setup: (w) => (rmSync(cfg(w)), symlinkSync('/dev/urandom', cfg(w))), args: (w) => ['build', model(w), '--out', 'out'], status: 1, message: /is not a regular file/, timeoutMs: 30_000 },
-  { name: 'ALKI_CACHE under /proc', args: () => ['build', 'demo', '--out', 'out'], env: () => ({ ALKI_CACHE: '/proc/alki-cache' }), status: 1, message: /creating \/proc\/alki-cache/, timeoutMs: 30_000 },
+  { name: 'ALKI_CACHE under /proc', args: () => ['build', 'evil/cut', '--out', 'out'], env: () => ({ ALKI_CACHE: '/proc/alki-cache', HF_ENDPOINT: hub }), status: 1, message: /creating \/proc\/alki-cache/, timeoutMs: 30_000 },
   { name: '--calib is a FIFO', setup: (w) => execFileSync('mkfifo', [join(w.cwd, 'calib.txt')]), args: (w) => ['build', model(w), '--quantize', 'gptq', '--calib', 'calib.txt', '--out', 'out'], status: 1, message: /not a regular file|not text/, timeoutMs: 30_000 },
   { name: '--text is /dev/urandom', setup: (w) => void bundle(w), args: () => ['bench', 'rtn4', '--metrics', 'perplexity', '--text', '/dev/urandom'], status: 1, message: /not a regular file|not text/, timeoutMs: 30_000 },
 

@@ -1,22 +1,9 @@
-import { existsSync, renameSync, rmSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { AlkiError, type ProgressCallback } from '@alki/core';
-import { makeDirs } from '@alki/core/node';
-import { writeSyntheticLlama, type SyntheticLlamaOptions } from './synthetic.js';
+import { DEMO, hasDemo } from './demo.js';
 import { downloadFromHub, looksLikeHubId, type HubOptions } from './hub.js';
-import { defaultCacheDir } from './cache-dir.js';
 import { parseDecoderConfig, readConfigJson, type DecoderConfig } from './config.js';
-
-/** Shape of the `demo` model: small enough to build in seconds, big enough to show real quantization. */
-export const DEMO_MODEL: SyntheticLlamaOptions = {
-  hiddenSize: 256,
-  intermediateSize: 688,
-  numLayers: 4,
-  numHeads: 8,
-  numKvHeads: 4,
-  maxPositions: 512,
-  seed: 2024,
-};
 
 /** Where a model came from, once it is a local folder. */
 export interface ResolvedModel {
@@ -34,24 +21,14 @@ export interface ResolveOptions extends HubOptions {
 
 /**
  * Turns what a user typed into a local model folder: an existing path; the
- * word `demo` (a seeded random Llama generated offline); or a HuggingFace hub
+ * word `demo` (the embedded stories260K, see {@link DEMO}); or a HuggingFace hub
  * id such as `TinyLlama/TinyLlama-1.1B-Chat-v1.0` (downloaded into the cache).
  */
 export async function resolveModel(source: string, options: ResolveOptions = {}): Promise<ResolvedModel> {
   if (existsSync(source)) return { dir: resolve(source), id: basename(resolve(source)), kind: 'local' };
   if (source === 'demo') {
-    const dir = join(options.cacheDir ?? defaultCacheDir(), 'demo-llama-v1');
-    if (!existsSync(join(dir, 'model.safetensors'))) {
-      options.onProgress?.({ step: 'generate demo model', done: 0, total: 1 });
-      const tmp = `${dir}.partial-${process.pid}`;
-      rmSync(tmp, { recursive: true, force: true });
-      makeDirs(tmp);
-      writeSyntheticLlama(tmp, DEMO_MODEL);
-      rmSync(dir, { recursive: true, force: true });
-      renameSync(tmp, dir);
-      options.onProgress?.({ step: 'generate demo model', done: 1, total: 1 });
-    }
-    return { dir, id: 'demo', kind: 'demo' };
+    if (!hasDemo()) throw new AlkiError('NOT_FOUND', `the embedded demo model is missing from ${DEMO.modelDir}`, 'reinstall @alki/models (its demo/ folder holds stories260K), or build a model folder or hub id instead');
+    return { dir: DEMO.modelDir, id: 'demo', kind: 'demo' };
   }
   if (looksLikeHubId(source)) {
     const r = await downloadFromHub(source, options);

@@ -2,7 +2,8 @@ import type { Argv } from 'yargs';
 import { buildBundle, parseMemory, quantizeOptionsOf, targetSettings, type BuildBundleOptions, type TargetSettings } from '@alki/bundle';
 import { resolveTarget } from './plan.js';
 import { AlkiError } from '@alki/core';
-import { resolveModel } from '@alki/models';
+import { DEMO, resolveModel } from '@alki/models';
+import { TextGenerator } from '@alki/runtime';
 import { formatTerminal, parseMetrics } from '@alki/eval';
 import { note, progressPrinter, type OutputFlags } from '../output.js';
 import { evalFlags, parsePercent, speedFlags } from './eval-flags.js';
@@ -58,16 +59,19 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('force-fit', { type: 'boolean', describe: 'with --target: build even when the estimate says it will not fit' })
         .option('external-data', { type: 'string', default: 'auto', choices: ['auto', 'always', 'never'], describe: 'weights in onnx/model*.onnx_data (the transformers.js name)' })
         .option('revision', { type: 'string', describe: 'hub branch, tag or commit (default main)' })
-        .option('benchmark', { type: 'boolean', default: false, describe: 'measure the bundle against fp32 and store the figures in alki.json' })
+        .option('benchmark', { type: 'boolean', describe: 'measure the bundle against fp32 and store the figures in alki.json (default: on for demo)' })
         .option('metrics', { type: 'string', describe: 'with --benchmark: perplexity,speed,memory,size or all (default all)' })
         .option('max-ppl-increase', { type: 'string', describe: 'with --benchmark: fail when perplexity rises more than this percentage over fp32 (default 10)' })
         .option('allow-degraded', { type: 'boolean', describe: 'with --benchmark: keep the bundle even above --max-ppl-increase' })
-        .example('alki build demo', 'offline: a generated model, quantized to int4')
+        .example('alki build demo', 'offline: the embedded stories260K, GPTQ int4 (quick calibration), measured against fp32, with a sample')
         .example('alki build ./stories260K --quantize rtn --bits 4 --block-size 32 --out dist/s260k-rtn4', ''),
     async (args) => {
       const flags = args as OutputFlags;
       const onProgress = progressPrinter(flags);
-      if (!args.benchmark) {
+      // The demo shows what Alki is for: measured against fp32 on the embedded TinyStories text, then a sample.
+      const demo = args.model === 'demo';
+      const benchmark = (args.benchmark as boolean | undefined) ?? demo;
+      if (!benchmark) {
         const stray = ['metrics', 'max-ppl-increase', 'allow-degraded', 'text', 'context', 'max-windows', 'runs', 'prompt-tokens', 'new-tokens', 'threads'].filter((k) => args[k] !== undefined);
         if (stray.length) throw new AlkiError('BAD_OPTION', `${stray.map((k) => `--${k}`).join(', ')} only ${stray.length > 1 ? 'apply' : 'applies'} with --benchmark`, 'add --benchmark to measure the bundle while building it, or drop them');
       }
@@ -86,7 +90,10 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       if (t?.note) note(flags, t.note);
       const chosen = t ? targetSettings(t.preset, explicit) : undefined;
       if (chosen) note(flags, `target ${t!.preset.id}: ${chosen.settings.method} ${chosen.settings.method === 'none' ? 'fp32' : `int${chosen.settings.bits}`}, block ${chosen.settings.blockSize}, head ${chosen.settings.headBits} bits, ${chosen.settings.flavour}${chosen.overrides.length ? ` (overridden by your flags: ${chosen.overrides.join(', ')})` : ''}`);
-      const method = chosen?.settings.method ?? explicit.method ?? 'rtn';
+      // The demo's default is GPTQ with a quick calibration: on stories260K RTN int4 costs +10.3% perplexity (over the
+      // guard's budget), GPTQ +6.6%, and the whole demo takes seconds.
+      const demoGptq = demo && !chosen && explicit.method === undefined;
+      const method = chosen?.settings.method ?? explicit.method ?? (demoGptq ? 'gptq' : 'rtn');
       const quantize: BuildBundleOptions['quantize'] = chosen
         ? { ...(quantizeOptionsOf(chosen.settings) as BuildBundleOptions['quantize']), symmetric: args.symmetric as boolean, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, exclude: parseExclude(args.exclude as string[] | undefined) }
         : { method: method as 'rtn', blockSize: explicit.blockSize ?? 32, symmetric: args.symmetric as boolean, accuracyLevel: explicit.accuracyLevel as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, w8a8Format: explicit.w8a8Format, exclude: parseExclude(args.exclude as string[] | undefined), headBits: explicit.headBits, bits: explicit.bits as 4 | undefined };
@@ -104,13 +111,13 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         quantize,
         flavour: (chosen?.settings.flavour ?? explicit.flavour ?? 'ort') as 'ort',
         target: chosen ? { preset: t!.preset, settings: chosen.settings, overrides: chosen.overrides, memoryBytes: args.memory !== undefined ? parseMemory(args.memory as string) : t!.detectedMemoryBytes, forceFit: args['force-fit'] as boolean | undefined } : undefined,
-        calibration: { path: args.calib as string | undefined, samples: args['calib-samples'] as number | undefined, seqLen: args['calib-seqlen'] as number | undefined, quick: args.quick as boolean },
+        calibration: { path: args.calib as string | undefined, samples: args['calib-samples'] as number | undefined, seqLen: args['calib-seqlen'] as number | undefined, quick: (args.quick as boolean) || (demoGptq && args['calib-samples'] === undefined && args['calib-seqlen'] === undefined) },
         externalData: args['external-data'] as 'auto',
         overwrite: args.force as boolean,
-        benchmark: args.benchmark
+        benchmark: benchmark
           ? {
               metrics: parseMetrics((args.metrics as string | undefined) ?? 'all'),
-              textPath: args.text as string | undefined,
+              textPath: (args.text as string | undefined) ?? (demo ? DEMO.textPath : undefined),
               context: args.context as number | undefined,
               maxWindows: (args['max-windows'] as number | undefined) ?? 16,
               speed: speedFlags(args),
@@ -121,13 +128,26 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         onProgress,
         signal,
       });
+      const sample = demo ? await sampleText(result.dir) : undefined;
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ dir: result.dir, manifest: result.manifest, report: result.report }, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify({ dir: result.dir, manifest: result.manifest, report: result.report, ...(sample ? { sample } : {}) }, null, 2)}\n`);
         return;
       }
       note(flags, `built in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
       process.stdout.write(`${describeBundle(result.dir, result.manifest)}\n`);
       if (result.evaluation) process.stdout.write(`\n${formatTerminal(result.evaluation)}\n`);
+      if (sample) process.stdout.write(`\nsample (greedy, ${sample.tokens} tokens): ${sample.text}\n\nnext: alki run ${result.dir} --prompt "${DEMO.prompt}"\n`);
     },
   );
+}
+
+/** The demo's closing proof: the built bundle continues llama2.c's prompt. */
+async function sampleText(dir: string): Promise<{ prompt: string; text: string; tokens: number }> {
+  const gen = await TextGenerator.load(dir, { threads: 1 });
+  try {
+    const r = await gen.generate(DEMO.prompt, { maxNewTokens: 48 });
+    return { prompt: DEMO.prompt, text: `${DEMO.prompt}${r.text}`, tokens: r.ids.length };
+  } finally {
+    await gen.release();
+  }
 }
