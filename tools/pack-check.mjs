@@ -72,10 +72,13 @@ const model = readModelFile('model.onnx');
 const { model: quantized, report } = await createQuantizer('rtn', { bits: 4, blockSize: 32 }).quantize(model);
 writeModelFile('model.int4.onnx', quantized);
 const s = await ort.InferenceSession.create('model.int4.onnx');
-const y = (await s.run({ x: new ort.Tensor('float32', new Float32Array(K).fill(1), [1, K]) })).y.data;
-const ref = Array.from({ length: N }, (_, n) => { let t = 0; for (let k = 0; k < K; k++) t += w[k * N + n]; return t; });
-const err = Math.max(...ref.map((r, n) => Math.abs(r - y[n]))) / Math.max(...ref.map(Math.abs));
-if (!(quantized.graph.nodes.some((n) => n.opType === 'MatMulNBits') && err < 0.1)) throw new Error('quantized output off by ' + err);
+const xs = Float32Array.from({ length: K }, (_, k) => Math.cos(k * 0.61));
+const y = (await s.run({ x: new ort.Tensor('float32', xs, [1, K]) })).y.data;
+const ref = Array.from({ length: N }, (_, n) => { let t = 0; for (let k = 0; k < K; k++) t += xs[k] * w[k * N + n]; return t; });
+// int4 weights: the output within the weights' own relative error (report.layers[0].relativeError, ~0.1) and some.
+const norm = (v) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+const err = norm(ref.map((r, n) => r - y[n])) / norm(ref);
+if (!(quantized.graph.nodes.some((n) => n.opType === 'MatMulNBits') && err < 2 * report.layers[0].relativeError + 0.02)) throw new Error('quantized output off by ' + err);
 console.log('quantized ' + report.layers.length + ' layer(s), relative error ' + err.toFixed(4));
 `,
   );
