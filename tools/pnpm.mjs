@@ -11,7 +11,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const want = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).packageManager.split('@')[1];
 const version = (bin, env) => spawnSync(bin, ['--version'], { encoding: 'utf8', env, shell: process.platform === 'win32' }).stdout?.trim();
 
-const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: process.env.ONNXRUNTIME_NODE_INSTALL ?? 'skip', TURBO_TELEMETRY_DISABLED: '1' };
+const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: process.env.ONNXRUNTIME_NODE_INSTALL ?? 'skip', TURBO_TELEMETRY_DISABLED: '1', npm_config_update_notifier: 'false' };
 if (version('pnpm', env) !== want) {
   const prefix = join(root, '.cache', 'pnpm');
   const bin = join(prefix, 'node_modules', '.bin');
