@@ -16,3 +16,5 @@ export { sampleSequences } from './sample-sequences.js';
 export { probeInt8Products } from './int8-kernel.js';
 export type { Int8Weights, Int8Probe } from './int8-kernel.js';
 export { ort } from './ort.js';
+export { ChatTemplate } from './chat-template.js';
+export type { ChatMessage } from './chat-template.js';

@@ -5,6 +5,7 @@ import { generate, type GenerateOptions, type GenerateResult } from './generate.
 import { DecoderSession, type SessionOptions } from './session.js';
 import { TextStreamer } from './text-stream.js';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.js';
+import type { ChatMessage } from './chat-template.js';
 
 export interface TextGenerationOptions extends Omit<GenerateOptions, 'onToken'> {
   /** Streams the generated text as it is produced. */
@@ -53,7 +54,20 @@ export class TextGenerator {
   }
 
   async generate(prompt: string, options: TextGenerationOptions = {}): Promise<TextGenerationResult> {
-    const promptIds = this.tokenizer.encode(prompt);
+    return this.generateFrom(this.tokenizer.encode(prompt), options);
+  }
+
+  /**
+   * The assistant's next turn: the conversation rendered with the model's chat template (the template adds the
+   * special tokens it needs), then generated until a stop token. The whole history is read again each turn.
+   */
+  async chat(messages: ChatMessage[], options: TextGenerationOptions = {}): Promise<TextGenerationResult> {
+    const template = this.tokenizer.chatTemplate;
+    if (!template) throw new AlkiError('BAD_INPUT', 'this model has no chat template (tokenizer_config.json has no chat_template)', 'base models continue text instead: use --prompt; chat needs an instruction-tuned model');
+    return this.generateFrom(this.tokenizer.encode(template.render(messages, true), { addSpecialTokens: false }), options);
+  }
+
+  private async generateFrom(promptIds: number[], options: TextGenerationOptions): Promise<TextGenerationResult> {
     const V = this.session.vocabSize;
     for (const id of options.extraStopTokenIds ?? []) {
       if (!Number.isInteger(id) || id < 0 || (V !== undefined && id >= V)) throw new AlkiError('BAD_OPTION', `stop token id ${id} is not a token of this model${V !== undefined ? ` (0 … ${V - 1})` : ''}`, 'give token ids as whole numbers, e.g. --stop-token-ids 2 13');

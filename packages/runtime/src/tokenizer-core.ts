@@ -1,5 +1,6 @@
 import { Tokenizer } from '@huggingface/tokenizers';
 import { AlkiError, isAlkiError } from '@alki/core';
+import { ChatTemplate } from './chat-template.js';
 
 /**
  * A text tokenizer made from a model's tokenizer.json and
@@ -12,6 +13,8 @@ export interface TextTokenizer {
   readonly bosTokenId?: number;
   readonly eosTokenIds: number[];
   readonly vocabSize: number;
+  /** tokenizer_config.json's chat template, when the model has one (instruction-tuned models do). */
+  readonly chatTemplate?: ChatTemplate;
 }
 
 /**
@@ -177,5 +180,6 @@ export function tokenizerFromJson(files: TokenizerFiles, dir: string): TextToken
     bosTokenId: bos,
     eosTokenIds: eos,
     vocabSize,
+    chatTemplate: ChatTemplate.fromTokenizerConfig(tokConfig, dir),
   };
 }

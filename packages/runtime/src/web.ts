@@ -10,3 +10,5 @@ export { sampleToken, argmax, samplingDefaults } from './sampling.js';
 export type { SamplingOptions } from './sampling.js';
 export { TextStreamer } from './text-stream.js';
 export { sampleSequences } from './sample-sequences.js';
+export { ChatTemplate } from './chat-template.js';
+export type { ChatMessage } from './chat-template.js';

@@ -2,6 +2,8 @@ import type { Argv } from 'yargs';
 import { checkBundleSize, machineWarnings, readBundle, targetThreads } from '@alki/bundle';
 import { readPrompt } from './prompt.js';
 import { TextGenerator } from '@alki/runtime';
+import { AlkiError } from '@alki/core';
+import { chatLoop } from './chat.js';
 import { note, warn, type OutputFlags } from '../output.js';
 
 export function runCommand(y: Argv, signal: AbortSignal) {
@@ -20,16 +22,31 @@ export function runCommand(y: Argv, signal: AbortSignal) {
         .option('seed', { type: 'number', default: 0 })
         .option('stop-token-ids', { type: 'array', number: true, describe: 'extra ids that end generation (EOS and BOS always do)' })
         .option('threads', { type: 'number', describe: 'onnxruntime intra-op threads (default: all cores)' })
+        .option('chat', { type: 'boolean', default: false, describe: "interactive chat with the model's chat template (history kept; Ctrl-C stops a reply, Ctrl-D or an empty line ends)" })
+        .option('system', { type: 'string', describe: 'with --chat: the system message' })
+        .example('alki run dist/qwen-gptq-int4 --chat --system "You are terse."', '')
         .example('alki run dist/s260k-fp32 --prompt "Once upon a time" --max-new-tokens 32', ''),
     async (args) => {
       const flags = args as OutputFlags;
-      const prompt = await readPrompt(args.prompt as string | undefined, args['prompt-file'] as string | undefined);
+      if (!args.chat && args.system !== undefined) throw new AlkiError('BAD_OPTION', '--system only applies with --chat', 'add --chat for an interactive conversation');
+      if (args.chat && (args.prompt !== undefined || args['prompt-file'] !== undefined || flags.json)) {
+        throw new AlkiError('BAD_OPTION', `--chat reads the conversation from the terminal; it does not take ${flags.json ? '--json' : args.prompt !== undefined ? '--prompt' : '--prompt-file'}`, 'drop it, or leave out --chat to continue a prompt');
+      }
+      const prompt = args.chat ? '' : await readPrompt(args.prompt as string | undefined, args['prompt-file'] as string | undefined);
       const bundle = readBundle(args.bundle as string);
       checkBundleSize(bundle);
       const warnings = await machineWarnings(bundle.manifest);
       warnings.forEach(warn);
       const gen = await TextGenerator.load(bundle.dir, { modelPath: bundle.modelPath, threads: (args.threads as number | undefined) ?? targetThreads(bundle.manifest), maxPositions: bundle.manifest.model.maxPositions });
       try {
+        if (args.chat) {
+          await chatLoop(gen, {
+            system: args.system as string | undefined,
+            sampling: { maxNewTokens: args['max-new-tokens'] as number, temperature: args.temperature as number, topK: args['top-k'] as number, topP: args['top-p'] as number, seed: args.seed as number, extraStopTokenIds: (args['stop-token-ids'] as number[] | undefined) ?? [] },
+            quiet: flags.quiet,
+          });
+          return;
+        }
         if (!flags.json) process.stdout.write(prompt);
         const result = await gen.generate(prompt, {
           maxNewTokens: args['max-new-tokens'] as number,
