@@ -133,16 +133,16 @@ async function prepareCalibration(o: BuildBundleOptions, hf: ReturnType<typeof o
   const seqLen = c.seqLen ?? Math.min(c.quick ? 256 : 512, hf.config.maxPositions);
   if (!Number.isInteger(samples) || samples < 1) throw new AlkiError('BAD_OPTION', `--calib-samples must be a positive whole number, got ${samples}`);
   if (!Number.isInteger(seqLen) || seqLen < 2) throw new AlkiError('BAD_OPTION', `--calib-seqlen must be at least 2, got ${seqLen}`);
-  o.onProgress?.({ step: 'calibration data', done: 0, total: 1 });
+  o.onProgress?.({ step: 'calibration data', done: 0, total: samples * seqLen, unit: 'tokens' });
   let data: CalibrationData;
   if (c.path) {
     data = calibrationFromText(loadTokenizer(hf.dir), readCalibrationFile(c.path), { samples, seqLen, name: basename(c.path) });
   } else {
     const bos = hf.config.bosTokenId ?? loadTokenizer(hf.dir).bosTokenId;
     if (bos === undefined) throw new AlkiError('BAD_INPUT', 'the model has no BOS token to start sampled calibration text from', 'pass --calib FILE');
-    data = await calibrationFromModel(join(fp32Dir!, 'model.onnx'), bos, { samples, seqLen, seed: c.seed });
+    data = await calibrationFromModel(join(fp32Dir!, 'model.onnx'), bos, { samples, seqLen, seed: c.seed, onProgress: o.onProgress, signal: o.signal });
   }
-  o.onProgress?.({ step: 'calibration data', done: 1, total: 1 });
+  o.onProgress?.({ step: 'calibration data', done: samples * seqLen, total: samples * seqLen, unit: 'tokens' });
   return data;
 }
 

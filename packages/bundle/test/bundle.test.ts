@@ -133,7 +133,13 @@ describe('calibration size', () => {
     const context = JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8')).max_position_embeddings as number;
     expect(manifest.quantization.calibration).toMatchObject({ samples: 8, sequenceLength: Math.min(256, context) });
     expect(manifest.quantization.calibration?.source).toMatch(/^sampled from the fp32 model/);
-    const { manifest: custom } = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'quick2'), quantize: { method: 'gptq', bits: 4 }, calibration: { quick: true, samples: 3, seqLen: 16 } });
+    const events: { done: number; total: number; unit?: string }[] = [];
+    const { manifest: custom } = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'quick2'), quantize: { method: 'gptq', bits: 4 }, calibration: { quick: true, samples: 3, seqLen: 16 }, onProgress: (e) => e.step === 'calibration data' && events.push(e) });
     expect(custom.quantization.calibration).toMatchObject({ samples: 3, sequenceLength: 16 });
+    // Sampling reports its tokens as it goes (a 1.1B model samples for minutes), in order, up to all 3 × 16.
+    expect(events.every((e) => e.unit === 'tokens' && e.total === 48)).toBe(true);
+    expect(events.length).toBeGreaterThan(10);
+    expect(events.map((e) => e.done)).toEqual([...events.map((e) => e.done)].sort((a, b) => a - b));
+    expect(events.at(-1)!.done).toBe(48);
   });
 });

@@ -1,4 +1,4 @@
-import { SeededRandom } from '@alki/core';
+import { SeededRandom, throwIfAborted } from '@alki/core';
 import { sampleToken, samplingDefaults } from './sampling.js';
 import type { Decoder as DecoderSession } from './decoder.js';
 
@@ -8,7 +8,16 @@ import type { Decoder as DecoderSession } from './decoder.js';
  * with the KV cache. Text that is natural for the model by construction: used
  * where no real text is at hand (calibration, agreement metrics).
  */
-export async function sampleSequences(session: DecoderSession, startId: number, count: number, length: number, seed = 0, batch = 16): Promise<number[][]> {
+export async function sampleSequences(
+  session: DecoderSession,
+  startId: number,
+  count: number,
+  length: number,
+  seed = 0,
+  batch = 16,
+  /** Sampled tokens so far of count × length, after every step (a large model samples for minutes); and a stop. */
+  o: { onTokens?: (done: number, total: number) => void; signal?: AbortSignal } = {},
+): Promise<number[][]> {
   const rng = new SeededRandom(seed);
   const sampling = samplingDefaults({ temperature: 1 });
   const out: number[][] = [];
@@ -22,6 +31,8 @@ export async function sampleSequences(session: DecoderSession, startId: number, 
       for (let r = 0; r < B; r++) seqs[r].push(sampleToken(res.logits, r * res.vocabSize, res.vocabSize, sampling, rng));
       past = res.present;
       input = seqs.map((s) => [s[s.length - 1]]);
+      o.onTokens?.(out.length * length + B * seqs[0].length, count * length);
+      throwIfAborted(o.signal);
     }
     out.push(...seqs);
   }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { AlkiError, fsError } from '@alki/core';
+import { AlkiError, fsError, type ProgressCallback } from '@alki/core';
 import { DecoderSession, sampleSequences, type TextTokenizer } from '@alki/runtime';
 import type { CalibrationData } from '../calibrated.js';
 
@@ -98,10 +98,16 @@ export function calibrationFromText(tokenizer: TextTokenizer, text: string, o: {
 }
 
 /** Calibration samples sampled from the (fp32) model itself: no text and no network needed. */
-export async function calibrationFromModel(modelPath: string, bosTokenId: number, o: { samples: number; seqLen: number; seed?: number }): Promise<CalibrationData> {
+export async function calibrationFromModel(
+  modelPath: string,
+  bosTokenId: number,
+  o: { samples: number; seqLen: number; seed?: number; onProgress?: ProgressCallback; signal?: AbortSignal },
+): Promise<CalibrationData> {
   const session = await DecoderSession.load(modelPath);
   try {
-    const samples = await sampleSequences(session, bosTokenId, o.samples, o.seqLen, o.seed ?? 0);
+    // Token by token, so that a long sampling shows its pace and ETA instead of sitting at 0/1.
+    const onTokens = o.onProgress ? (done: number, total: number) => o.onProgress!({ step: 'calibration data', done, total, unit: 'tokens', detail: 'sampling from the fp32 model' }) : undefined;
+    const samples = await sampleSequences(session, bosTokenId, o.samples, o.seqLen, o.seed ?? 0, 16, { onTokens, signal: o.signal });
     return { samples, source: `sampled from the fp32 model (temperature 1, seed ${o.seed ?? 0})` };
   } finally {
     await session.release();
