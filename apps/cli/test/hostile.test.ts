@@ -95,6 +95,8 @@ const cases: Case[] = [
   { name: '3e38 values (finite, overflow in the graph)', setup: (w) => patchTensor(st(w), 'model.layers.0.self_attn.v_proj.weight', (d) => d.fill(3e38)), args: (w) => ['build', model(w), '--quantize', 'none', '--out', 'out'], status: 1, message: /computes (NaN|infinite) logits/ },
   { name: 'a safetensors header length off by 2 (data shifted)', setup: (w) => { const b = readFileSync(st(w)); b.writeBigUInt64LE(b.readBigUInt64LE(0) + 2n, 0); writeFileSync(st(w), b); }, args: (w) => ['build', model(w), '--out', 'out'], status: 1, message: /safetensors|header|logits/ },
   { name: 'a truncated safetensors file', setup: (w) => truncateSync(st(w), 5000), args: (w) => ['build', model(w), '--out', 'out'], status: 1, message: /safetensors/ },
+  { name: 'a folder with only a pickle checkpoint', setup: (w) => (rmSync(st(w)), writeFileSync(join(model(w), 'pytorch_model.bin'), 'PK\u0003\u0004 pickle')), args: (w) => ['build', model(w), '--out', 'out'], status: 1, message: /only pickle checkpoints \(pytorch_model\.bin\).*unpickling runs arbitrary code/s },
+  { name: 'hub: a pickle-only repository', args: () => ['build', 'evil/pickle', '--out', 'out'], env: () => ({ HF_ENDPOINT: hub }), status: 1, message: /evil\/pickle has only pickle checkpoints on the hub \(pytorch_model\.bin\).*safetensors revision/s },
   { name: 'random bytes as model.safetensors', setup: (w) => writeFileSync(st(w), Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) & 255))), args: (w) => ['build', model(w), '--out', 'out'], status: 1, message: /safetensors/ },
   { name: 'a 0-byte model.safetensors', setup: (w) => writeFileSync(st(w), ''), args: (w) => ['build', model(w), '--out', 'out'], status: 1, message: /safetensors/ },
 
@@ -235,6 +237,7 @@ function mockHub(url: string, res: import('node:http').ServerResponse): unknown 
     if (id === 'gated') return void res.writeHead(401).end();
     if (id === 'hang') return; // accepted, never answered
     if (id === 'cut' || id === 'stall') return send(siblings(['config.json', 'model.safetensors', 'tokenizer.json']));
+    if (id === 'pickle') return send(siblings(['config.json', 'pytorch_model.bin', 'tokenizer.json']));
     if (id === 'badmap' || id === 'traverse') return send(siblings(['config.json', 'model.safetensors.index.json', 'tokenizer.json']));
     return void res.writeHead(404).end();
   }

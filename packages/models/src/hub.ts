@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { AlkiError, type ProgressCallback } from '@alki/core';
 import { makeDirs } from '@alki/core/node';
 import { defaultCacheDir } from './cache-dir.js';
+import { isPickleCheckpoint, PICKLE_HINT } from './pickle.js';
 
 export interface HubOptions {
   /** Hub base URL; default $HF_ENDPOINT or https://huggingface.co. */
@@ -124,6 +125,8 @@ export async function downloadFromHub(id: string, o: HubOptions = {}): Promise<{
   const todo = o.configOnly ? wanted(files).filter((f) => f === 'config.json') : wanted(files);
   if (!todo.includes('config.json')) throw new AlkiError('NOT_A_MODEL', `${id} has no config.json on the hub`, 'Alki builds transformers models (config.json + safetensors)');
   if (!o.configOnly && !todo.some((f) => f.startsWith('model.safetensors'))) {
+    const pickles = files.filter(isPickleCheckpoint);
+    if (pickles.length) throw new AlkiError('NOT_A_MODEL', `${id} has only pickle checkpoints on the hub (${pickles.slice(0, 3).join(', ')}), no safetensors`, PICKLE_HINT);
     throw new AlkiError('NOT_A_MODEL', `${id} has no safetensors weights on the hub`, 'Alki reads model.safetensors (or a sharded index); pick a repository that has them');
   }
   const fetchFile = async (name: string) => {

@@ -1,6 +1,7 @@
-import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
 import { AlkiError, fsError } from '@alki/core';
+import { isPickleCheckpoint, PICKLE_HINT } from './pickle.js';
 import { decodeFloat, readSafetensorsBytes, readSafetensorsHeader, type SafetensorsEntry } from './safetensors.js';
 
 /** Opening a FIFO for reading blocks until a writer comes; non-blocking, it opens and fstat refuses it. */
@@ -48,6 +49,8 @@ export class WeightStore {
       return store;
     }
     if (existsSync(single)) return new WeightStore([single]);
+    const pickles = readdirSync(dir).filter(isPickleCheckpoint);
+    if (pickles.length) throw new AlkiError('NOT_A_MODEL', `${dir} holds only pickle checkpoints (${pickles.slice(0, 3).join(', ')}), no safetensors`, PICKLE_HINT);
     throw new AlkiError('NOT_A_MODEL', `no weights in ${dir}: expected model.safetensors or model.safetensors.index.json`, 'Alki reads safetensors checkpoints; convert .bin/.pt files with transformers\' save_pretrained(safe_serialization=True)');
   }
 
