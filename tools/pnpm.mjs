@@ -25,6 +25,11 @@ if (version('pnpm', env) !== want) {
     }
   }
 }
+// `npm test` on a fresh clone: install first (pnpm exec finds nothing without node_modules).
+if (process.argv[2] === 'exec' && !existsSync(join(root, 'node_modules', '.modules.yaml'))) {
+  const install = spawnSync('pnpm', ['install', '--frozen-lockfile'], { stdio: 'inherit', env, cwd: root, shell: process.platform === 'win32' });
+  if (install.status !== 0) process.exit(install.status ?? 1);
+}
 // From the repository root (pnpm install must be); `alki` resolves the user's paths against INIT_CWD, which npm set.
 const run = spawnSync('pnpm', process.argv.slice(2), { stdio: 'inherit', env, cwd: root, shell: process.platform === 'win32' });
 process.exit(run.status ?? (run.signal === 'SIGINT' ? 130 : 1));
