@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { AlkiError } from '@alki/core';
+import { AlkiError, showValue } from '@alki/core';
 import type { BundleTarget } from './target.js';
 
 /** Version of the alki.json schema this code writes and reads. */
@@ -109,17 +109,6 @@ const MAX_DEPTH = 32;
 /** Plausible ceilings of the model's numbers: beyond them a reader would allocate or loop without bound. */
 const LIMITS = { numLayers: 65_536, numKvHeads: 65_536, headDim: 65_536, vocabSize: 1 << 26, maxPositions: 1 << 30 } as const;
 
-/** A value for an error message: JSON, shortened, never throwing. */
-function show(v: unknown, max = 60): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = Array.isArray(v) ? '[…]' : typeof v === 'object' && v !== null ? '{…}' : String(v);
-  }
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
-
 /** Nesting depth of a JSON value, without recursion (a hostile file nests 100 000 deep). */
 function depthOf(root: unknown, stopAt: number): number {
   let max = 0;
@@ -146,26 +135,26 @@ export function validateManifest(json: unknown, where: string): BundleManifest {
   if (depthOf(json, MAX_DEPTH) > MAX_DEPTH) throw bad(`alki.json nests deeper than ${MAX_DEPTH} levels`);
   const m = json as unknown as BundleManifest;
   if (m.schemaVersion !== SCHEMA_VERSION) {
-    throw new AlkiError('BAD_BUNDLE', `${where}: alki.json schemaVersion ${show(m.schemaVersion)} is not supported (this Alki reads ${SCHEMA_VERSION})`, 'use the Alki version that built the bundle, or build it again');
+    throw new AlkiError('BAD_BUNDLE', `${where}: alki.json schemaVersion ${showValue(m.schemaVersion)} is not supported (this Alki reads ${SCHEMA_VERSION})`, 'use the Alki version that built the bundle, or build it again');
   }
   if (!Array.isArray(m.files)) throw bad('alki.json has no file list');
   const seen = new Set<string>();
   for (const f of m.files as unknown[]) {
     const path = isObject(f) ? f.path : undefined;
-    if (!isSafeRelativePath(path as string)) throw bad(`file path ${show(path)} is not a relative path inside the bundle`);
+    if (!isSafeRelativePath(path as string)) throw bad(`file path ${showValue(path)} is not a relative path inside the bundle`);
     const entry = f as unknown as BundleFile;
-    if (!isCount(entry.bytes) || typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256)) throw bad(`file entry for ${show(entry.path)} is incomplete (bytes and a sha256 are needed)`);
-    if (seen.has(entry.path)) throw bad(`file ${show(entry.path)} is listed twice`);
+    if (!isCount(entry.bytes) || typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256)) throw bad(`file entry for ${showValue(entry.path)} is incomplete (bytes and a sha256 are needed)`);
+    if (seen.has(entry.path)) throw bad(`file ${showValue(entry.path)} is listed twice`);
     seen.add(entry.path);
   }
   const model = m.model as unknown;
   if (!isObject(model) || !isSafeRelativePath(model.path as string)) throw bad('alki.json names no model file inside the bundle');
   if (!Array.isArray(model.externalData) || !model.externalData.every((p) => isSafeRelativePath(p))) throw bad('model.externalData is not a list of paths inside the bundle');
   for (const key of Object.keys(LIMITS) as (keyof typeof LIMITS)[]) {
-    if (!isCount(model[key], LIMITS[key]) || model[key] === 0) throw bad(`model.${key} ${show(model[key])} is not a whole number from 1 to ${LIMITS[key]}`);
+    if (!isCount(model[key], LIMITS[key]) || model[key] === 0) throw bad(`model.${key} ${showValue(model[key])} is not a whole number from 1 to ${LIMITS[key]}`);
   }
-  if (!optional(model.bosTokenId, (v) => isCount(v))) throw bad(`model.bosTokenId ${show(model.bosTokenId)} is not a token id`);
-  if (!Array.isArray(model.eosTokenIds) || !model.eosTokenIds.every((v) => isCount(v))) throw bad(`model.eosTokenIds ${show(model.eosTokenIds)} is not a list of token ids`);
+  if (!optional(model.bosTokenId, (v) => isCount(v))) throw bad(`model.bosTokenId ${showValue(model.bosTokenId)} is not a token id`);
+  if (!Array.isArray(model.eosTokenIds) || !model.eosTokenIds.every((v) => isCount(v))) throw bad(`model.eosTokenIds ${showValue(model.eosTokenIds)} is not a list of token ids`);
   const source = m.source as unknown;
   if (!isObject(source) || typeof source.id !== 'string' || typeof source.architecture !== 'string' || typeof source.modelType !== 'string' || !isCount(source.parameters)) {
     throw bad('alki.json source is incomplete (id, architecture, modelType and parameters are needed)');
@@ -173,16 +162,16 @@ export function validateManifest(json: unknown, where: string): BundleManifest {
   if (!optional(source.revision, (v) => typeof v === 'string') || !optional(source.commitSha, (v) => typeof v === 'string')) throw bad('source.revision and source.commitSha must be strings');
   const q = m.quantization as unknown;
   if (!isObject(q) || typeof q.method !== 'string' || !isCount(q.bits, 64) || q.bits === 0) throw bad('alki.json quantization has no method and bits');
-  if (!optional(q.headBits, (v) => isCount(v, 64))) throw bad(`quantization.headBits ${show(q.headBits)} is not a bit width`);
-  if (!(q.groupSize === null || (isCount(q.groupSize) && q.groupSize > 0))) throw bad(`quantization.groupSize ${show(q.groupSize)} is not a block size or null`);
-  if (!(q.symmetric === null || typeof q.symmetric === 'boolean')) throw bad(`quantization.symmetric ${show(q.symmetric)} is not true, false or null`);
-  if (!(q.accuracyLevel === null || isCount(q.accuracyLevel, 64))) throw bad(`quantization.accuracyLevel ${show(q.accuracyLevel)} is not a level or null`);
+  if (!optional(q.headBits, (v) => isCount(v, 64))) throw bad(`quantization.headBits ${showValue(q.headBits)} is not a bit width`);
+  if (!(q.groupSize === null || (isCount(q.groupSize) && q.groupSize > 0))) throw bad(`quantization.groupSize ${showValue(q.groupSize)} is not a block size or null`);
+  if (!(q.symmetric === null || typeof q.symmetric === 'boolean')) throw bad(`quantization.symmetric ${showValue(q.symmetric)} is not true, false or null`);
+  if (!(q.accuracyLevel === null || isCount(q.accuracyLevel, 64))) throw bad(`quantization.accuracyLevel ${showValue(q.accuracyLevel)} is not a level or null`);
   const calib = q.calibration;
   if (!(calib === null || (isObject(calib) && typeof calib.source === 'string' && isCount(calib.samples) && isCount(calib.sequenceLength) && optional(calib.sha256, (v) => typeof v === 'string')))) {
     throw bad('quantization.calibration is neither null nor { source, samples, sequenceLength }');
   }
-  if (!optional(q.alpha, (v) => typeof v === 'number' && Number.isFinite(v))) throw bad(`quantization.alpha ${show(q.alpha)} is not a number or null`);
-  if (!optional(q.w8a8Format, (v) => typeof v === 'string')) throw bad(`quantization.w8a8Format ${show(q.w8a8Format)} is not a string`);
+  if (!optional(q.alpha, (v) => typeof v === 'number' && Number.isFinite(v))) throw bad(`quantization.alpha ${showValue(q.alpha)} is not a number or null`);
+  if (!optional(q.w8a8Format, (v) => typeof v === 'string')) throw bad(`quantization.w8a8Format ${showValue(q.w8a8Format)} is not a string`);
   if (!isStrings(q.excluded) || !isCount(q.quantizedLayers)) throw bad('quantization.excluded or quantization.quantizedLayers is missing or of the wrong type');
   const rt = m.runtime as unknown;
   if (!isObject(rt) || typeof rt.onnxruntime !== 'string' || !isCount(rt.opset) || !isStrings(rt.domains) || !isStrings(rt.executionProviders) || typeof rt.flavour !== 'string') {
@@ -191,7 +180,7 @@ export function validateManifest(json: unknown, where: string): BundleManifest {
   if (typeof m.alkiVersion !== 'string' || typeof m.createdAt !== 'string') throw bad('alkiVersion or createdAt is missing');
   // A preset name (older bundles), or what was recorded of the target device: { preset, arch, features, settings, ... }.
   const target = m.target as unknown;
-  if (!(target === null || typeof target === 'string' || isObject(target))) throw bad(`target ${show(target)} is neither a device target nor null`);
+  if (!(target === null || typeof target === 'string' || isObject(target))) throw bad(`target ${showValue(target)} is neither a device target nor null`);
   if (isObject(target)) {
     const settings = target.settings;
     const ok =
@@ -214,7 +203,7 @@ export function validateManifest(json: unknown, where: string): BundleManifest {
   if (!isObject(metrics)) throw bad('alki.json has no metrics');
   for (const [name, v] of Object.entries(metrics)) {
     if (v === null) continue;
-    if (!isObject(v) || typeof v.method !== 'string' || !('value' in v)) throw bad(`metric ${show(name)} is not { value, method }`);
+    if (!isObject(v) || typeof v.method !== 'string' || !('value' in v)) throw bad(`metric ${showValue(name)} is not { value, method }`);
   }
   for (const name of ['modelBytes', 'sizeBytes'] as const) {
     const v = (metrics[name] as { value?: unknown } | null | undefined)?.value;

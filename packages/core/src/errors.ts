@@ -74,3 +74,14 @@ export function throwIfAborted(signal?: AbortSignal): void {
     throw new AlkiError('ABORTED', 'the operation was interrupted', 'nothing was written; run the command again when ready');
   }
 }
+
+/** A value read from a file or the network, for an error message: JSON, shortened, never throwing. */
+export function showValue(v: unknown, max = 60): string {
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = Array.isArray(v) ? '[…]' : typeof v === 'object' && v !== null ? '{…}' : String(v);
+  }
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}

@@ -1,4 +1,4 @@
-export { AlkiError, isAlkiError, fsError, throwIfAborted } from './errors.js';
+export { AlkiError, isAlkiError, fsError, throwIfAborted, showValue } from './errors.js';
 export type { AlkiErrorCode } from './errors.js';
 export type { ProgressEvent, ProgressCallback } from './progress.js';
 export { SeededRandom } from './random.js';

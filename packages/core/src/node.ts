@@ -1,3 +1,3 @@
 // Node-only helpers (file system); the main entry stays usable in a browser.
 export * from './index.js';
-export { makeDirs, readRegularFile } from './files.js';
+export { makeDirs, readRegularFile, readUtf8Text, READ_NONBLOCK } from './files.js';

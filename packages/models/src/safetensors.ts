@@ -1,9 +1,7 @@
-import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from 'node:fs';
-import { AlkiError, fsError } from '@alki/core';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { AlkiError, fsError, showValue } from '@alki/core';
+import { READ_NONBLOCK } from '@alki/core/node';
 import { bfloat16ToFloat32, float16ToFloat32 } from '@alki/onnx';
-
-/** Opening a FIFO for reading blocks until a writer comes; non-blocking, it opens and fstat refuses it. */
-const READ_NONBLOCK = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 /** Safetensors dtypes and their element sizes. */
 const DTYPE_SIZE: Record<string, number> = {
@@ -37,17 +35,6 @@ const MAX_HEADER = 100 * 1024 * 1024;
 const MAX_RANK = 64;
 
 const HINT_CORRUPT = 'the download may be incomplete: delete the file and download or copy it again';
-
-/** A value for an error message: JSON, shortened, and never throwing (hostile headers nest deeply). */
-function show(v: unknown, max = 60): string {
-  let s: string;
-  try {
-    s = typeof v === 'string' ? JSON.stringify(v) : (JSON.stringify(v) ?? String(v));
-  } catch {
-    s = Array.isArray(v) ? '[…]' : typeof v === 'object' && v !== null ? '{…}' : String(v);
-  }
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
 
 /** Elements of a shape, or Infinity once the product leaves the safe integers. */
 function safeNumel(shape: readonly number[]): number {
@@ -103,20 +90,20 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
     const entries = new Map<string, SafetensorsEntry>();
     let metadata: Record<string, string> = {};
     for (const [name, raw] of Object.entries(json)) {
-      const tensor = `tensor ${show(name)}`;
+      const tensor = `tensor ${showValue(name)}`;
       if (name === '__metadata__') {
         if (raw === null) continue;
         if (typeof raw !== 'object' || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === 'string')) throw bad('__metadata__ is not a map of strings');
         metadata = raw as Record<string, string>;
         continue;
       }
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad(`${tensor} is ${show(raw)}, not an object with dtype, shape and data_offsets`);
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad(`${tensor} is ${showValue(raw)}, not an object with dtype, shape and data_offsets`);
       const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      if (typeof e.dtype !== 'string' || !Object.hasOwn(DTYPE_SIZE, e.dtype)) throw bad(`${tensor} has unknown dtype ${show(e.dtype)}`);
-      if (!Array.isArray(e.shape) || e.shape.length > MAX_RANK || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`${tensor} has an invalid shape ${show(e.shape)}`);
+      if (typeof e.dtype !== 'string' || !Object.hasOwn(DTYPE_SIZE, e.dtype)) throw bad(`${tensor} has unknown dtype ${showValue(e.dtype)}`);
+      if (!Array.isArray(e.shape) || e.shape.length > MAX_RANK || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`${tensor} has an invalid shape ${showValue(e.shape)}`);
       const off = e.data_offsets;
       if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
-        throw bad(`${tensor} has invalid data_offsets ${show(off)}`);
+        throw bad(`${tensor} has invalid data_offsets ${showValue(off)}`);
       }
       const [b, en] = off as [number, number];
       const expected = safeNumel(e.shape) * DTYPE_SIZE[e.dtype];
@@ -127,7 +114,7 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
     }
     const sorted = [...entries.values()].filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin);
     for (let i = 1; i < sorted.length; i++) {
-      if (sorted[i].begin < sorted[i - 1].end) throw bad(`tensors ${show(sorted[i - 1].name)} and ${show(sorted[i].name)} overlap`);
+      if (sorted[i].begin < sorted[i - 1].end) throw bad(`tensors ${showValue(sorted[i - 1].name)} and ${showValue(sorted[i].name)} overlap`);
     }
     return { path, entries, metadata };
   } catch (e) {
@@ -141,7 +128,7 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
 function checkEntry(entry: SafetensorsEntry, path: string): void {
   const { begin, end } = entry ?? ({} as SafetensorsEntry);
   if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end < begin) {
-    throw new AlkiError('CORRUPT_SAFETENSORS', `tensor ${show(entry?.name)} of ${path} has an invalid byte range [${show(begin)}, ${show(end)})`, 'read the entry from readSafetensorsHeader of the same file');
+    throw new AlkiError('CORRUPT_SAFETENSORS', `tensor ${showValue(entry?.name)} of ${path} has an invalid byte range [${showValue(begin)}, ${showValue(end)})`, 'read the entry from readSafetensorsHeader of the same file');
   }
 }
 
@@ -155,10 +142,10 @@ export function readSafetensorsBytes(entry: SafetensorsEntry, path: string): Uin
     if (!stat.isFile()) throw new AlkiError('CORRUPT_SAFETENSORS', `${path} is not a regular file (a folder, pipe or device), so not a safetensors file`, 'point to the .safetensors file itself');
     // Before allocating: a range past the end means the file changed or was truncated since its header was read.
     if (entry.end > stat.size) {
-      throw new AlkiError('CORRUPT_SAFETENSORS', `${path} ends at byte ${stat.size}, before the end of tensor ${show(entry.name)} (byte ${entry.end}); the file is truncated`, 'the file changed or is incomplete: copy or download it again');
+      throw new AlkiError('CORRUPT_SAFETENSORS', `${path} ends at byte ${stat.size}, before the end of tensor ${showValue(entry.name)} (byte ${entry.end}); the file is truncated`, 'the file changed or is incomplete: copy or download it again');
     }
     const buf = new Uint8Array(entry.end - entry.begin);
-    readFully(fd, buf, entry.begin, path, `tensor ${show(entry.name)}`);
+    readFully(fd, buf, entry.begin, path, `tensor ${showValue(entry.name)}`);
     return buf;
   } catch (e) {
     throw fsError(e, `reading ${path}`);
@@ -171,14 +158,14 @@ export function readSafetensorsBytes(entry: SafetensorsEntry, path: string): Uin
 export function decodeFloat(entry: SafetensorsEntry, bytes: Uint8Array): Float32Array {
   const size = typeof entry?.dtype === 'string' && Object.hasOwn(DTYPE_SIZE, entry.dtype) ? DTYPE_SIZE[entry.dtype] : 0;
   if (size === 0 || !['F32', 'F16', 'BF16', 'F64'].includes(entry.dtype)) {
-    throw new AlkiError('UNSUPPORTED_CONFIG', `tensor ${show(entry?.name)} has dtype ${show(entry?.dtype)}, which Alki cannot read as a weight`, `supported weight dtypes: ${FLOAT_DTYPES.join(', ')}`);
+    throw new AlkiError('UNSUPPORTED_CONFIG', `tensor ${showValue(entry?.name)} has dtype ${showValue(entry?.dtype)}, which Alki cannot read as a weight`, `supported weight dtypes: ${FLOAT_DTYPES.join(', ')}`);
   }
   const shapeOk = Array.isArray(entry.shape) && entry.shape.every((d) => Number.isSafeInteger(d) && d >= 0);
   const expected = shapeOk ? safeNumel(entry.shape) * size : NaN;
   if (bytes.byteLength !== expected) {
     throw new AlkiError(
       'CORRUPT_SAFETENSORS',
-      `tensor ${show(entry.name)} has ${bytes.byteLength} bytes but its shape ${show(entry.shape)} and dtype ${entry.dtype} need ${expected}`,
+      `tensor ${showValue(entry.name)} has ${bytes.byteLength} bytes but its shape ${showValue(entry.shape)} and dtype ${entry.dtype} need ${expected}`,
       'the checkpoint is damaged: download or copy it again',
     );
   }

@@ -1,11 +1,9 @@
-import { closeSync, constants, existsSync, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
-import { AlkiError, fsError } from '@alki/core';
+import { AlkiError, fsError, showValue } from '@alki/core';
+import { READ_NONBLOCK } from '@alki/core/node';
 import { isPickleCheckpoint, PICKLE_HINT } from './pickle.js';
 import { decodeFloat, readSafetensorsBytes, readSafetensorsHeader, type SafetensorsEntry } from './safetensors.js';
-
-/** Opening a FIFO for reading blocks until a writer comes; non-blocking, it opens and fstat refuses it. */
-const READ_NONBLOCK = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 /** A weight read from a checkpoint, as float32. */
 export interface Weight {
@@ -36,7 +34,7 @@ export class WeightStore {
       const shards = [...new Set(Object.values(map))].sort();
       for (const s of shards) {
         if (!isShardName(s)) {
-          throw new AlkiError('CORRUPT_SAFETENSORS', `${index} names a shard outside the model folder: ${show(s)}`, 'shards must be files beside the index; download the model again');
+          throw new AlkiError('CORRUPT_SAFETENSORS', `${index} names a shard outside the model folder: ${showValue(s)}`, 'shards must be files beside the index; download the model again');
         }
       }
       for (const s of shards) {
@@ -44,7 +42,7 @@ export class WeightStore {
       }
       const store = new WeightStore(shards.map((s) => join(dir, s)));
       for (const name of Object.keys(map)) {
-        if (!store.has(name)) throw new AlkiError('CORRUPT_SAFETENSORS', `tensor ${show(name)} is listed in ${index} but missing from ${cut(map[name])}`, 'download the model again');
+        if (!store.has(name)) throw new AlkiError('CORRUPT_SAFETENSORS', `tensor ${showValue(name)} is listed in ${index} but missing from ${cut(map[name])}`, 'download the model again');
       }
       return store;
     }
@@ -89,17 +87,6 @@ export class WeightStore {
 /** Index files above this are not an index (a 1000-shard, 100k-tensor index is a few MB). */
 const MAX_INDEX_BYTES = 64 * 1024 * 1024;
 
-/** A value for an error message: JSON, shortened, and never throwing. */
-function show(v: unknown, max = 60): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = Array.isArray(v) ? '[…]' : typeof v === 'object' && v !== null ? '{…}' : String(v);
-  }
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
-
 /** A string for an error message, shortened. */
 function cut(s: string, max = 100): string {
   return s.length > max ? `${s.slice(0, max)}…` : s;
@@ -138,7 +125,7 @@ function readWeightMap(index: string): Record<string, string> {
   const map = (json as { weight_map?: unknown }).weight_map;
   if (typeof map !== 'object' || map === null || Array.isArray(map)) throw bad('has no weight_map object');
   for (const [name, shard] of Object.entries(map)) {
-    if (typeof shard !== 'string') throw bad(`maps tensor ${show(name)} to ${show(shard)}, not to a file name`);
+    if (typeof shard !== 'string') throw bad(`maps tensor ${showValue(name)} to ${showValue(shard)}, not to a file name`);
   }
   return map as Record<string, string>;
 }

@@ -1,12 +1,10 @@
-import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
-import { AlkiError, fsError } from '@alki/core';
+import { AlkiError, fsError, showValue } from '@alki/core';
+import { READ_NONBLOCK } from '@alki/core/node';
 import { decodeModel, encodeModel, type ExternalRef } from './proto.js';
 import { elementSize, numel, typedArrayFromBytes } from './tensor.js';
 import type { Model, Tensor } from './types.js';
-
-/** Opening a FIFO for reading blocks until a writer comes; non-blocking, it opens and fstat refuses it. */
-const READ_NONBLOCK = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 /**
  * Weights beyond this go to external data. Protobuf messages must stay below 2 GiB, but memory decides earlier:
@@ -97,17 +95,6 @@ export function readModelFile(path: string, options: ReadModelOptions = {}): Mod
   return model;
 }
 
-/** A value for an error message: JSON, shortened, never throwing. */
-function show(v: unknown, max = 80): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
-
 /** Reads exactly `buf.length` bytes at `position`. */
 function readFully(fd: number, buf: Uint8Array, position: number): boolean {
   let done = 0;
@@ -128,18 +115,18 @@ export function resolveExternalData(external: Map<Tensor, ExternalRef>, baseDir:
   const HINT_DATA = 'the external data file is damaged or belongs to another export; copy or export the model again';
   try {
     for (const [tensor, ref] of external) {
-      const what = `tensor ${show(tensor.name)} of the model in ${baseDir}`;
+      const what = `tensor ${showValue(tensor.name, 80)} of the model in ${baseDir}`;
       const location = ref?.location;
       if (typeof location !== 'string' || location === '' || location.includes('\0')) {
-        throw new AlkiError('CORRUPT_ONNX', `${what} names an invalid external data location ${show(location)}`, HINT_DATA);
+        throw new AlkiError('CORRUPT_ONNX', `${what} names an invalid external data location ${showValue(location, 80)}`, HINT_DATA);
       }
       const rel = normalize(location);
       if (isAbsolute(rel) || rel === '.' || rel === '..' || rel.startsWith(`..${sep}`) || rel.split(sep).includes('..')) {
-        throw new AlkiError('CORRUPT_ONNX', `${what} points outside the model folder (${show(location)})`, 'external data must sit beside the model file');
+        throw new AlkiError('CORRUPT_ONNX', `${what} points outside the model folder (${showValue(location, 80)})`, 'external data must sit beside the model file');
       }
       const { offset, length } = ref;
       if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-        throw new AlkiError('CORRUPT_ONNX', `${what} has an invalid external data range (offset ${show(offset)}, length ${show(length)})`, HINT_DATA);
+        throw new AlkiError('CORRUPT_ONNX', `${what} has an invalid external data range (offset ${showValue(offset, 80)}, length ${showValue(length, 80)})`, HINT_DATA);
       }
       const size = elementSize(tensor.dataType);
       const expected = size * numel(tensor.dims);
@@ -147,7 +134,7 @@ export function resolveExternalData(external: Map<Tensor, ExternalRef>, baseDir:
         throw new AlkiError('CORRUPT_ONNX', `${what} declares ${length} bytes of external data but its type and dims [${tensor.dims.slice(0, 8).join(', ')}] need ${expected}`, HINT_DATA);
       }
       const file = join(baseDir, rel);
-      const fileName = show(file, 200);
+      const fileName = showValue(file, 200);
       let entry = files.get(file);
       if (!entry) {
         if (!existsSync(file)) throw new AlkiError('NOT_FOUND', `external data file ${fileName} is missing`, 'copy the external data file (model*.onnx_data) next to the model file');

@@ -1,5 +1,5 @@
 import protobuf from 'protobufjs';
-import { AlkiError } from '@alki/core';
+import { AlkiError, showValue } from '@alki/core';
 import { onnxSchema } from './schema.js';
 import { elementSize, tensorBytes, typedArrayFromBytes } from './tensor.js';
 import { DataType, type Attribute, type Graph, type Model, type Node, type Tensor, type ValueInfo } from './types.js';
@@ -96,17 +96,6 @@ function num(v: unknown): number {
   return (v as { toNumber(): number }).toNumber();
 }
 
-/** A value for an error message: JSON, shortened, never throwing. */
-function show(v: unknown, max = 60): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
-
 function graphToMsg(g: Graph, external?: Map<Tensor, ExternalRef>): Msg {
   return {
     name: g.name,
@@ -196,7 +185,7 @@ function attributeToMsg(name: string, a: Attribute, external?: Map<Tensor, Exter
 function attributeFromMsg(m: Msg, external: Map<Tensor, ExternalRef>, src: string): Attribute {
   const dec = new TextDecoder();
   const missing = (field: string) =>
-    new AlkiError('CORRUPT_ONNX', `${src} is not a valid ONNX model: attribute ${show(m.name)} of type ${m.type} has no ${field}`, 'export the model again; the file is damaged');
+    new AlkiError('CORRUPT_ONNX', `${src} is not a valid ONNX model: attribute ${showValue(m.name)} of type ${m.type} has no ${field}`, 'export the model again; the file is damaged');
   switch (m.type) {
     case ATTR.float:
       return { type: 'float', value: m.f ?? 0 };
@@ -217,7 +206,7 @@ function attributeFromMsg(m: Msg, external: Map<Tensor, ExternalRef>, src: strin
       if (!m.g) throw missing('graph');
       return { type: 'graph', value: graphFromMsg(m.g, external, src) };
     default:
-      throw new AlkiError('CORRUPT_ONNX', `${src}: attribute ${show(m.name)} has unsupported type ${show(m.type)}`, 'Alki reads float, int, string, tensor and graph attributes');
+      throw new AlkiError('CORRUPT_ONNX', `${src}: attribute ${showValue(m.name)} has unsupported type ${showValue(m.type)}`, 'Alki reads float, int, string, tensor and graph attributes');
   }
 }
 
@@ -257,7 +246,7 @@ function tensorFromMsg(m: Msg, external: Map<Tensor, ExternalRef>, src: string):
   const dataType = m.dataType as DataType;
   const dims: number[] = (m.dims ?? []).map(num);
   const name: string = m.name ?? '';
-  const bad = (what: string, hint = 'export the model again; the file is damaged') => new AlkiError('CORRUPT_ONNX', `${src} is not a valid ONNX model: tensor ${show(name)} ${what}`, hint);
+  const bad = (what: string, hint = 'export the model again; the file is damaged') => new AlkiError('CORRUPT_ONNX', `${src} is not a valid ONNX model: tensor ${showValue(name)} ${what}`, hint);
   if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`has invalid dims [${dims.slice(0, 8).join(', ')}]`);
   const count = safeNumel(dims);
   if (m.dataLocation === 1) {
@@ -265,11 +254,11 @@ function tensorFromMsg(m: Msg, external: Map<Tensor, ExternalRef>, src: string):
     for (const e of m.externalData ?? []) if (typeof e?.key === 'string') kv[e.key] = e.value;
     if (typeof kv.location !== 'string' || !kv.location) throw bad('is external but names no location');
     const size = elementSize(dataType);
-    if (size === 0) throw bad(`has data type ${show(dataType)}, which Alki cannot read`, 'Alki reads numeric tensors only');
+    if (size === 0) throw bad(`has data type ${showValue(dataType)}, which Alki cannot read`, 'Alki reads numeric tensors only');
     const offset = kv.offset == null ? 0 : parseByteCount(kv.offset);
     const length = kv.length == null ? count * size : parseByteCount(kv.length);
-    if (!Number.isSafeInteger(offset)) throw bad(`has an invalid external data offset ${show(kv.offset)}`);
-    if (!Number.isSafeInteger(length)) throw bad(`has an invalid external data length ${kv.length == null ? `(dims [${dims.slice(0, 8).join(', ')}] are too large)` : show(kv.length)}`);
+    if (!Number.isSafeInteger(offset)) throw bad(`has an invalid external data offset ${showValue(kv.offset)}`);
+    if (!Number.isSafeInteger(length)) throw bad(`has an invalid external data length ${kv.length == null ? `(dims [${dims.slice(0, 8).join(', ')}] are too large)` : showValue(kv.length)}`);
     if (length !== count * size) throw bad(`declares ${length} bytes of external data but its dims [${dims.slice(0, 8).join(', ')}] need ${count * size}`);
     const t: Tensor = { name, dataType, dims, data: typedArrayFromBytes(dataType, new Uint8Array(0)) };
     external.set(t, { location: kv.location, offset, length });

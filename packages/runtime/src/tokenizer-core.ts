@@ -1,5 +1,5 @@
 import { Tokenizer } from '@huggingface/tokenizers';
-import { AlkiError, isAlkiError } from '@alki/core';
+import { AlkiError, isAlkiError, showValue } from '@alki/core';
 import { ChatTemplate } from './chat-template.js';
 
 /**
@@ -26,17 +26,6 @@ const ID_SLACK = 65536;
 
 export const HINT_FILES = 'copy or download the tokenizer files again';
 
-
-/** A value for an error message: JSON, shortened, never throwing. */
-export function show(v: unknown, max = 60): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = Array.isArray(v) ? '[…]' : typeof v === 'object' && v !== null ? '{…}' : String(v);
-  }
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
 
 /** tokenizer.json nests about 8 levels; far deeper is damage (and slows or overflows the library's recursion). */
 const MAX_DEPTH = 64;
@@ -71,10 +60,10 @@ export function checkTokenizerJson(json: Record<string, unknown>, path: string):
     for (const [key, x] of Object.entries(v)) {
       // special_tokens is keyed by the tokens themselves, which may be any string (even "content").
       const inPipeline = key !== 'special_tokens' && (pipeline || (depth === 1 && ['normalizer', 'pre_tokenizer', 'decoder', 'post_processor'].includes(key)));
-      if (inPipeline && STRING_FIELDS.has(key) && x !== null && typeof x !== 'string') throw bad(`the field "${key}" holds ${show(x, 30)}, not a string`);
+      if (inPipeline && STRING_FIELDS.has(key) && x !== null && typeof x !== 'string') throw bad(`the field "${key}" holds ${showValue(x, 30)}, not a string`);
       if (inPipeline && INSERTED_FIELDS.has(key) && typeof x === 'string' && x.length > MAX_INSERTED) throw bad(`the field "${key}" holds ${x.length} characters, more than the ${MAX_INSERTED} a tokenizer inserts`);
       // FixedLength steps through the text by `length`: 0 or less never ends.
-      if (inPipeline && key === 'length' && !(Number.isInteger(x) && (x as number) >= 1)) throw bad(`a pre-tokenizer length ${show(x, 30)} is not a whole number ≥ 1`);
+      if (inPipeline && key === 'length' && !(Number.isInteger(x) && (x as number) >= 1)) throw bad(`a pre-tokenizer length ${showValue(x, 30)} is not a whole number ≥ 1`);
       // An empty pattern matches between every two characters.
       if (inPipeline && (key === 'String' || key === 'Regex') && x === '') throw bad(`a ${key} pattern is empty`);
       if (x !== null && typeof x === 'object') stack.push([x, depth + 1, inPipeline]);
@@ -84,16 +73,16 @@ export function checkTokenizerJson(json: Record<string, unknown>, path: string):
   if (typeof model !== 'object' || model === null || Array.isArray(model)) throw bad('"model" is not an object');
   for (const key of ['type', 'unk_token', 'continuing_subword_prefix', 'end_of_word_suffix']) {
     const x = (model as Record<string, unknown>)[key];
-    if (x !== undefined && x !== null && typeof x !== 'string') throw bad(`model.${key} holds ${show(x, 30)}, not a string`);
+    if (x !== undefined && x !== null && typeof x !== 'string') throw bad(`model.${key} holds ${showValue(x, 30)}, not a string`);
   }
   const vocab = (model as { vocab?: unknown }).vocab;
   const type = (model as { type?: unknown }).type;
   if (Array.isArray(vocab)) {
     // Unigram's [piece, score] list; other models would index their id array by the list's values.
-    if (type !== undefined && type !== 'Unigram') throw bad(`model.vocab of a ${show(type)} model is a list, not an object of token → id`);
+    if (type !== undefined && type !== 'Unigram') throw bad(`model.vocab of a ${showValue(type)} model is a list, not an object of token → id`);
     if (!vocab.every((e) => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'number')) throw bad('model.vocab is a list but not of [piece, score] pairs');
   } else if (vocab !== undefined && (typeof vocab !== 'object' || vocab === null)) {
-    throw bad(`model.vocab holds ${show(vocab, 30)}, not an object of token → id`);
+    throw bad(`model.vocab holds ${showValue(vocab, 30)}, not an object of token → id`);
   }
   const added = json.added_tokens ?? [];
   if (!Array.isArray(added)) throw bad('"added_tokens" is not a list');
@@ -102,14 +91,14 @@ export function checkTokenizerJson(json: Record<string, unknown>, path: string):
   else if (Array.isArray(vocab)) count += vocab.length;
   const limit = count + ID_SLACK;
   const checkId = (id: unknown, what: string) => {
-    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= limit) throw bad(`${what} has id ${show(id)}, not a whole number from 0 to ${limit - 1}`);
+    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= limit) throw bad(`${what} has id ${showValue(id)}, not a whole number from 0 to ${limit - 1}`);
   };
   if (vocab && typeof vocab === 'object' && !Array.isArray(vocab)) {
-    for (const [token, id] of Object.entries(vocab)) checkId(id, `token ${show(token)}`);
+    for (const [token, id] of Object.entries(vocab)) checkId(id, `token ${showValue(token)}`);
   }
   for (const t of added) {
-    if (typeof t !== 'object' || t === null || typeof (t as { content?: unknown }).content !== 'string') throw bad(`added token ${show(t)} has no string "content"`);
-    checkId((t as { id?: unknown }).id, `added token ${show((t as { content: string }).content)}`);
+    if (typeof t !== 'object' || t === null || typeof (t as { content?: unknown }).content !== 'string') throw bad(`added token ${showValue(t)} has no string "content"`);
+    checkId((t as { id?: unknown }).id, `added token ${showValue((t as { content: string }).content)}`);
   }
 }
 

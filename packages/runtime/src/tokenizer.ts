@@ -1,12 +1,10 @@
-import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AlkiError, fsError } from '@alki/core';
-import { HINT_FILES, show, tokenizerFromJson, type TextTokenizer } from './tokenizer-core.js';
+import { AlkiError, fsError, showValue } from '@alki/core';
+import { READ_NONBLOCK } from '@alki/core/node';
+import { HINT_FILES, tokenizerFromJson, type TextTokenizer } from './tokenizer-core.js';
 
 export type { TextTokenizer } from './tokenizer-core.js';
-
-/** Opening a FIFO for reading blocks until a writer comes; non-blocking, it opens and fstat refuses it. */
-const READ_NONBLOCK = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 /** tokenizer.json files above this are refused (the largest real ones are tens of MB). */
 const MAX_TOKENIZER_BYTES = 512 * 1024 * 1024;
@@ -35,7 +33,7 @@ function readJson(path: string, maxBytes = MAX_CONFIG_BYTES): Record<string, unk
   } catch (e) {
     throw new AlkiError('TOKENIZER', `${path} is not valid JSON (${(e as Error).message.slice(0, 120)})`, HINT_FILES);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new AlkiError('TOKENIZER', `${path} is not a JSON object but ${show(json, 30)}`, HINT_FILES);
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new AlkiError('TOKENIZER', `${path} is not a JSON object but ${showValue(json, 30)}`, HINT_FILES);
   return json as Record<string, unknown>;
 }
 

@@ -1,54 +1,12 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
-import { AlkiError, fsError, type ProgressCallback } from '@alki/core';
+import { AlkiError, type ProgressCallback } from '@alki/core';
+import { readUtf8Text } from '@alki/core/node';
 import { DecoderSession, sampleSequences, type TextTokenizer } from '@alki/runtime';
 import type { CalibrationData } from '../calibrated.js';
 
-/** Opening a FIFO for reading blocks until a writer comes; non-blocking, it opens and fstat refuses it. */
-const READ_NONBLOCK = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
-
-/** Calibration text above this is refused: it would not fit in one JavaScript string with room to tokenize it. */
-const MAX_TEXT_BYTES = 256 * 1024 * 1024;
-/** More replacement and control characters than this share of the text means the file is not text. */
-const MAX_BINARY_SHARE = 0.1;
-
 const HINT_CALIB = 'pass --calib with a UTF-8 text file or a JSONL file whose lines are objects with a "text" field, or leave it out to calibrate on text sampled from the model';
-
-/**
- * Reads a UTF-8 text file, refusing folders, files too large to hold as a string, and binary
- * content (NUL bytes, or a large share of invalid UTF-8 and control characters). `what` names
- * the file in messages ("calibration file").
- */
-function readUtf8Text(path: string, what: string, hint: string): string {
-  let buf: Buffer;
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, READ_NONBLOCK);
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new AlkiError('BAD_INPUT', `${what} ${path} is not a regular file (a folder, pipe or device)`, hint);
-    if (stat.size > MAX_TEXT_BYTES) throw new AlkiError('BAD_INPUT', `${what} ${path} has ${stat.size} bytes, more than the ${MAX_TEXT_BYTES / 1024 / 1024} MiB Alki reads`, `use a smaller sample of the text; ${hint}`);
-    buf = readFileSync(fd);
-  } catch (e) {
-    throw fsError(e, `reading ${path}`);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-  if (buf.indexOf(0) !== -1) {
-    throw new AlkiError('BAD_INPUT', `${what} ${path} is not text: it holds NUL bytes (a binary file, or text saved as UTF-16)`, `save it as UTF-8 text; ${hint}`);
-  }
-  const text = buf.toString('utf8');
-  let odd = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    // U+FFFD (invalid UTF-8) and C0 controls other than tab, newline, vertical tab, form feed, carriage return.
-    if (c === 0xfffd || (c < 0x20 && (c < 0x09 || c > 0x0d))) odd++;
-  }
-  if (odd > MAX_BINARY_SHARE * text.length) {
-    throw new AlkiError('BAD_INPUT', `${what} ${path} is not text: ${odd} of its ${text.length} characters are invalid UTF-8 or control characters`, `save it as UTF-8 text; ${hint}`);
-  }
-  return text;
-}
 
 /** Reads a calibration file: plain text, or JSONL whose lines carry a "text" field. */
 export function readCalibrationFile(path: string): string {
