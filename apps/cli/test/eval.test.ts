@@ -1,11 +1,10 @@
-import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stories260K, tempDir, tinyStoriesText } from '../../../tools/fixtures/index.js';
 import { alki } from './helpers.js';
+import { hasChromium, launchChromium } from '../../../tools/fixtures/chromium.js';
 
-const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const work = tempDir('alki-eval-cli-');
 afterAll(() => work.cleanup());
 
@@ -29,14 +28,9 @@ describe.skipIf(!stories260K || !tinyStoriesText)('alki compare / bench / build 
     expect(existsSync(join(out, 'report.html'))).toBe(true);
   });
 
-  it.skipIf(!existsSync(chromium))('the HTML report renders in headless Chromium', async () => {
-    const { chromium: pw } = await import('playwright-core');
-    const profile = mkdtempSync(join(tmpdir(), 'alki-chromium-'));
-    const ctx = await pw.launchPersistentContext(profile, {
-      executablePath: chromium,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+  it.skipIf(!hasChromium)('the HTML report renders in headless Chromium', async () => {
+    const browser = await launchChromium();
+    const ctx = browser.ctx;
     try {
       const page = await ctx.newPage();
       const requests: string[] = [];
@@ -52,8 +46,7 @@ describe.skipIf(!stories260K || !tinyStoriesText)('alki compare / bench / build 
       expect(shot.byteLength).toBeGreaterThan(10_000);
       expect(requests.filter((u) => !u.startsWith('file://'))).toEqual([]);
     } finally {
-      await ctx.close();
-      rmSync(profile, { recursive: true, force: true });
+      await browser.close();
     }
   });
 

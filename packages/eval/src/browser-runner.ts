@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { AlkiError, onInterrupt, throwIfAborted, type ProgressCallback } from '@alki/core';
+import type { BrowserContext } from 'playwright-core';
 import type { BrowserBackend, BrowserReport } from './browser-bench.js';
 import type { MetricName } from './options.js';
 import { readEvalText } from './eval-text.js';
@@ -68,20 +69,10 @@ export async function runBrowserBench(o: BrowserRunOptions): Promise<BrowserRepo
   const pages = o.textPath ? { [decodeURIComponent(textUrl!)]: { type: 'text/plain; charset=utf-8', body: readEvalText(o.textPath) } } : {};
   const adapter = o.webgpuAdapter ?? (process.env.ALKI_WEBGPU_ADAPTER === 'swiftshader' ? 'swiftshader' : 'default');
   const server = await serveStatic({ folders, pages });
-  const profile = mkdtempSync(join(tmpdir(), 'alki-chromium-'));
-  let close: (() => Promise<void>) | undefined;
-  const removeOnInterrupt = onInterrupt(() => rmSync(profile, { recursive: true, force: true }));
+  let browser: HeadlessChromium | undefined;
   try {
-    const { chromium: pw } = await import('playwright-core');
-    const webgpu = o.backend === 'webgpu';
-    const ctx = await pw.launchPersistentContext(profile, {
-      executablePath: chromium,
-      headless: true,
-      // No background traffic (Alki reaches nothing but 127.0.0.1); WebGPU through Chromium's own flags.
-      args: ['--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), ...(webgpu ? ['--enable-unsafe-webgpu', '--enable-features=Vulkan', ...(adapter === 'swiftshader' ? ['--use-webgpu-adapter=swiftshader'] : [])] : ['--disable-gpu'])],
-    });
-    close = () => ctx.close();
-    const page = await ctx.newPage();
+    browser = await launchChromium({ executablePath: chromium, webgpu: o.backend === 'webgpu' ? adapter : undefined });
+    const page = await browser.ctx.newPage();
     // A page that dies or throws before it starts must not leave us polling for 30 minutes.
     let broken: string | undefined;
     page.on('crash', () => (broken = 'the page crashed (out of memory?)'));
@@ -129,9 +120,48 @@ export async function runBrowserBench(o: BrowserRunOptions): Promise<BrowserRepo
     }
     return report;
   } finally {
-    await close?.().catch(() => undefined);
+    await browser?.close().catch(() => undefined);
     await server.close();
-    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+export interface HeadlessChromium {
+  ctx: BrowserContext;
+  /** Closes the browser and removes its profile. */
+  close(): Promise<void>;
+}
+
+/**
+ * Headless Chromium with a fresh profile (removed on close and on Ctrl-C) and no background traffic: this machine
+ * reaches nothing but 127.0.0.1, and without these flags Chromium keeps dialling Google. `webgpu` turns WebGPU on
+ * with the browser's own adapter ('default') or Chromium's software one ('swiftshader', for machines without a GPU).
+ */
+export async function launchChromium(o: { executablePath?: string; webgpu?: 'default' | 'swiftshader' } = {}): Promise<HeadlessChromium> {
+  const { chromium } = await import('playwright-core');
+  const profile = mkdtempSync(join(tmpdir(), 'alki-chromium-'));
+  const removeProfile = () => rmSync(profile, { recursive: true, force: true });
+  const removeOnInterrupt = onInterrupt(removeProfile);
+  try {
+    const ctx = await chromium.launchPersistentContext(profile, {
+      executablePath: o.executablePath ?? findChromium(),
+      headless: true,
+      args: [
+        '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
+        ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []),
+        ...(o.webgpu ? ['--enable-unsafe-webgpu', '--enable-features=Vulkan', ...(o.webgpu === 'swiftshader' ? ['--use-webgpu-adapter=swiftshader'] : [])] : ['--disable-gpu']),
+      ],
+    });
+    return {
+      ctx,
+      close: async () => {
+        await ctx.close();
+        removeProfile();
+        removeOnInterrupt();
+      },
+    };
+  } catch (e) {
+    removeProfile();
     removeOnInterrupt();
+    throw e;
   }
 }

@@ -21,6 +21,6 @@ export { evaluationWindows } from './evaluate.js';
 export { parseMetrics, ALL_METRICS, validateEvaluateOptions } from './options.js';
 export { serveStatic } from './static-server.js';
 export type { StaticRoutes, StaticServer } from './static-server.js';
-export { runBrowserBench, findChromium } from './browser-runner.js';
-export type { BrowserRunOptions } from './browser-runner.js';
+export { runBrowserBench, findChromium, launchChromium } from './browser-runner.js';
+export type { BrowserRunOptions, HeadlessChromium } from './browser-runner.js';
 export type { BrowserReport, BrowserRunInfo, BrowserBackend } from './browser-bench.js';
