@@ -209,7 +209,7 @@ export const PRESETS: readonly HardwarePreset[] = [
     addressSpaceLimitGiB: 4,
     executionProviders: ['wasm'],
     recommended: {
-      method: { value: 'smoothquant', why: 'W8A8 is the fastest format in WASM: an 8-layer, 1024-wide Llama decodes 33.4 tok/s with 2 threads as W8A8, 30.2 as fp32, 4.3 as int8 and 3.8 as int4 MatMulNBits, whose WASM kernel has no fast path (docs/web.md)' },
+      method: { value: 'smoothquant', why: 'W8A8 is the fastest format in WASM: an 8-layer, 1024-wide Llama decodes 33.4 tok/s with 2 threads as W8A8, 30.2 as fp32, 4.3 as int8 and 3.8 as int4 MatMulNBits, whose WASM kernel has no fast path (AVX-512 VNNI Xeon, docs/web.md)' },
       bits: { value: 8, why: 'W8A8 is 8-bit; a 1B model is then ~1.5 GB, inside the 4 GB a wasm32 memory addresses (int4 would be smaller to download but ~9× slower to run)' },
       blockSize: { value: 32, why: BLOCK32 },
       accuracyLevel: { value: 4, why: 'onnxruntime-web ignores the accuracy level (TOOLCHAIN), so level 4 costs nothing there and helps the bundle elsewhere' },

@@ -79,7 +79,7 @@ describe.skipIf(!stories260K || !hasChromium)('@huggingface/transformers in head
   });
 
   // Chromium's software adapter (SwiftShader): the WebGPU kernels, not a GPU's speed.
-  it('WebGPU: the fp32 bundle gives the reference continuation, the int4 one (1-D zero points) the ids of alki run', async () => {
+  it('WebGPU: the fp32 bundle gives the reference continuation, the int4 one the ids of alki run', async () => {
     expect(await greedyInPage('s260k-fp32', 'webgpu')).toEqual(ref!.greedy_ids);
     const ours = await alkiGreedy(readBundle(bundles.int4).modelPath, ref!.prompt_ids, ref!.n_new_tokens);
     expect(await greedyInPage('s260k-int4', 'webgpu')).toEqual(ours);
