@@ -8,7 +8,7 @@ import { makeReport, type EvalTarget, type Evaluation, type EvaluationReport } f
 import type { MachineInfo, SpeedResult } from './speed.js';
 import { timeGeneration } from './speed-loop.js';
 import { spread } from './stats.js';
-import { sampledWindows, textWindows, type EvalWindows } from './windows.js';
+import { assertComparable, chooseWindows } from './windows.js';
 
 /** The parts of onnxruntime-web a benchmark uses (pass the module: `import * as ort from 'onnxruntime-web'`). */
 export interface OrtWeb {
@@ -55,7 +55,8 @@ interface LoadedBundle {
   target: EvalTarget;
   decoder: Decoder;
   tokenizer: TextTokenizer;
-  tokenizerBytes?: Uint8Array;
+  /** tokenizer.json's text: a baseline must have the same. */
+  tokenizerKey: string;
   loadMs: number;
   maxPositions?: number;
 }
@@ -89,13 +90,14 @@ export async function benchmarkInBrowser(o: BrowserBenchOptions): Promise<Browse
       progress(`loading ${o.baseline.label}`);
       baseline = await loadBundle(o.ort, o.baseline, o.backend);
     }
-    if (baseline) assertComparable(target, baseline);
+    if (baseline) assertComparable({ name: target.target.dir, vocabSize: target.decoder.vocabSize, tokenizer: target.tokenizerKey }, { name: baseline.target.dir, vocabSize: baseline.decoder.vocabSize, tokenizer: baseline.tokenizerKey });
     const evaluation: Evaluation = { target: target.target };
     const base: Evaluation | undefined = baseline ? { target: baseline.target } : undefined;
     const machine = browserMachine(o.ort);
     await explainRunErrors(o.bundle.label, async () => {
       if (o.metrics.includes('perplexity')) {
-        const windows = await evalWindows(o, target, baseline);
+        const text = o.text && { name: `${o.text.name} (sha256 ${(await sha256Hex(o.text.content)).slice(0, 12)}…)`, content: o.text.content };
+        const windows = await chooseWindows({ ...o, maxPositions: target.maxPositions }, target.tokenizer, text, baseline?.decoder);
         const q = await evaluateQuality([target.decoder], windows, { baseline: baseline?.decoder, onProgress: o.onProgress });
         evaluation.quality = q.results[0];
         if (base && q.baseline) base.quality = q.baseline;
@@ -268,22 +270,22 @@ async function loadBundle(ort: OrtWeb, source: BundleSource, backend: BrowserBac
     throw webLoadError(e, source.label, backend, loaded);
   }
   const loadMs = performance.now() - t0;
-  const json = async (path: string, optional: boolean): Promise<Record<string, unknown> | undefined> => {
-    if (optional && !m.fileBytes.has(path)) return undefined;
-    const text = new TextDecoder().decode(await source.read(path, path === 'tokenizer.json' ? 512 * 2 ** 20 : 64 * 2 ** 20));
+  const parse = (path: string, text: string): Record<string, unknown> => {
     try {
       return JSON.parse(text) as Record<string, unknown>;
     } catch {
       throw new AlkiError('TOKENIZER', `${source.label}/${path} is not valid JSON`, 'the bundle is damaged: build or copy it again');
     }
   };
-  const tokenizerJson = await json('tokenizer.json', false);
-  const tokenizer = tokenizerFromJson({ tokenizer: tokenizerJson!, tokenizerConfig: await json('tokenizer_config.json', true), generationConfig: await json('generation_config.json', true), config: await json('config.json', true) }, source.label);
+  const side = async (path: string) => (m.fileBytes.has(path) ? parse(path, new TextDecoder().decode(await source.read(path, 64 * 2 ** 20))) : undefined);
+  // tokenizer.json's text is also what a baseline is compared by (the same tokenizer, byte for byte).
+  const tokenizerText = new TextDecoder().decode(await source.read('tokenizer.json', 512 * 2 ** 20));
+  const tokenizer = tokenizerFromJson({ tokenizer: parse('tokenizer.json', tokenizerText), tokenizerConfig: await side('tokenizer_config.json'), generationConfig: await side('generation_config.json'), config: await side('config.json') }, source.label);
   const decoder = new Decoder(session, ort.Tensor);
   const modelBytes = modelFiles.reduce((s, p) => s + (m.fileBytes.get(p) ?? 0), 0) || loaded;
   const bundleBytes = [...m.fileBytes.values()].reduce((s, b) => s + b, 0) || modelBytes;
   const target: EvalTarget = { name: m.name, dir: source.label, modelPath: `${source.label.replace(/\/+$/, '')}/${m.modelPath}`, method: m.method, bits: m.bits, blockSize: m.blockSize, modelBytes, bundleBytes };
-  return { target, decoder, tokenizer, tokenizerBytes: new TextEncoder().encode(JSON.stringify(tokenizerJson)), loadMs, maxPositions: m.maxPositions };
+  return { target, decoder, tokenizer, tokenizerKey: tokenizerText, loadMs, maxPositions: m.maxPositions };
 }
 
 /** onnxruntime-web's load failures as a person reads them: a missing kernel names the op and what to do. */
@@ -301,25 +303,6 @@ function webLoadError(e: unknown, label: string, backend: BrowserBackend, bytes:
     return new AlkiError('RUNTIME', `onnxruntime-web (${backend}) cannot run ${label}: it has no ${op} kernel (${msg})`, `build the bundle for the browser (\`alki build … --target browser-${backend === 'webgpu' ? 'webgpu' : 'wasm'}\`), or try --backend ${backend === 'webgpu' ? 'wasm' : 'webgpu'}`);
   }
   return new AlkiError('RUNTIME', `onnxruntime-web (${backend}) could not load ${label}: ${msg}`, 'check the bundle with `alki info --verify`; if it verifies, the browser runtime may lack an op the graph uses (try another --backend or --target browser-wasm)');
-}
-
-/** KL and top-1 mean nothing between different vocabularies or tokenizers. */
-function assertComparable(t: LoadedBundle, b: LoadedBundle): void {
-  const hint = 'compare a bundle with a baseline built from the same model (usually its fp32 bundle)';
-  if (t.decoder.vocabSize !== undefined && b.decoder.vocabSize !== undefined && t.decoder.vocabSize !== b.decoder.vocabSize) {
-    throw new AlkiError('BAD_INPUT', `${t.target.dir} has a ${t.decoder.vocabSize}-token vocabulary and the baseline ${b.target.dir} one of ${b.decoder.vocabSize}: they are different models`, hint);
-  }
-  const same = t.tokenizerBytes && b.tokenizerBytes && t.tokenizerBytes.length === b.tokenizerBytes.length && t.tokenizerBytes.every((x, i) => x === b.tokenizerBytes![i]);
-  if (!same) throw new AlkiError('BAD_INPUT', `${t.target.dir} and the baseline ${b.target.dir} have different tokenizers, so their predictions cannot be compared token by token`, hint);
-}
-
-async function evalWindows(o: BrowserBenchOptions, t: LoadedBundle, b: LoadedBundle | undefined): Promise<EvalWindows> {
-  const context = o.context ?? Math.min(512, t.maxPositions ?? 512);
-  if (o.text) return textWindows(t.tokenizer, o.text.content, context, o.maxWindows, `${o.text.name} (sha256 ${(await sha256Hex(o.text.content)).slice(0, 12)}…)`);
-  if (!b) throw new AlkiError('BAD_OPTION', 'perplexity needs an evaluation text: Alki ships none', 'pass --text FILE (plain UTF-8 text), or --baseline BUNDLE to measure agreement on text sampled from the baseline');
-  const bos = b.tokenizer.bosTokenId;
-  if (bos === undefined) throw new AlkiError('BAD_INPUT', 'the model has no BOS token to start sampled text from', 'pass --text FILE');
-  return sampledWindows(b.decoder, bos, Math.min(context, 128), o.sampledWindowCount ?? 8, 0);
 }
 
 /** The text's sha256 as Node's evaluateTargets names it (crypto.subtle: browsers and Node alike). */

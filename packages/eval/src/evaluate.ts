@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
+import { throwIfAborted, type ProgressCallback } from '@alki/core';
 import { DecoderSession, loadTokenizer } from '@alki/runtime';
 import { readEvalText } from './eval-text.js';
-import { sampledWindows, textWindows, type EvalWindows } from './windows.js';
+import { assertComparable, chooseWindows, type EvalWindows } from './windows.js';
 import { measureIsolated } from './isolated.js';
 import { evaluateQuality } from './quality.js';
 import { makeReport, type EvalTarget, type Evaluation, type EvaluationReport } from './report.js';
@@ -31,38 +31,20 @@ export interface EvaluateOptions {
   signal?: AbortSignal;
 }
 
-/**
- * KL and top-1 compare two distributions over the same tokens: a baseline of another vocabulary or tokenizer
- * would give numbers that mean nothing.
- */
-function assertComparable(t: EvalTarget, s: DecoderSession, b: EvalTarget, bs: DecoderSession): void {
-  if (s.vocabSize !== undefined && bs.vocabSize !== undefined && s.vocabSize !== bs.vocabSize) {
-    throw new AlkiError('BAD_INPUT', `${t.name} has a ${s.vocabSize}-token vocabulary and the baseline ${b.name} one of ${bs.vocabSize}: they are different models`, 'compare a bundle with a baseline built from the same model (usually its fp32 bundle)');
-  }
-  const tokenizerHash = (dir: string) => {
-    const p = join(dir, 'tokenizer.json');
-    return existsSync(p) ? createHash('sha256').update(readFileSync(p)).digest('hex') : undefined;
-  };
-  const [a, c] = [tokenizerHash(t.dir), tokenizerHash(b.dir)];
-  if (a && c && a !== c) {
-    throw new AlkiError('BAD_INPUT', `${t.name} and the baseline ${b.name} have different tokenizers, so their predictions cannot be compared token by token`, 'compare a bundle with a baseline built from the same model (usually its fp32 bundle)');
-  }
-}
-
 /** Resolves the windows everyone is evaluated on (the same for all models). */
 export async function evaluationWindows(o: EvaluateOptions, tokenizerDir: string, baselineSession?: DecoderSession): Promise<EvalWindows> {
-  const context = o.context ?? Math.min(512, o.maxPositions ?? 512);
+  let text: { name: string; content: string } | undefined;
   if (o.textPath) {
-    const text = readEvalText(o.textPath);
-    const sha = createHash('sha256').update(text).digest('hex').slice(0, 12);
-    return textWindows(loadTokenizer(tokenizerDir), text, context, o.maxWindows, `${basename(o.textPath)} (sha256 ${sha}…)`);
+    const content = readEvalText(o.textPath);
+    text = { name: `${basename(o.textPath)} (sha256 ${createHash('sha256').update(content).digest('hex').slice(0, 12)}…)`, content };
   }
-  if (!baselineSession) {
-    throw new AlkiError('BAD_OPTION', 'perplexity needs an evaluation text: Alki ships none', 'pass --text FILE (plain UTF-8 text), or --baseline BUNDLE to measure agreement on text sampled from the baseline');
-  }
-  const tok = loadTokenizer(tokenizerDir);
-  if (tok.bosTokenId === undefined) throw new AlkiError('BAD_INPUT', 'the model has no BOS token to start sampled text from', 'pass --text FILE');
-  return sampledWindows(baselineSession, tok.bosTokenId, Math.min(context, 128), o.sampledWindowCount ?? 8, o.sampleSeed ?? 0);
+  return chooseWindows(o, loadTokenizer(tokenizerDir), text, baselineSession);
+}
+
+/** The tokenizer.json of a bundle as one comparable string (its hash), or undefined when it has none. */
+function tokenizerKey(dir: string): string | undefined {
+  const p = join(dir, 'tokenizer.json');
+  return existsSync(p) ? createHash('sha256').update(readFileSync(p)).digest('hex') : undefined;
 }
 
 /**
@@ -78,7 +60,7 @@ export async function evaluateTargets(targets: EvalTarget[], o: EvaluateOptions)
     const sessions: DecoderSession[] = [];
     try {
       for (const t of targets) sessions.push(await DecoderSession.load(t.modelPath));
-      if (base && baseSession) for (let i = 0; i < targets.length; i++) assertComparable(targets[i], sessions[i], base.target, baseSession);
+      if (base && baseSession) for (let i = 0; i < targets.length; i++) assertComparable({ name: targets[i].name, vocabSize: sessions[i].vocabSize, tokenizer: tokenizerKey(targets[i].dir) }, { name: base.target.name, vocabSize: baseSession.vocabSize, tokenizer: tokenizerKey(base.target.dir) });
       const windows = await evaluationWindows(o, (base ?? evals[0]).target.dir, baseSession);
       const q = await evaluateQuality(sessions, windows, { baseline: baseSession, onProgress: o.onProgress, signal: o.signal });
       q.results.forEach((r, i) => (evals[i].quality = r));

@@ -42,3 +42,33 @@ export async function sampledWindows(session: Decoder, bosTokenId: number, conte
   const windows = await sampleSequences(session, bosTokenId, count, context, seed);
   return { windows, context, source: `sampled from the baseline model (temperature 1, seed ${seed})`, streamTokens: count * context, availableWindows: count };
 }
+
+/**
+ * The windows every model is scored on, in Node and in the browser alike: the text's alki-ppl-v1 windows of
+ * `context` tokens (default min(512, the model's context)), or, without text, windows sampled from the baseline.
+ */
+export async function chooseWindows(
+  o: { context?: number; maxPositions?: number; maxWindows?: number; sampledWindowCount?: number; sampleSeed?: number },
+  tokenizer: TextTokenizer,
+  text: { name: string; content: string } | undefined,
+  baseline: Decoder | undefined,
+): Promise<EvalWindows> {
+  const context = o.context ?? Math.min(512, o.maxPositions ?? 512);
+  if (text) return textWindows(tokenizer, text.content, context, o.maxWindows, text.name);
+  if (!baseline) {
+    throw new AlkiError('BAD_OPTION', 'perplexity needs an evaluation text: Alki ships none', 'pass --text FILE (plain UTF-8 text), or --baseline BUNDLE to measure agreement on text sampled from the baseline');
+  }
+  if (tokenizer.bosTokenId === undefined) throw new AlkiError('BAD_INPUT', 'the model has no BOS token to start sampled text from', 'pass --text FILE');
+  return sampledWindows(baseline, tokenizer.bosTokenId, Math.min(context, 128), o.sampledWindowCount ?? 8, o.sampleSeed ?? 0);
+}
+
+/** KL and top-1 compare two distributions over the same tokens: a baseline of another vocabulary or tokenizer would give numbers that mean nothing. */
+export function assertComparable(t: { name: string; vocabSize?: number; tokenizer?: string }, b: { name: string; vocabSize?: number; tokenizer?: string }): void {
+  const hint = 'compare a bundle with a baseline built from the same model (usually its fp32 bundle)';
+  if (t.vocabSize !== undefined && b.vocabSize !== undefined && t.vocabSize !== b.vocabSize) {
+    throw new AlkiError('BAD_INPUT', `${t.name} has a ${t.vocabSize}-token vocabulary and the baseline ${b.name} one of ${b.vocabSize}: they are different models`, hint);
+  }
+  if (t.tokenizer !== undefined && b.tokenizer !== undefined && t.tokenizer !== b.tokenizer) {
+    throw new AlkiError('BAD_INPUT', `${t.name} and the baseline ${b.name} have different tokenizers, so their predictions cannot be compared token by token`, hint);
+  }
+}
