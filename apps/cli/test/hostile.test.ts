@@ -267,8 +267,9 @@ describe('interrupts leave nothing behind', () => {
       const run = runCli(['build', w.model, '--quantize', 'gptq', '--calib-samples', '256', '--out', dest], { cwd: w.cwd, env: { ALKI_CACHE: w.cache }, onSpawn: (p) => (pid = p) });
       // Wait for the fp32 baseline (written before calibration) to exist, then interrupt.
       const t0 = Date.now();
-      while (!readdirSync(w.cwd).some((e) => e.endsWith('-baseline')) && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
-      expect(readdirSync(w.cwd).some((e) => e.endsWith('-baseline'))).toBe(true);
+      const baselineWritten = () => readdirSync(w.cwd).some((e) => e.endsWith('-work') && existsSync(join(w.cwd, e, 'model.onnx')));
+      while (!baselineWritten() && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
+      expect(baselineWritten()).toBe(true);
       process.kill(pid, signal);
       const r = await run;
       expect(r.status).toBe(signal === 'SIGINT' ? 130 : 143);
@@ -279,7 +280,7 @@ describe('interrupts leave nothing behind', () => {
 
   it('a later build removes what a killed (SIGKILL) build left', async () => {
     const dead = spawnSync('true').pid!; // a pid that has exited
-    const stale = join(w.cwd, `.out-k.partial-${dead}-abc-baseline`);
+    const stale = join(w.cwd, `.out-k.partial-${dead}-abc-work`);
     mkdirSync(stale);
     writeFileSync(join(stale, 'model.onnx'), 'fp32 weights');
     const r = await runCli(['build', w.model, '--out', join(w.cwd, 'out-k'), '--quiet'], { cwd: w.cwd, env: { ALKI_CACHE: w.cache } });

@@ -1,7 +1,8 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
-import { writeModelFile, type Model } from '@alki/onnx';
+import { collectGarbage } from '@alki/core/node';
+import { TensorSpill, writeModelFile, type Model } from '@alki/onnx';
 import { countParameters, exportModel, openHfModel, PORTABLE_OPSET, type GraphFlavour } from '@alki/models';
 import { calibrationFromModel, calibrationFromText, createQuantizer, readCalibrationFile, type CalibrationData, type QuantizeOptions, type QuantizeReport } from '@alki/quantizers';
 import { loadTokenizer } from '@alki/runtime';
@@ -78,6 +79,8 @@ export interface BuildBundleResult {
   manifest: BundleManifest;
   report: QuantizeReport;
   evaluation?: EvaluationReport;
+  /** Peak resident memory of the process that test-ran the written model (onnxruntime; the build's own is apart). */
+  testRunPeakRssBytes: number;
 }
 
 const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
@@ -102,6 +105,8 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   const target = o.target ? checkTargetFit(hf.config, o.target.preset, o.target.settings, o.target) : null;
   await yieldToEventLoop();
   throwIfAborted(o.signal);
+  // The export is lazy (weights are read from the checkpoint when a step needs them) and quantized tensors are
+  // spilled to a scratch file until they are written: one layer's floats at a time are in memory (onnx lazy.ts).
   const { model } = exportModel(hf, { flavour: o.flavour, onProgress: o.onProgress, signal: o.signal, producerVersion: ALKI_VERSION });
   await yieldToEventLoop();
   throwIfAborted(o.signal);
@@ -110,20 +115,23 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   const quantizing = o.quantize.method !== 'none';
   const needFp32File = quantizing && (!!o.benchmark || (quantizer.needsCalibration && !o.calibration?.path));
   // Beside the output, named so that an interrupt removes it and a later build sweeps it if this process died.
-  const baseline = needFp32File ? tempSibling(o.out, 'baseline') : undefined;
-  const baselineDir = baseline?.dir;
+  const work = quantizing ? tempSibling(o.out, 'work') : undefined;
+  const baselineDir = needFp32File ? work?.dir : undefined;
+  const spill = work ? new TensorSpill(join(work.dir, 'quantized.spill')) : undefined;
   try {
     if (baselineDir) {
       writeModelFile(join(baselineDir, 'model.onnx'), model, { externalData: o.externalData });
     }
     let calibration: CalibrationData | undefined;
     if (quantizer.needsCalibration) calibration = await prepareCalibration(o, hf, baselineDir);
-    const { model: qmodel, report } = await quantizer.quantize(model, { calibration });
+    const streaming = createQuantizer(o.quantize.method, { ...o.quantize, spill: spill && ((t) => spill.spill(t)), onProgress: o.onProgress, signal: o.signal });
+    const { model: qmodel, report } = await streaming.quantize(model, { calibration });
     await yieldToEventLoop();
     throwIfAborted(o.signal);
     return await writeBundle(o, hf, qmodel, report, target, o.benchmark ? baselineDir : undefined);
   } finally {
-    baseline?.remove();
+    spill?.remove();
+    work?.remove();
   }
 }
 
@@ -157,7 +165,9 @@ async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfMo
     const written = writeModelFile(join(tmp, 'onnx', graphFile), qmodel, { externalData: o.externalData });
     throwIfAborted(o.signal);
     o.onProgress?.({ step: 'write', done: 1, total: 4, detail: 'test run' });
-    await smokeTest(written[0], smokeIds(c));
+    // The test run maps the whole model: drop what quantizing and writing left first.
+    collectGarbage();
+    const testRun = await smokeTest(written[0], smokeIds(c), o.signal);
     for (const f of hf.sideFiles) {
       if (f === 'config.json') {
         const config = withTransformersJsConfig(hf.rawConfig, dtype, graphFile, written.length > 1);
@@ -184,6 +194,7 @@ async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfMo
         method: report.method,
         bits: report.bits,
         ...(quantized && report.head ? { headBits: report.head.bits } : {}),
+        ...(quantized ? { embedBits: report.embedding?.bits ?? 32 } : {}),
         // SmoothQuant is per output channel (no blocks), symmetric, and has no MatMulNBits accuracy level.
         groupSize: quantized && report.method !== 'smoothquant' ? report.blockSize : null,
         symmetric: quantized ? report.method === 'smoothquant' || report.symmetric : null,
@@ -233,7 +244,7 @@ async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfMo
     o.onProgress?.({ step: 'write', done: 3, total: 4, detail: 'alki.json' });
     writeFileSync(join(tmp, 'alki.json'), serializeManifest(manifest));
     o.onProgress?.({ step: 'write', done: 4, total: 4 });
-    return { dir: o.out, manifest, report, evaluation };
+    return { dir: o.out, manifest, report, evaluation, testRunPeakRssBytes: testRun.peakRssBytes };
   }, { protect: [o.modelDir] });
 }
 

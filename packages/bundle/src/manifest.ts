@@ -37,6 +37,8 @@ export interface BundleManifest {
     bits: number;
     /** Bits of the output projection (lm_head) when the graph has one: 4, 8, or 32 (kept in float). */
     headBits?: number;
+    /** Bits of the token embedding table (32: float); absent in bundles older than the option. */
+    embedBits?: number;
     groupSize: number | null;
     symmetric: boolean | null;
     accuracyLevel: number | null;
@@ -163,6 +165,7 @@ export function validateManifest(json: unknown, where: string): BundleManifest {
   const q = m.quantization as unknown;
   if (!isObject(q) || typeof q.method !== 'string' || !isCount(q.bits, 64) || q.bits === 0) throw bad('alki.json quantization has no method and bits');
   if (!optional(q.headBits, (v) => isCount(v, 64))) throw bad(`quantization.headBits ${showValue(q.headBits)} is not a bit width`);
+  if (!optional(q.embedBits, (v) => isCount(v, 64))) throw bad(`quantization.embedBits ${showValue(q.embedBits)} is not a bit width`);
   if (!(q.groupSize === null || (isCount(q.groupSize) && q.groupSize > 0))) throw bad(`quantization.groupSize ${showValue(q.groupSize)} is not a block size or null`);
   if (!(q.symmetric === null || typeof q.symmetric === 'boolean')) throw bad(`quantization.symmetric ${showValue(q.symmetric)} is not true, false or null`);
   if (!(q.accuracyLevel === null || isCount(q.accuracyLevel, 64))) throw bad(`quantization.accuracyLevel ${showValue(q.accuracyLevel)} is not a level or null`);

@@ -62,7 +62,8 @@ export function kvCacheBytes(c: DecoderConfig, context: number): number {
  * min(128, context / 4) tokens, then decoding until the context is full (see {@link RUN_MEMORY}).
  */
 export function estimateRunMemory(c: DecoderConfig, choice: Pick<PlanChoice, 'method' | 'bits' | 'blockSize' | 'headBits'>, context: number): PlanRow['parts'] & { peakBytes: number; bundleBytes: number } {
-  const bundleBytes = estimateModelBytes(c, choice.bits, choice.blockSize, choice.headBits);
+  // SmoothQuant leaves the embedding table in float.
+  const bundleBytes = estimateModelBytes(c, choice.bits, choice.blockSize, choice.headBits, choice.method === 'smoothquant' ? 32 : undefined);
   const format = choice.method === 'smoothquant' ? 'w8a8' : choice.bits === 32 ? 'fp32' : choice.bits === 8 ? 'int8' : 'int4';
   const prompt = Math.min(RUN_MEMORY.promptTokens, Math.max(1, Math.floor(context / 4)));
   const parts = {

@@ -1,4 +1,8 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { AlkiError } from '@alki/core';
+import { runWorker } from '@alki/core/node';
 import type { HfModel } from '@alki/models';
 import { DecoderSession, loadTokenizer } from '@alki/runtime';
 
@@ -31,8 +35,23 @@ export function checkTokenizer(hf: HfModel): void {
  * finite and they must not all be equal. Damaged weights that are finite but
  * absurd (3e38, a shifted tensor) pass every structural check and would
  * otherwise make a bundle that prints one token forever.
+ *
+ * It runs in a child process (smoke-worker.ts), which reports its peak memory: onnxruntime keeps the memory of a released session, which would
+ * add the whole model to the build's peak, and a graph that crashes onnxruntime must fail the build, not end it.
  */
-export async function smokeTest(modelPath: string, ids: number[]): Promise<void> {
+export async function smokeTest(modelPath: string, ids: number[], signal?: AbortSignal): Promise<{ peakRssBytes: number }> {
+  return runWorker<{ peakRssBytes: number }>(smokeWorkerPath(), [modelPath, JSON.stringify(ids)], `the test run of ${modelPath}`, signal);
+}
+
+function smokeWorkerPath(): string {
+  const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
+  // Built: dist/smoke-worker.js beside this module; from sources (tests): the package's dist.
+  for (const p of [join(here, 'smoke-worker.js'), join(here, '..', 'dist', 'smoke-worker.js')]) if (existsSync(p)) return p;
+  throw new AlkiError('RUNTIME', 'the test-run worker (dist/smoke-worker.js) is missing', 'build @alki/bundle first (pnpm build)');
+}
+
+/** {@link smokeTest} in this process. */
+export async function smokeTestInProcess(modelPath: string, ids: number[]): Promise<void> {
   const session = await DecoderSession.load(modelPath, { threads: 1 });
   try {
     const { logits, vocabSize } = await session.forward([ids], session.emptyCache(1), 0);

@@ -1,29 +1,43 @@
 import { countParameters, type DecoderConfig } from '@alki/models';
-import { DEFAULT_HEAD_BITS } from '@alki/quantizers';
+import { DEFAULT_EMBED_BITS, DEFAULT_HEAD_BITS } from '@alki/quantizers';
 
 /**
  * Bytes of the ONNX weights Alki writes for a config, without building it:
- * float32 embedding table (gathered, not quantized), every linear including
- * the head (a tied head is stored again, transposed, for its MatMul) either
- * float32 or blockwise `bits` with float32 scales and packed zero points — the
- * head at `headBits` (by default what `buildBundle` writes) —, norms, biases
- * and rotary caches in float32.
+ * every linear including the head either float32 or blockwise `bits` with
+ * float32 scales and packed zero points — the head at `headBits` (by default
+ * what `buildBundle` writes) —, the embedding table at `embedBits` (quantized
+ * tables keep one zero point per byte; a tied table quantized with its head is
+ * the head's codes plus those zero points; a float table of a tied model is
+ * stored again, transposed, for the head's MatMul), norms, biases and rotary
+ * caches in float32.
  */
-export function estimateModelBytes(c: DecoderConfig, bits: 32 | 8 | 4, blockSize = 32, headBits: 32 | 8 | 4 = bits === 32 ? 32 : bits === 8 ? 8 : (DEFAULT_HEAD_BITS as 8)): number {
+export function estimateModelBytes(
+  c: DecoderConfig,
+  bits: 32 | 8 | 4,
+  blockSize = 32,
+  headBits: 32 | 8 | 4 = bits === 32 ? 32 : bits === 8 ? 8 : (DEFAULT_HEAD_BITS as 8),
+  embedBits: 32 | 8 | 4 = bits === 32 ? 32 : (DEFAULT_EMBED_BITS as 8),
+): number {
   const H = c.hiddenSize;
-  const linear = (N: number, K: number, b: number = bits) => {
-    if (b === 32) return N * K * 4;
-    const blocks = Math.ceil(K / blockSize);
-    // MatMulNBits: codes [N, blocks, blockSize·b/8], scales [N·blocks], zero points packed per row.
-    return N * blocks * blockSize * (b / 8) + N * blocks * 4 + N * Math.ceil((blocks * b) / 8);
-  };
+  // Codes [N, blocks, bs·b/8] and float32 scales [N, blocks].
+  const blockwise = (N: number, K: number, b: number, bs: number) => N * Math.ceil(K / bs) * ((bs * b) / 8 + 4);
+  // MatMulNBits adds zero points packed per row.
+  const linear = (N: number, K: number, b: number = bits) => (b === 32 ? N * K * 4 : blockwise(N, K, b, blockSize) + N * Math.ceil((Math.ceil(K / blockSize) * b) / 8));
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
   const I = c.intermediateSize;
   const perLayer = linear(q + 2 * kv, H) + linear(H, q) + (c.mlp === 'gated' ? 2 * linear(I, H) + linear(H, I) : linear(I, H) + linear(H, I));
   const linearParams = c.numLayers * (H * (q + 2 * kv) + q * H + (c.mlp === 'gated' ? 3 : 2) * H * I);
-  // Everything that is not a linear weight stays float32 (embedding, norms, biases).
-  const otherParams = countParameters({ ...c, tieWordEmbeddings: true }) - linearParams;
+  // Everything that is not a linear weight or the embedding stays float32 (norms, biases).
+  const embedParams = c.vocabSize * H;
+  const otherParams = countParameters({ ...c, tieWordEmbeddings: true }) - linearParams - embedParams;
   const rotary = c.ropeScaling?.type === 'dynamic' ? 0 : 2 * c.maxPositions * (c.rotaryDim / 2) * 4;
-  return otherParams * 4 + perLayer * c.numLayers + linear(c.vocabSize, H, headBits) + rotary;
+  // The embedding: quantized only when H splits into whole blocks (the quantizer halves the block until it does).
+  let eb = blockSize;
+  while (eb > 16 && H % eb !== 0) eb /= 2;
+  const quantizedEmbed = bits !== 32 && embedBits !== 32 && H % eb === 0;
+  const sharedWithHead = c.tieWordEmbeddings && bits !== 32 && headBits !== 32 && embedBits !== 32 && H % blockSize === 0;
+  // Quantized tables keep one zero point per byte.
+  const embed = sharedWithHead ? c.vocabSize * (H / blockSize) : quantizedEmbed ? blockwise(c.vocabSize, H, embedBits, eb) + c.vocabSize * (H / eb) : embedParams * 4;
+  return otherParams * 4 + embed + perLayer * c.numLayers + linear(c.vocabSize, H, headBits) + rotary;
 }

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AlkiError, onInterrupt } from '@alki/core';
+import { AlkiError } from '@alki/core';
+import { runWorker } from '@alki/core/node';
 import type { SpeedOptions, SpeedResult } from './speed.js';
 
 /** Speed plus the measuring process's own peak resident memory. */
@@ -26,34 +26,5 @@ function workerPath(): string {
  * after another do not disturb each other (allocator state, caches, peak RSS).
  */
 export function measureIsolated(modelPath: string, options: SpeedOptions, signal?: AbortSignal): Promise<IsolatedResult> {
-  return new Promise((resolve, reject) => {
-    // stdin stays open as a lifeline (the worker exits when it closes); an interrupt kills the worker at once.
-    const child = spawn(process.execPath, [workerPath(), modelPath, JSON.stringify(options)], { stdio: ['pipe', 'pipe', 'pipe'], signal });
-    const unregister = onInterrupt(() => child.kill('SIGKILL'));
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('error', (e) => {
-      unregister();
-      reject(isAbort(e) ? new AlkiError('ABORTED', 'the measurement was interrupted', 'run the command again when ready') : new AlkiError('RUNTIME', `could not start the measuring process: ${e.message}`));
-    });
-    child.on('close', (code) => {
-      unregister();
-      const line = out.trim().split('\n').pop() ?? '';
-      let parsed: { ok: boolean; error?: { message: string; hint?: string } } & Partial<IsolatedResult>;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        reject(new AlkiError('RUNTIME', `the measuring process exited with code ${code} without a result`, err.trim().split('\n').slice(-3).join(' ') || undefined));
-        return;
-      }
-      if (!parsed.ok) reject(new AlkiError('RUNTIME', `measuring ${modelPath} failed: ${parsed.error?.message}`, parsed.error?.hint));
-      else resolve(parsed as IsolatedResult);
-    });
-  });
-}
-
-function isAbort(e: Error): boolean {
-  return e.name === 'AbortError' || (e as NodeJS.ErrnoException).code === 'ABORT_ERR';
+  return runWorker<IsolatedResult>(workerPath(), [modelPath, JSON.stringify(options)], `measuring ${modelPath}`, signal);
 }

@@ -1,4 +1,4 @@
-export { readSafetensorsHeader, readSafetensorsBytes, decodeFloat, writeSafetensors, FLOAT_DTYPES } from './safetensors.js';
+export { readSafetensorsHeader, readSafetensorsBytes, decodeFloat, writeSafetensors, SafetensorsWriter, FLOAT_DTYPES } from './safetensors.js';
 export type { SafetensorsEntry, SafetensorsHeader, SafetensorsTensor } from './safetensors.js';
 export { WeightStore } from './weights.js';
 export type { Weight } from './weights.js';

@@ -193,34 +193,69 @@ export interface SafetensorsTensor {
 
 /** Writes a safetensors file (tensors in name order, header padded to 8 bytes). */
 export function writeSafetensors(path: string, tensors: Record<string, SafetensorsTensor>, metadata: Record<string, string> = { format: 'pt' }): void {
-  const names = Object.keys(tensors).sort();
-  const header: Record<string, unknown> = { __metadata__: metadata };
-  let offset = 0;
-  for (const name of names) {
-    const t = tensors[name];
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const headerBytes = Buffer.from(json, 'utf8');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(headerBytes.length));
-  const parts: Uint8Array[] = [len, headerBytes];
-  for (const name of names) {
-    const d = tensors[name].data;
-    parts.push(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-  }
-  // Tensor by tensor: a checkpoint may exceed the 2 GiB a single Buffer or write can hold.
-  let fd: number | undefined;
+  const w = new SafetensorsWriter(path, Object.entries(tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })), metadata);
   try {
-    fd = openSync(path, 'w');
-    for (const part of parts) {
-      for (let at = 0; at < part.byteLength; ) at += writeSync(fd, part, at, Math.min(part.byteLength - at, 1 << 30));
-    }
-  } catch (e) {
-    throw fsError(e, `writing ${path}`);
+    for (const [name, t] of Object.entries(tensors)) w.write(name, t.data);
   } finally {
-    if (fd !== undefined) closeSync(fd);
+    w.close();
+  }
+}
+
+/**
+ * Writes a safetensors file whose tensors arrive one at a time, in any order: the header (name order, padded to
+ * 8 bytes) is written first from the declared shapes, then each tensor at its offset, so that a checkpoint larger
+ * than memory can be generated.
+ */
+export class SafetensorsWriter {
+  private readonly fd: number;
+  private readonly at = new Map<string, { offset: number; bytes: number }>();
+
+  constructor(
+    readonly path: string,
+    entries: { name: string; dtype: SafetensorsTensor['dtype']; shape: number[] }[],
+    metadata: Record<string, string> = { format: 'pt' },
+  ) {
+    const header: Record<string, unknown> = { __metadata__: metadata };
+    let offset = 0;
+    const layout: [string, number, number][] = [];
+    for (const e of [...entries].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const bytes = e.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[e.dtype];
+      header[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + bytes] };
+      layout.push([e.name, offset, bytes]);
+      offset += bytes;
+    }
+    let json = JSON.stringify(header);
+    json += ' '.repeat((8 - (json.length % 8)) % 8);
+    const headerBytes = Buffer.from(json, 'utf8');
+    const base = 8 + headerBytes.length;
+    for (const [name, o, bytes] of layout) this.at.set(name, { offset: base + o, bytes });
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(headerBytes.length));
+    try {
+      this.fd = openSync(path, 'w');
+    } catch (e) {
+      throw fsError(e, `writing ${path}`);
+    }
+    this.put(Buffer.concat([len, headerBytes]), 0);
+  }
+
+  /** Writes one declared tensor's bytes (Float32Array for F32, Uint16Array bit patterns for F16/BF16). */
+  write(name: string, data: Float32Array | Uint16Array): void {
+    const slot = this.at.get(name);
+    if (!slot || slot.bytes !== data.byteLength) throw new AlkiError('BAD_INPUT', `safetensors writer: ${showValue(name)} was not declared with ${data.byteLength} bytes`);
+    this.put(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), slot.offset);
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  private put(bytes: Uint8Array, position: number): void {
+    try {
+      // In pieces: a tensor may exceed the 2 GiB a single write can take.
+      for (let done = 0; done < bytes.byteLength; ) done += writeSync(this.fd, bytes, done, Math.min(bytes.byteLength - done, 1 << 30), position + done);
+    } catch (e) {
+      throw fsError(e, `writing ${this.path}`);
+    }
   }
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { SeededRandom } from '@alki/core';
 import { makeDirs } from '@alki/core/node';
 import { float32ToBfloat16, float32ToFloat16 } from '@alki/onnx';
-import { writeSafetensors, type SafetensorsTensor } from './safetensors.js';
+import { SafetensorsWriter } from './safetensors.js';
 import { tinyTokenizer } from './tokenizer-json.js';
 import { parseDecoderConfig } from './config.js';
 import { finalNormName, layerNames } from './export/names.js';
@@ -68,17 +68,10 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
   const layerNorm = phi || stablelm;
   // Gemma stores RMSNorm weights as offsets from 1.
   const normInit = () => (modelType === 'gemma' ? 0 : 1) + rng.normal() * 0.1;
-  const tensors: Record<string, SafetensorsTensor> = {};
-  const put = (name: string, shape: number[], gen: () => number) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) data[i] = gen();
-    tensors[name] = {
-      dtype,
-      shape,
-      data: dtype === 'F32' ? data : dtype === 'F16' ? float32ToFloat16(data) : float32ToBfloat16(data),
-    };
-  };
+  // Declared first, generated while writing (in declaration order, which fixes the random values): a generated
+  // 7B checkpoint never sits in memory.
+  const tensors: { name: string; shape: number[]; gen: () => number }[] = [];
+  const put = (name: string, shape: number[], gen: () => number) => tensors.push({ name, shape, gen });
   const linear = (name: string, out: number, inp: number, bias: boolean) => {
     const std = 1 / Math.sqrt(inp);
     put(`${name}.weight`, [out, inp], () => rng.normal() * std);
@@ -149,22 +142,28 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tok.tokenizerJson));
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(tok.tokenizerConfig, null, 2));
   writeFileSync(join(dir, 'special_tokens_map.json'), JSON.stringify(tok.specialTokensMap, null, 2));
+  const files = new Map<string, string>(); // tensor → file
   if (opts.shardTensors) {
-    const names = Object.keys(tensors).sort();
+    const names = tensors.map((t) => t.name).sort();
     const shards = Math.ceil(names.length / opts.shardTensors);
-    const weightMap: Record<string, string> = {};
     for (let s = 0; s < shards; s++) {
       const file = `model-${String(s + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
-      const part: Record<string, SafetensorsTensor> = {};
-      for (const n of names.slice(s * opts.shardTensors, (s + 1) * opts.shardTensors)) {
-        part[n] = tensors[n];
-        weightMap[n] = file;
-      }
-      writeSafetensors(join(dir, file), part);
+      for (const n of names.slice(s * opts.shardTensors, (s + 1) * opts.shardTensors)) files.set(n, file);
     }
-    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }, null, 2));
-  } else {
-    writeSafetensors(join(dir, 'model.safetensors'), tensors);
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: Object.fromEntries(files) }, null, 2));
+  } else for (const t of tensors) files.set(t.name, 'model.safetensors');
+  const writers = new Map<string, SafetensorsWriter>();
+  for (const file of new Set(files.values())) {
+    writers.set(file, new SafetensorsWriter(join(dir, file), tensors.filter((t) => files.get(t.name) === file).map((t) => ({ name: t.name, dtype, shape: t.shape }))));
+  }
+  try {
+    for (const t of tensors) {
+      const data = new Float32Array(t.shape.reduce((a, b) => a * b, 1));
+      for (let i = 0; i < data.length; i++) data[i] = t.gen();
+      writers.get(files.get(t.name)!)!.write(t.name, dtype === 'F32' ? data : dtype === 'F16' ? float32ToFloat16(data) : float32ToBfloat16(data));
+    }
+  } finally {
+    for (const w of writers.values()) w.close();
   }
   return config;
 }

@@ -68,12 +68,18 @@ export class WeightStore {
     return this.lookup(name).entry.dtype;
   }
 
+  /** Throws unless the weight exists with shape `expect` (without reading its values). */
+  checkShape(name: string, expect: number[]): void {
+    const { entry } = this.lookup(name);
+    if (expect.length !== entry.shape.length || expect.some((d, i) => d !== entry.shape[i])) {
+      throw new AlkiError('BAD_CONFIG', `weight "${name}" has shape [${entry.shape}] but config.json implies [${expect}]`, 'the checkpoint does not match its config.json');
+    }
+  }
+
   /** Reads a weight as float32, checking its shape when `expectShape` is given. */
   get(name: string, expectShape?: number[]): Weight {
     const { entry, path } = this.lookup(name);
-    if (expectShape && (expectShape.length !== entry.shape.length || expectShape.some((d, i) => d !== entry.shape[i]))) {
-      throw new AlkiError('BAD_CONFIG', `weight "${name}" has shape [${entry.shape}] but config.json implies [${expectShape}]`, 'the checkpoint does not match its config.json');
-    }
+    if (expectShape) this.checkShape(name, expectShape);
     return { shape: entry.shape, data: decodeFloat(entry, readSafetensorsBytes(entry, path)) };
   }
 

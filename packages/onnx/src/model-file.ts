@@ -1,9 +1,10 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { AlkiError, fsError, showValue } from '@alki/core';
-import { READ_NONBLOCK } from '@alki/core/node';
+import { GarbageMeter, READ_NONBLOCK } from '@alki/core/node';
 import { decodeModel, encodeModel, type ExternalRef } from './proto.js';
 import { elementSize, numel, typedArrayFromBytes } from './tensor.js';
+import { isLazy, tensorByteLength } from './lazy.js';
 import type { Model, Tensor } from './types.js';
 
 /**
@@ -27,11 +28,12 @@ export interface WriteModelOptions {
 
 /**
  * Writes `model` to `path`, with weights in `<basename>_data` beside it when external (the transformers.js and
- * Optimum name, which the browser loader fetches). Returns the files written.
+ * Optimum name, which the browser loader fetches). Returns the files written. External data is written one tensor
+ * at a time, so a model of lazy tensors (lazy.ts) streams through with one tensor's values in memory.
  */
 export function writeModelFile(path: string, model: Model, options: WriteModelOptions = {}): string[] {
   const mode = options.externalData ?? 'auto';
-  const total = model.graph.initializers.reduce((s, t) => s + t.data.byteLength, 0);
+  const total = model.graph.initializers.reduce((s, t) => s + tensorByteLength(t), 0);
   const useExternal = mode === 'always' || (mode === 'auto' && total > AUTO_EXTERNAL_BYTES);
   try {
     if (!useExternal) {
@@ -44,9 +46,13 @@ export function writeModelFile(path: string, model: Model, options: WriteModelOp
     const fd = openSync(dataPath, 'w');
     try {
       let offset = 0;
+      // Lazy tensors are loaded one by one and dropped: collect them as they go, or garbage piles up to the model's size.
+      const garbage = new GarbageMeter(128 * 1024 * 1024, 'major');
       for (const t of model.graph.initializers) {
-        const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-        if (bytes.byteLength < MIN_EXTERNAL_TENSOR_BYTES) continue;
+        if (tensorByteLength(t) < MIN_EXTERNAL_TENSOR_BYTES) continue;
+        if (isLazy(t)) garbage.note(tensorByteLength(t));
+        const d = t.data;
+        const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
         const aligned = bytes.byteLength >= 64 * 1024 ? Math.ceil(offset / PAGE) * PAGE : Math.ceil(offset / 16) * 16;
         if (aligned > offset) writeSync(fd, new Uint8Array(aligned - offset));
         writeSync(fd, bytes);

@@ -36,7 +36,8 @@ export function numel(dims: readonly number[]): number {
 
 /** A little-endian byte view of a tensor's data (no copy). */
 export function tensorBytes(t: Tensor): Uint8Array {
-  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  const d = t.data; // once: a lazy tensor loads on every read
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
 /** Wraps little-endian bytes as the typed array of `dataType` (copies when unaligned). */

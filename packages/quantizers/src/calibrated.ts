@@ -1,5 +1,5 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
-import { transpose, type Model, type Node, type Tensor } from '@alki/onnx';
+import { materialize, transpose, type Model, type Node, type Tensor } from '@alki/onnx';
 import { awqBlockGram, awqClip, awqSearchScale } from './awq.js';
 import { dequantizeBlockwise, relativeErrorOf, type BlockwiseQuantized } from './blockwise.js';
 import { LayerRunner, type LayerSpan } from './calibration/layer-runner.js';
@@ -283,7 +283,7 @@ export function applyScale(model: Model, g: Group, s: Float32Array): void {
   fold(s);
   const inits = new Map(model.graph.initializers.map((t) => [t.name, t]));
   for (const name of g.linears) {
-    const t = inits.get(name)!;
+    const t = materialize(inits.get(name)!);
     const d = t.data as Float32Array;
     const [K, N] = t.dims;
     for (let k = 0; k < K; k++) for (let c = 0; c < N; c++) d[k * N + c] *= s[k];
@@ -306,7 +306,11 @@ function foldFor(model: Model, g: Group): ((s: Float32Array) => void) | undefine
   const { inits, matmulOf, consumers } = graphIndex(model);
   const first = inits.get(g.linears[0]);
   if (!first) return undefined;
-  return foldTarget(g, (name) => inits.get(name), consumers, matmulOf, first.dims[0]);
+  // Folding rewrites values in place: lazy tensors (a streamed export) are loaded and kept first.
+  return foldTarget(g, (name) => {
+    const t = inits.get(name);
+    return t && materialize(t);
+  }, consumers, matmulOf, first.dims[0]);
 }
 
 /**

@@ -1,8 +1,8 @@
 import { AlkiError } from '@alki/core';
-import type { Model } from '@alki/onnx';
+import { materializeModel, type Model } from '@alki/onnx';
 import { relativeErrorOf } from './blockwise.js';
 import { calibratedQuantize, type CalibrationData } from './calibrated.js';
-import { bitsOf, emptyReport, finishQuantizedModel, quantize, resolveQuantizeOptions, selectLinears, writeMatMulNBits, type QuantizeMethod, type QuantizeOptions, type QuantizeReport } from './quantize.js';
+import { bitsOf, emptyReport, finishQuantizedModel, quantizeEmbeddings, quantize, resolveQuantizeOptions, selectLinears, writeMatMulNBits, type QuantizeMethod, type QuantizeOptions, type QuantizeReport } from './quantize.js';
 import { rtn } from './rtn.js';
 import { findLinears, gemmToMatMul } from './rewrite.js';
 import { DEFAULT_W8A8_FORMAT, writeDynamicQuantizeMatMul } from './smoothquant.js';
@@ -41,6 +41,8 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
       if (method !== 'smoothquant' && !needsCalibration) return quantize(model, o);
       if (needsCalibration && !context.calibration) throw new AlkiError('BAD_INPUT', `${method} needs calibration data`, 'pass { calibration } (see calibrationFromText / calibrationFromModel)');
       const t0 = performance.now();
+      // Calibrated methods fold scales into weights and rewrite them in place: they work on loaded values.
+      materializeModel(model);
       const report = emptyReport(o);
       gemmToMatMul(model);
       const sites = selectLinears(model, o, report);
@@ -76,15 +78,16 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
       }
       for (const site of sites) {
         const qw = codes.get(site.weight.name);
-        if (qw) writeMatMulNBits(model, site, qw, errors.get(site.weight.name)!, o.accuracyLevel, report);
+        if (qw) writeMatMulNBits(model, site, qw, errors.get(site.weight.name)!, o.accuracyLevel, report, o.spill);
         else {
           // AWQ leaves scaled, clipped float weights: the final rounding is plain RTN. Its error is reported
           // against the scaled weight it rounds (scaling is exact; clipping is part of the error).
           const w = site.weight.data as Float32Array;
           const rounded = rtn(w, site.N, site.K, { ...o, bits: bitsOf(o, report)(site.weight.name) }, 'KN');
-          writeMatMulNBits(model, site, rounded, relativeErrorOf(rounded, w, 'KN'), o.accuracyLevel, report);
+          writeMatMulNBits(model, site, rounded, relativeErrorOf(rounded, w, 'KN'), o.accuracyLevel, report, o.spill);
         }
       }
+      quantizeEmbeddings(model, o, report);
       finishQuantizedModel(model, report);
       report.seconds = (performance.now() - t0) / 1000;
       return { model, report };

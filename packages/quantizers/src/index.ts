@@ -1,4 +1,6 @@
-export { quantize, resolveQuantizeOptions, QUANTIZE_METHODS, DEFAULT_HEAD_BITS, writeMatMulNBits, finishQuantizedModel } from './quantize.js';
+export { quantize, resolveQuantizeOptions, QUANTIZE_METHODS, DEFAULT_HEAD_BITS, DEFAULT_EMBED_BITS, writeMatMulNBits, finishQuantizedModel, quantizeEmbeddings } from './quantize.js';
+export { findEmbeddings, quantizeEmbedding, shareTiedEmbedding } from './embedding.js';
+export type { EmbeddingSite } from './embedding.js';
 export type { QuantizeOptions, QuantizeReport, QuantizeMethod, LayerReport, ResolvedQuantizeOptions } from './quantize.js';
 export { createQuantizer } from './factory.js';
 export type { Quantizer, QuantizeContext } from './factory.js';
@@ -9,6 +11,8 @@ export { LayerRunner } from './calibration/layer-runner.js';
 export type { InputStats, StatsRequest, LayerSpan } from './calibration/layer-runner.js';
 export { extractSubgraph } from './calibration/subgraph.js';
 export { rtn } from './rtn.js';
+export { rtnPacked } from './rtn-packed.js';
+export type { PackedRtn } from './rtn-packed.js';
 export { gptq, prepareGptqHessian } from './gptq.js';
 export { Scratch } from './linalg.js';
 export type { GptqOptions, GptqHessian, GemmUpdate } from './gptq.js';

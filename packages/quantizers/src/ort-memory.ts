@@ -1,5 +1,4 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { GarbageMeter } from '@alki/core/node';
 
 /**
  * onnxruntime-node backs each run's outputs (and a copy of bound outputs)
@@ -12,28 +11,9 @@ import { runInNewContext } from 'node:vm';
  * generation collection (~3 ms) frees the wrappers and the allocator reuses
  * the warm memory.
  */
-const THRESHOLD = 16 * 1024 * 1024;
-let pending = 0;
-let collect: (() => void) | null | undefined;
-
-function collector(): (() => void) | null {
-  if (collect === undefined) {
-    try {
-      // gc() exists only with --expose-gc; the flag may be turned on at run time and read from a fresh context.
-      setFlagsFromString('--expose-gc');
-      const gc = runInNewContext('gc') as (o?: { type: 'minor' | 'major' }) => void;
-      collect = () => gc({ type: 'minor' });
-    } catch {
-      collect = null;
-    }
-  }
-  return collect;
-}
+const meter = new GarbageMeter(16 * 1024 * 1024, 'minor');
 
 /** Records `bytes` of onnxruntime outputs handed to JS; collects the young generation once enough has piled up. */
 export function noteOrtOutput(bytes: number): void {
-  pending += bytes;
-  if (pending < THRESHOLD) return;
-  pending = 0;
-  collector()?.();
+  meter.note(bytes);
 }

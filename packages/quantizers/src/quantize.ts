@@ -1,9 +1,11 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
-import type { Model } from '@alki/onnx';
-import { relativeErrorOf, type BlockwiseQuantized } from './blockwise.js';
+import { GarbageMeter } from '@alki/core/node';
+import { floatTensor, readTransposed, tensorByteLength, uint8Tensor, type Model, type Tensor } from '@alki/onnx';
+import type { BlockwiseQuantized } from './blockwise.js';
 import { matMulNBitsNode, matMulNBitsTensors } from './matmul-nbits.js';
 import { assertFinite, findHead, findLinears, gemmToMatMul, pruneInitializers, type LinearSite } from './rewrite.js';
-import { rtn } from './rtn.js';
+import { rtnPacked } from './rtn-packed.js';
+import { findEmbeddings, quantizeEmbedding, shareTiedEmbedding } from './embedding.js';
 import { DEFAULT_W8A8_FORMAT, W8A8_FORMATS, type W8A8Format } from './smoothquant.js';
 
 /** Quantization methods. */
@@ -47,6 +49,16 @@ export interface QuantizeOptions {
    * width, 32 to keep it in float (default: {@link DEFAULT_HEAD_BITS}; SmoothQuant: 8 or 32).
    */
   headBits?: 4 | 8 | 32;
+  /**
+   * Bits of the token embedding table (a Gather from a constant [V, H] table): 4 or 8 as com.microsoft
+   * GatherBlockQuantized in blocks of `blockSize` along H, 32 to keep it in float (default: {@link DEFAULT_EMBED_BITS}).
+   */
+  embedBits?: 4 | 8 | 32;
+  /**
+   * Where new quantized tensors are kept: default in memory; a {@link TensorSpill}'s `spill` keeps them in a file
+   * (read back when the model is written), so that a model larger than memory streams through.
+   */
+  spill?: (t: Tensor) => Tensor;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -78,6 +90,8 @@ export interface QuantizeReport {
   w8a8Format?: W8A8Format;
   layers: LayerReport[];
   excluded: string[];
+  /** The token embedding, when it was quantized (see {@link QuantizeOptions.embedBits}). */
+  embedding?: { name: string; bits: number; relativeError: number; /** The head whose quantized table it reads (tied models). */ sharedWith?: string };
   /** Bytes of the quantized layers' weights before and after. */
   floatBytes: number;
   quantizedBytes: number;
@@ -89,6 +103,9 @@ const BLOCK_SIZES = [16, 32, 64, 128, 256];
 
 /** The output projection's bits when not given: see docs/decisions.md ("an 8-bit lm_head"). */
 export const DEFAULT_HEAD_BITS = 8;
+
+/** The token embedding's bits when not given: see docs/decisions.md ("quantized embeddings"). */
+export const DEFAULT_EMBED_BITS = 8;
 
 export type ResolvedQuantizeOptions = Required<Pick<QuantizeOptions, 'method' | 'bits' | 'blockSize' | 'symmetric' | 'accuracyLevel'>> & QuantizeOptions;
 
@@ -116,6 +133,8 @@ export function resolveQuantizeOptions(o: QuantizeOptions): ResolvedQuantizeOpti
   if (o.actOrder && o.method !== 'gptq') throw new AlkiError('BAD_OPTION', '--act-order applies to GPTQ only', 'use --quantize gptq --act-order');
   if (o.headBits !== undefined && ![4, 8, 32].includes(o.headBits)) throw new AlkiError('BAD_OPTION', `--head-bits ${o.headBits} is not supported`, 'use 4, 8 or 32 (32 keeps the output projection in float)');
   if (o.headBits === 4 && o.method === 'smoothquant') throw new AlkiError('BAD_OPTION', 'SmoothQuant is W8A8: --head-bits 4 is not possible', 'use --head-bits 8 or 32 with smoothquant');
+  if (o.embedBits !== undefined && ![4, 8, 32].includes(o.embedBits)) throw new AlkiError('BAD_OPTION', `--embed-bits ${o.embedBits} is not supported`, 'use 4, 8 or 32 (32 keeps the embedding table in float)');
+  if (o.embedBits !== undefined && o.embedBits !== 32 && o.method === 'smoothquant') throw new AlkiError('BAD_OPTION', 'SmoothQuant leaves the embedding table in float: --embed-bits does not apply', 'drop --embed-bits, or use --quantize rtn, awq or gptq');
   if (o.percDamp !== undefined && !(o.percDamp > 0 && o.percDamp < 1)) throw new AlkiError('BAD_OPTION', `dampening must be in (0, 1), got ${o.percDamp}`);
   return { ...o, bits: bits as 2 | 4 | 8, blockSize, symmetric: o.symmetric ?? false, accuracyLevel };
 }
@@ -169,24 +188,59 @@ export function bitsOf(o: { bits: 2 | 4 | 8 }, report: QuantizeReport): (name: s
 
 /**
  * Replaces a MatMul by MatMulNBits holding `qw`, recording the layer in the
- * report with its relative error (see {@link relativeErrorOf}).
+ * report with its relative error (see relativeErrorOf in blockwise.ts).
  */
-export function writeMatMulNBits(model: Model, site: LinearSite, qw: BlockwiseQuantized, relativeError: number, accuracyLevel: number, report: QuantizeReport): void {
+export function writeMatMulNBits(model: Model, site: LinearSite, qw: BlockwiseQuantized, relativeError: number, accuracyLevel: number, report: QuantizeReport, spill?: (t: Tensor) => Tensor): void {
+  replaceWithMatMulNBits(model, site, qw, matMulNBitsTensors(qw, site.weight.name), relativeError, accuracyLevel, report, spill);
+}
+
+/** {@link writeMatMulNBits} for tensors already packed (the RTN fast path, rtn-packed.ts). */
+function replaceWithMatMulNBits(
+  model: Model,
+  site: LinearSite,
+  shape: Pick<BlockwiseQuantized, 'K' | 'N' | 'bits' | 'blockSize'>,
+  tensors: { B: Tensor; scales: Tensor; zeroPoints?: Tensor },
+  relativeError: number,
+  accuracyLevel: number,
+  report: QuantizeReport,
+  spill: (t: Tensor) => Tensor = (t) => t,
+): void {
   const name = site.weight.name;
-  const t = matMulNBitsTensors(qw, name);
+  const t = { B: spill(tensors.B), scales: spill(tensors.scales), zeroPoints: tensors.zeroPoints && spill(tensors.zeroPoints) };
   report.layers.push({ name, K: site.K, N: site.N, relativeError });
-  report.floatBytes += site.weight.data.byteLength;
-  report.quantizedBytes += t.B.data.byteLength + t.scales.data.byteLength + (t.zeroPoints?.data.byteLength ?? 0);
+  report.floatBytes += tensorByteLength(site.weight);
+  report.quantizedBytes += tensorByteLength(t.B) + tensorByteLength(t.scales) + (t.zeroPoints ? tensorByteLength(t.zeroPoints) : 0);
   model.graph.initializers.push(t.B, t.scales, ...(t.zeroPoints ? [t.zeroPoints] : []));
   const idx = model.graph.nodes.indexOf(site.node);
-  model.graph.nodes[idx] = matMulNBitsNode(site.node.inputs[0], site.node.outputs[0], qw, { B: t.B.name, scales: t.scales.name, zeroPoints: t.zeroPoints?.name }, accuracyLevel, `${site.node.name ?? name}_Q${qw.bits}`);
+  model.graph.nodes[idx] = matMulNBitsNode(site.node.inputs[0], site.node.outputs[0], shape, { B: t.B.name, scales: t.scales.name, zeroPoints: t.zeroPoints?.name }, accuracyLevel, `${site.node.name ?? name}_Q${shape.bits}`);
+}
+
+/**
+ * Quantizes the token embedding tables (Gathers from constant [V, H] tables) to `embedBits` with RTN, where the
+ * hidden size splits into whole blocks (GatherBlockQuantized has no partial block): `blockSize`, or the largest
+ * power of two ≥ 16 that divides H. A table tied to a quantized head reads the head's codes (shareTiedEmbedding).
+ */
+export function quantizeEmbeddings(model: Model, o: ResolvedQuantizeOptions, report: QuantizeReport): void {
+  const bits = o.embedBits ?? DEFAULT_EMBED_BITS;
+  if (o.method === 'none') return;
+  for (const site of findEmbeddings(model)) {
+    // A tied table is stored once, at the head's width, whatever embedBits says (unless the table stays float).
+    if (bits !== 32 && shareTiedEmbedding(model, site, report)) continue;
+    if (bits === 32) continue;
+    let block = o.blockSize;
+    while (block > 16 && site.H % block !== 0) block /= 2;
+    if (site.H % block !== 0) continue;
+    throwIfAborted(o.signal);
+    o.onProgress?.({ step: 'quantize', done: report.layers.length, total: report.layers.length + 1, detail: site.table.name });
+    quantizeEmbedding(model, site, { bits, blockSize: block, symmetric: o.symmetric }, report, o.spill);
+  }
 }
 
 /** Final touches after layers were rewritten: drop unused floats, declare the domain, record the method. */
 export function finishQuantizedModel(model: Model, report: QuantizeReport): void {
   pruneInitializers(model);
   if (!model.opsetImports.some((x) => x.domain === 'com.microsoft')) model.opsetImports.push({ domain: 'com.microsoft', version: 1 });
-  model.metadata['alki.quantization'] = JSON.stringify({ method: report.method, bits: report.bits, blockSize: report.blockSize, symmetric: report.symmetric, ...(report.head ? { headBits: report.head.bits } : {}) });
+  model.metadata['alki.quantization'] = JSON.stringify({ method: report.method, bits: report.bits, blockSize: report.blockSize, symmetric: report.symmetric, ...(report.head ? { headBits: report.head.bits } : {}), ...(report.embedding ? { embedBits: report.embedding.bits } : {}) });
 }
 
 /**
@@ -205,14 +259,26 @@ export function quantize(model: Model, options: QuantizeOptions): { model: Model
   gemmToMatMul(model);
   const sites = selectLinears(model, o, report);
   const bits = bitsOf(o, report);
+  const garbage = new GarbageMeter(128 * 1024 * 1024, 'major');
   sites.forEach((site, i) => {
     throwIfAborted(o.signal);
     o.onProgress?.({ step: 'quantize', done: i, total: sites.length, detail: site.weight.name });
-    const wf = site.weight.data as Float32Array;
-    assertFinite(site.weight.name, wf);
-    const qw = rtn(wf, site.N, site.K, { bits: bits(site.weight.name), blockSize: o.blockSize, symmetric: o.symmetric }, 'KN');
-    writeMatMulNBits(model, site, qw, relativeErrorOf(qw, wf, 'KN'), o.accuracyLevel, report);
+    // Rows [N, K] straight from the checkpoint when the export is lazy: no transpose, contiguous blocks.
+    const rows = readTransposed(site.weight);
+    const name = site.weight.name;
+    const p = rtnPacked(rows, site.N, site.K, { bits: bits(name), blockSize: o.blockSize, symmetric: o.symmetric });
+    // A NaN error means a NaN or ±Inf weight: find and report it (a pass that costs nothing when all is well).
+    if (Number.isNaN(p.relativeError)) assertFinite(name, site.weight.data as Float32Array);
+    const tensors = {
+      B: uint8Tensor(`${name}.qweight`, [p.N, p.nBlocks, (p.blockSize * p.bits) / 8], p.B),
+      scales: floatTensor(`${name}.scales`, [p.N, p.nBlocks], p.scales),
+      zeroPoints: p.zeroPoints && uint8Tensor(`${name}.zero_points`, [p.zeroPoints.length], p.zeroPoints),
+    };
+    replaceWithMatMulNBits(model, site, p, tensors, p.relativeError, o.accuracyLevel, report, o.spill);
+    // Streaming (spilled) builds drop each layer's floats and codes here: collect them before the next layer.
+    if (o.spill) garbage.note(rows.byteLength * 2);
   });
+  quantizeEmbeddings(model, o, report);
   o.onProgress?.({ step: 'quantize', done: sites.length, total: sites.length });
   finishQuantizedModel(model, report);
   return { model, report };

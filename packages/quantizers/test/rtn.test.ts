@@ -1,8 +1,11 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { SeededRandom } from '@alki/core';
-import { DataType, GraphBuilder, createModel, encodeModel, floatTensor } from '@alki/onnx';
-import { dequantizeBlockwise, quantize, relativeErrorOf, rtn } from '../src/index.js';
+import { DataType, GraphBuilder, TensorSpill, createModel, encodeModel, floatTensor, isLazy, lazyTensor } from '@alki/onnx';
+import { dequantizeBlockwise, matMulNBitsTensors, quantize, relativeErrorOf, rtn, rtnPacked } from '../src/index.js';
 
 function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
   const rng = new SeededRandom(seed);
@@ -140,5 +143,55 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
     const w = randomMatrix(32, 8, 5);
     w[17] = NaN;
     expect(() => quantize(matmulModel(w, 32, 8), { method: 'rtn' })).toThrow(/weight "w" contains NaN/);
+  });
+});
+
+describe('RTN fast path (rtnPacked)', () => {
+  it('is bit-identical to rtn + matMulNBitsTensors, with the same relative error, for every width, block and partial block', () => {
+    for (const [N, K] of [[9, 70], [16, 64], [5, 200]] as const) {
+      const rows = randomMatrix(N, K, N + K);
+      const kn = new Float32Array(K * N);
+      for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) kn[k * N + n] = rows[n * K + k];
+      for (const bits of [2, 4, 8] as const) {
+        for (const blockSize of [16, 32, 64]) {
+          for (const symmetric of [false, true]) {
+            const o = { bits, blockSize, symmetric };
+            const ref = rtn(kn, N, K, o, 'KN');
+            const t = matMulNBitsTensors(ref, 'w');
+            const p = rtnPacked(rows, N, K, o);
+            expect(Array.from(p.B)).toEqual(Array.from(t.B.data as Uint8Array));
+            expect(Array.from(p.scales)).toEqual(Array.from(t.scales.data as Float32Array));
+            expect(p.zeroPoints ? Array.from(p.zeroPoints) : undefined).toEqual(t.zeroPoints ? Array.from(t.zeroPoints.data as Uint8Array) : undefined);
+            expect(p.relativeError).toBeCloseTo(relativeErrorOf(ref, kn, 'KN'), 12);
+          }
+        }
+      }
+    }
+  });
+
+  it('reports NaN and ±Inf weights by name and element through quantize()', () => {
+    const K = 64, N = 8;
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const w = randomMatrix(K, N, 3);
+      w[77] = bad;
+      expect(() => quantize(matmulModel(w, K, N), { method: 'rtn', bits: 4 })).toThrow(/weight "w" contains (NaN|Inf) \(element 77\)/);
+    }
+  });
+
+  it('gives the same model from lazy weights spilled to a file as from weights in memory', () => {
+    const K = 96, N = 40;
+    const w = randomMatrix(K, N, 8);
+    const spill = new TensorSpill(join(mkdtempSync(join(tmpdir(), 'alki-rtn-')), 'q.spill'));
+    try {
+      const lazy = matmulModel(w, K, N);
+      lazy.graph.initializers[0] = lazyTensor('w', DataType.FLOAT, [K, N], () => Float32Array.from(w));
+      const a = quantize(lazy, { method: 'rtn', bits: 4, blockSize: 32, spill: (t) => spill.spill(t) });
+      const b = quantize(matmulModel(w, K, N), { method: 'rtn', bits: 4, blockSize: 32 });
+      expect(a.model.graph.initializers.every(isLazy)).toBe(true);
+      expect(Buffer.from(encodeModel(a.model)).equals(Buffer.from(encodeModel(b.model)))).toBe(true);
+      expect(a.report).toEqual(b.report);
+    } finally {
+      spill.remove();
+    }
   });
 });

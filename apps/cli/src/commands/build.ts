@@ -46,6 +46,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('w8a8-format', { type: 'string', choices: ['s7', 's8', 'u8'], describe: 'SmoothQuant weight codes: s7 (default; safe on every CPU), s8 (VNNI x86, arm64, wasm only), u8 (exact everywhere, slower prefill)' })
         .option('exclude', { type: 'string', array: true, describe: 'weights to keep in float: exact names or /regular expressions/ (repeatable)' })
         .option('head-bits', { type: 'number', describe: 'bits of the output projection (lm_head): 4, 8 (default) or 32 (float)' })
+        .option('embed-bits', { type: 'number', describe: 'bits of the token embedding table: 4, 8 (default) or 32 (float); a tied table is stored once, at the head\'s width' })
         .option('act-order', { type: 'boolean', default: false, describe: 'GPTQ: quantize columns by decreasing activation energy' })
         .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (.txt, or .jsonl with a "text" field); default: text sampled from the fp32 model' })
         .option('calib-samples', { type: 'number', describe: 'calibration samples (default 128, 8 with --quick)' })
@@ -95,8 +96,8 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       const demoGptq = demo && !chosen && explicit.method === undefined;
       const method = chosen?.settings.method ?? explicit.method ?? (demoGptq ? 'gptq' : 'rtn');
       const quantize: BuildBundleOptions['quantize'] = chosen
-        ? { ...(quantizeOptionsOf(chosen.settings) as BuildBundleOptions['quantize']), symmetric: args.symmetric as boolean, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, exclude: parseExclude(args.exclude as string[] | undefined) }
-        : { method: method as 'rtn', blockSize: explicit.blockSize ?? 32, symmetric: args.symmetric as boolean, accuracyLevel: explicit.accuracyLevel as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, w8a8Format: explicit.w8a8Format, exclude: parseExclude(args.exclude as string[] | undefined), headBits: explicit.headBits, bits: explicit.bits as 4 | undefined };
+        ? { ...(quantizeOptionsOf(chosen.settings) as BuildBundleOptions['quantize']), symmetric: args.symmetric as boolean, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, exclude: parseExclude(args.exclude as string[] | undefined), embedBits: args['embed-bits'] as 8 | undefined }
+        : { method: method as 'rtn', blockSize: explicit.blockSize ?? 32, symmetric: args.symmetric as boolean, accuracyLevel: explicit.accuracyLevel as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, w8a8Format: explicit.w8a8Format, exclude: parseExclude(args.exclude as string[] | undefined), headBits: explicit.headBits, embedBits: args['embed-bits'] as 8 | undefined, bits: explicit.bits as 4 | undefined };
       const source = await resolveModel(args.model as string, { revision: args.revision as string | undefined, onProgress, signal });
       const bits = (quantize as { bits?: number }).bits ?? (method === 'smoothquant' ? 8 : 4);
       const out = (args.out as string | undefined) ?? defaultOut(source.id, method, bits);

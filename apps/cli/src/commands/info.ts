@@ -6,7 +6,7 @@ import { formatBytes, keyValues, type OutputFlags } from '../output.js';
 /** The human summary of a bundle, shared by `info` and `build`. */
 export function describeBundle(dir: string, m: BundleManifest): string {
   const q = m.quantization;
-  const head = q.headBits === undefined ? '' : q.headBits === 32 ? ', lm_head float32' : q.headBits !== q.bits ? `, lm_head int${q.headBits}` : '';
+  const head = (q.headBits === undefined ? '' : q.headBits === 32 ? ', lm_head float32' : q.headBits !== q.bits ? `, lm_head int${q.headBits}` : '') + (q.embedBits === undefined ? '' : q.embedBits === 32 ? ', embedding float32' : `, embedding int${q.embedBits}`);
   const layers = `${q.quantizedLayers} layers${q.excluded.length ? `, ${q.excluded.length} excluded` : ''}${head}`;
   const quant =
     q.method === 'none'

@@ -1,5 +1,5 @@
 import { throwIfAborted, type ProgressCallback } from '@alki/core';
-import { DataType, GraphBuilder, createModel, float, floatTensor, transpose, type Model } from '@alki/onnx';
+import { DataType, GraphBuilder, createModel, float, floatTensor, lazyTensor, transpose, type Model } from '@alki/onnx';
 import type { DecoderConfig } from '../config.js';
 import type { WeightStore } from '../weights.js';
 import { Ops } from './ops.js';
@@ -29,6 +29,11 @@ export interface ScaleGroup {
 
 /** Metadata key under which the export records its scale groups (JSON). */
 export const SCALE_GROUPS_KEY = 'alki.scale_groups';
+/**
+ * Metadata key present when the output projection is the embedding table transposed (tie_word_embeddings): JSON
+ * `{ embedding, head }` initializer names, so that a quantizer can store one table for both.
+ */
+export const TIED_EMBEDDING_KEY = 'alki.tied_embedding';
 /** Metadata key of the decoder layers' boundaries (JSON {@link LayerBoundary}[]). */
 export const LAYERS_KEY = 'alki.layers';
 
@@ -140,10 +145,14 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
     value: b.input(`past_key_values.${i}.value`, F, ['batch_size', c.numKvHeads, 'past_sequence_length', hd]),
   }));
 
-  /** A checkpoint linear weight [out, in] as a MatMul initializer [in, out]. */
+  /**
+   * A checkpoint linear weight [out, in] as a MatMul initializer [in, out]: lazy (onnx lazy.ts), read and transposed
+   * when a later step (quantizer, writer) reads it, so that one layer's floats at a time are in memory.
+   */
   const linearWeight = (name: string, outDim: number, inDim: number) => {
-    const w = weights.get(`${name}.weight`, [outDim, inDim]);
-    return b.initializer(floatTensor(`${name}.weight`, [inDim, outDim], transpose(w.data, outDim, inDim)));
+    weights.checkShape(`${name}.weight`, [outDim, inDim]);
+    const rows = () => weights.get(`${name}.weight`).data;
+    return b.initializer(lazyTensor(`${name}.weight`, F, [inDim, outDim], () => transpose(rows(), outDim, inDim), rows));
   };
   const vector = (name: string, n: number) => b.initializer(floatTensor(name, [n], weights.get(name, [n]).data));
   const bias = (on: boolean, name: string, n: number) => (on ? vector(`${name}.bias`, n) : undefined);
@@ -173,8 +182,8 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
 
   progress(0, 'embeddings');
   const embedName = 'model.embed_tokens.weight';
-  const embed = weights.get(embedName, [c.vocabSize, H]);
-  b.initializer(floatTensor(embedName, [c.vocabSize, H], embed.data));
+  weights.checkShape(embedName, [c.vocabSize, H]);
+  b.initializer(lazyTensor(embedName, F, [c.vocabSize, H], () => weights.get(embedName).data));
   let h = b.node('Gather', [embedName, ids], { axis: 0 });
   // Gemma scales embeddings by √hidden, rounded to the embedding's dtype (float32 here).
   if (c.gemmaNorm) h = b.node('Mul', [h, ops.f32(Math.fround(Math.sqrt(H)))]);
@@ -220,8 +229,10 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
         // One MatMul for q, k and v: GroupQueryAttention takes the packed projection as it is.
         const rows = nq + 2 * nkv;
         /** The q, k and v tensors stacked along their output rows. */
+        const qkvParts = [[n.q, nq], [n.k, nkv], [n.v, nkv]] as const;
+        for (const [name, out] of qkvParts) weights.checkShape(`${name}.weight`, [out, H]);
         const stacked = (suffix: 'weight' | 'bias') => {
-          const parts = ([[n.q, nq], [n.k, nkv], [n.v, nkv]] as const).map(([name, out]) => weights.get(`${name}.${suffix}`, suffix === 'weight' ? [out, H] : [out]).data);
+          const parts = qkvParts.map(([name, out]) => weights.get(`${name}.${suffix}`, suffix === 'weight' ? [out, H] : [out]).data);
           const all = new Float32Array(parts.reduce((sum, p) => sum + p.length, 0));
           let at = 0;
           for (const p of parts) {
@@ -230,7 +241,7 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
           }
           return all;
         };
-        const wqkv = b.initializer(floatTensor(`${n.qkv}.weight`, [H, rows], transpose(stacked('weight'), rows, H)));
+        const wqkv = b.initializer(lazyTensor(`${n.qkv}.weight`, F, [H, rows], () => transpose(stacked('weight'), rows, H), () => stacked('weight')));
         const bqkv = c.qkvBias ? b.initializer(floatTensor(`${n.qkv}.bias`, [rows], stacked('bias'))) : undefined;
         qkvInputs = [ops.linear(x, wqkv, bqkv), '', ''];
       } else {
@@ -379,8 +390,10 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
   const finalNorm = normParams(finalNormName(c));
   const xf = norm(h, finalNorm);
   // A tied head reuses the embedding values, stored transposed for MatMul.
-  const headSource = c.tieWordEmbeddings ? embed : weights.get('lm_head.weight', [c.vocabSize, H]);
-  const head = b.initializer(floatTensor('lm_head.weight', [H, c.vocabSize], transpose(headSource.data, c.vocabSize, H)));
+  const headSource = c.tieWordEmbeddings ? embedName : 'lm_head.weight';
+  weights.checkShape(headSource, [c.vocabSize, H]);
+  const headRows = () => weights.get(headSource).data;
+  const head = b.initializer(lazyTensor('lm_head.weight', F, [H, c.vocabSize], () => transpose(headRows(), c.vocabSize, H), headRows));
   const headBias = c.headBias ? vector('lm_head.bias', c.vocabSize) : undefined;
   const logits = headBias ? b.node('Add', [b.node('MatMul', [xf, head]), headBias], {}, { outputs: ['logits'] }) : b.node('MatMul', [xf, head], {}, { outputs: ['logits'] });
   b.output(logits, F, ['batch_size', 'sequence_length', c.vocabSize]);
@@ -390,7 +403,13 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
   const model = createModel(b.build(), {
     opsets: ort ? { '': PORTABLE_OPSET, 'com.microsoft': MS_OPSET } : { '': PORTABLE_OPSET },
     producerVersion: options.producerVersion,
-    metadata: { [SCALE_GROUPS_KEY]: JSON.stringify(scaleGroups), [LAYERS_KEY]: JSON.stringify(layers), 'alki.flavour': flavour, 'alki.model_type': c.modelType },
+    metadata: {
+      [SCALE_GROUPS_KEY]: JSON.stringify(scaleGroups),
+      [LAYERS_KEY]: JSON.stringify(layers),
+      'alki.flavour': flavour,
+      'alki.model_type': c.modelType,
+      ...(c.tieWordEmbeddings ? { [TIED_EMBEDDING_KEY]: JSON.stringify({ embedding: embedName, head }) } : {}),
+    },
   });
   return { model, scaleGroups, layers };
 }

@@ -1,0 +1,138 @@
+import { DataType, GraphBuilder, floatTensor, int64Tensor, tensorByteLength, uint8Tensor, unpackBits, type Model, type Node, type Tensor } from '@alki/onnx';
+import { rtnPacked } from './rtn-packed.js';
+import type { QuantizeReport } from './quantize.js';
+
+/** A Gather (axis 0) from a constant float table [V, H]: a token embedding. */
+export interface EmbeddingSite {
+  node: Node;
+  table: Tensor;
+  V: number;
+  H: number;
+}
+
+/** Gather nodes that look rows up in a constant rank-2 float32 table. */
+export function findEmbeddings(model: Model): EmbeddingSite[] {
+  const inits = new Map(model.graph.initializers.map((t) => [t.name, t]));
+  const sites: EmbeddingSite[] = [];
+  for (const node of model.graph.nodes) {
+    if (node.opType !== 'Gather' || (node.domain ?? '') !== '') continue;
+    const axis = node.attributes.axis?.value ?? 0;
+    const t = inits.get(node.inputs[0]);
+    if (axis !== 0 || !t || t.dataType !== DataType.FLOAT || t.dims.length !== 2 || inits.has(node.inputs[1])) continue;
+    sites.push({ node, table: t, V: t.dims[0], H: t.dims[1] });
+  }
+  return sites;
+}
+
+/** The tensors of a quantized table [V, H]: codes [V, nBlocks, blockSize·bits/8] packed as MatMulNBits packs B. */
+interface QuantizedTable {
+  codes: string;
+  scales: string;
+  /** [V, nBlocks] uint8, one zero point per byte; none for symmetric (2^(bits−1)). */
+  zeroPoints?: string;
+  bits: 4 | 8;
+  blockSize: number;
+  nBlocks: number;
+  H: number;
+}
+
+/**
+ * Replaces `site`'s Gather by a lookup in a quantized table, dequantizing only the rows looked up, in standard
+ * ONNX ops (Gather, Cast, Floor, Concat, Reshape, Sub, Mul): every runtime runs it, onnxruntime-web's WASM
+ * backend included, which has no com.microsoft GatherBlockQuantized; a lookup is a few thousand values per token,
+ * so a fused kernel would buy nothing measurable.
+ */
+function dequantizingGather(model: Model, site: EmbeddingSite, q: QuantizedTable, extra: Tensor[]): void {
+  const b = new GraphBuilder();
+  b.scope = `/${site.table.name}/dequantize`;
+  const ids = site.node.inputs[1];
+  const c = (name: string, values: number[]) => b.initializer(floatTensor(b.fresh(name), [], values));
+  const shape = (name: string, values: number[]) => b.initializer(int64Tensor(b.fresh(name), [values.length], values));
+  const n = (op: string, inputs: string[], attrs: Record<string, number> = {}, out?: string) => b.node(op, inputs, attrs, out ? { outputs: [out] } : {});
+  // [batch, seq, nBlocks, blob] bytes → [batch, seq, nBlocks, blockSize] codes as floats.
+  const bytes = n('Cast', [n('Gather', [q.codes, ids], { axis: 0 })], { to: DataType.FLOAT });
+  let codes = bytes;
+  if (q.bits === 4) {
+    // Low nibble first: byte = lo + 16·hi.
+    const hi = n('Floor', [n('Mul', [bytes, c('inv16', [1 / 16])])]);
+    const lo = n('Sub', [bytes, n('Mul', [hi, c('sixteen', [16])])]);
+    const pairs = n('Concat', [n('Unsqueeze', [lo, shape('last', [-1])]), n('Unsqueeze', [hi, shape('last', [-1])])], { axis: -1 });
+    codes = n('Reshape', [pairs, shape('blocks', [0, 0, q.nBlocks, q.blockSize])]);
+  }
+  const perBlock = (table: string) => n('Unsqueeze', [n('Gather', [table, ids], { axis: 0 }), shape('last', [-1])]);
+  const zero = q.zeroPoints ? n('Cast', [perBlock(q.zeroPoints)], { to: DataType.FLOAT }) : c('zero', [1 << (q.bits - 1)]);
+  const values = n('Mul', [n('Sub', [codes, zero]), perBlock(q.scales)]);
+  n('Reshape', [values, shape('hidden', [0, 0, q.H])], {}, site.node.outputs[0]);
+  const g = b.build();
+  model.graph.initializers.push(...extra, ...g.initializers);
+  model.graph.nodes.splice(model.graph.nodes.indexOf(site.node), 1, ...g.nodes);
+}
+
+/**
+ * Rounds an embedding table to `bits` per value in blocks along the hidden axis (RTN) and looks rows up in it
+ * with {@link dequantizingGather}: the table is a large share of a small model (262 MB of a 1.1B model's 926 MB
+ * int4 bundle in float32). `blockSize` must divide H. Returns the relative error ‖E − Ê‖ / ‖E‖.
+ */
+export function quantizeEmbedding(model: Model, site: EmbeddingSite, o: { bits: 4 | 8; blockSize: number; symmetric: boolean }, report: QuantizeReport, spill: (t: Tensor) => Tensor = (t) => t): number {
+  const name = site.table.name;
+  const p = rtnPacked(site.table.data as Float32Array, site.V, site.H, o);
+  const blob = (p.blockSize * p.bits) / 8;
+  const codes = spill(uint8Tensor(`${name}.qweight`, [site.V, p.nBlocks, blob], p.B));
+  const scales = spill(floatTensor(`${name}.scales`, [site.V, p.nBlocks], p.scales));
+  const zeroPoints = p.zeroPoints && spill(uint8Tensor(`${name}.zero_points`, [site.V, p.nBlocks], unpackRows(p.zeroPoints, o.bits, site.V, p.nBlocks)));
+  const tensors = [codes, scales, ...(zeroPoints ? [zeroPoints] : [])];
+  dequantizingGather(model, site, { codes: codes.name, scales: scales.name, zeroPoints: zeroPoints?.name, bits: o.bits, blockSize: o.blockSize, nBlocks: p.nBlocks, H: site.H }, tensors);
+  report.embedding = { name, bits: o.bits, relativeError: p.relativeError };
+  report.floatBytes += tensorByteLength(site.table);
+  report.quantizedBytes += tensors.reduce((sum, t) => sum + tensorByteLength(t), 0);
+  return p.relativeError;
+}
+
+/** Zero points packed per row (MatMulNBits' layout, rows padded to a byte) → one per byte, [V, nBlocks]. */
+function unpackRows(packed: Uint8Array, bits: 4 | 8, V: number, nBlocks: number): Uint8Array {
+  if (bits === 8) return packed;
+  const rowBytes = Math.ceil((nBlocks * bits) / 8);
+  const out = new Uint8Array(V * nBlocks);
+  for (let v = 0; v < V; v++) out.set(unpackBits(packed, bits, nBlocks, v * rowBytes), v * nBlocks);
+  return out;
+}
+
+/** Metadata the export writes for a tied head (`TIED_EMBEDDING_KEY` in @alki/models): `{ embedding, head }`. */
+const TIED_EMBEDDING_KEY = 'alki.tied_embedding';
+
+/**
+ * For a model whose head is its embedding table transposed (tie_word_embeddings), looks embedding rows up in the
+ * head's MatMulNBits weight instead of storing a second table: the head's B [V, nBlocks, blob] holds the table's
+ * rows in blocks along H, and its scales are [V, nBlocks]; only the zero points are stored again, one per byte.
+ * Only where the head holds the embedding's values: not after AWQ, which scales the head's inputs. Returns false
+ * when the model is not tied that way.
+ */
+export function shareTiedEmbedding(model: Model, site: EmbeddingSite, report: QuantizeReport): boolean {
+  let tied: { embedding?: unknown; head?: unknown };
+  try {
+    tied = JSON.parse(model.metadata[TIED_EMBEDDING_KEY] ?? 'null') ?? {};
+  } catch {
+    return false;
+  }
+  if (tied.embedding !== site.table.name || typeof tied.head !== 'string' || report.head?.name !== tied.head || report.method === 'awq') return false;
+  const head = tied.head;
+  const node = model.graph.nodes.find((n) => n.opType === 'MatMulNBits' && n.inputs[1] === `${head}.qweight`);
+  if (!node) return false;
+  const attr = (k: string) => node.attributes[k]?.value as number;
+  const [K, N, bits, bs] = [attr('K'), attr('N'), attr('bits'), attr('block_size')];
+  if (N !== site.V || K !== site.H || K % bs !== 0 || (bits !== 4 && bits !== 8)) return false;
+  const inits = new Map(model.graph.initializers.map((t) => [t.name, t]));
+  const nBlocks = K / bs;
+  const extra: Tensor[] = [];
+  let zeroPoints: string | undefined;
+  if (node.inputs[3]) {
+    const zp = uint8Tensor(`${site.table.name}.zero_points`, [site.V, nBlocks], unpackRows(inits.get(node.inputs[3])!.data as Uint8Array, bits, site.V, nBlocks));
+    extra.push(zp);
+    zeroPoints = zp.name;
+  }
+  dequantizingGather(model, site, { codes: node.inputs[1], scales: node.inputs[2], zeroPoints, bits, blockSize: bs, nBlocks, H: K }, extra);
+  report.embedding = { name: site.table.name, bits, relativeError: report.layers.find((l) => l.name === head)?.relativeError ?? NaN, sharedWith: head };
+  report.floatBytes += tensorByteLength(site.table);
+  report.quantizedBytes += extra.reduce((sum, t) => sum + tensorByteLength(t), 0);
+  return true;
+}

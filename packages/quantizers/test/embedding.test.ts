@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { exportModel, openHfModel } from '@alki/models';
+import { floatTensor, materializeModel, type Model } from '@alki/onnx';
+import { dequantizeBlockwise, quantize, rtn } from '../src/index.js';
+import { tinyLlama } from '../../../tools/fixtures/index.js';
+import { decoderLogits } from '../../../tools/fixtures/decoder.js';
+
+const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+const ids = [1, 17, 42, 99, 3, 250];
+
+/** The same model with its embedding table replaced by the values a `bits`-bit table dequantizes to. */
+function withRoundedEmbedding(model: Model, bits: 4 | 8, blockSize: number, symmetric: boolean): Model {
+  const t = model.graph.initializers.find((x) => x.name === 'model.embed_tokens.weight')!;
+  const [V, H] = t.dims;
+  const rounded = dequantizeBlockwise(rtn(t.data as Float32Array, V, H, { bits, blockSize, symmetric }));
+  model.graph.initializers[model.graph.initializers.indexOf(t)] = floatTensor(t.name, t.dims, rounded);
+  return model;
+}
+
+describe('quantized embeddings', () => {
+  for (const [bits, symmetric] of [[4, false], [8, false], [4, true]] as const) {
+    it(`looks rows up in a ${bits}-bit${symmetric ? ' symmetric' : ''} table with the values RTN rounds them to (untied model)`, async () => {
+      const m = tinyLlama({ hiddenSize: 64, vocabSize: 300, seed: 21 });
+      try {
+        const fresh = () => materializeModel(exportModel(openHfModel(m.dir)).model);
+        const q = quantize(fresh(), { method: 'rtn', bits: 4, blockSize: 32, symmetric, embedBits: bits });
+        expect(q.report.embedding).toMatchObject({ name: 'model.embed_tokens.weight', bits });
+        expect(q.model.graph.initializers.some((t) => t.name === 'model.embed_tokens.weight')).toBe(false);
+        expect(q.model.graph.nodes.some((n) => n.opType === 'Gather' && n.inputs[0] === 'model.embed_tokens.weight.qweight')).toBe(true);
+        // Reference: float table holding the rounded values, everything else quantized the same way.
+        const ref = quantize(withRoundedEmbedding(fresh(), bits, 32, symmetric), { method: 'rtn', bits: 4, blockSize: 32, symmetric, embedBits: 32 });
+        const [a, b] = [await decoderLogits(q.model, ids), await decoderLogits(ref.model, ids)];
+        expect(maxAbsDiff(a, b)).toBeLessThan(1e-4);
+        const plain = await decoderLogits(quantize(fresh(), { method: 'rtn', bits: 4, blockSize: 32, symmetric, embedBits: 32 }).model, ids);
+        expect(maxAbsDiff(a, plain)).toBeGreaterThan(1e-4); // the rounding is really there
+      } finally {
+        m.cleanup();
+      }
+    });
+  }
+
+  it('stores a tied table once: the embedding reads the head’s codes (same logits as a float table of those values)', async () => {
+    const m = tinyLlama({ hiddenSize: 64, vocabSize: 300, tieWordEmbeddings: true, seed: 22 });
+    try {
+      const fresh = () => materializeModel(exportModel(openHfModel(m.dir)).model);
+      for (const headBits of [8, 4] as const) {
+        const q = quantize(fresh(), { method: 'rtn', bits: 4, blockSize: 32, headBits, embedBits: 8 });
+        expect(q.report.embedding).toMatchObject({ bits: headBits, sharedWith: 'lm_head.weight' });
+        const V = fresh().graph.initializers.find((t) => t.name === 'model.embed_tokens.weight')!.dims[0];
+        // Per-row tables of the vocabulary with more than one byte per block: codes and scales, once.
+        const tables = q.model.graph.initializers.filter((t) => t.dims[0] === V && t.dims.length >= 2 && t.data.byteLength > V * 2);
+        expect(tables.map((t) => t.name).sort()).toEqual(['lm_head.weight.qweight', 'lm_head.weight.scales'].sort());
+        const ref = quantize(withRoundedEmbedding(fresh(), headBits, 32, false), { method: 'rtn', bits: 4, blockSize: 32, headBits, embedBits: 32 });
+        expect(maxAbsDiff(await decoderLogits(q.model, ids), await decoderLogits(ref.model, ids))).toBeLessThan(1e-4);
+      }
+      // A float head leaves nothing to share: the table is quantized on its own.
+      const own = quantize(fresh(), { method: 'rtn', bits: 4, blockSize: 32, headBits: 32, embedBits: 8 });
+      expect(own.report.embedding?.sharedWith).toBeUndefined();
+      expect(own.report.embedding?.bits).toBe(8);
+    } finally {
+      m.cleanup();
+    }
+  });
+
+  it('keeps the table in float with embedBits 32, and refuses other widths', () => {
+    const m = tinyLlama({ hiddenSize: 64, seed: 23 });
+    try {
+      const q = quantize(exportModel(openHfModel(m.dir)).model, { method: 'rtn', bits: 4, embedBits: 32 });
+      expect(q.report.embedding).toBeUndefined();
+      expect(q.model.graph.initializers.some((t) => t.name === 'model.embed_tokens.weight')).toBe(true);
+      expect(() => quantize(exportModel(openHfModel(m.dir)).model, { method: 'rtn', bits: 4, embedBits: 2 as 4 })).toThrow(/--embed-bits 2 is not supported/);
+    } finally {
+      m.cleanup();
+    }
+  });
+});
