@@ -261,13 +261,13 @@ describe('interrupts leave nothing behind', () => {
   beforeAll(() => (w = newWorld()));
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    it(`${signal} during a build with an fp32 baseline on disk: exit ${signal === 'SIGINT' ? 130 : 143}, no temporary folder, no bundle`, async () => {
+    it(`${signal} during a build with a model written aside (the calibration sampler): exit ${signal === 'SIGINT' ? 130 : 143}, no temporary folder, no bundle`, async () => {
       const dest = join(w.cwd, `out-${signal}`);
       let pid = 0;
       const run = runCli(['build', w.model, '--quantize', 'gptq', '--calib-samples', '256', '--out', dest], { cwd: w.cwd, env: { ALKI_CACHE: w.cache }, onSpawn: (p) => (pid = p) });
-      // Wait for the fp32 baseline (written before calibration) to exist, then interrupt.
+      // Wait for the sampler model (written before calibration) to exist, then interrupt.
       const t0 = Date.now();
-      const baselineWritten = () => readdirSync(w.cwd).some((e) => e.endsWith('-work') && existsSync(join(w.cwd, e, 'model.onnx')));
+      const baselineWritten = () => readdirSync(w.cwd).some((e) => e.endsWith('-work') && existsSync(join(w.cwd, e, 'sampler', 'model.onnx')));
       while (!baselineWritten() && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
       expect(baselineWritten()).toBe(true);
       process.kill(pid, signal);

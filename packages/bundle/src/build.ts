@@ -1,10 +1,11 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join, relative } from 'node:path';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, relative, resolve } from 'node:path';
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { collectGarbage } from '@alki/core/node';
 import { TensorSpill, writeModelFile, type Model } from '@alki/onnx';
-import { countParameters, exportModel, openHfModel, PORTABLE_OPSET, type GraphFlavour } from '@alki/models';
-import { calibrationFromModel, calibrationFromText, createQuantizer, readCalibrationFile, type CalibrationData, type QuantizeOptions, type QuantizeReport } from '@alki/quantizers';
+import { countParameters, defaultCacheDir, exportModel, openHfModel, PORTABLE_OPSET, type GraphFlavour } from '@alki/models';
+import { calibrationFromModel, calibrationFromText, createQuantizer, FolderCheckpoint, quantize, readCalibrationFile, type CalibrationData, type QuantizeOptions, type QuantizeReport } from '@alki/quantizers';
 import { loadTokenizer } from '@alki/runtime';
 import { evaluateTargets, formatMarkdown, type EvalTarget, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
 import { assertWritableBundleDir, tempSibling, writeDirAtomically } from './atomic-dir.js';
@@ -36,7 +37,15 @@ export interface BuildBundleOptions {
   externalData?: 'auto' | 'always' | 'never';
   /** Replace an existing bundle at `out`. */
   overwrite?: boolean;
-  /** Calibration for AWQ/GPTQ: a text/JSONL file, or (default) text sampled from the fp32 model. */
+  /**
+   * AWQ, GPTQ: continue an interrupted build of the same model, options and calibration after its last finished
+   * layer (recorded in Alki's cache under checkpoints/), with identical output. Without it, a recorded checkpoint
+   * is replaced. The checkpoint is deleted when the build succeeds.
+   */
+  resume?: boolean;
+  /** Alki's cache folder (checkpoints; default {@link defaultCacheDir}). */
+  cacheDir?: string;
+  /** Calibration for AWQ/GPTQ: a text/JSONL file, or (default) text sampled from the model (an int8 copy of it). */
   calibration?: CalibrationOptions;
   /** Measure the bundle (against an fp32 baseline) before it is committed. */
   benchmark?: BenchmarkOptions;
@@ -49,19 +58,31 @@ export interface BuildBundleOptions {
   signal?: AbortSignal;
 }
 
+/** Calibration samples by default and with `quick` (see {@link CalibrationOptions.samples}). */
+export const CALIBRATION_SAMPLES = { default: 32, quick: 8 } as const;
+
 /** Where calibration data comes from and how much of it. */
 export interface CalibrationOptions {
-  /** Plain text or JSONL with a "text" field; default: sampled from the fp32 model. */
+  /** Plain text or JSONL with a "text" field; default: sampled from the model (see `sampler`). */
   path?: string;
-  /** Samples (default 128; 8 with `quick`). */
+  /**
+   * Samples (default 32; 8 with `quick`). On stories260K, GPTQ int4 with 32 × 512 sampled tokens is as good as
+   * with 128 × 512 (+5.8% perplexity against +6.1%, two seeds each; 16 × 256 and more all land in 5.4–6.5%) and
+   * samples a quarter of the tokens, which is most of the time (docs/quantization.md, "Calibration size").
+   */
   samples?: number;
   /** Tokens per sample (default min(512, max_position_embeddings); min(256, …) with `quick`). */
   seqLen?: number;
   seed?: number;
   /**
+   * What default calibration text is sampled from: 'int8' (default), an RTN int8 copy of the model written for
+   * the purpose — its text is the fp32 model's in all but rare tokens, and it samples ~3× faster on a CPU, which
+   * is most of an AWQ/GPTQ build (docs/quantization.md) —, or 'fp32', the model itself.
+   */
+  sampler?: 'int8' | 'fp32';
+  /**
    * A small calibration set for large models on small machines: 8 samples × min(256, context) tokens unless
-   * `samples` / `seqLen` say otherwise — AWQ or GPTQ of a 1.1B model in about 4 minutes on 2 cores (see
-   * docs/quantization.md), against ~26–38 minutes with the defaults.
+   * `samples` / `seqLen` say otherwise (see docs/quantization.md for measured times).
    */
   quick?: boolean;
 }
@@ -110,34 +131,83 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   const { model } = exportModel(hf, { flavour: o.flavour, onProgress: o.onProgress, signal: o.signal, producerVersion: ALKI_VERSION });
   await yieldToEventLoop();
   throwIfAborted(o.signal);
-  // The fp32 model is written aside before quantization rewrites the graph in place: it is the
-  // benchmark's baseline and the sampler of default calibration text.
+  // The fp32 model is written aside before quantization rewrites the graph: it is the benchmark's baseline (and,
+  // with `calibration.sampler: 'fp32'`, what default calibration text is sampled from).
   const quantizing = o.quantize.method !== 'none';
-  const needFp32File = quantizing && (!!o.benchmark || (quantizer.needsCalibration && !o.calibration?.path));
+  const needFp32File = quantizing && (!!o.benchmark || (quantizer.needsCalibration && !o.calibration?.path && o.calibration?.sampler === 'fp32'));
   // Beside the output, named so that an interrupt removes it and a later build sweeps it if this process died.
   const work = quantizing ? tempSibling(o.out, 'work') : undefined;
   const baselineDir = needFp32File ? work?.dir : undefined;
   const spill = work ? new TensorSpill(join(work.dir, 'quantized.spill')) : undefined;
+  // AWQ and GPTQ record each finished layer in the cache, so that an interrupted build can --resume.
+  const checkpoint = o.quantize.method === 'awq' || o.quantize.method === 'gptq' ? new FolderCheckpoint(checkpointDir(o, hf)) : undefined;
+  if (checkpoint && !o.resume) checkpoint.remove();
   try {
-    if (baselineDir) {
+    const recorded = checkpoint && o.resume ? join(checkpoint.dir, 'calibration.json') : undefined;
+    const resumable = recorded !== undefined && existsSync(recorded);
+    if (baselineDir && (!resumable || o.benchmark)) {
       writeModelFile(join(baselineDir, 'model.onnx'), model, { externalData: o.externalData });
     }
     let calibration: CalibrationData | undefined;
-    if (quantizer.needsCalibration) calibration = await prepareCalibration(o, hf, baselineDir);
-    const streaming = createQuantizer(o.quantize.method, { ...o.quantize, spill: spill && ((t) => spill.spill(t)), onProgress: o.onProgress, signal: o.signal });
+    if (quantizer.needsCalibration) {
+      // A resumed build calibrates on the recorded data (sampling it again could take minutes).
+      if (resumable) calibration = readRecordedCalibration(recorded);
+      else {
+        calibration = await prepareCalibration(o, hf, work!.dir, baselineDir);
+        if (checkpoint) {
+          checkpoint.prepare();
+          writeFileSync(join(checkpoint.dir, 'calibration.json'), JSON.stringify(calibration));
+        }
+      }
+    }
+    const streaming = createQuantizer(o.quantize.method, { ...o.quantize, spill, checkpoint, onProgress: o.onProgress, signal: o.signal });
     const { model: qmodel, report } = await streaming.quantize(model, { calibration });
     await yieldToEventLoop();
     throwIfAborted(o.signal);
-    return await writeBundle(o, hf, qmodel, report, target, o.benchmark ? baselineDir : undefined);
+    const result = await writeBundle(o, hf, qmodel, report, target, o.benchmark ? baselineDir : undefined);
+    checkpoint?.remove();
+    return result;
   } finally {
     spill?.remove();
     work?.remove();
   }
 }
 
-async function prepareCalibration(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>, fp32Dir?: string): Promise<CalibrationData> {
+/**
+ * The checkpoint folder of a build: keyed by Alki's version, the source files (names, sizes, modification times),
+ * the graph flavour, the quantization options and where calibration comes from, so that --resume never continues
+ * another build's work.
+ */
+function checkpointDir(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>): string {
+  const files = readdirSync(hf.dir).sort().map((f) => {
+    const st = statSync(join(hf.dir, f));
+    return [f, st.size, st.mtimeMs];
+  });
+  const calib = o.calibration ?? {};
+  // The calibration file by size and time, not content: it is validated (and may be a FIFO) only later.
+  const calibStat = calib.path && existsSync(calib.path) ? statSync(calib.path) : undefined;
+  const calibSource = calib.path ? { file: resolve(calib.path), size: calibStat?.size, mtime: calibStat?.mtimeMs } : { sampled: true };
+  const quantize = { ...o.quantize, exclude: o.quantize.exclude?.map(String) };
+  const key = JSON.stringify({ alki: ALKI_VERSION, dir: hf.dir, files, flavour: o.flavour ?? 'ort', quantize, calibration: { ...calib, path: undefined, ...calibSource } });
+  return join(o.cacheDir ?? defaultCacheDir(), 'checkpoints', createHash('sha256').update(key).digest('hex').slice(0, 32));
+}
+
+/** The calibration data a checkpoint recorded (its token ids are checked as the calibration reads them). */
+function readRecordedCalibration(path: string): CalibrationData {
+  let data: CalibrationData;
+  try {
+    data = JSON.parse(readFileSync(path, 'utf8')) as CalibrationData;
+  } catch {
+    throw new AlkiError('BAD_INPUT', `the checkpoint's calibration data (${path}) is damaged`, 'build again without --resume');
+  }
+  const ok = Array.isArray(data?.samples) && data.samples.length > 0 && data.samples.every((s) => Array.isArray(s) && s.length === data.samples[0].length && s.every((id) => Number.isSafeInteger(id) && id >= 0)) && typeof data.source === 'string';
+  if (!ok) throw new AlkiError('BAD_INPUT', `the checkpoint's calibration data (${path}) is damaged`, 'build again without --resume');
+  return data;
+}
+
+async function prepareCalibration(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>, workDir: string, fp32Dir?: string): Promise<CalibrationData> {
   const c = o.calibration ?? {};
-  const samples = c.samples ?? (c.quick ? 8 : 128);
+  const samples = c.samples ?? (c.quick ? CALIBRATION_SAMPLES.quick : CALIBRATION_SAMPLES.default);
   const seqLen = c.seqLen ?? Math.min(c.quick ? 256 : 512, hf.config.maxPositions);
   if (!Number.isInteger(samples) || samples < 1) throw new AlkiError('BAD_OPTION', `--calib-samples must be a positive whole number, got ${samples}`);
   if (!Number.isInteger(seqLen) || seqLen < 2) throw new AlkiError('BAD_OPTION', `--calib-seqlen must be at least 2, got ${seqLen}`);
@@ -148,7 +218,15 @@ async function prepareCalibration(o: BuildBundleOptions, hf: ReturnType<typeof o
   } else {
     const bos = hf.config.bosTokenId ?? loadTokenizer(hf.dir).bosTokenId;
     if (bos === undefined) throw new AlkiError('BAD_INPUT', 'the model has no BOS token to start sampled calibration text from', 'pass --calib FILE');
-    data = await calibrationFromModel(join(fp32Dir!, 'model.onnx'), bos, { samples, seqLen, seed: c.seed, onProgress: o.onProgress, signal: o.signal });
+    let sampler = fp32Dir && join(fp32Dir, 'model.onnx');
+    if (c.sampler !== 'fp32') {
+      // An RTN int8 copy, streamed like the build itself (see CalibrationOptions.sampler).
+      o.onProgress?.({ step: 'calibration data', done: 0, total: samples * seqLen, unit: 'tokens', detail: 'writing an int8 copy to sample from' });
+      const { model } = quantize(exportModel(hf, { flavour: o.flavour, producerVersion: ALKI_VERSION }).model, { method: 'rtn', bits: 8, headBits: 8, embedBits: 32, signal: o.signal });
+      mkdirSync(join(workDir, 'sampler'));
+      sampler = writeModelFile(join(workDir, 'sampler', 'model.onnx'), model, { externalData: o.externalData })[0];
+    }
+    data = await calibrationFromModel(sampler!, bos, { samples, seqLen, seed: c.seed, onProgress: o.onProgress, signal: o.signal, label: c.sampler === 'fp32' ? 'the fp32 model' : 'an int8 copy of the model' });
   }
   o.onProgress?.({ step: 'calibration data', done: samples * seqLen, total: samples * seqLen, unit: 'tokens' });
   return data;

@@ -5,7 +5,7 @@ import { AlkiError, type ProgressCallback } from '@alki/core';
 import { makeDirs } from '@alki/core/node';
 import { evaluateTargets, formatHtml, formatMarkdown, formatTerminal, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
 import { assertOutsideProtected } from './atomic-dir.js';
-import { buildBundle, type CalibrationOptions } from './build.js';
+import { buildBundle, CALIBRATION_SAMPLES, type CalibrationOptions } from './build.js';
 import { bundleEvalTarget } from './eval-target.js';
 import { readBundle, type Bundle } from './read.js';
 import { readCalibrationFile, type QuantizeOptions } from '@alki/quantizers';
@@ -46,7 +46,7 @@ export interface CompareOptions extends Pick<EvaluateOptions, 'metrics' | 'textP
   methods: MethodSpec[];
   /** Folder for the bundles (one subfolder per method) and report.{json,html,md}. */
   out: string;
-  /** Calibration of AWQ/GPTQ bundles (default: sampled from the fp32 model). */
+  /** Calibration of AWQ/GPTQ bundles (default: sampled from an int8 copy of the model). */
   calibration?: CalibrationOptions;
   /** Reuse bundles already in `out` that match (default true). */
   reuse?: boolean;
@@ -150,7 +150,7 @@ function tryRead(dir: string): Bundle | undefined {
 /** Whether a bundle's recorded calibration is what `wanted` would produce (bundles without calibration always match). */
 function sameCalibration(recorded: Bundle['manifest']['quantization']['calibration'], wanted: CalibrationOptions | undefined): boolean {
   if (!recorded) return true;
-  if (recorded.samples !== (wanted?.samples ?? (wanted?.quick ? 8 : 128))) return false;
+  if (recorded.samples !== (wanted?.samples ?? (wanted?.quick ? CALIBRATION_SAMPLES.quick : CALIBRATION_SAMPLES.default))) return false;
   if (wanted?.seqLen !== undefined && recorded.sequenceLength !== wanted.seqLen) return false;
   if (!wanted?.path) return recorded.source.startsWith('sampled') && (wanted?.seed ?? 0) === Number(/seed (\d+)/.exec(recorded.source)?.[1] ?? 0);
   return recorded.sha256 === createHash('sha256').update(readCalibrationFile(wanted.path)).digest('hex');

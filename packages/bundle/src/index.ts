@@ -1,4 +1,4 @@
-export { buildBundle, listFiles } from './build.js';
+export { buildBundle, listFiles, CALIBRATION_SAMPLES } from './build.js';
 export type { BuildBundleOptions, BuildBundleResult } from './build.js';
 export { readBundle, verifyBundle } from './read.js';
 export type { Bundle, VerifyProblem, VerifyResult } from './read.js';

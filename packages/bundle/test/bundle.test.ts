@@ -132,7 +132,7 @@ describe('calibration size', () => {
     const { manifest } = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'quick'), quantize: { method: 'gptq', bits: 4 }, calibration: { quick: true } });
     const context = JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8')).max_position_embeddings as number;
     expect(manifest.quantization.calibration).toMatchObject({ samples: 8, sequenceLength: Math.min(256, context) });
-    expect(manifest.quantization.calibration?.source).toMatch(/^sampled from the fp32 model/);
+    expect(manifest.quantization.calibration?.source).toMatch(/^sampled from an int8 copy of the model/);
     const events: { done: number; total: number; unit?: string }[] = [];
     const { manifest: custom } = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'quick2'), quantize: { method: 'gptq', bits: 4 }, calibration: { quick: true, samples: 3, seqLen: 16 }, onProgress: (e) => e.step === 'calibration data' && events.push(e) });
     expect(custom.quantization.calibration).toMatchObject({ samples: 3, sequenceLength: 16 });

@@ -9,4 +9,4 @@ export { elementSize, numel, tensorBytes, typedArrayFromBytes, floatTensor, int6
 export { halfToFloat, floatToHalf, float16ToFloat32, float32ToFloat16, bfloat16ToFloat32, float32ToBfloat16 } from './float16.js';
 export { packBits, unpackBits } from './packing.js';
 export { transpose } from './transpose.js';
-export { lazyTensor, readTransposed, isLazy, materialize, materializeModel, tensorByteLength, TensorSpill } from './lazy.js';
+export { lazyTensor, readTransposed, isLazy, materialize, release, materializeModel, tensorByteLength, TensorSpill } from './lazy.js';

@@ -12,8 +12,11 @@ import type { DataType, Model, Tensor, TensorData } from './types.js';
  */
 const LAZY = Symbol('alki.lazy');
 const TRANSPOSED = Symbol('alki.lazy.transposed');
+/** The loaders of a tensor materialized from a lazy one, so that {@link release} can drop its values again. */
+const ORIGIN = Symbol('alki.lazy.origin');
 
-type LazyTensor = Tensor & { [LAZY]: () => TensorData; [TRANSPOSED]?: () => Float32Array };
+type Loaders = { load: () => TensorData; transposed?: () => Float32Array };
+type LazyTensor = Tensor & { [LAZY]: () => TensorData; [TRANSPOSED]?: () => Float32Array; [ORIGIN]?: Loaders };
 
 /**
  * A tensor whose `data` is produced by `load` on every read (see the module note). `transposed`, for a 2-D float
@@ -21,20 +24,30 @@ type LazyTensor = Tensor & { [LAZY]: () => TensorData; [TRANSPOSED]?: () => Floa
  * loads the source layout directly: see {@link readTransposed}.
  */
 export function lazyTensor(name: string, dataType: DataType, dims: number[], load: () => TensorData, transposed?: () => Float32Array): Tensor {
-  const t = { name, dataType, dims, [LAZY]: load, ...(transposed ? { [TRANSPOSED]: transposed } : {}) } as unknown as LazyTensor;
+  return makeLazy({ name, dataType, dims } as Tensor, { load, transposed });
+}
+
+/** Turns `t` (the same object) into a lazy tensor reading through `loaders`. */
+function makeLazy(t: Tensor, loaders: Loaders): Tensor {
+  const lt = t as LazyTensor;
+  const { name, dims } = t;
+  lt[LAZY] = loaders.load;
+  if (loaders.transposed) lt[TRANSPOSED] = loaders.transposed;
+  else delete lt[TRANSPOSED];
   Object.defineProperty(t, 'data', {
     enumerable: true,
     configurable: true,
     get: () => {
-      const d = load();
+      const d = loaders.load();
       if (d.length !== numel(dims)) throw new AlkiError('BAD_INPUT', `lazy tensor "${name}" produced ${d.length} values for dims [${dims.join(', ')}]`);
       return d;
     },
     // Assigning concrete data (e.g. resolveExternalData, a quantizer's rewrite) makes the tensor an ordinary one.
     set: (v: TensorData) => {
       Object.defineProperty(t, 'data', { value: v, writable: true, enumerable: true, configurable: true });
-      delete (t as Partial<LazyTensor>)[LAZY];
-      delete (t as Partial<LazyTensor>)[TRANSPOSED];
+      lt[ORIGIN] = loaders;
+      delete (lt as Partial<LazyTensor>)[LAZY];
+      delete lt[TRANSPOSED];
     },
   });
   return t;
@@ -49,6 +62,18 @@ export function isLazy(t: Tensor): boolean {
 export function materialize(t: Tensor): Tensor {
   if (isLazy(t)) t.data = t.data;
   return t;
+}
+
+/**
+ * Drops the values of a tensor that {@link materialize} loaded: it reads from its source again (what it holds
+ * now is lost: call it when those values are no longer needed), or, with `spill`, from a copy of what it holds
+ * now. Ordinary tensors that never were lazy are kept unless a spill is given.
+ */
+export function release(t: Tensor, spill?: TensorSpill): Tensor {
+  if (isLazy(t)) return t;
+  if (spill) return makeLazy(t, { load: spill.write(t) });
+  const origin = (t as LazyTensor)[ORIGIN];
+  return origin ? makeLazy(t, origin) : t;
 }
 
 /** Materializes every initializer of a model: for steps that modify weights in place. */
@@ -98,6 +123,11 @@ export class TensorSpill {
 
   /** Writes `t`'s values to the file; the returned tensor reads them back on demand. */
   spill(t: Tensor): Tensor {
+    return lazyTensor(t.name, t.dataType, t.dims, this.write(t));
+  }
+
+  /** Writes `t`'s values to the file and returns what reads them back. */
+  write(t: Tensor): () => TensorData {
     const fd = this.open();
     const d = t.data;
     const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
@@ -109,10 +139,10 @@ export class TensorSpill {
       throw fsError(e, `writing ${this.path}`);
     }
     this.offset += bytes.length;
-    // The closure must not capture `t` (or `d`): that would keep the values in memory.
-    const { name, dataType, dims } = t;
+    // The loader must not capture `t` (or `d`): that would keep the values in memory.
+    const { name, dataType } = t;
     const length = bytes.length;
-    return lazyTensor(name, dataType, dims, () => {
+    return () => {
       const buf = new Uint8Array(length);
       let done = 0;
       while (done < length) {
@@ -121,7 +151,7 @@ export class TensorSpill {
         done += n;
       }
       return typedArrayFromBytes(dataType, buf);
-    });
+    };
   }
 
   /** Closes and deletes the file; tensors it returned can no longer be read. */

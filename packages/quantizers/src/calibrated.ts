@@ -1,5 +1,5 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
-import { materialize, transpose, type Model, type Node, type Tensor } from '@alki/onnx';
+import { isLazy, materialize, release, transpose, type Model, type Node, type Tensor, type TensorSpill } from '@alki/onnx';
 import { awqBlockGram, awqClip, awqSearchScale } from './awq.js';
 import { dequantizeBlockwise, relativeErrorOf, type BlockwiseQuantized } from './blockwise.js';
 import { LayerRunner, type LayerSpan } from './calibration/layer-runner.js';
@@ -10,6 +10,8 @@ import { smoothingFactors } from './smoothquant.js';
 import { inferScaleGroups, type InferredGroup } from './infer-groups.js';
 import { floatTensor } from '@alki/onnx';
 import { assertFinite } from './rewrite.js';
+import { rtn } from './rtn.js';
+import type { LayerCheckpoint } from './checkpoint.js';
 
 /** Token sequences to calibrate on, all of one length, and where they came from. */
 export interface CalibrationData {
@@ -44,6 +46,18 @@ export interface CalibratedOptions {
   excluded?: ReadonlySet<string>;
   /** Filled with each GPTQ weight's ‖W − Ŵ‖ / ‖W‖ against the weight it started from. */
   errors?: Map<string, number>;
+  /**
+   * Streaming: AWQ's and GPTQ's codes are handed here as soon as nothing reads the layer's float weights any more
+   * (and are not kept for the returned map), so that a model's codes never sit in memory all at once.
+   */
+  onCodes?: (name: string, qw: BlockwiseQuantized) => void;
+  /**
+   * Streaming: where weights that SmoothQuant rewrote are kept once their layer is done. Without it they stay in
+   * memory. Lazy weights (a streamed export) are loaded per layer either way and dropped after it.
+   */
+  spill?: TensorSpill;
+  /** AWQ, GPTQ: records each finished layer, and resumes after the last one it holds (see {@link FolderCheckpoint}). */
+  checkpoint?: LayerCheckpoint;
 }
 
 /**
@@ -86,19 +100,58 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
   const ctx: LayerContext = { model, runner, gemm, scratch: new Scratch(), weightScratch: new Scratch(), weight, o, results, opts: { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric } };
   try {
     const total = spans.length;
-    o.onProgress?.({ step: `${o.method} calibrate`, done: 0, total, detail: `${calibration.samples.length} samples × ${runner.seqLen} tokens` });
-    await runner.start();
-    for (let i = 0; i < spans.length; i++) {
+    // One span's weights in memory at a time: lazy weights (a streamed export) are loaded for their span and
+    // dropped after it (their codes hold the result; SmoothQuant's rewritten weights go to the spill).
+    const hold = (i: number) => runner.initializersOf(i).filter(isLazy).map(materialize);
+    const checkpoint = o.method === 'smoothquant' ? undefined : o.checkpoint;
+    const resumed = checkpoint?.load();
+    if (resumed && resumed.done >= spans.length) throw new AlkiError('BAD_INPUT', 'the checkpoint has more layers than this model', 'build again without --resume');
+    let first = 0;
+    if (resumed) {
+      // Layers finished before the interruption: their codes and rewritten weights as they were recorded.
+      for (const layer of resumed.layers) {
+        for (const t of layer.tensors) weight(t.name).data = t.data;
+        for (const { name, qw, error } of layer.codes) {
+          o.errors?.set(name, error);
+          if (o.onCodes) o.onCodes(name, qw);
+          else results.set(name, qw);
+        }
+      }
+      runner.restore(resumed.hidden);
+      first = resumed.done;
+      o.onProgress?.({ step: `${o.method} calibrate`, done: first, total, detail: `resumed after layer ${first - 1}` });
+    } else {
+      o.onProgress?.({ step: `${o.method} calibrate`, done: 0, total, detail: `${calibration.samples.length} samples × ${runner.seqLen} tokens` });
+      const embedding = hold(-1);
+      await runner.start();
+      for (const t of embedding) release(t);
+    }
+    for (let i = first; i < spans.length; i++) {
       throwIfAborted(o.signal);
+      const held = hold(i);
       const layerGroups = groups.filter((g) => g.layer === i);
       for (const g of layerGroups) for (const w of g.linears) assertFinite(w, weight(w).data as Float32Array);
       const inputOf = (g: Group) => matmulOf.get(g.linears[0])!.inputs[0];
       const layer = { index: i, groups: layerGroups, inputOf, last: i === spans.length - 1 };
       if (o.method === 'smoothquant') await smoothLayer(ctx, layer);
       else if (o.method === 'gptq') await gptqLayer(ctx, layer);
-      else await awqLayer(ctx, layer);
+      else {
+        await awqLayer(ctx, layer);
+        roundLayer(ctx, layer);
+      }
       // AWQ and SmoothQuant took the next layer's inputs from their statistics pass (see awqLayer).
       if (i < spans.length - 1 && o.method === 'gptq') await runner.advance(i);
+      const codes = layerGroups.flatMap((g) => g.linears).flatMap((name) => (results.has(name) ? [{ name, qw: results.get(name)!, error: o.errors?.get(name) ?? NaN }] : []));
+      // Besides the codes, what a layer rewrites that stays float: the norms AWQ folded its scales into.
+      if (checkpoint && i < spans.length - 1) checkpoint.save(i, { codes, tensors: rewrittenFloats(ctx, layer) }, runner.hiddenStates);
+      if (o.method !== 'smoothquant') for (const t of held) release(t);
+      else if (o.spill) for (const t of held) release(t, o.spill);
+      if (o.onCodes) {
+        for (const { name, qw } of codes) {
+          o.onCodes(name, qw);
+          results.delete(name);
+        }
+      }
       o.onProgress?.({ step: `${o.method} calibrate`, done: i + 1, total, detail: i < spans.length - 1 ? `layer ${i}` : 'head' });
     }
   } finally {
@@ -230,6 +283,30 @@ async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       c.weightScratch.release(0);
     }
   }
+}
+
+/**
+ * AWQ's final rounding: RTN of the scaled, clipped weights (as AutoAWQ), with the error against the weight it
+ * rounds (scaling is exact; clipping is part of the error).
+ */
+function roundLayer(c: LayerContext, l: LayerWork): void {
+  for (const g of l.groups) {
+    for (const name of g.linears) {
+      if (c.o.excluded?.has(name)) continue;
+      const t = c.weight(name);
+      const w = t.data as Float32Array;
+      const [K, N] = t.dims;
+      const qw = rtn(w, N, K, { ...c.opts, bits: c.o.bitsOf?.(name) ?? c.opts.bits }, 'KN');
+      c.results.set(name, qw);
+      c.o.errors?.set(name, relativeErrorOf(qw, w, 'KN'));
+    }
+  }
+}
+
+/** The float weights of a layer's groups that are not linears (norm weights and biases): what AWQ folds into. */
+function rewrittenFloats(c: LayerContext, l: LayerWork): Tensor[] {
+  const names = new Set(l.groups.flatMap((g) => [g.norm, g.normBias].filter((n): n is string => !!n)));
+  return [...names].map((n) => c.weight(n));
 }
 
 /** Whether scaling g's input would change an excluded weight: one of its linears, or the linear it folds into. */

@@ -1,4 +1,4 @@
-import { DataType, GraphBuilder, floatTensor, int64Tensor, tensorByteLength, uint8Tensor, unpackBits, type Model, type Node, type Tensor } from '@alki/onnx';
+import { DataType, GraphBuilder, floatTensor, int64Tensor, tensorByteLength, uint8Tensor, unpackBits, type Model, type Node, type Tensor, type TensorSpill } from '@alki/onnx';
 import { rtnPacked } from './rtn-packed.js';
 import type { QuantizeReport } from './quantize.js';
 
@@ -73,8 +73,9 @@ function dequantizingGather(model: Model, site: EmbeddingSite, q: QuantizedTable
  * with {@link dequantizingGather}: the table is a large share of a small model (262 MB of a 1.1B model's 926 MB
  * int4 bundle in float32). `blockSize` must divide H. Returns the relative error ‖E − Ê‖ / ‖E‖.
  */
-export function quantizeEmbedding(model: Model, site: EmbeddingSite, o: { bits: 4 | 8; blockSize: number; symmetric: boolean }, report: QuantizeReport, spill: (t: Tensor) => Tensor = (t) => t): number {
+export function quantizeEmbedding(model: Model, site: EmbeddingSite, o: { bits: 4 | 8; blockSize: number; symmetric: boolean }, report: QuantizeReport, spillFile?: TensorSpill): number {
   const name = site.table.name;
+  const spill = (t: Tensor) => (spillFile ? spillFile.spill(t) : t);
   const p = rtnPacked(site.table.data as Float32Array, site.V, site.H, o);
   const blob = (p.blockSize * p.bits) / 8;
   const codes = spill(uint8Tensor(`${name}.qweight`, [site.V, p.nBlocks, blob], p.B));

@@ -1,5 +1,5 @@
 import { AlkiError } from '@alki/core';
-import { materializeModel, type Model } from '@alki/onnx';
+import { tensorByteLength, type Model } from '@alki/onnx';
 import { relativeErrorOf } from './blockwise.js';
 import { calibratedQuantize, type CalibrationData } from './calibrated.js';
 import { bitsOf, emptyReport, finishQuantizedModel, quantizeEmbeddings, quantize, resolveQuantizeOptions, selectLinears, writeMatMulNBits, type QuantizeMethod, type QuantizeOptions, type QuantizeReport } from './quantize.js';
@@ -41,19 +41,24 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
       if (method !== 'smoothquant' && !needsCalibration) return quantize(model, o);
       if (needsCalibration && !context.calibration) throw new AlkiError('BAD_INPUT', `${method} needs calibration data`, 'pass { calibration } (see calibrationFromText / calibrationFromModel)');
       const t0 = performance.now();
-      // Calibrated methods fold scales into weights and rewrite them in place: they work on loaded values.
-      materializeModel(model);
       const report = emptyReport(o);
       gemmToMatMul(model);
       const sites = selectLinears(model, o, report);
       // GPTQ's error is reported against the weight as the checkpoint had it (measured before it is replaced).
       const errors = new Map<string, number>();
       let codes = new Map<string, BlockwiseQuantized>();
+      const written = new Set<string>();
       const cal = context.calibration;
       if (needsCalibration && cal) {
         report.calibration = { source: cal.source, samples: cal.samples.length, sequenceLength: cal.samples[0]?.length ?? 0, sha256: cal.sha256 };
         const excluded = new Set(report.excluded);
-        codes = await calibratedQuantize(model, cal, { method: method as 'awq' | 'gptq' | 'smoothquant', bits: o.bits, bitsOf: bitsOf(o, report), blockSize: o.blockSize, symmetric: o.symmetric, actOrder: o.actOrder, percDamp: o.percDamp, alpha: o.alpha, excluded, onProgress: o.onProgress, signal: o.signal, errors });
+        // GPTQ's codes become MatMulNBits as each layer finishes (onCodes), so they never all sit in memory.
+        const siteOf = new Map(sites.map((s) => [s.weight.name, s]));
+        const onCodes = (name: string, qw: BlockwiseQuantized) => {
+          writeMatMulNBits(model, siteOf.get(name)!, qw, errors.get(name)!, o.accuracyLevel, report, o.spill);
+          written.add(name);
+        };
+        codes = await calibratedQuantize(model, cal, { method: method as 'awq' | 'gptq' | 'smoothquant', bits: o.bits, bitsOf: bitsOf(o, report), blockSize: o.blockSize, symmetric: o.symmetric, actOrder: o.actOrder, percDamp: o.percDamp, alpha: o.alpha, excluded, onProgress: o.onProgress, signal: o.signal, errors, onCodes, spill: o.spill, checkpoint: o.checkpoint });
       }
       if (method === 'smoothquant') {
         // W8A8: int8 weights per output channel, activations quantized per tensor at run time.
@@ -69,7 +74,7 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
             den += w[i] ** 2;
           }
           report.layers.push({ name: site.weight.name, K: site.K, N: site.N, relativeError: Math.sqrt(num / (den || 1)) });
-          report.floatBytes += site.weight.data.byteLength;
+          report.floatBytes += tensorByteLength(site.weight);
           report.quantizedBytes += bytes;
         }
         finishQuantizedModel(model, report);
@@ -77,6 +82,7 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
         return { model, report };
       }
       for (const site of sites) {
+        if (written.has(site.weight.name)) continue;
         const qw = codes.get(site.weight.name);
         if (qw) writeMatMulNBits(model, site, qw, errors.get(site.weight.name)!, o.accuracyLevel, report, o.spill);
         else {

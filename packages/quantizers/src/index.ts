@@ -27,3 +27,5 @@ export type { InferredGroup } from './infer-groups.js';
 export type { LinearSite } from './rewrite.js';
 export { smoothingFactors, int8PerChannel, writeDynamicQuantizeMatMul, w8a8Codes, W8A8_FORMATS, DEFAULT_W8A8_FORMAT } from './smoothquant.js';
 export type { W8A8Format } from './smoothquant.js';
+export { FolderCheckpoint } from './checkpoint.js';
+export type { LayerCheckpoint, CheckpointLayer, CheckpointState } from './checkpoint.js';

@@ -1,11 +1,12 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { GarbageMeter } from '@alki/core/node';
-import { floatTensor, readTransposed, tensorByteLength, uint8Tensor, type Model, type Tensor } from '@alki/onnx';
+import { floatTensor, readTransposed, tensorByteLength, uint8Tensor, type Model, type Tensor, type TensorSpill } from '@alki/onnx';
 import type { BlockwiseQuantized } from './blockwise.js';
 import { matMulNBitsNode, matMulNBitsTensors } from './matmul-nbits.js';
 import { assertFinite, findHead, findLinears, gemmToMatMul, pruneInitializers, type LinearSite } from './rewrite.js';
 import { rtnPacked } from './rtn-packed.js';
 import { findEmbeddings, quantizeEmbedding, shareTiedEmbedding } from './embedding.js';
+import type { LayerCheckpoint } from './checkpoint.js';
 import { DEFAULT_W8A8_FORMAT, W8A8_FORMATS, type W8A8Format } from './smoothquant.js';
 
 /** Quantization methods. */
@@ -55,10 +56,13 @@ export interface QuantizeOptions {
    */
   embedBits?: 4 | 8 | 32;
   /**
-   * Where new quantized tensors are kept: default in memory; a {@link TensorSpill}'s `spill` keeps them in a file
-   * (read back when the model is written), so that a model larger than memory streams through.
+   * Where new quantized tensors (and weights a calibrated method rewrote) are kept: default in memory; a
+   * {@link TensorSpill} keeps them in a file, read back when the model is written, so that a model larger than
+   * memory streams through.
    */
-  spill?: (t: Tensor) => Tensor;
+  spill?: TensorSpill;
+  /** AWQ, GPTQ: records each finished layer there and resumes after the last one it holds (`alki build --resume`). */
+  checkpoint?: LayerCheckpoint;
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
 }
@@ -190,7 +194,7 @@ export function bitsOf(o: { bits: 2 | 4 | 8 }, report: QuantizeReport): (name: s
  * Replaces a MatMul by MatMulNBits holding `qw`, recording the layer in the
  * report with its relative error (see relativeErrorOf in blockwise.ts).
  */
-export function writeMatMulNBits(model: Model, site: LinearSite, qw: BlockwiseQuantized, relativeError: number, accuracyLevel: number, report: QuantizeReport, spill?: (t: Tensor) => Tensor): void {
+export function writeMatMulNBits(model: Model, site: LinearSite, qw: BlockwiseQuantized, relativeError: number, accuracyLevel: number, report: QuantizeReport, spill?: TensorSpill): void {
   replaceWithMatMulNBits(model, site, qw, matMulNBitsTensors(qw, site.weight.name), relativeError, accuracyLevel, report, spill);
 }
 
@@ -203,10 +207,11 @@ function replaceWithMatMulNBits(
   relativeError: number,
   accuracyLevel: number,
   report: QuantizeReport,
-  spill: (t: Tensor) => Tensor = (t) => t,
+  spill?: TensorSpill,
 ): void {
   const name = site.weight.name;
-  const t = { B: spill(tensors.B), scales: spill(tensors.scales), zeroPoints: tensors.zeroPoints && spill(tensors.zeroPoints) };
+  const keep = (x: Tensor) => (spill ? spill.spill(x) : x);
+  const t = { B: keep(tensors.B), scales: keep(tensors.scales), zeroPoints: tensors.zeroPoints && keep(tensors.zeroPoints) };
   report.layers.push({ name, K: site.K, N: site.N, relativeError });
   report.floatBytes += tensorByteLength(site.weight);
   report.quantizedBytes += tensorByteLength(t.B) + tensorByteLength(t.scales) + (t.zeroPoints ? tensorByteLength(t.zeroPoints) : 0);

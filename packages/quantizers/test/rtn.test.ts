@@ -185,7 +185,7 @@ describe('RTN fast path (rtnPacked)', () => {
     try {
       const lazy = matmulModel(w, K, N);
       lazy.graph.initializers[0] = lazyTensor('w', DataType.FLOAT, [K, N], () => Float32Array.from(w));
-      const a = quantize(lazy, { method: 'rtn', bits: 4, blockSize: 32, spill: (t) => spill.spill(t) });
+      const a = quantize(lazy, { method: 'rtn', bits: 4, blockSize: 32, spill });
       const b = quantize(matmulModel(w, K, N), { method: 'rtn', bits: 4, blockSize: 32 });
       expect(a.model.graph.initializers.every(isLazy)).toBe(true);
       expect(Buffer.from(encodeModel(a.model)).equals(Buffer.from(encodeModel(b.model)))).toBe(true);

@@ -48,12 +48,13 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('head-bits', { type: 'number', describe: 'bits of the output projection (lm_head): 4, 8 (default) or 32 (float)' })
         .option('embed-bits', { type: 'number', describe: 'bits of the token embedding table: 4, 8 (default) or 32 (float); a tied table is stored once, at the head\'s width' })
         .option('act-order', { type: 'boolean', default: false, describe: 'GPTQ: quantize columns by decreasing activation energy' })
-        .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (.txt, or .jsonl with a "text" field); default: text sampled from the fp32 model' })
-        .option('calib-samples', { type: 'number', describe: 'calibration samples (default 128, 8 with --quick)' })
+        .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (.txt, or .jsonl with a "text" field); default: text sampled from an int8 copy of the model' })
+        .option('calib-samples', { type: 'number', describe: 'calibration samples (default 32, 8 with --quick; 128 for the full-size set)' })
         .option('calib-seqlen', { type: 'number', describe: 'tokens per calibration sample (default min(512, context); 256 with --quick)' })
         .option('quick', { type: 'boolean', default: false, describe: 'small calibration (8 × 256 tokens): AWQ/GPTQ of a 1.1B model in ~4 min on 2 cores' })
         .option('out', { alias: 'o', type: 'string', describe: 'bundle folder (default dist/<model>-<method>-int<bits>)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
+        .option('resume', { type: 'boolean', default: false, describe: 'AWQ/GPTQ: continue an interrupted build of the same model and options after its last finished layer' })
         .option('flavour', { type: 'string', choices: ['ort', 'portable'], describe: 'graph: ort (default) = onnxruntime fused ops (GroupQueryAttention, SkipSimplifiedLayerNormalization; fastest), portable = the float graph in standard ONNX ops (quantized layers stay com.microsoft ops)' })
         .option('target', { type: 'string', describe: 'build for a device: a preset (alki presets) or auto (this machine); explicit flags win and are reported' })
         .option('memory', { type: 'string', describe: 'with --target: the device’s memory, e.g. 2GB (default: the preset’s)' })
@@ -115,6 +116,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         calibration: { path: args.calib as string | undefined, samples: args['calib-samples'] as number | undefined, seqLen: args['calib-seqlen'] as number | undefined, quick: (args.quick as boolean) || (demoGptq && args['calib-samples'] === undefined && args['calib-seqlen'] === undefined) },
         externalData: args['external-data'] as 'auto',
         overwrite: args.force as boolean,
+        resume: args.resume as boolean,
         benchmark: benchmark
           ? {
               metrics: parseMetrics((args.metrics as string | undefined) ?? 'all'),

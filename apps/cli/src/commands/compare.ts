@@ -14,8 +14,8 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
         a
           .positional('model', { type: 'string', demandOption: true, describe: 'local model folder, hub id, or "demo"' })
           .option('methods', { type: 'string', default: 'all', describe: 'all, or a comma list of none, rtn8, gptq8, smoothquant, w8a8-naive, rtn4, awq4, gptq4, rtn4-b128' })
-          .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (default: sampled from the fp32 model)' })
-          .option('calib-samples', { type: 'number', describe: 'calibration samples (default 128, 8 × 256 tokens with --quick)' })
+          .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (default: sampled from an int8 copy of the model)' })
+          .option('calib-samples', { type: 'number', describe: 'calibration samples (default 32, 8 × 256 tokens with --quick)' })
           .option('metrics', { type: 'string', default: 'all' })
           .option('quick', { type: 'boolean', default: false, describe: 'fewer windows (8), speed runs (2) and calibration tokens (8 × 256)' })
           .option('out', { type: 'string', describe: 'folder for bundles and reports (default dist/compare-<model>)' })

@@ -59,14 +59,15 @@ export function calibrationFromText(tokenizer: TextTokenizer, text: string, o: {
 export async function calibrationFromModel(
   modelPath: string,
   bosTokenId: number,
-  o: { samples: number; seqLen: number; seed?: number; onProgress?: ProgressCallback; signal?: AbortSignal },
+  o: { samples: number; seqLen: number; seed?: number; onProgress?: ProgressCallback; signal?: AbortSignal; /** What the model is, for the record (default "the fp32 model"). */ label?: string },
 ): Promise<CalibrationData> {
   const session = await DecoderSession.load(modelPath);
+  const label = o.label ?? 'the fp32 model';
   try {
     // Token by token, so that a long sampling shows its pace and ETA instead of sitting at 0/1.
-    const onTokens = o.onProgress ? (done: number, total: number) => o.onProgress!({ step: 'calibration data', done, total, unit: 'tokens', detail: 'sampling from the fp32 model' }) : undefined;
+    const onTokens = o.onProgress ? (done: number, total: number) => o.onProgress!({ step: 'calibration data', done, total, unit: 'tokens', detail: `sampling from ${label}` }) : undefined;
     const samples = await sampleSequences(session, bosTokenId, o.samples, o.seqLen, o.seed ?? 0, 16, { onTokens, signal: o.signal });
-    return { samples, source: `sampled from the fp32 model (temperature 1, seed ${o.seed ?? 0})` };
+    return { samples, source: `sampled from ${label} (temperature 1, seed ${o.seed ?? 0})` };
   } finally {
     await session.release();
   }

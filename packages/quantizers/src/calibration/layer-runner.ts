@@ -1,6 +1,6 @@
 import { ort } from '@alki/runtime';
 import { AlkiError, throwIfAborted } from '@alki/core';
-import { DataType, int64Tensor, type Graph, type Model, type ValueInfo } from '@alki/onnx';
+import { DataType, int64Tensor, type Graph, type Model, type Tensor, type ValueInfo } from '@alki/onnx';
 import { noteOrtOutput } from '../ort-memory.js';
 import { SliceSessions, type PreparedSlice } from './slice-sessions.js';
 import { extractSubgraph } from './subgraph.js';
@@ -199,6 +199,25 @@ export class LayerRunner {
     });
     if (request.advance) [this.hidden, this.spare] = [this.spare, this.hidden];
     return stats;
+  }
+
+  /** The inputs of the next layer to run, one array per batch (what a checkpoint records). */
+  get hiddenStates(): Float32Array[] {
+    return this.hidden;
+  }
+
+  /** Continues from recorded hidden states instead of {@link start} (a resumed calibration). */
+  restore(hidden: Float32Array[]): void {
+    if (hidden.length !== this.batches.length || hidden.some((h, bi) => h.length !== this.batches[bi].length * this.seqLen * this.hiddenSize)) {
+      throw new AlkiError('BAD_INPUT', 'the checkpoint was recorded with other calibration data', 'build again without --resume');
+    }
+    this.hidden = hidden;
+  }
+
+  /** The initializers layer `i` reads (-1: the part before layer 0, which {@link start} runs). */
+  initializersOf(i: number): Tensor[] {
+    if (i < 0) return this.layers[0].input ? extractSubgraph(this.model, [this.layers[0].input], []).initializers : [];
+    return extractSubgraph(this.model, [this.layers[i].output], this.cuts(i)).initializers;
   }
 
   /** Runs layer `i` with the model's current weights and keeps its outputs as the next layer's inputs. */
