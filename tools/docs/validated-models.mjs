@@ -1,6 +1,6 @@
-// Prints docs/models.md's "validated models" table from @alki/models' VALIDATED_MODELS (the published configs):
+// Prints the "validated models" table from @alki/models' VALIDATED_MODELS (the published configs) as estimates
 // parameters, and fp32 / int8 / int4 ONNX weight sizes as Alki writes them (estimateModelBytes, checked against
-// real bundles by packages/bundle/test/architectures.test.ts). Run after `pnpm build`: node tools/docs/validated-models.mjs
+// real bundles by packages/bundle/test/architectures.test.ts). Run after `pnpm build`: node tools/docs/validated-models.mjs — docs/models.md shows real builds instead: tools/docs/model-sizes.mjs.
 import { VALIDATED_MODELS, countParameters, parseDecoderConfig } from '../../packages/models/dist/index.js';
 import { estimateModelBytes } from '../../packages/bundle/dist/index.js';
 

@@ -40,14 +40,15 @@ export function checkTokenizer(hf: HfModel): void {
  * add the whole model to the build's peak, and a graph that crashes onnxruntime must fail the build, not end it.
  */
 export async function smokeTest(modelPath: string, ids: number[], signal?: AbortSignal): Promise<{ peakRssBytes: number }> {
-  return runWorker<{ peakRssBytes: number }>(smokeWorkerPath(), [modelPath, JSON.stringify(ids)], `the test run of ${modelPath}`, signal);
+  return runWorker<{ peakRssBytes: number }>(workerPath('smoke-worker.js'), [modelPath, JSON.stringify(ids)], `the test run of ${modelPath}`, signal);
 }
 
-function smokeWorkerPath(): string {
+/** One of this package's child-process entries (dist/*-worker.js). */
+export function workerPath(file: string): string {
   const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
-  // Built: dist/smoke-worker.js beside this module; from sources (tests): the package's dist.
-  for (const p of [join(here, 'smoke-worker.js'), join(here, '..', 'dist', 'smoke-worker.js')]) if (existsSync(p)) return p;
-  throw new AlkiError('RUNTIME', 'the test-run worker (dist/smoke-worker.js) is missing', 'build @alki/bundle first (pnpm build)');
+  // Built: beside this module in dist/; from sources (tests): the package's dist.
+  for (const p of [join(here, file), join(here, '..', 'dist', file)]) if (existsSync(p)) return p;
+  throw new AlkiError('RUNTIME', `the worker dist/${file} of @alki/bundle is missing`, 'build @alki/bundle first (pnpm build)');
 }
 
 /** {@link smokeTest} in this process. */

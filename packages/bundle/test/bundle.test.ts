@@ -31,6 +31,14 @@ describe('buildBundle', () => {
     expect(readdirSync(t.dir).filter((n) => n.includes('partial'))).toEqual([]);
   });
 
+  it('test-runs the written model in its own process, and can skip that', async () => {
+    const a = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'tr1'), quantize: { method: 'rtn', bits: 4 } });
+    expect(a.testRunPeakRssBytes).toBeGreaterThan(10e6); // a process of its own that loaded onnxruntime
+    const b = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'tr2'), quantize: { method: 'rtn', bits: 4 }, testRun: false });
+    expect(b.testRunPeakRssBytes).toBe(0);
+    expect(verifyBundle(join(t.dir, 'tr2')).ok).toBe(true);
+  });
+
   it('refuses to overwrite without the flag, before doing any work', async () => {
     const out = join(t.dir, 'ext');
     await expect(buildBundle({ modelDir: model.dir, out, quantize: { method: 'none' } })).rejects.toThrow(/already exists[\s\S]*/);

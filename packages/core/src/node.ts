@@ -2,4 +2,4 @@
 export * from './index.js';
 export { makeDirs, readRegularFile, readUtf8Text, READ_NONBLOCK } from './files.js';
 export { collectGarbage, GarbageMeter } from './gc.js';
-export { peakRssBytes, runWorker, workerMain } from './worker.js';
+export { peakRssBytes, runWorker, workerMain, workerProgress } from './worker.js';

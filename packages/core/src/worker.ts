@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { AlkiError, type AlkiErrorCode } from './errors.js';
 import { onInterrupt } from './cleanup.js';
+import type { ProgressCallback, ProgressEvent } from './progress.js';
 
 /**
  * Runs a Node script in a child process and returns the JSON object it printed last (see {@link workerMain}).
@@ -9,13 +10,27 @@ import { onInterrupt } from './cleanup.js';
  * model in onnxruntime (whose freed memory is not returned to the system, and whose crash would end a build).
  * An interrupt kills the child; the child exits when the parent goes away (its stdin is a lifeline).
  */
-export function runWorker<T>(script: string, args: string[], what: string, signal?: AbortSignal): Promise<T> {
+export function runWorker<T>(script: string, args: string[], what: string, signal?: AbortSignal, onProgress?: ProgressCallback): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'], signal });
     const unregister = onInterrupt(() => child.kill('SIGKILL'));
     let out = '';
     let err = '';
-    child.stdout.on('data', (d) => (out += d));
+    let seen = 0;
+    child.stdout.on('data', (d) => {
+      out += d;
+      // Progress lines (workerProgress) are passed on as they arrive.
+      for (let nl = out.indexOf('\n', seen); nl >= 0; nl = out.indexOf('\n', seen)) {
+        const line = out.slice(seen, nl);
+        seen = nl + 1;
+        if (!onProgress || !line.startsWith('{"progress":')) continue;
+        try {
+          onProgress((JSON.parse(line) as { progress: ProgressEvent }).progress);
+        } catch {
+          // not a progress line after all
+        }
+      }
+    });
     child.stderr.on('data', (d) => (err += d));
     child.on('error', (e) => {
       unregister();
@@ -40,6 +55,11 @@ export function runWorker<T>(script: string, args: string[], what: string, signa
       }
     });
   });
+}
+
+/** In a worker (see {@link workerMain}): reports progress to the parent's `onProgress`. */
+export function workerProgress(e: ProgressEvent): void {
+  process.stdout.write(`${JSON.stringify({ progress: e })}\n`);
 }
 
 /** The child side of {@link runWorker}: runs `main`, prints `{ ok: true, ...result }` or the error as one JSON line. */

@@ -54,6 +54,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('quick', { type: 'boolean', default: false, describe: 'small calibration (8 × 256 tokens): AWQ/GPTQ of a 1.1B model in ~4 min on 2 cores' })
         .option('out', { alias: 'o', type: 'string', describe: 'bundle folder (default dist/<model>-<method>-int<bits>)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
+        .option('test-run', { type: 'boolean', default: true, describe: 'run the written model on a few tokens before committing it (--no-test-run to build on a machine that cannot run the model)' })
         .option('resume', { type: 'boolean', default: false, describe: 'AWQ/GPTQ: continue an interrupted build of the same model and options after its last finished layer' })
         .option('flavour', { type: 'string', choices: ['ort', 'portable'], describe: 'graph: ort (default) = onnxruntime fused ops (GroupQueryAttention, SkipSimplifiedLayerNormalization; fastest), portable = the float graph in standard ONNX ops (quantized layers stay com.microsoft ops)' })
         .option('target', { type: 'string', describe: 'build for a device: a preset (alki presets) or auto (this machine); explicit flags win and are reported' })
@@ -117,6 +118,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         externalData: args['external-data'] as 'auto',
         overwrite: args.force as boolean,
         resume: args.resume as boolean,
+        testRun: args['test-run'] as boolean,
         benchmark: benchmark
           ? {
               metrics: parseMetrics((args.metrics as string | undefined) ?? 'all'),
