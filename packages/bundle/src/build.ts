@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
-import { collectGarbage, runWorker } from '@alki/core/node';
+import { runWorker } from '@alki/core/node';
 import { TensorSpill, writeModelFile, type Model } from '@alki/onnx';
 import { countParameters, defaultCacheDir, exportModel, openHfModel, PORTABLE_OPSET, type GraphFlavour } from '@alki/models';
 import { calibrationFromText, createQuantizer, FolderCheckpoint, quantize, readCalibrationFile, type CalibrationData, type QuantizeOptions, type QuantizeReport } from '@alki/quantizers';
@@ -151,22 +151,15 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   const checkpoint = o.quantize.method === 'awq' || o.quantize.method === 'gptq' ? new FolderCheckpoint(checkpointDir(o, hf)) : undefined;
   if (checkpoint && !o.resume) checkpoint.remove();
   try {
-    const recorded = checkpoint && o.resume ? join(checkpoint.dir, 'calibration.json') : undefined;
-    const resumable = recorded !== undefined && existsSync(recorded);
-    if (baselineDir && (!resumable || o.benchmark)) {
+    // A resumed build calibrates on the recorded data (sampling it again could take minutes).
+    const recorded = quantizer.needsCalibration && o.resume ? checkpoint?.loadCalibration() : undefined;
+    if (baselineDir && (!recorded || o.benchmark)) {
       writeModelFile(join(baselineDir, 'model.onnx'), model, { externalData: o.externalData });
     }
-    let calibration: CalibrationData | undefined;
-    if (quantizer.needsCalibration) {
-      // A resumed build calibrates on the recorded data (sampling it again could take minutes).
-      if (resumable) calibration = readRecordedCalibration(recorded);
-      else {
-        calibration = await prepareCalibration(o, hf, work!.dir, spill!, baselineDir);
-        if (checkpoint) {
-          checkpoint.prepare();
-          writeFileSync(join(checkpoint.dir, 'calibration.json'), JSON.stringify(calibration));
-        }
-      }
+    let calibration = recorded;
+    if (quantizer.needsCalibration && !calibration) {
+      calibration = await prepareCalibration(o, hf, work!.dir, spill!, baselineDir);
+      checkpoint?.saveCalibration(calibration);
     }
     const streaming = createQuantizer(o.quantize.method, { ...o.quantize, spill, checkpoint, onProgress: o.onProgress, signal: o.signal });
     const { model: qmodel, report } = await streaming.quantize(model, { calibration });
@@ -198,19 +191,6 @@ function checkpointDir(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>
   const quantize = { ...o.quantize, exclude: o.quantize.exclude?.map(String) };
   const key = JSON.stringify({ alki: ALKI_VERSION, dir: hf.dir, files, flavour: o.flavour ?? 'ort', quantize, calibration: { ...calib, path: undefined, ...calibSource } });
   return join(o.cacheDir ?? defaultCacheDir(), 'checkpoints', createHash('sha256').update(key).digest('hex').slice(0, 32));
-}
-
-/** The calibration data a checkpoint recorded (its token ids are checked as the calibration reads them). */
-function readRecordedCalibration(path: string): CalibrationData {
-  let data: CalibrationData;
-  try {
-    data = JSON.parse(readFileSync(path, 'utf8')) as CalibrationData;
-  } catch {
-    throw new AlkiError('BAD_INPUT', `the checkpoint's calibration data (${path}) is damaged`, 'build again without --resume');
-  }
-  const ok = Array.isArray(data?.samples) && data.samples.length > 0 && data.samples.every((s) => Array.isArray(s) && s.length === data.samples[0].length && s.every((id) => Number.isSafeInteger(id) && id >= 0)) && typeof data.source === 'string';
-  if (!ok) throw new AlkiError('BAD_INPUT', `the checkpoint's calibration data (${path}) is damaged`, 'build again without --resume');
-  return data;
 }
 
 async function prepareCalibration(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>, workDir: string, spill: TensorSpill, fp32Dir?: string): Promise<CalibrationData> {
@@ -253,8 +233,6 @@ async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfMo
     const written = writeModelFile(join(tmp, 'onnx', graphFile), qmodel, { externalData: o.externalData });
     throwIfAborted(o.signal);
     o.onProgress?.({ step: 'write', done: 1, total: 4, detail: 'test run' });
-    // The test run maps the whole model: drop what quantizing and writing left first.
-    collectGarbage();
     const testRun = o.testRun === false ? { peakRssBytes: 0 } : await smokeTest(written[0], smokeIds(c), o.signal);
     for (const f of hf.sideFiles) {
       if (f === 'config.json') {

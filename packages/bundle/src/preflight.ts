@@ -1,8 +1,7 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AlkiError } from '@alki/core';
-import { runWorker } from '@alki/core/node';
+import { runWorker, workerScript } from '@alki/core/node';
 import type { HfModel } from '@alki/models';
 import { DecoderSession, loadTokenizer } from '@alki/runtime';
 
@@ -45,10 +44,7 @@ export async function smokeTest(modelPath: string, ids: number[], signal?: Abort
 
 /** One of this package's child-process entries (dist/*-worker.js). */
 export function workerPath(file: string): string {
-  const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
-  // Built: beside this module in dist/; from sources (tests): the package's dist.
-  for (const p of [join(here, file), join(here, '..', 'dist', file)]) if (existsSync(p)) return p;
-  throw new AlkiError('RUNTIME', `the worker dist/${file} of @alki/bundle is missing`, 'build @alki/bundle first (pnpm build)');
+  return workerScript(typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url)), file, '@alki/bundle');
 }
 
 /** {@link smokeTest} in this process. */

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { AlkiError, type AlkiErrorCode } from './errors.js';
 import { onInterrupt } from './cleanup.js';
 import type { ProgressCallback, ProgressEvent } from './progress.js';
@@ -55,6 +56,15 @@ export function runWorker<T>(script: string, args: string[], what: string, signa
       }
     });
   });
+}
+
+/**
+ * A package's child-process entry, `dist/<file>`, found from `here`, the folder of the calling module: dist/ when
+ * built, src/ when tests run the sources (then the package's dist/ beside it).
+ */
+export function workerScript(here: string, file: string, pkg: string): string {
+  for (const p of [join(here, file), join(here, '..', 'dist', file)]) if (existsSync(p)) return p;
+  throw new AlkiError('RUNTIME', `the worker dist/${file} of ${pkg} is missing`, `build ${pkg} first (pnpm build)`);
 }
 
 /** In a worker (see {@link workerMain}): reports progress to the parent's `onProgress`. */

@@ -1,8 +1,6 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AlkiError } from '@alki/core';
-import { runWorker } from '@alki/core/node';
+import { runWorker, workerScript } from '@alki/core/node';
 import type { SpeedOptions, SpeedResult } from './speed.js';
 
 /** Speed plus the measuring process's own peak resident memory. */
@@ -15,10 +13,7 @@ export interface IsolatedResult {
 }
 
 function workerPath(): string {
-  const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
-  // Built: dist/speed-worker.js beside this module; from sources (tests): the package's dist.
-  for (const p of [join(here, 'speed-worker.js'), join(here, '..', 'dist', 'speed-worker.js')]) if (existsSync(p)) return p;
-  throw new AlkiError('RUNTIME', 'the speed worker (dist/speed-worker.js) is missing', 'build @alki/eval first (pnpm build)');
+  return workerScript(typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url)), 'speed-worker.js', '@alki/eval');
 }
 
 /**

@@ -1,10 +1,10 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { AlkiError, fsError, showValue } from '@alki/core';
-import { GarbageMeter, READ_NONBLOCK } from '@alki/core/node';
+import { READ_NONBLOCK } from '@alki/core/node';
 import { decodeModel, encodeModel, type ExternalRef } from './proto.js';
 import { elementSize, numel, typedArrayFromBytes } from './tensor.js';
-import { isLazy, tensorByteLength } from './lazy.js';
+import { tensorByteLength } from './lazy.js';
 import type { Model, Tensor } from './types.js';
 
 /**
@@ -46,11 +46,8 @@ export function writeModelFile(path: string, model: Model, options: WriteModelOp
     const fd = openSync(dataPath, 'w');
     try {
       let offset = 0;
-      // Lazy tensors are loaded one by one and dropped: collect them as they go, or garbage piles up to the model's size.
-      const garbage = new GarbageMeter(128 * 1024 * 1024, 'major');
       for (const t of model.graph.initializers) {
         if (tensorByteLength(t) < MIN_EXTERNAL_TENSOR_BYTES) continue;
-        if (isLazy(t)) garbage.note(tensorByteLength(t));
         const d = t.data;
         const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
         const aligned = bytes.byteLength >= 64 * 1024 ? Math.ceil(offset / PAGE) * PAGE : Math.ceil(offset / 16) * 16;

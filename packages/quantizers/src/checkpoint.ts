@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { AlkiError } from '@alki/core';
 import { DataType, createModel, floatTensor, readModelFile, uint8Tensor, writeModelFile, GraphBuilder, type Tensor } from '@alki/onnx';
 import type { BlockwiseQuantized } from './blockwise.js';
+import type { CalibrationData } from './calibrated.js';
 
 /** One finished layer: its linears' codes (with their relative errors) and the other weights it rewrote (norms). */
 export interface CheckpointLayer {
@@ -52,7 +53,8 @@ export class FolderCheckpoint implements LayerCheckpoint {
     if (!Number.isSafeInteger(done) || (done as number) < 1 || !Array.isArray(batches) || !batches.every((n) => Number.isSafeInteger(n) && n > 0)) throw bad('state.json');
     const layers: CheckpointLayer[] = [];
     for (let i = 0; i < (done as number); i++) layers.push(this.readLayer(i, bad));
-    const all = new Float32Array(readFileSync(join(this.dir, 'hidden.bin')).buffer.slice(0));
+    const raw = readFileSync(join(this.dir, 'hidden.bin'));
+    const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
     const total = (batches as number[]).reduce((a, b) => a + b, 0);
     if (all.length !== total) throw bad(`hidden.bin holds ${all.length} values, state.json says ${total}`);
     const hidden: Float32Array[] = [];
@@ -87,6 +89,28 @@ export class FolderCheckpoint implements LayerCheckpoint {
   prepare(): void {
     const first = mkdirSync(this.dir, { recursive: true });
     if (first && this.created === undefined) this.created = first;
+  }
+
+  /** Records the calibration data, so that a resumed build does not sample or tokenize it again. */
+  saveCalibration(data: CalibrationData): void {
+    this.prepare();
+    writeFileSync(join(this.dir, 'calibration.json'), JSON.stringify(data));
+  }
+
+  /** The recorded calibration data, or undefined when none was recorded. */
+  loadCalibration(): CalibrationData | undefined {
+    const path = join(this.dir, 'calibration.json');
+    if (!existsSync(path)) return undefined;
+    const bad = new AlkiError('BAD_INPUT', `the checkpoint's calibration data (${path}) is damaged`, 'build again without --resume');
+    let data: CalibrationData;
+    try {
+      data = JSON.parse(readFileSync(path, 'utf8')) as CalibrationData;
+    } catch {
+      throw bad;
+    }
+    const ok = Array.isArray(data?.samples) && data.samples.length > 0 && data.samples.every((s) => Array.isArray(s) && s.length === data.samples[0].length && s.every((id) => Number.isSafeInteger(id) && id >= 0)) && typeof data.source === 'string';
+    if (!ok) throw bad;
+    return data;
   }
 
   /** Deletes the checkpoint (after the build it served has finished), and the parents this object created if empty. */

@@ -75,7 +75,7 @@ function dequantizingGather(model: Model, site: EmbeddingSite, q: QuantizedTable
  */
 export function quantizeEmbedding(model: Model, site: EmbeddingSite, o: { bits: 4 | 8; blockSize: number; symmetric: boolean }, report: QuantizeReport, spillFile?: TensorSpill): number {
   const name = site.table.name;
-  const spill = (t: Tensor) => (spillFile ? spillFile.spill(t) : t);
+  const spill = (t: Tensor) => spillFile?.spill(t) ?? t;
   const p = rtnPacked(site.table.data as Float32Array, site.V, site.H, o);
   const blob = (p.blockSize * p.bits) / 8;
   const codes = spill(uint8Tensor(`${name}.qweight`, [site.V, p.nBlocks, blob], p.B));

@@ -46,19 +46,18 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
       const sites = selectLinears(model, o, report);
       // GPTQ's error is reported against the weight as the checkpoint had it (measured before it is replaced).
       const errors = new Map<string, number>();
-      let codes = new Map<string, BlockwiseQuantized>();
       const written = new Set<string>();
       const cal = context.calibration;
       if (needsCalibration && cal) {
         report.calibration = { source: cal.source, samples: cal.samples.length, sequenceLength: cal.samples[0]?.length ?? 0, sha256: cal.sha256 };
         const excluded = new Set(report.excluded);
-        // GPTQ's codes become MatMulNBits as each layer finishes (onCodes), so they never all sit in memory.
+        // AWQ's and GPTQ's codes become MatMulNBits as each layer finishes (onCodes), so they never all sit in memory.
         const siteOf = new Map(sites.map((s) => [s.weight.name, s]));
         const onCodes = (name: string, qw: BlockwiseQuantized) => {
           writeMatMulNBits(model, siteOf.get(name)!, qw, errors.get(name)!, o.accuracyLevel, report, o.spill);
           written.add(name);
         };
-        codes = await calibratedQuantize(model, cal, { method: method as 'awq' | 'gptq' | 'smoothquant', bits: o.bits, bitsOf: bitsOf(o, report), blockSize: o.blockSize, symmetric: o.symmetric, actOrder: o.actOrder, percDamp: o.percDamp, alpha: o.alpha, excluded, onProgress: o.onProgress, signal: o.signal, errors, onCodes, spill: o.spill, checkpoint: o.checkpoint });
+        await calibratedQuantize(model, cal, { method: method as 'awq' | 'gptq' | 'smoothquant', bits: o.bits, bitsOf: bitsOf(o, report), blockSize: o.blockSize, symmetric: o.symmetric, actOrder: o.actOrder, percDamp: o.percDamp, alpha: o.alpha, excluded, onProgress: o.onProgress, signal: o.signal, errors, onCodes, spill: o.spill, checkpoint: o.checkpoint });
       }
       if (method === 'smoothquant') {
         // W8A8: int8 weights per output channel, activations quantized per tensor at run time.
@@ -83,15 +82,10 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
       }
       for (const site of sites) {
         if (written.has(site.weight.name)) continue;
-        const qw = codes.get(site.weight.name);
-        if (qw) writeMatMulNBits(model, site, qw, errors.get(site.weight.name)!, o.accuracyLevel, report, o.spill);
-        else {
-          // AWQ leaves scaled, clipped float weights: the final rounding is plain RTN. Its error is reported
-          // against the scaled weight it rounds (scaling is exact; clipping is part of the error).
-          const w = site.weight.data as Float32Array;
-          const rounded = rtn(w, site.N, site.K, { ...o, bits: bitsOf(o, report)(site.weight.name) }, 'KN');
-          writeMatMulNBits(model, site, rounded, relativeErrorOf(rounded, w, 'KN'), o.accuracyLevel, report, o.spill);
-        }
+        // A linear in no scale group (a foreign graph's odd one out) was not calibrated: plain RTN.
+        const w = site.weight.data as Float32Array;
+        const rounded = rtn(w, site.N, site.K, { ...o, bits: bitsOf(o, report)(site.weight.name) }, 'KN');
+        writeMatMulNBits(model, site, rounded, relativeErrorOf(rounded, w, 'KN'), o.accuracyLevel, report, o.spill);
       }
       quantizeEmbeddings(model, o, report);
       finishQuantizedModel(model, report);

@@ -1,5 +1,4 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
-import { GarbageMeter } from '@alki/core/node';
 import { floatTensor, readTransposed, tensorByteLength, uint8Tensor, type Model, type Tensor, type TensorSpill } from '@alki/onnx';
 import type { BlockwiseQuantized } from './blockwise.js';
 import { matMulNBitsNode, matMulNBitsTensors } from './matmul-nbits.js';
@@ -51,8 +50,9 @@ export interface QuantizeOptions {
    */
   headBits?: 4 | 8 | 32;
   /**
-   * Bits of the token embedding table (a Gather from a constant [V, H] table): 4 or 8 as com.microsoft
-   * GatherBlockQuantized in blocks of `blockSize` along H, 32 to keep it in float (default: {@link DEFAULT_EMBED_BITS}).
+   * Bits of the token embedding table (a Gather from a constant [V, H] table): 4 or 8 in blocks of `blockSize`
+   * along H, looked up by a Gather that dequantizes only the rows it reads (embedding.ts), 32 to keep it in float
+   * (default: {@link DEFAULT_EMBED_BITS}). A table tied to a quantized head is stored once, at the head's width.
    */
   embedBits?: 4 | 8 | 32;
   /**
@@ -210,7 +210,7 @@ function replaceWithMatMulNBits(
   spill?: TensorSpill,
 ): void {
   const name = site.weight.name;
-  const keep = (x: Tensor) => (spill ? spill.spill(x) : x);
+  const keep = (x: Tensor) => spill?.spill(x) ?? x;
   const t = { B: keep(tensors.B), scales: keep(tensors.scales), zeroPoints: tensors.zeroPoints && keep(tensors.zeroPoints) };
   report.layers.push({ name, K: site.K, N: site.N, relativeError });
   report.floatBytes += tensorByteLength(site.weight);
@@ -222,16 +222,15 @@ function replaceWithMatMulNBits(
 
 /**
  * Quantizes the token embedding tables (Gathers from constant [V, H] tables) to `embedBits` with RTN, where the
- * hidden size splits into whole blocks (GatherBlockQuantized has no partial block): `blockSize`, or the largest
+ * hidden size splits into whole blocks (the lookup reshapes a row's blocks back to H): `blockSize`, or the largest
  * power of two ≥ 16 that divides H. A table tied to a quantized head reads the head's codes (shareTiedEmbedding).
  */
 export function quantizeEmbeddings(model: Model, o: ResolvedQuantizeOptions, report: QuantizeReport): void {
   const bits = o.embedBits ?? DEFAULT_EMBED_BITS;
-  if (o.method === 'none') return;
+  if (o.method === 'none' || bits === 32) return;
   for (const site of findEmbeddings(model)) {
-    // A tied table is stored once, at the head's width, whatever embedBits says (unless the table stays float).
-    if (bits !== 32 && shareTiedEmbedding(model, site, report)) continue;
-    if (bits === 32) continue;
+    // A tied table is stored once, at the head's width, whatever embedBits says.
+    if (shareTiedEmbedding(model, site, report)) continue;
     let block = o.blockSize;
     while (block > 16 && site.H % block !== 0) block /= 2;
     if (site.H % block !== 0) continue;
@@ -264,7 +263,6 @@ export function quantize(model: Model, options: QuantizeOptions): { model: Model
   gemmToMatMul(model);
   const sites = selectLinears(model, o, report);
   const bits = bitsOf(o, report);
-  const garbage = new GarbageMeter(128 * 1024 * 1024, 'major');
   sites.forEach((site, i) => {
     throwIfAborted(o.signal);
     o.onProgress?.({ step: 'quantize', done: i, total: sites.length, detail: site.weight.name });
@@ -280,8 +278,6 @@ export function quantize(model: Model, options: QuantizeOptions): { model: Model
       zeroPoints: p.zeroPoints && uint8Tensor(`${name}.zero_points`, [p.zeroPoints.length], p.zeroPoints),
     };
     replaceWithMatMulNBits(model, site, p, tensors, p.relativeError, o.accuracyLevel, report, o.spill);
-    // Streaming (spilled) builds drop each layer's floats and codes here: collect them before the next layer.
-    if (o.spill) garbage.note(rows.byteLength * 2);
   });
   quantizeEmbeddings(model, o, report);
   o.onProgress?.({ step: 'quantize', done: sites.length, total: sites.length });

@@ -1,4 +1,4 @@
-import { blockParams, quantizeValue, type BlockwiseOptions } from './blockwise.js';
+import { blockParams, blockRange, quantizeValue, type BlockwiseOptions } from './blockwise.js';
 
 /** A weight rounded to nearest and already in MatMulNBits' packed layout (see matmul-nbits.ts). */
 export interface PackedRtn {
@@ -42,13 +42,7 @@ export function rtnPacked(w: Float32Array, N: number, K: number, o: BlockwiseOpt
     for (let b = 0; b < nBlocks; b++) {
       const k0 = b * bs;
       const k1 = Math.min(K, k0 + bs);
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (let k = row + k0; k < row + k1; k++) {
-        const v = w[k];
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
+      const { lo, hi } = blockRange(w, row, k0, k1);
       const { scale, zero } = blockParams(lo, hi, bits, symmetric);
       const sf = Math.fround(scale);
       scales[n * nBlocks + b] = sf;
@@ -59,10 +53,8 @@ export function rtnPacked(w: Float32Array, N: number, K: number, o: BlockwiseOpt
         for (let i = 0, r = row + k0; i < bs; i += 2, r += 2) {
           const v0 = w[r];
           const v1 = w[r + 1];
-          let c0 = Math.floor(v0 / sf + 0.5) + zero;
-          let c1 = Math.floor(v1 / sf + 0.5) + zero;
-          c0 = c0 < 0 ? 0 : c0 > 15 ? 15 : c0;
-          c1 = c1 < 0 ? 0 : c1 > 15 ? 15 : c1;
+          const c0 = quantizeValue(v0, sf, zero, 15);
+          const c1 = quantizeValue(v1, sf, zero, 15);
           const d0 = v0 - (c0 - zero) * sf;
           const d1 = v1 - (c1 - zero) * sf;
           num += d0 * d0 + d1 * d1;
@@ -74,8 +66,7 @@ export function rtnPacked(w: Float32Array, N: number, K: number, o: BlockwiseOpt
       if (bits === 8 && k1 - k0 === bs) {
         for (let i = 0, r = row + k0; i < bs; i++, r++) {
           const v = w[r];
-          let c = Math.floor(v / sf + 0.5) + zero;
-          c = c < 0 ? 0 : c > 255 ? 255 : c;
+          const c = quantizeValue(v, sf, zero, 255);
           const d = v - (c - zero) * sf;
           num += d * d;
           den += v * v;
