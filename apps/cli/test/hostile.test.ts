@@ -1,6 +1,7 @@
 // The hostile-input corpus (docs/threat-model.md): bad files, bad flags, a bad hub, interrupts. Each case asserts
 // its exit code, a one-paragraph message with a hint (no stack trace, no native dump), and that nothing outside the
 // output folder and Alki's cache was written or deleted.
+import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -72,7 +73,12 @@ const cases: Case[] = [
   { name: 'hub: 401 (gated)', args: () => ['build', 'evil/gated', '--out', 'out'], env: () => ({ HF_ENDPOINT: hub }), status: 1, message: /refused access/ },
   { name: 'hub: 404', args: () => ['build', 'evil/missing', '--out', 'out'], env: () => ({ HF_ENDPOINT: hub }), status: 1, message: /was not found/ },
   { name: 'hub: a mirror that accepts and never answers', args: () => ['build', 'evil/hang', '--out', 'out'], env: () => ({ HF_ENDPOINT: hub, ALKI_HUB_TIMEOUT_MS: '1500' }), status: 1, message: /no answer within 1\.5 s/, timeoutMs: 30_000 },
-  { name: 'hub: a download cut mid-file', args: () => ['build', 'evil/cut', '--out', 'out'], env: () => ({ HF_ENDPOINT: hub }), status: 1, message: /(was cut after|stopped at) \d+/, after: (w) => expect(readdirSync(w.cache, { recursive: true }).some((f) => String(f).endsWith('.part'))).toBe(false) },
+  { name: 'hub: a download cut mid-file', args: () => ['build', 'evil/cut', '--out', 'out'], env: () => ({ HF_ENDPOINT: hub }), status: 1, message: /(was cut after|stopped at) \d+/, after: (w) => {
+      // The partial blob stays for the next run to resume (as huggingface_hub does); no snapshot entry points at it.
+      const files = readdirSync(w.cache, { recursive: true }).map(String);
+      expect(files.some((f) => f.endsWith('.incomplete'))).toBe(true);
+      expect(files.some((f) => f.endsWith(join('snapshots', sha, 'model.safetensors')))).toBe(false);
+    } },
   { name: 'hub: a download that stalls', args: () => ['build', 'evil/stall', '--out', 'out'], env: () => ({ HF_ENDPOINT: hub, ALKI_HUB_TIMEOUT_MS: '4000' }), status: 1, message: /stalled: no data for 4 s/, timeoutMs: 60_000 },
   { name: 'hub: weight_map values that are not strings', args: () => ['build', 'evil/badmap', '--out', 'out'], env: () => ({ HF_ENDPOINT: hub }), status: 1, message: /no usable weight_map/ },
   { name: 'hub: a shard path that leaves the snapshot', args: () => ['build', 'evil/traverse', '--out', 'out'], env: () => ({ HF_ENDPOINT: hub }), status: 1, message: /no usable weight_map/ },
@@ -127,7 +133,7 @@ const cases: Case[] = [
   // 8. Nothing hangs: pipes and devices as inputs, special filesystems as outputs.
   { name: 'config.json is a FIFO', setup: (w) => (rmSync(cfg(w)), execFileSync('mkfifo', [cfg(w)])), args: (w) => ['build', model(w), '--out', 'out'], status: 1, message: /config\.json \(.*\) is not a regular file/, timeoutMs: 30_000 },
   { name: 'config.json is a link to /dev/urandom', setup: (w) => (rmSync(cfg(w)), symlinkSync('/dev/urandom', cfg(w))), args: (w) => ['build', model(w), '--out', 'out'], status: 1, message: /is not a regular file/, timeoutMs: 30_000 },
-  { name: 'ALKI_CACHE under /proc', args: () => ['build', 'evil/cut', '--out', 'out'], env: () => ({ ALKI_CACHE: '/proc/alki-cache', HF_ENDPOINT: hub }), status: 1, message: /creating \/proc\/alki-cache/, timeoutMs: 30_000 },
+  { name: 'HF_HUB_CACHE under /proc', args: () => ['build', 'evil/cut', '--out', 'out'], env: () => ({ HF_HUB_CACHE: '/proc/hf-cache', HF_ENDPOINT: hub }), status: 1, message: /creating \/proc\/hf-cache/, timeoutMs: 30_000 },
   { name: '--calib is a FIFO', setup: (w) => execFileSync('mkfifo', [join(w.cwd, 'calib.txt')]), args: (w) => ['build', model(w), '--quantize', 'gptq', '--calib', 'calib.txt', '--out', 'out'], status: 1, message: /not a regular file|not text/, timeoutMs: 30_000 },
   { name: '--text is /dev/urandom', setup: (w) => void bundle(w), args: () => ['bench', 'rtn4', '--metrics', 'perplexity', '--text', '/dev/urandom'], status: 1, message: /not a regular file|not text/, timeoutMs: 30_000 },
 
@@ -196,7 +202,7 @@ describe('hostile input: every bad input or fault gets a clear error and changes
       if (r.status !== 0) throw new Error(`building ${name}: ${r.stderr}`);
     }
     pristine.cleanup();
-    server = createServer((req, res) => mockHub(req.url ?? '', res));
+    server = createServer((req, res) => mockHub(req, res));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     hub = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   });
@@ -214,7 +220,7 @@ describe('hostile input: every bad input or fault gets a clear error and changes
     const before = snapshot(w.root, allowed);
     const json = c.args(w).includes('--json');
     const args = json || c.args(w).includes('--quiet') ? c.args(w) : [...c.args(w), '--quiet'];
-    const r = await runCli(args, { cwd: w.cwd, env: { HOME: w.home, ALKI_CACHE: w.cache, HF_ENDPOINT: 'http://127.0.0.1:9', ...c.env?.(w) }, stdin: c.stdin, timeoutMs: c.timeoutMs ?? 90_000 });
+    const r = await runCli(args, { cwd: w.cwd, env: { HOME: w.home, ALKI_CACHE: w.cache, HF_HUB_CACHE: join(w.cache, 'huggingface'), HF_ENDPOINT: 'http://127.0.0.1:9', ...c.env?.(w) }, stdin: c.stdin, timeoutMs: c.timeoutMs ?? 90_000 });
     expect(r.signal, `killed after ${r.ms} ms (a hang?)\n${r.stderr}`).toBeNull();
     expect(r.status, r.stderr + r.stdout).toBe(c.status);
     expect(json ? r.stdout : r.stderr, r.stderr).toMatch(c.message);
@@ -224,36 +230,43 @@ describe('hostile input: every bad input or fault gets a clear error and changes
   });
 });
 
-/** The mock hub's misbehaviours, one per model id. */
-function mockHub(url: string, res: import('node:http').ServerResponse): unknown {
-  const siblings = (names: string[]) => JSON.stringify({ sha, siblings: names.map((rfilename) => ({ rfilename })) });
+/** The mock hub's misbehaviours, one per model id, in the hub's URL layout (revision, tree, resolve with ranges). */
+function mockHub(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): unknown {
+  const url = req.url ?? '';
   const send = (body: string | Buffer, type = 'application/json') => res.writeHead(200, { 'content-type': type, 'content-length': Buffer.byteLength(body) }).end(body);
-  const m = /^\/api\/models\/evil\/([\w-]+)\/revision\/(.+)$/.exec(url);
+  const config = JSON.stringify({ model_type: 'llama', hidden_size: 64, intermediate_size: 172, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 300 });
+  const files = (id: string): Record<string, Buffer> => {
+    const base = { 'config.json': Buffer.from(config), 'tokenizer.json': Buffer.from('{}') };
+    if (id === 'pickle') return { ...base, 'pytorch_model.bin': Buffer.from('pickle') };
+    if (id === 'badmap' || id === 'traverse') return { ...base, 'model.safetensors.index.json': Buffer.from(JSON.stringify({ weight_map: id === 'badmap' ? { a: 5 } : { a: '../../../escape.safetensors' } })) };
+    return { ...base, 'model.safetensors': Buffer.alloc(100_000) };
+  };
+  const gitSha1 = (b: Buffer) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
+  const m = /^\/api\/models\/evil\/([\w-]+)\/(revision|tree)\/([^?]+)/.exec(url);
   if (m) {
-    const [, id] = m;
-    if (id === 'sha') return send(JSON.stringify({ sha: '../../../../tmp/alki-evil', siblings: [{ rfilename: 'config.json' }, { rfilename: 'model.safetensors' }, { rfilename: 'tokenizer.json' }] }));
-    if (id === 'nosha') return send(JSON.stringify({ siblings: [{ rfilename: 'config.json' }, { rfilename: 'model.safetensors' }] }));
+    const [, id, kind] = m;
+    if (id === 'sha') return send(JSON.stringify({ sha: '../../../../tmp/alki-evil' }));
+    if (id === 'nosha') return send(JSON.stringify({ id: 'evil/nosha' }));
     if (id === 'html') return send('<!doctype html><html><body>Welcome to our mirror</body></html>', 'text/html');
     if (id === 'gated') return void res.writeHead(401).end();
     if (id === 'hang') return; // accepted, never answered
-    if (id === 'cut' || id === 'stall') return send(siblings(['config.json', 'model.safetensors', 'tokenizer.json']));
-    if (id === 'pickle') return send(siblings(['config.json', 'pytorch_model.bin', 'tokenizer.json']));
-    if (id === 'badmap' || id === 'traverse') return send(siblings(['config.json', 'model.safetensors.index.json', 'tokenizer.json']));
-    return void res.writeHead(404).end();
+    if (!['cut', 'stall', 'pickle', 'badmap', 'traverse'].includes(id)) return void res.writeHead(404).end();
+    if (kind === 'revision') return send(JSON.stringify({ id: `evil/${id}`, sha }));
+    return send(JSON.stringify(Object.entries(files(id)).map(([path, b]) => (path.endsWith('.safetensors') || path.endsWith('.bin') ? { type: 'file', path, size: b.length, oid: gitSha1(Buffer.from(path)), lfs: { oid: createHash('sha256').update(b).digest('hex'), size: b.length, pointerSize: 130 } } : { type: 'file', path, size: b.length, oid: gitSha1(b) }))));
   }
   const f = /^\/evil\/([\w-]+)\/resolve\/[0-9a-f]{40}\/(.+)$/.exec(url);
-  if (!f) return void res.writeHead(404).end();
+  const body = f && files(f[1])[f[2]];
+  if (!f || !body) return void res.writeHead(404).end();
   const [, id, name] = f;
-  if (name === 'config.json') return send(JSON.stringify({ model_type: 'llama', hidden_size: 64, intermediate_size: 172, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 300 }));
-  if (name === 'tokenizer.json') return send('{}');
-  if (name === 'model.safetensors.index.json') return send(JSON.stringify({ weight_map: id === 'badmap' ? { a: 5 } : { a: '../../../escape.safetensors' } }));
-  if (name === 'model.safetensors') {
-    res.writeHead(200, { 'content-length': 100_000 });
-    res.write(Buffer.alloc(20_000));
-    if (id === 'cut') setTimeout(() => res.destroy(), 50);
-    return; // stall: keep the connection open, send nothing more
-  }
-  res.writeHead(404).end();
+  const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+  const start = range ? Number(range[1]) : 0;
+  const end = range?.[2] ? Math.min(Number(range[2]), body.length - 1) : body.length - 1;
+  const part = body.subarray(start, end + 1);
+  res.writeHead(range ? 206 : 200, { 'content-length': part.length, etag: '"x"', ...(range ? { 'content-range': `bytes ${start}-${end}/${body.length}` } : {}) });
+  if (name !== 'model.safetensors' || part.length <= 1) return void res.end(part);
+  res.write(part.subarray(0, 20_000));
+  if (id === 'cut') setTimeout(() => res.destroy(), 50);
+  return; // stall: keep the connection open, send nothing more
 }
 
 describe('interrupts leave nothing behind', () => {

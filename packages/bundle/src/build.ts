@@ -3,8 +3,8 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSy
 import { basename, join, relative, resolve } from 'node:path';
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { runWorker } from '@alki/core/node';
-import { TensorSpill, writeModelFile, type Model } from '@alki/onnx';
-import { countParameters, defaultCacheDir, exportModel, openHfModel, PORTABLE_OPSET, type GraphFlavour } from '@alki/models';
+import { readModelFile, TensorSpill, writeModelFile, type Model } from '@alki/onnx';
+import { countParameters, defaultCacheDir, exportModel, isOnnxModelFolder, openHfModel, openOnnxModelFolder, PORTABLE_OPSET, type GraphFlavour, type HfModel, type OnnxModelFolder } from '@alki/models';
 import { calibrationFromText, createQuantizer, FolderCheckpoint, quantize, readCalibrationFile, type CalibrationData, type QuantizeOptions, type QuantizeReport } from '@alki/quantizers';
 import { loadTokenizer } from '@alki/runtime';
 import { evaluateTargets, formatMarkdown, type EvalTarget, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
@@ -127,14 +127,15 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   if (o.benchmark?.textPath && !existsSync(o.benchmark.textPath)) {
     throw new AlkiError('NOT_FOUND', `evaluation text not found: ${o.benchmark.textPath}`, 'pass --text with an existing UTF-8 text file');
   }
-  const hf = openHfModel(o.modelDir);
+  // An ONNX-only folder (onnx/model.onnx, no safetensors: onnx-community, Optimum) is quantized as it is.
+  const hf: SourceFolder = isOnnxModelFolder(o.modelDir) ? openOnnxModelFolder(o.modelDir) : openHfModel(o.modelDir);
   checkTokenizer(hf);
   const target = o.target ? checkTargetFit(hf.config, o.target.preset, o.target.settings, o.target) : null;
   await yieldToEventLoop();
   throwIfAborted(o.signal);
   // The export is lazy (weights are read from the checkpoint when a step needs them) and quantized tensors are
   // spilled to a scratch file until they are written: one layer's floats at a time are in memory (onnx lazy.ts).
-  const { model } = exportModel(hf, { flavour: o.flavour, onProgress: o.onProgress, signal: o.signal, producerVersion: ALKI_VERSION });
+  const { model } = 'graphPath' in hf ? { model: readModelFile(hf.graphPath) } : exportModel(hf, { flavour: o.flavour, onProgress: o.onProgress, signal: o.signal, producerVersion: ALKI_VERSION });
   await yieldToEventLoop();
   throwIfAborted(o.signal);
   // The fp32 model is written aside before quantization rewrites the graph: it is the benchmark's baseline (and,
@@ -174,12 +175,15 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   }
 }
 
+/** What a build reads: a HuggingFace folder (exported) or an ONNX-only folder (its graph quantized as it is). */
+type SourceFolder = HfModel | OnnxModelFolder;
+
 /**
  * The checkpoint folder of a build: keyed by Alki's version, the source files (names, sizes, modification times),
  * the graph flavour, the quantization options and where calibration comes from, so that --resume never continues
  * another build's work.
  */
-function checkpointDir(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>): string {
+function checkpointDir(o: BuildBundleOptions, hf: SourceFolder): string {
   const files = readdirSync(hf.dir).sort().map((f) => {
     const st = statSync(join(hf.dir, f));
     return [f, st.size, st.mtimeMs];
@@ -193,7 +197,7 @@ function checkpointDir(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>
   return join(o.cacheDir ?? defaultCacheDir(), 'checkpoints', createHash('sha256').update(key).digest('hex').slice(0, 32));
 }
 
-async function prepareCalibration(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>, workDir: string, spill: TensorSpill, fp32Dir?: string): Promise<CalibrationData> {
+async function prepareCalibration(o: BuildBundleOptions, hf: SourceFolder, workDir: string, spill: TensorSpill, fp32Dir?: string): Promise<CalibrationData> {
   const c = o.calibration ?? {};
   const samples = c.samples ?? (c.quick ? CALIBRATION_SAMPLES.quick : CALIBRATION_SAMPLES.default);
   const seqLen = c.seqLen ?? Math.min(c.quick ? 256 : 512, hf.config.maxPositions);
@@ -207,14 +211,18 @@ async function prepareCalibration(o: BuildBundleOptions, hf: ReturnType<typeof o
     const bos = hf.config.bosTokenId ?? loadTokenizer(hf.dir).bosTokenId;
     if (bos === undefined) throw new AlkiError('BAD_INPUT', 'the model has no BOS token to start sampled calibration text from', 'pass --calib FILE');
     let sampler = fp32Dir && join(fp32Dir, 'model.onnx');
-    if (c.sampler !== 'fp32') {
+    let label = c.sampler === 'fp32' ? 'the fp32 model' : 'an int8 copy of the model';
+    if ('graphPath' in hf) {
+      // An ONNX source is sampled as it is: it is the user's own model, and there is no checkpoint to copy from.
+      sampler = hf.graphPath;
+      label = 'the source ONNX graph';
+    } else if (c.sampler !== 'fp32') {
       // An RTN int8 copy, streamed like the build itself (see CalibrationOptions.sampler).
       o.onProgress?.({ step: 'calibration data', done: 0, total: samples * seqLen, unit: 'tokens', detail: 'writing an int8 copy to sample from' });
       const { model } = quantize(exportModel(hf, { flavour: o.flavour, producerVersion: ALKI_VERSION }).model, { method: 'rtn', bits: 8, headBits: 8, embedBits: 32, spill, signal: o.signal });
       mkdirSync(join(workDir, 'sampler'));
       sampler = writeModelFile(join(workDir, 'sampler', 'model.onnx'), model, { externalData: o.externalData })[0];
     }
-    const label = c.sampler === 'fp32' ? 'the fp32 model' : 'an int8 copy of the model';
     const args = JSON.stringify({ bos, samples, seqLen, seed: c.seed, label });
     ({ data } = await runWorker<{ data: CalibrationData }>(workerPath('sample-worker.js'), [sampler!, args], `sampling calibration text from ${label}`, o.signal, o.onProgress));
   }
@@ -222,7 +230,7 @@ async function prepareCalibration(o: BuildBundleOptions, hf: ReturnType<typeof o
   return data;
 }
 
-async function writeBundle(o: BuildBundleOptions, hf: ReturnType<typeof openHfModel>, qmodel: Model, report: QuantizeReport, target: BundleTarget | null, baselineDir?: string): Promise<BuildBundleResult> {
+async function writeBundle(o: BuildBundleOptions, hf: SourceFolder, qmodel: Model, report: QuantizeReport, target: BundleTarget | null, baselineDir?: string): Promise<BuildBundleResult> {
   const c = hf.config;
   return writeDirAtomically(o.out, o.overwrite ?? false, async (tmp) => {
     // Named as transformers.js looks for it, so that the bundle opens there unchanged (transformers-js.ts).

@@ -10,7 +10,7 @@ import { DecoderSession, loadTokenizer } from '@alki/runtime';
  * and produce only ids the model's embedding table has. Checked before any
  * heavy work, so a truncated tokenizer.json fails the build, not the first run.
  */
-export function checkTokenizer(hf: HfModel): void {
+export function checkTokenizer(hf: Pick<HfModel, 'dir' | 'config'>): void {
   const tok = loadTokenizer(hf.dir);
   const V = hf.config.vocabSize;
   if (tok.vocabSize > V) {

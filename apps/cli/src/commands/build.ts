@@ -61,7 +61,8 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('memory', { type: 'string', describe: 'with --target: the device’s memory, e.g. 2GB (default: the preset’s)' })
         .option('force-fit', { type: 'boolean', describe: 'with --target: build even when the estimate says it will not fit' })
         .option('external-data', { type: 'string', default: 'auto', choices: ['auto', 'always', 'never'], describe: 'weights in onnx/model*.onnx_data (the transformers.js name)' })
-        .option('revision', { type: 'string', describe: 'hub branch, tag or commit (default main)' })
+        .option('revision', { type: 'string', describe: 'hub branch, tag or commit (default main); the commit it resolves to is recorded in alki.json' })
+        .option('offline', { type: 'boolean', describe: 'no network: use the Hugging Face cache only (also HF_HUB_OFFLINE=1)' })
         .option('benchmark', { type: 'boolean', describe: 'measure the bundle against fp32 and store the figures in alki.json (default: on for demo)' })
         .option('metrics', { type: 'string', describe: 'with --benchmark: perplexity,speed,memory,size or all (default all)' })
         .option('max-ppl-increase', { type: 'string', describe: 'with --benchmark: fail when perplexity rises more than this percentage over fp32 (default 10)' })
@@ -100,7 +101,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       const quantize: BuildBundleOptions['quantize'] = chosen
         ? { ...(quantizeOptionsOf(chosen.settings) as BuildBundleOptions['quantize']), symmetric: args.symmetric as boolean, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, exclude: parseExclude(args.exclude as string[] | undefined), embedBits: args['embed-bits'] as 8 | undefined }
         : { method: method as 'rtn', blockSize: explicit.blockSize ?? 32, symmetric: args.symmetric as boolean, accuracyLevel: explicit.accuracyLevel as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, w8a8Format: explicit.w8a8Format, exclude: parseExclude(args.exclude as string[] | undefined), headBits: explicit.headBits, embedBits: args['embed-bits'] as 8 | undefined, bits: explicit.bits as 4 | undefined };
-      const source = await resolveModel(args.model as string, { revision: args.revision as string | undefined, onProgress, signal });
+      const source = await resolveModel(args.model as string, { revision: args.revision as string | undefined, offline: args.offline as boolean | undefined, onProgress, signal });
       const bits = (quantize as { bits?: number }).bits ?? (method === 'smoothquant' ? 8 : 4);
       const out = (args.out as string | undefined) ?? defaultOut(source.id, method, bits);
       note(flags, `building ${out} from ${source.id} (${source.dir})`);

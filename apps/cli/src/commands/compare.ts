@@ -17,6 +17,8 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
           .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (default: sampled from an int8 copy of the model)' })
           .option('calib-samples', { type: 'number', describe: 'calibration samples (default 32, 8 × 256 tokens with --quick)' })
           .option('metrics', { type: 'string', default: 'all' })
+          .option('revision', { type: 'string', describe: 'hub branch, tag or commit (default main)' })
+          .option('offline', { type: 'boolean', describe: 'no network: use the Hugging Face cache only (also HF_HUB_OFFLINE=1)' })
           .option('quick', { type: 'boolean', default: false, describe: 'fewer windows (8), speed runs (2) and calibration tokens (8 × 256)' })
           .option('out', { type: 'string', describe: 'folder for bundles and reports (default dist/compare-<model>)' })
           .option('max-ppl-increase', { type: 'string', default: '10%', describe: 'perplexity budget of the recommendation' })
@@ -28,7 +30,7 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
       const methods = parseMethods(args.methods as string);
       const metrics = parseMetrics(args.metrics as string);
       const maxPerplexityIncrease = parsePercent(args['max-ppl-increase'], '--max-ppl-increase');
-      const source = await resolveModel(args.model as string, { onProgress, signal });
+      const source = await resolveModel(args.model as string, { revision: args.revision as string | undefined, offline: args.offline as boolean | undefined, onProgress, signal });
       const out = (args.out as string | undefined) ?? `dist/compare-${source.id.split('/').pop()!.toLowerCase()}`;
       const quick = args.quick as boolean;
       const speed = { ...(quick ? { runs: 2, warmupRuns: 1 } : {}), ...speedFlags(args) };

@@ -17,7 +17,7 @@ export function describeBundle(dir: string, m: BundleManifest): string {
   const calib = q.calibration ? `${q.calibration.samples} × ${q.calibration.sequenceLength} tokens, ${q.calibration.source}` : undefined;
   const rows: [string, string][] = [
     ['bundle', dir],
-    ['source', `${m.source.id}${m.source.revision ? ` @ ${m.source.revision}` : ''}`],
+    ['source', `${m.source.id}${m.source.revision ? ` @ ${m.source.revision}` : ''}${m.source.commitSha && m.source.commitSha !== m.source.revision ? ` (commit ${m.source.commitSha.slice(0, 12)})` : ''}`],
     ['architecture', `${m.source.architecture} (${m.source.modelType}), ${m.source.parameters.toLocaleString('en-US')} parameters`],
     ['shape', `${m.model.numLayers} layers, ${m.model.numKvHeads} kv heads × ${m.model.headDim}, vocab ${m.model.vocabSize}, context ${m.model.maxPositions}`],
     ['quantization', quant],

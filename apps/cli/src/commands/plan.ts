@@ -48,12 +48,13 @@ export function planCommand(y: Argv, signal: AbortSignal) {
         .option('memory', { type: 'string', describe: 'the device’s memory, e.g. 4GB (default: the preset’s, or this machine’s with auto)' })
         .option('context', { type: 'number', describe: 'context to plan for (default: the preset’s, at most the model’s)' })
         .option('revision', { type: 'string', describe: 'hub branch, tag or commit' })
+        .option('offline', { type: 'boolean', describe: 'no network: use the Hugging Face cache only (also HF_HUB_OFFLINE=1)' })
         .example('alki plan TinyLlama/TinyLlama-1.1B-Chat-v1.0 --target raspberry-pi-4 --memory 2GB', ''),
     async (args) => {
       const flags = args as OutputFlags;
       const t = resolveTarget(args.target as string);
       if (t.note) note(flags, t.note);
-      const source = await resolveModelConfig(args.model as string, { revision: args.revision as string | undefined, onProgress: progressPrinter(flags), signal });
+      const source = await resolveModelConfig(args.model as string, { revision: args.revision as string | undefined, offline: args.offline as boolean | undefined, onProgress: progressPrinter(flags), signal });
       const memoryBytes = args.memory !== undefined ? parseMemory(args.memory as string) : t.detectedMemoryBytes;
       const plan = planBuilds(source.config, t.preset, { memoryBytes, context: args.context as number | undefined });
       const failure = plan.chosen ? undefined : new AlkiError('TOO_LARGE', `no build of ${source.id} fits ${t.preset.id} (${formatBytes(plan.usableBytes)} usable at ${plan.context} tokens)`, plan.suggestion ?? 'choose a smaller model');
