@@ -1,7 +1,7 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { isLazy, materialize, release, transpose, type Model, type Node, type Tensor, type TensorSpill } from '@alki/onnx';
 import { awqBlockGram, awqClip, awqSearchScale } from './awq.js';
-import { dequantizeBlockwise, relativeErrorOf, type BlockwiseQuantized } from './blockwise.js';
+import { measureBlockwise, relativeErrorOf, type BlockwiseQuantized } from './blockwise.js';
 import { LayerRunner, type LayerSpan } from './calibration/layer-runner.js';
 import { gptq, prepareGptqHessian, type GptqHessian } from './gptq.js';
 import { OrtGemm } from './ort-gemm.js';
@@ -216,9 +216,10 @@ async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       const [K, N] = t.dims;
       const qw = await gptq(t.data as Float32Array, prepared.get(l.inputOf(g))!, N, K, { ...options, bits: c.o.bitsOf?.(name) ?? options.bits, inputMajor: true }, abt, c.gemm.update);
       c.results.set(name, qw);
-      c.o.errors?.set(name, relativeErrorOf(qw, t.data as Float32Array, 'KN'));
-      // Later layers calibrate on these quantized weights; after the last span nothing reads them.
-      if (!l.last) dequantizeBlockwise(qw, 'KN', t.data as Float32Array);
+      // The error, and (in the same pass) the weights replaced by their dequantized values: later layers calibrate
+      // on these; after the last span nothing reads them.
+      const w = t.data as Float32Array;
+      c.o.errors?.set(name, measureBlockwise(qw, w, 'KN', l.last ? undefined : w));
     }
   }
 }

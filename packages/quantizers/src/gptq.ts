@@ -104,17 +104,22 @@ export async function gptq(
   scratch.reserve(K * strip + lazy * strip + K * lazy);
   const tailBuf = scratch.take(K * strip);
   const errBuf = scratch.take(lazy * strip);
-  const utBuf = scratch.take(K * lazy);
+  const uBuf = scratch.take(K * lazy);
   const blo = new Float32Array(strip);
   const bhi = new Float32Array(strip);
+  // A strip's codes and block parameters with the outputs contiguous ([column or block, output]): the column loop
+  // reads and writes them in order; they go to the [N, …] layouts once per strip.
+  const codes = new Uint8Array(K * strip);
+  const sScale = new Float32Array(nBlocks * strip);
+  const sZero = new Uint8Array(nBlocks * strip);
   try {
     for (let n0 = 0; n0 < N; n0 += strip) {
       const Ns = Math.min(N, n0 + strip) - n0;
       /** target [rest, Ns] −= U[j0:j0+k, j0+k:j0+k+rest]ᵀ · e: the errors e [k, Ns] of columns j0… reach the next `rest`. */
       const spread = async (j0: number, k: number, rest: number, e: Float32Array, target: Float32Array) => {
-        const ut = utBuf.subarray(0, rest * k);
-        for (let i = 0; i < k; i++) for (let t = 0; t < rest; t++) ut[t * k + i] = U[(j0 + i) * K + j0 + k + t];
-        await update(ut, rest, k, e, Ns, target);
+        const u = uBuf.subarray(0, k * rest);
+        for (let i = 0; i < k; i++) u.set(U.subarray((j0 + i) * K + j0 + k, (j0 + i) * K + j0 + k + rest), i * rest);
+        await update(u, rest, k, e, Ns, target);
       };
       // The weights not yet quantized, [K − i1, Ns] in processing order: row j is input column perm[i1 + j].
       // Keeping them as rows makes each lazy batch update one GEMM on a contiguous tail (no copies).
@@ -135,44 +140,27 @@ export async function gptq(
         // finished sub-block reaches the rest of the lazy block with one GEMM (JS work K·sub/2·N instead of K·lazy/2·N).
         for (let s1 = 0; s1 < count; s1 += sub) {
           const s2 = Math.min(count, s1 + sub);
-          for (let i = s1; i < s2; i++) {
-            const j = i1 + i;
-            const col = perm[j];
-            const blk = Math.floor(col / bs);
-            if (!haveParams[blk]) {
-              const k0 = blk * bs;
-              const k1 = Math.min(K, k0 + bs);
-              // The block's range per output, from its rows of the tail.
-              rowRanges(tail, k0, k1, (k) => (pos[k] - i1) * Ns, 1, Ns, blo, bhi);
-              for (let n = 0; n < Ns; n++) {
-                const { scale, zero } = blockParams(blo[n], bhi[n], o.bits, o.symmetric);
-                scales[(n0 + n) * nBlocks + blk] = scale;
-                zeros[(n0 + n) * nBlocks + blk] = zero;
-              }
-              haveParams[blk] = 1;
-            }
-            const d = U[j * K + j];
-            const row = i * Ns;
-            for (let n = 0; n < Ns; n++) {
-              const s = scales[(n0 + n) * nBlocks + blk];
-              const z = zeros[(n0 + n) * nBlocks + blk];
-              const wv = tail[row + n];
-              const code = quantizeValue(wv, s, z, levels);
-              q[(n0 + n) * stride + col] = code;
-              err[row + n] = (wv - (code - z) * s) / d;
-            }
-            for (let t = i + 1; t < s2; t++) {
-              const u = U[j * K + i1 + t];
-              if (u === 0) continue;
-              const trow = t * Ns;
-              for (let n = 0; n < Ns; n++) tail[trow + n] -= err[row + n] * u;
-            }
-          }
+          quantizeColumns({ tail, err, codes, sScale, sZero, haveParams, blo, bhi, U, K, Ns, perm, pos, i1, s1, s2, bs, bits: o.bits, symmetric: o.symmetric, levels });
           if (s2 < count) await spread(i1 + s1, s2 - s1, count - s2, err.subarray(s1 * Ns, s2 * Ns), tail.subarray(s2 * Ns, count * Ns));
         }
         // Lazy batch update of all later columns: W[i2:] −= U[i1:i2, i2:]ᵀ · Err.
         tail = tail.subarray(count * Ns);
         if (K > i2) await spread(i1, count, K - i2, err, tail);
+      }
+      // The strip's codes and parameters to their [N, …] layouts, in tiles of outputs (cache-friendly transposes).
+      for (let t0 = 0; t0 < Ns; t0 += 64) {
+        const t1 = Math.min(Ns, t0 + 64);
+        for (let j = 0; j < K; j++) {
+          const dst = (n0 + t0) * stride + perm[j];
+          const src = j * Ns;
+          for (let n = t0; n < t1; n++) q[dst + (n - t0) * stride] = codes[src + n];
+        }
+        for (let b = 0; b < nBlocks; b++) {
+          for (let n = t0; n < t1; n++) {
+            scales[(n0 + n) * nBlocks + b] = sScale[b * Ns + n];
+            zeros[(n0 + n) * nBlocks + b] = sZero[b * Ns + n];
+          }
+        }
       }
     }
   } finally {
@@ -183,12 +171,87 @@ export async function gptq(
   return { bits: o.bits, blockSize: bs, N, K, nBlocks, q, scales, zeroPoints: o.symmetric ? undefined : zeros };
 }
 
-/** C −= A·B in place, for A [m, k], B [k, n], C [m, n]: GPTQ's batch updates (onnxruntime's Gemm in the pipeline). */
+/** What {@link quantizeColumns} works on: one strip's state inside one lazy block. */
+interface ColumnWork {
+  /** The strip's weights not yet quantized, from the lazy block's first column on: [rest, Ns]. */
+  tail: Float32Array;
+  /** Scaled errors of the lazy block's columns, [lazy, Ns]. */
+  err: Float32Array;
+  /** The strip's codes in processing order, [K, Ns]. */
+  codes: Uint8Array;
+  sScale: Float32Array;
+  sZero: Uint8Array;
+  haveParams: Uint8Array;
+  blo: Float32Array;
+  bhi: Float32Array;
+  U: Float32Array;
+  K: number;
+  Ns: number;
+  perm: number[];
+  pos: Int32Array;
+  /** First column of the lazy block; the sub-block is its columns [s1, s2). */
+  i1: number;
+  s1: number;
+  s2: number;
+  bs: number;
+  bits: number;
+  symmetric: boolean;
+  levels: number;
+}
+
+/**
+ * GPTQ's column loop over one sub-block: each column is rounded (its block's parameters fixed from the updated
+ * weights when first reached) and its scaled error spreads to the sub-block's later columns. A plain synchronous
+ * function, so that V8 keeps the arrays in registers (inside the async caller the loop ran ~4× slower).
+ */
+function quantizeColumns(c: ColumnWork): void {
+  const { tail, err, codes, sScale, sZero, haveParams, blo, bhi, U, K, Ns, perm, pos, i1, s1, s2, bs, levels } = c;
+  for (let i = s1; i < s2; i++) {
+    const j = i1 + i;
+    const col = perm[j];
+    const blk = Math.floor(col / bs);
+    const pb = blk * Ns;
+    if (!haveParams[blk]) {
+      const k0 = blk * bs;
+      const k1 = Math.min(K, k0 + bs);
+      // The block's range per output, from its rows of the tail.
+      rowRanges(tail, k0, k1, (k) => (pos[k] - i1) * Ns, 1, Ns, blo, bhi);
+      for (let n = 0; n < Ns; n++) {
+        const { scale, zero } = blockParams(blo[n], bhi[n], c.bits, c.symmetric);
+        sScale[pb + n] = scale;
+        sZero[pb + n] = zero;
+      }
+      haveParams[blk] = 1;
+    }
+    const d = U[j * K + j];
+    const row = i * Ns;
+    const crow = j * Ns;
+    for (let n = 0; n < Ns; n++) {
+      const s = sScale[pb + n];
+      const z = sZero[pb + n];
+      const wv = tail[row + n];
+      const code = quantizeValue(wv, s, z, levels);
+      codes[crow + n] = code;
+      err[row + n] = (wv - (code - z) * s) / d;
+    }
+    for (let t = i + 1; t < s2; t++) {
+      const u = U[j * K + i1 + t];
+      if (u === 0) continue;
+      const trow = t * Ns;
+      for (let n = 0; n < Ns; n++) tail[trow + n] -= err[row + n] * u;
+    }
+  }
+}
+
+/**
+ * C −= Aᵀ·B in place, for A [k, m], B [k, n], C [m, n]: GPTQ's batch updates (onnxruntime's Gemm in the pipeline).
+ * A is given as k rows of U (copied contiguously), so no transpose is needed.
+ */
 export type GemmUpdate = (a: Float32Array, m: number, k: number, b: Float32Array, n: number, c: Float32Array) => void | Promise<void>;
 
 function jsGemmUpdate(a: Float32Array, m: number, k: number, b: Float32Array, n: number, c: Float32Array): void {
   for (let i = 0; i < m; i++) for (let t = 0; t < k; t++) {
-    const v = a[i * k + t];
+    const v = a[t * m + i];
     if (v === 0) continue;
     for (let j = 0; j < n; j++) c[i * n + j] -= v * b[t * n + j];
   }

@@ -79,19 +79,19 @@ export class OrtGemm {
     return out.E.data as Float32Array;
   };
 
-  /** C −= A·B in place for A [m, k], B [k, n], C [m, n] (Gemm with α = −1, β = 1, its output bound to C). */
+  /** C −= Aᵀ·B in place for A [k, m], B [k, n], C [m, n] (Gemm with transA, α = −1, β = 1, its output bound to C). */
   update = async (a: Float32Array, m: number, k: number, b: Float32Array, n: number, c: Float32Array): Promise<void> => {
     const s = await this.session('update', () =>
       graph('gemm_update', (g) => {
-        const A = g.input('A', DataType.FLOAT, ['m', 'k']);
+        const A = g.input('A', DataType.FLOAT, ['k', 'm']);
         const B = g.input('B', DataType.FLOAT, ['k', 'n']);
         const C = g.input('C', DataType.FLOAT, ['m', 'n']);
-        g.output(g.node('Gemm', [A, B, C], { alpha: float(-1), beta: float(1) }, { outputs: ['Y'] }), DataType.FLOAT, ['m', 'n']);
+        g.output(g.node('Gemm', [A, B, C], { transA: 1, alpha: float(-1), beta: float(1) }, { outputs: ['Y'] }), DataType.FLOAT, ['m', 'n']);
       }),
     );
     const C = new ort.Tensor('float32', c, [m, n]);
     // Gemm copies C into Y before accumulating, so Y may alias C.
-    await s.run({ A: new ort.Tensor('float32', a, [m, k]), B: new ort.Tensor('float32', b, [k, n]), C }, { Y: C });
+    await s.run({ A: new ort.Tensor('float32', a, [k, m]), B: new ort.Tensor('float32', b, [k, n]), C }, { Y: C });
     noteOrtOutput(m * n * 4);
   };
 
