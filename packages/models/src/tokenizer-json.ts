@@ -3,6 +3,9 @@
  * for spaces) in HF tokenizer.json format, so that generated test models come
  * with a real tokenizer that any HF-compatible library loads.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AlkiError } from '@alki/core';
 export interface TinyTokenizerFiles {
   tokenizerJson: object;
   tokenizerConfig: object;
@@ -69,4 +72,45 @@ export function tinyTokenizer(): TinyTokenizerFiles {
   };
   const specialTokensMap = { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>' };
   return { tokenizerJson, tokenizerConfig, specialTokensMap, vocabSize: next };
+}
+
+/** llama.cpp's token types (llama_token_type): what a GGUF vocabulary records per token. */
+const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, unused: 5, byte: 6 } as const;
+
+/**
+ * A model's vocabulary as GGUF wants it: `vocabSize` token strings by id (from tokenizer.json's model vocab and
+ * added tokens; ids without a token become unique `<unused_N>` entries) and their llama.cpp token types.
+ */
+export function loadTokenizerVocab(dir: string, vocabSize: number): { tokens: string[]; types: number[] } {
+  let json: { model?: { vocab?: unknown }; added_tokens?: { id?: unknown; content?: unknown; special?: unknown }[] };
+  try {
+    json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
+  } catch (e) {
+    throw new AlkiError('TOKENIZER', `cannot read tokenizer.json in ${dir}: ${(e as Error).message}`, 'download the model again', { cause: e });
+  }
+  const tokens: (string | undefined)[] = new Array(vocabSize).fill(undefined);
+  const types: number[] = new Array(vocabSize).fill(TOKEN_TYPE.unused);
+  const vocab = json.model?.vocab;
+  // BPE/WordPiece keep {token: id}; Unigram keeps [[token, score], …] in id order.
+  const entries: [string, number][] = Array.isArray(vocab) ? vocab.map((e, i) => [String((e as unknown[])[0]), i]) : Object.entries((vocab ?? {}) as Record<string, number>);
+  for (const [token, id] of entries) {
+    if (Number.isInteger(id) && id >= 0 && id < vocabSize) {
+      tokens[id] = token;
+      types[id] = /^<0x[0-9A-F]{2}>$/.test(token) ? TOKEN_TYPE.byte : TOKEN_TYPE.normal;
+    }
+  }
+  for (const a of json.added_tokens ?? []) {
+    if (typeof a.id === 'number' && Number.isInteger(a.id) && a.id >= 0 && a.id < vocabSize && typeof a.content === 'string') {
+      tokens[a.id] = a.content;
+      types[a.id] = a.content === '<unk>' ? TOKEN_TYPE.unknown : a.special ? TOKEN_TYPE.control : TOKEN_TYPE.normal;
+    }
+  }
+  const seen = new Set<string>();
+  const out = tokens.map((t, i) => {
+    let s = t ?? `<unused_${i}>`;
+    if (seen.has(s)) s = `<dup_${i}>`;
+    seen.add(s);
+    return s;
+  });
+  return { tokens: out, types };
 }
