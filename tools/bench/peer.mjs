@@ -1,0 +1,105 @@
+// pnpm bench:peer — Alki against llama.cpp on the same CPU, the same weights, side by side: the TinyLlama-1.1B
+// shape (22 layers, random bf16 weights, as pnpm bench:build) written as GGUF Q4_0 by @alki/models' writeGguf and
+// run by node-llama-cpp's prebuilt CPU backend, and as the bundle `alki build <model> --bits 4` makes (the
+// defaults) run by @alki/runtime — each measurement in its own process (speed and the process's peak RSS),
+// alternating in one run for ALKI_PEER_ROUNDS rounds (default 4): prompt 128, 64 new tokens, 2 threads. Prints
+// paired ratios (alki ÷ llama.cpp, per round, then their median) and writes JSON to bench-results/.
+// Env: ALKI_BENCH_WORK (keep the model, GGUF and bundles), ALKI_PEER_ROUNDS, ALKI_PEER_THREADS,
+// ALKI_PEER_VARIANTS (comma list of: q4_0, q8_0, alki, alki-b128, alki-b128-h4).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildBundle, readBundle } from '@alki/bundle';
+import { machineInfo, measureIsolated } from '@alki/eval';
+import { openHfModel, writeGguf, writeSyntheticLlama } from '@alki/models';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 5 };
+const rounds = Number(process.env.ALKI_PEER_ROUNDS ?? 4);
+const threads = Number(process.env.ALKI_PEER_THREADS ?? 2);
+const variants = (process.env.ALKI_PEER_VARIANTS ?? 'q4_0,alki,alki-b128').split(',');
+const run = { promptTokens: 128, newTokens: 64, runs: 3, warmupRuns: 1, threads, vocabSize: shape.vocabSize, seed: 1 };
+const keep = process.env.ALKI_BENCH_WORK;
+const work = keep ?? mkdtempSync(join(tmpdir(), 'alki-peer-'));
+const log = (s) => process.stderr.write(`${s}\n`);
+const mb = (b) => (b / 1e6).toFixed(0);
+const result = { benchmark: 'peer', machine: machineInfo(), shape: { name: 'TinyLlama-1.1B', ...shape }, run, rounds: [], variants: {} };
+
+/** What each variant is and how it is measured. */
+const VARIANTS = {
+  q4_0: { label: 'llama.cpp Q4_0 (output Q8_0)', engine: 'llama', gguf: { type: 'Q4_0' } },
+  q8_0: { label: 'llama.cpp Q8_0', engine: 'llama', gguf: { type: 'Q8_0' } },
+  alki: { label: 'alki --bits 4 (defaults)', engine: 'alki', quantize: { method: 'rtn', bits: 4 } },
+  'alki-b128': { label: 'alki --bits 4 --block-size 128', engine: 'alki', quantize: { method: 'rtn', bits: 4, blockSize: 128 } },
+  'alki-b128-h4': { label: 'alki b128, head 4, embed 4', engine: 'alki', quantize: { method: 'rtn', bits: 4, blockSize: 128, headBits: 4, embedBits: 4 } },
+};
+
+function llamaRun(path) {
+  const out = execFileSync(process.execPath, [join(here, 'peer-llama-worker.mjs'), path, JSON.stringify(run)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  return JSON.parse(out.trim().split('\n').pop());
+}
+
+try {
+  console.log(`machine: ${result.machine.cpu} (${result.machine.features.join(' ')}), ${threads} threads, node-llama-cpp 3.21.1, onnxruntime-node ${result.machine.onnxruntime}`);
+  const modelDir = join(work, 'tinyllama-shape');
+  if (!existsSync(join(modelDir, 'config.json'))) {
+    log(`generating the TinyLlama shape in ${modelDir}…`);
+    writeSyntheticLlama(modelDir, shape);
+  }
+  const files = {};
+  for (const v of variants) {
+    const spec = VARIANTS[v];
+    if (!spec) throw new Error(`unknown variant ${v} (ALKI_PEER_VARIANTS: ${Object.keys(VARIANTS).join(', ')})`);
+    if (spec.engine === 'llama') {
+      const path = join(work, `model-${v}.gguf`);
+      if (!existsSync(path)) {
+        const t0 = performance.now();
+        writeGguf(openHfModel(modelDir), path, spec.gguf);
+        log(`wrote ${path} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+      }
+      files[v] = { path, bytes: statSync(path).size };
+    } else {
+      const out = join(work, `bundle-${v}`);
+      if (!existsSync(join(out, 'alki.json'))) await buildBundle({ modelDir, out, quantize: spec.quantize, overwrite: true });
+      const b = readBundle(out);
+      files[v] = { path: join(out, b.manifest.model.path), bytes: b.manifest.metrics.modelBytes.value };
+    }
+    result.variants[v] = { label: spec.label, bytes: files[v].bytes };
+  }
+  for (let r = 0; r < rounds; r++) {
+    const row = {};
+    for (const v of variants) {
+      const spec = VARIANTS[v];
+      if (spec.engine === 'llama') {
+        const m = llamaRun(files[v].path);
+        row[v] = { prefill: m.prefill, decode: m.decode, peakRssBytes: m.peakRssBytes, loadMs: m.loadMs };
+      } else {
+        const m = await measureIsolated(files[v].path, run);
+        row[v] = { prefill: m.speed.prefillTokensPerSecond.median, decode: m.speed.decodeTokensPerSecond.median, peakRssBytes: m.peakRssBytes, loadMs: m.speed.loadMs };
+      }
+      log(`round ${r + 1}/${rounds} ${v.padEnd(10)} prefill ${row[v].prefill.toFixed(1)} tok/s, decode ${row[v].decode.toFixed(1)} tok/s, peak ${mb(row[v].peakRssBytes)} MB`);
+    }
+    result.rounds.push(row);
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+  const base = variants.find((v) => VARIANTS[v].engine === 'llama');
+  console.log(`\nTinyLlama-1.1B shape, prompt ${run.promptTokens}, ${run.newTokens} new tokens, ${threads} threads, ${rounds} alternating rounds (medians; ratios paired per round against ${base ? VARIANTS[base].label : '—'})\n`);
+  console.log(`${'variant'.padEnd(34)} ${'MB'.padStart(5)} ${'prefill'.padStart(8)} ${'decode'.padStart(7)} ${'peak RSS'.padStart(9)} ${'prefill ×'.padStart(10)} ${'decode ×'.padStart(9)} ${'RSS ×'.padStart(6)}`);
+  for (const v of variants) {
+    const s = (k) => median(result.rounds.map((row) => row[v][k]));
+    const ratio = (k) => (base ? median(result.rounds.map((row) => row[v][k] / row[base][k])) : NaN);
+    const summary = { prefill: s('prefill'), decode: s('decode'), peakRssBytes: s('peakRssBytes'), prefillRatio: ratio('prefill'), decodeRatio: ratio('decode'), rssRatio: ratio('peakRssBytes') };
+    Object.assign(result.variants[v], summary);
+    console.log(`${VARIANTS[v].label.padEnd(34)} ${mb(files[v].bytes).padStart(5)} ${summary.prefill.toFixed(1).padStart(8)} ${summary.decode.toFixed(1).padStart(7)} ${`${mb(summary.peakRssBytes)} MB`.padStart(9)} ${summary.prefillRatio.toFixed(2).padStart(9)}× ${summary.decodeRatio.toFixed(2).padStart(8)}× ${summary.rssRatio.toFixed(2).padStart(5)}×`);
+  }
+  console.log('\ntarget (issue 15): decode and prefill ≥ 1.2× llama.cpp Q4_0, peak RSS ≤ 1.0×, at Q4_0 quality or better (pnpm bench:q4_0)');
+  const out = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
+  mkdirSync(out, { recursive: true });
+  const file = join(out, `peer-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`JSON: ${file}`);
+} finally {
+  if (!keep) rmSync(work, { recursive: true, force: true });
+}
