@@ -58,8 +58,11 @@ try {
     ['llama.cpp Q4_0 (embed/output Q4_0 too)', await bundle('q4_0-all', q4all, { method: 'none' })],
     ['llama.cpp Q8_0', await bundle('q8_0', q8, { method: 'none' })],
     ['alki --bits 4 (defaults: RTN b32, head 8, embed 8)', await bundle('alki-default', stories, { method: 'rtn', bits: 4 })],
+    ['alki --bits 4 --mse-clip', await bundle('alki-default-mse', stories, { method: 'rtn', bits: 4, mseClip: true })],
     ['alki RTN int4 b128', await bundle('alki-rtn-b128', stories, { method: 'rtn', bits: 4, blockSize: 128 })],
-    ['alki GPTQ int4 b32', await bundle('alki-gptq', stories, { method: 'gptq', bits: 4, blockSize: 32 })],
+    ['alki GPTQ int4 b32 (MSE ranges, the default)', await bundle('alki-gptq', stories, { method: 'gptq', bits: 4, blockSize: 32 })],
+    ['alki GPTQ int4 b32, min/max ranges', await bundle('alki-gptq-minmax', stories, { method: 'gptq', bits: 4, blockSize: 32, mseClip: false })],
+    ['alki GPTQ int4 b128', await bundle('alki-gptq-b128', stories, { method: 'gptq', bits: 4, blockSize: 128 })],
     ['alki AWQ int4 b32', await bundle('alki-awq', stories, { method: 'awq', bits: 4, blockSize: 32 })],
     ['alki RTN int4 b32 symmetric', await bundle('alki-rtn-sym', stories, { method: 'rtn', bits: 4, symmetric: true })],
   ];

@@ -23,6 +23,8 @@ export interface BlockwiseQuantized {
 export interface BlockwiseOptions {
   bits: 2 | 4 | 8;
   blockSize: number;
+  /** Each block's range by the least squared error of its rounding ({@link mseBlockParams}) instead of min/max. */
+  mseClip?: boolean;
   /** true: signed codes around the implicit zero point 2^(bits−1); false: explicit zero points. */
   symmetric: boolean;
 }
@@ -75,6 +77,81 @@ export function rowRanges(w: ArrayLike<number>, k0: number, k1: number, rowStart
       if (v > hi[n]) hi[n] = v;
     }
   }
+}
+
+/** Range shrink factors tried by {@link mseBlockParams} (1 = the plain min/max range). */
+export const MSE_SHRINK = [1, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7];
+
+/**
+ * Per output n < N, the block parameters whose rounding of the block's own values has the least squared error
+ * among the ranges [α·lo, α·hi], α in {@link MSE_SHRINK} — clipping a few outliers of a block often lowers the error
+ * of all its other values (llama.cpp's k-quants and AWQ's clipping search do the same per block). Element (n, k) of
+ * rows k0 ≤ k < k1 is at rowStart(k) + n; lo/hi hold the plain ranges; results go to scale/zero. With
+ * `stopAtMinimum` (RTN) an output stops at its first local minimum, which on stories260K gives RTN the same
+ * choices at half the cost; GPTQ searches the whole grid (5.4–5.5% instead of 5.7–5.8% perplexity increase there).
+ */
+export function mseBlockParams(w: ArrayLike<number>, k0: number, k1: number, rowStart: (k: number) => number, N: number, lo: Float32Array, hi: Float32Array, bits: number, symmetric: boolean, scale: Float32Array, zero: Uint8Array, stopAtMinimum = true): void {
+  const levels = (1 << bits) - 1;
+  const best = new Float64Array(N).fill(Infinity);
+  const s = new Float32Array(N);
+  const z = new Uint8Array(N);
+  const err = new Float64Array(N);
+  const done = new Uint8Array(N);
+  for (const a of MSE_SHRINK) {
+    for (let n = 0; n < N; n++) {
+      // Symmetric keeps the sign of the largest magnitude (blockParams' signedMax) while shrinking it.
+      const p = symmetric ? blockParams(a * lo[n], a * hi[n], bits, true, a * (Math.abs(lo[n]) > Math.abs(hi[n]) ? lo[n] : hi[n])) : blockParams(a * lo[n], a * hi[n], bits, false);
+      s[n] = p.scale;
+      z[n] = p.zero;
+    }
+    err.fill(0);
+    for (let k = k0; k < k1; k++) {
+      const r = rowStart(k);
+      for (let n = 0; n < N; n++) {
+        const v = w[r + n];
+        const d = v - (quantizeValue(v, s[n], z[n], levels) - z[n]) * s[n];
+        err[n] += d * d;
+      }
+    }
+    // Past an output's minimum its error only grows (unimodal in the shrink): it stops there, as mseBlockRange does.
+    let open = 0;
+    for (let n = 0; n < N; n++) {
+      if (done[n]) continue;
+      if (err[n] < best[n]) {
+        best[n] = err[n];
+        scale[n] = s[n];
+        zero[n] = z[n];
+        open++;
+      } else if (stopAtMinimum) done[n] = 1;
+      else open++;
+    }
+    if (open === 0) break;
+  }
+}
+
+/**
+ * {@link mseBlockParams} for one block whose values are w[offset + k0 … offset + k1) with range [lo, hi]: the same
+ * candidates in the same order and the same sums, so both give identical parameters.
+ */
+export function mseBlockRange(w: ArrayLike<number>, offset: number, k0: number, k1: number, lo: number, hi: number, bits: number, symmetric: boolean): { scale: number; zero: number } {
+  const levels = (1 << bits) - 1;
+  let best = Infinity;
+  let out = { scale: 1, zero: 0 };
+  for (const a of MSE_SHRINK) {
+    const p = symmetric ? blockParams(a * lo, a * hi, bits, true, a * (Math.abs(lo) > Math.abs(hi) ? lo : hi)) : blockParams(a * lo, a * hi, bits, false);
+    const sf = Math.fround(p.scale);
+    let err = 0;
+    for (let k = offset + k0; k < offset + k1; k++) {
+      const v = w[k];
+      const d = v - (quantizeValue(v, sf, p.zero, levels) - p.zero) * sf;
+      err += d * d;
+    }
+    if (err < best) {
+      best = err;
+      out = p;
+    } else break; // the error is unimodal in the shrink: past the minimum it only grows
+  }
+  return out;
 }
 
 /** Code of x for a block: clamp(round(x/scale) + zero, 0, 2^b−1), halves rounded up. */

@@ -34,6 +34,8 @@ export interface CalibratedOptions {
   blockSize: number;
   symmetric: boolean;
   actOrder?: boolean;
+  /** GPTQ: MSE-searched block ranges (see GptqOptions.mseClip). */
+  mseClip?: boolean;
   percDamp?: number;
   /** Calibration rows kept per linear input for AWQ's searches (default 4096). */
   awqRows?: number;
@@ -200,7 +202,7 @@ async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
   const inputs = [...new Set(l.groups.filter((g) => g.linears.some((w) => !excluded.has(w))).map(l.inputOf))];
   if (inputs.length === 0) return; // every linear of this span is excluded (a float head): nothing to measure
   const stats = await c.runner.collect(l.index, inputs, { gram: true });
-  const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp, scratch: c.scratch };
+  const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp, mseClip: c.o.mseClip, scratch: c.scratch };
   const prepared = new Map<string, GptqHessian>();
   for (const input of inputs) {
     const st = stats.get(input)!;

@@ -1,5 +1,5 @@
 import { AlkiError } from '@alki/core';
-import { blockParams, quantizeValue, rowRanges, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
+import { blockParams, mseBlockParams, quantizeValue, rowRanges, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
 import { matmulABt, Scratch, upperCholeskyOfInverse, type MatMulABt } from './linalg.js';
 
 /** GPTQ options (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers"). */
@@ -14,6 +14,11 @@ export interface GptqOptions extends BlockwiseOptions {
   stripWidth?: number;
   /** Columns per inner sub-block of a lazy batch (default 16; equal to lazyBlock: the paper's column-by-column loop). */
   subBlock?: number;
+  /**
+   * Each block's range by the least squared error of its own rounding (see mseBlockParams) instead of min/max
+   * (default true: GPTQ int4 block 32 on stories260K, two calibration seeds, +6.28/5.96% → +5.39/5.51% perplexity).
+   */
+  mseClip?: boolean;
   /** Work memory reused between calls (layer after layer). */
   scratch?: Scratch;
 }
@@ -140,7 +145,7 @@ export async function gptq(
         // finished sub-block reaches the rest of the lazy block with one GEMM (JS work K·sub/2·N instead of K·lazy/2·N).
         for (let s1 = 0; s1 < count; s1 += sub) {
           const s2 = Math.min(count, s1 + sub);
-          quantizeColumns({ tail, err, codes, sScale, sZero, haveParams, blo, bhi, U, K, Ns, perm, pos, i1, s1, s2, bs, bits: o.bits, symmetric: o.symmetric, levels });
+          quantizeColumns({ tail, err, codes, sScale, sZero, haveParams, blo, bhi, U, K, Ns, perm, pos, i1, s1, s2, bs, bits: o.bits, symmetric: o.symmetric, levels, mseClip: o.mseClip ?? true });
           if (s2 < count) await spread(i1 + s1, s2 - s1, count - s2, err.subarray(s1 * Ns, s2 * Ns), tail.subarray(s2 * Ns, count * Ns));
         }
         // Lazy batch update of all later columns: W[i2:] −= U[i1:i2, i2:]ᵀ · Err.
@@ -197,6 +202,7 @@ interface ColumnWork {
   bits: number;
   symmetric: boolean;
   levels: number;
+  mseClip?: boolean;
 }
 
 /**
@@ -215,11 +221,15 @@ function quantizeColumns(c: ColumnWork): void {
       const k0 = blk * bs;
       const k1 = Math.min(K, k0 + bs);
       // The block's range per output, from its rows of the tail.
-      rowRanges(tail, k0, k1, (k) => (pos[k] - i1) * Ns, 1, Ns, blo, bhi);
-      for (let n = 0; n < Ns; n++) {
-        const { scale, zero } = blockParams(blo[n], bhi[n], c.bits, c.symmetric);
-        sScale[pb + n] = scale;
-        sZero[pb + n] = zero;
+      const rowStart = (k: number) => (pos[k] - i1) * Ns;
+      rowRanges(tail, k0, k1, rowStart, 1, Ns, blo, bhi);
+      if (c.mseClip) mseBlockParams(tail, k0, k1, rowStart, Ns, blo, bhi, c.bits, c.symmetric, sScale.subarray(pb, pb + Ns), sZero.subarray(pb, pb + Ns), false);
+      else {
+        for (let n = 0; n < Ns; n++) {
+          const { scale, zero } = blockParams(blo[n], bhi[n], c.bits, c.symmetric);
+          sScale[pb + n] = scale;
+          sZero[pb + n] = zero;
+        }
       }
       haveParams[blk] = 1;
     }

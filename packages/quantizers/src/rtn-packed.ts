@@ -1,4 +1,4 @@
-import { blockParams, blockRange, quantizeValue, type BlockwiseOptions } from './blockwise.js';
+import { blockParams, blockRange, mseBlockRange, quantizeValue, type BlockwiseOptions } from './blockwise.js';
 
 /** A weight rounded to nearest and already in MatMulNBits' packed layout (see matmul-nbits.ts). */
 export interface PackedRtn {
@@ -43,7 +43,7 @@ export function rtnPacked(w: Float32Array, N: number, K: number, o: BlockwiseOpt
       const k0 = b * bs;
       const k1 = Math.min(K, k0 + bs);
       const { lo, hi } = blockRange(w, row, k0, k1);
-      const { scale, zero } = blockParams(lo, hi, bits, symmetric);
+      const { scale, zero } = o.mseClip ? mseBlockRange(w, row, k0, k1, lo, hi, bits, symmetric) : blockParams(lo, hi, bits, symmetric);
       const sf = Math.fround(scale);
       scales[n * nBlocks + b] = sf;
       if (zeroPoints) zeroPoints[n * zpBytes + ((b / perByte) | 0)] |= (zero & mask) << ((b % perByte) * bits);

@@ -147,15 +147,15 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
 });
 
 describe('RTN fast path (rtnPacked)', () => {
-  it('is bit-identical to rtn + matMulNBitsTensors, with the same relative error, for every width, block and partial block', () => {
+  it('is bit-identical to rtn + matMulNBitsTensors, with the same relative error, for every width, block and partial block, with and without the MSE range search', () => {
     for (const [N, K] of [[9, 70], [16, 64], [5, 200]] as const) {
       const rows = randomMatrix(N, K, N + K);
       const kn = new Float32Array(K * N);
       for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) kn[k * N + n] = rows[n * K + k];
       for (const bits of [2, 4, 8] as const) {
         for (const blockSize of [16, 32, 64]) {
-          for (const symmetric of [false, true]) {
-            const o = { bits, blockSize, symmetric };
+          for (const [symmetric, mseClip] of [[false, false], [true, false], [false, true], [true, true]]) {
+            const o = { bits, blockSize, symmetric, mseClip };
             const ref = rtn(kn, N, K, o, 'KN');
             const t = matMulNBitsTensors(ref, 'w');
             const p = rtnPacked(rows, N, K, o);
@@ -163,6 +163,8 @@ describe('RTN fast path (rtnPacked)', () => {
             expect(Array.from(p.scales)).toEqual(Array.from(t.scales.data as Float32Array));
             expect(p.zeroPoints ? Array.from(p.zeroPoints) : undefined).toEqual(t.zeroPoints ? Array.from(t.zeroPoints.data as Uint8Array) : undefined);
             expect(p.relativeError).toBeCloseTo(relativeErrorOf(ref, kn, 'KN'), 12);
+            // The searched ranges never round worse than min/max (α = 1 is among the candidates).
+            if (mseClip) expect(p.relativeError).toBeLessThanOrEqual(rtnPacked(rows, N, K, { ...o, mseClip: false }).relativeError + 1e-12);
           }
         }
       }

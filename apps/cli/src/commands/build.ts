@@ -48,6 +48,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('head-bits', { type: 'number', describe: 'bits of the output projection (lm_head): 4, 8 (default) or 32 (float)' })
         .option('embed-bits', { type: 'number', describe: 'bits of the token embedding table: 4, 8 (default) or 32 (float); a tied table is stored once, at the head\'s width' })
         .option('act-order', { type: 'boolean', default: false, describe: 'GPTQ: quantize columns by decreasing activation energy' })
+        .option('mse-clip', { type: 'boolean', describe: 'RTN/GPTQ: each block’s range by the least squared error of its rounding (default on for GPTQ, off for RTN)' })
         .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (.txt, or .jsonl with a "text" field); default: text sampled from an int8 copy of the model' })
         .option('calib-samples', { type: 'number', describe: 'calibration samples (default 32, 8 with --quick; 128 for the full-size set)' })
         .option('calib-seqlen', { type: 'number', describe: 'tokens per calibration sample (default min(512, context); 256 with --quick)' })
@@ -99,8 +100,8 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       const demoGptq = demo && !chosen && explicit.method === undefined;
       const method = chosen?.settings.method ?? explicit.method ?? (demoGptq ? 'gptq' : 'rtn');
       const quantize: BuildBundleOptions['quantize'] = chosen
-        ? { ...(quantizeOptionsOf(chosen.settings) as BuildBundleOptions['quantize']), symmetric: args.symmetric as boolean, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, exclude: parseExclude(args.exclude as string[] | undefined), embedBits: args['embed-bits'] as 8 | undefined }
-        : { method: method as 'rtn', blockSize: explicit.blockSize ?? 32, symmetric: args.symmetric as boolean, accuracyLevel: explicit.accuracyLevel as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, w8a8Format: explicit.w8a8Format, exclude: parseExclude(args.exclude as string[] | undefined), headBits: explicit.headBits, embedBits: args['embed-bits'] as 8 | undefined, bits: explicit.bits as 4 | undefined };
+        ? { ...(quantizeOptionsOf(chosen.settings) as BuildBundleOptions['quantize']), symmetric: args.symmetric as boolean, actOrder: (args['act-order'] as boolean) || undefined, mseClip: args['mse-clip'] as boolean | undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, exclude: parseExclude(args.exclude as string[] | undefined), embedBits: args['embed-bits'] as 8 | undefined }
+        : { method: method as 'rtn', blockSize: explicit.blockSize ?? 32, symmetric: args.symmetric as boolean, accuracyLevel: explicit.accuracyLevel as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, mseClip: args['mse-clip'] as boolean | undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, w8a8Format: explicit.w8a8Format, exclude: parseExclude(args.exclude as string[] | undefined), headBits: explicit.headBits, embedBits: args['embed-bits'] as 8 | undefined, bits: explicit.bits as 4 | undefined };
       const source = await resolveModel(args.model as string, { revision: args.revision as string | undefined, offline: args.offline as boolean | undefined, onProgress, signal });
       const bits = (quantize as { bits?: number }).bits ?? (method === 'smoothquant' ? 8 : 4);
       const out = (args.out as string | undefined) ?? defaultOut(source.id, method, bits);
