@@ -274,6 +274,7 @@ async function writeBundle(o: BuildBundleOptions, hf: SourceFolder, qmodel: Mode
         symmetric: quantized ? report.method === 'smoothquant' || report.symmetric : null,
         accuracyLevel: quantized && report.method !== 'smoothquant' ? report.accuracyLevel : null,
         ...(report.mseClip !== undefined ? { mseClip: report.mseClip } : {}),
+        ...(report.awqScales ? { awqScales: true } : {}),
         calibration: report.calibration ?? null,
         ...(report.method === 'smoothquant' ? { alpha: report.smooth === false ? null : (report.alpha ?? 0.5), w8a8Format: report.w8a8Format } : {}),
         excluded: report.excluded,

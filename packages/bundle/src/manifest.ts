@@ -44,6 +44,8 @@ export interface BundleManifest {
     accuracyLevel: number | null;
     /** RTN/GPTQ: block ranges chosen by the least squared error of their rounding (absent in older bundles). */
     mseClip?: boolean;
+    /** GPTQ ran on weights scaled by AWQ's search (absent when not). */
+    awqScales?: boolean;
     calibration: null | { source: string; samples: number; sequenceLength: number; sha256?: string };
     /** SmoothQuant: the migration strength α, or null for the unsmoothed (naive) W8A8 baseline. */
     alpha?: number | null;
@@ -172,6 +174,7 @@ export function validateManifest(json: unknown, where: string): BundleManifest {
   if (!(q.symmetric === null || typeof q.symmetric === 'boolean')) throw bad(`quantization.symmetric ${showValue(q.symmetric)} is not true, false or null`);
   if (!(q.accuracyLevel === null || isCount(q.accuracyLevel, 64))) throw bad(`quantization.accuracyLevel ${showValue(q.accuracyLevel)} is not a level or null`);
   if (!optional(q.mseClip, (v) => typeof v === 'boolean')) throw bad(`quantization.mseClip ${showValue(q.mseClip)} is not a boolean`);
+  if (!optional(q.awqScales, (v) => v === true)) throw bad(`quantization.awqScales ${showValue(q.awqScales)} is not true`);
   const calib = q.calibration;
   if (!(calib === null || (isObject(calib) && typeof calib.source === 'string' && isCount(calib.samples) && isCount(calib.sequenceLength) && optional(calib.sha256, (v) => typeof v === 'string')))) {
     throw bad('quantization.calibration is neither null nor { source, samples, sequenceLength }');

@@ -36,6 +36,8 @@ export interface CalibratedOptions {
   actOrder?: boolean;
   /** GPTQ: MSE-searched block ranges (see GptqOptions.mseClip). */
   mseClip?: boolean;
+  /** GPTQ: search and fold AWQ's per-channel scales first, then round with GPTQ (see QuantizeOptions.awqScales). */
+  awqScales?: boolean;
   percDamp?: number;
   /** Calibration rows kept per linear input for AWQ's searches (default 4096). */
   awqRows?: number;
@@ -136,7 +138,10 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
       const inputOf = (g: Group) => matmulOf.get(g.linears[0])!.inputs[0];
       const layer = { index: i, groups: layerGroups, inputOf, last: i === spans.length - 1 };
       if (o.method === 'smoothquant') await smoothLayer(ctx, layer);
-      else if (o.method === 'gptq') await gptqLayer(ctx, layer);
+      else if (o.method === 'gptq') {
+        if (o.awqScales) await awqLayer(ctx, layer, true);
+        await gptqLayer(ctx, layer);
+      }
       else {
         await awqLayer(ctx, layer);
         roundLayer(ctx, layer);
@@ -236,12 +241,16 @@ const AWQ_MAX_GROUP = 32 * 1024 * 1024;
 /** Outputs on which AWQ's scale search measures its candidates (see {@link AwqOptions.searchOutputs}). */
 const AWQ_SEARCH_OUTPUTS = 1024;
 
-/** AWQ: per group, the scale search (folded into the producer), then the clipping search per linear. */
-async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
+/**
+ * AWQ: per group, the scale search (folded into the producer), then the clipping search per linear. With `scalesOnly`
+ * (GPTQ with AWQ's scales) the clipping is GPTQ's rounding's job, and the layer is not advanced here: GPTQ measures
+ * its Hessians on the scaled layer and advances it once quantized.
+ */
+async function awqLayer(c: LayerContext, l: LayerWork, scalesOnly = false): Promise<void> {
   const abt = c.gemm.abt;
   // One pass per layer, as AutoAWQ: the next layer is calibrated on this layer's float outputs before its scales
   // (exact in float) and clipping (not reflected in the next layer's inputs, as in AutoAWQ).
-  const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { absMean: true, rows: c.o.awqRows ?? 4096, advance: !l.last });
+  const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { absMean: true, rows: c.o.awqRows ?? 4096, advance: !l.last && !scalesOnly });
   for (const g of l.groups) {
     const size = g.linears.reduce((sum, name) => sum + c.weight(name).data.length, 0);
     if (size > AWQ_MAX_GROUP) continue;
@@ -268,6 +277,7 @@ async function awqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       // Later searches of this layer see the input as the scaled graph produces it.
       for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) st.rows![t * K + k] /= scale[k];
     }
+    if (scalesOnly) continue;
     // Clipping measures each block's output error through its Gram matrix, so it can use every kept row.
     const products = { blockGram: c.gemm.blockGram, quadratic: c.gemm.quadratic };
     let gram: Float32Array | undefined;

@@ -115,7 +115,7 @@ export function shareTiedEmbedding(model: Model, site: EmbeddingSite, report: Qu
   } catch {
     return false;
   }
-  if (tied.embedding !== site.table.name || typeof tied.head !== 'string' || report.head?.name !== tied.head || report.method === 'awq') return false;
+  if (tied.embedding !== site.table.name || typeof tied.head !== 'string' || report.head?.name !== tied.head || report.method === 'awq' || report.awqScales) return false;
   const head = tied.head;
   const node = model.graph.nodes.find((n) => n.opType === 'MatMulNBits' && n.inputs[1] === `${head}.qweight`);
   if (!node) return false;

@@ -57,7 +57,7 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
           writeMatMulNBits(model, siteOf.get(name)!, qw, errors.get(name)!, o.accuracyLevel, report, o.spill);
           written.add(name);
         };
-        await calibratedQuantize(model, cal, { method: method as 'awq' | 'gptq' | 'smoothquant', bits: o.bits, bitsOf: bitsOf(o, report), blockSize: o.blockSize, symmetric: o.symmetric, actOrder: o.actOrder, percDamp: o.percDamp, mseClip: o.mseClip, alpha: o.alpha, excluded, onProgress: o.onProgress, signal: o.signal, errors, onCodes, spill: o.spill, checkpoint: o.checkpoint });
+        await calibratedQuantize(model, cal, { method: method as 'awq' | 'gptq' | 'smoothquant', bits: o.bits, bitsOf: bitsOf(o, report), blockSize: o.blockSize, symmetric: o.symmetric, actOrder: o.actOrder, percDamp: o.percDamp, mseClip: o.mseClip, awqScales: o.awqScales, alpha: o.alpha, excluded, onProgress: o.onProgress, signal: o.signal, errors, onCodes, spill: o.spill, checkpoint: o.checkpoint });
       }
       if (method === 'smoothquant') {
         // W8A8: int8 weights per output channel, activations quantized per tensor at run time.

@@ -39,6 +39,8 @@ export interface QuantizeOptions {
    * +8.69% — below llama.cpp Q4_0's +9.17% — but its quantize pass takes 2.3× as long, and block 128 got worse).
    */
   mseClip?: boolean;
+  /** GPTQ: AWQ's activation-aware per-channel scales folded into the graph first, then GPTQ's rounding. */
+  awqScales?: boolean;
   /** SmoothQuant: migration strength α in [0, 1] (default 0.5). */
   alpha?: number;
   /**
@@ -95,6 +97,8 @@ export interface QuantizeReport {
   accuracyLevel: number;
   actOrder?: boolean;
   mseClip?: boolean;
+  /** GPTQ ran on AWQ's scaled weights. */
+  awqScales?: boolean;
   alpha?: number;
   /** SmoothQuant: false for the unsmoothed (naive) W8A8 baseline. */
   smooth?: boolean;
@@ -142,6 +146,7 @@ export function resolveQuantizeOptions(o: QuantizeOptions): ResolvedQuantizeOpti
   const accuracyLevel = o.accuracyLevel ?? 4;
   if (![0, 1, 2, 3, 4].includes(accuracyLevel)) throw new AlkiError('BAD_OPTION', `accuracy level ${accuracyLevel} is not supported`, 'use 0 (exact float activations) or 4 (int8 activations)');
   if (o.actOrder && o.method !== 'gptq') throw new AlkiError('BAD_OPTION', '--act-order applies to GPTQ only', 'use --quantize gptq --act-order');
+  if (o.awqScales && o.method !== 'gptq') throw new AlkiError('BAD_OPTION', `--awq-scales applies to GPTQ only, not ${o.method}`, 'use --quantize gptq --awq-scales');
   if (o.mseClip !== undefined && o.method !== 'gptq' && o.method !== 'rtn') throw new AlkiError('BAD_OPTION', `--mse-clip applies to RTN and GPTQ, not ${o.method}`, o.method === 'awq' ? 'AWQ searches its own clipping: leave --mse-clip out' : 'leave --mse-clip out');
   if (o.headBits !== undefined && ![4, 8, 32].includes(o.headBits)) throw new AlkiError('BAD_OPTION', `--head-bits ${o.headBits} is not supported`, 'use 4, 8 or 32 (32 keeps the output projection in float)');
   if (o.headBits === 4 && o.method === 'smoothquant') throw new AlkiError('BAD_OPTION', 'SmoothQuant is W8A8: --head-bits 4 is not possible', 'use --head-bits 8 or 32 with smoothquant');
@@ -161,6 +166,7 @@ export function emptyReport(o: ResolvedQuantizeOptions): QuantizeReport {
     accuracyLevel: o.accuracyLevel,
     ...(o.method === 'gptq' ? { actOrder: !!o.actOrder } : {}),
     ...(o.method === 'gptq' || o.method === 'rtn' ? { mseClip: o.mseClip ?? o.method === 'gptq' } : {}),
+    ...(o.method === 'gptq' && o.awqScales ? { awqScales: true } : {}),
     ...(o.method === 'smoothquant' ? { ...(o.smooth === false ? { smooth: false } : { alpha: o.alpha ?? 0.5 }), w8a8Format: o.w8a8Format ?? DEFAULT_W8A8_FORMAT } : {}),
     layers: [],
     excluded: [],

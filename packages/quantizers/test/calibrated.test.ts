@@ -12,7 +12,7 @@ function mse(a: Float32Array, b: Float32Array): number {
 }
 
 describe.skipIf(!stories260K || !tinyStoriesText)('GPTQ and AWQ on stories260K (layer by layer, sequential)', () => {
-  it('both produce MatMulNBits models whose logits are closer to fp32 than RTN int4', async () => {
+  it('GPTQ (with and without MSE ranges, with AWQ scales) and AWQ produce MatMulNBits models whose logits are closer to fp32 than RTN int4', async () => {
     const tok = loadTokenizer(stories260K!);
     const text = readCalibrationFile(tinyStoriesText!);
     // Calibrate on the end of the text, evaluate on its start.
@@ -22,16 +22,20 @@ describe.skipIf(!stories260K || !tinyStoriesText)('GPTQ and AWQ on stories260K (
     const fresh = () => exportModel(openHfModel(stories260K!)).model;
     const ref = await decoderLogits(fresh(), evalIds);
     const errors: Record<string, number> = {};
-    for (const method of ['rtn', 'gptq', 'awq'] as const) {
-      const q = createQuantizer(method, { bits: 4, blockSize: 32 });
+    for (const [method, extra] of [['rtn', {}], ['gptq', {}], ['awq', {}], ['gptq', { awqScales: true }], ['gptq', { mseClip: false }]] as const) {
+      const q = createQuantizer(method, { bits: 4, blockSize: 32, ...extra });
       const { model, report } = await q.quantize(fresh(), { calibration });
       expect(model.graph.nodes.filter((n) => n.opType === 'MatMulNBits')).toHaveLength(36);
       expect(model.graph.nodes.some((n) => n.opType === 'MatMul' && n.inputs[1]?.endsWith('.weight'))).toBe(false);
       if (method !== 'rtn') expect(report.calibration).toMatchObject({ samples: 16, sequenceLength: 256 });
-      errors[method] = mse(await decoderLogits(model, evalIds), ref);
+      if (method === 'gptq') expect(report).toMatchObject({ mseClip: !('mseClip' in extra), ...('awqScales' in extra ? { awqScales: true } : {}) });
+      errors[`${method}${Object.keys(extra).join('+')}`] = mse(await decoderLogits(model, evalIds), ref);
     }
     expect(errors.gptq).toBeLessThan(errors.rtn);
     expect(errors.awq).toBeLessThan(errors.rtn);
+    // AWQ's scales under GPTQ's rounding, and GPTQ with min/max ranges, are GPTQ variants: better than RTN too.
+    expect(errors.gptqawqScales).toBeLessThan(errors.rtn);
+    expect(errors.gptqmseClip).toBeLessThan(errors.rtn);
   });
 });
 
