@@ -19,6 +19,7 @@ import { checkTargetFit, type BundleTarget, type TargetSettings } from './target
 import type { HardwarePreset } from '@alki/hardware-presets';
 
 import { ALKI_VERSION } from './version.js';
+import { listFiles } from './list-files.js';
 import { graphFileName, transformersJsDtype, withTransformersJsConfig } from './transformers-js.js';
 
 export interface BuildBundleOptions {
@@ -365,15 +366,4 @@ async function benchmarkBundle(o: BuildBundleOptions, tmp: string, manifest: Bun
 function smokeIds(c: { vocabSize: number; bosTokenId?: number }): number[] {
   const ids = [0.31, 0.57, 0.73, 0.91].map((f) => Math.floor(f * c.vocabSize));
   return c.bosTokenId !== undefined ? [c.bosTokenId, ...ids] : ids;
-}
-
-/** Relative paths of all files under `dir`, sorted. */
-export function listFiles(dir: string, prefix = ''): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(join(dir, prefix), { withFileTypes: true })) {
-    const rel = prefix ? `${prefix}/${e.name}` : e.name;
-    if (e.isDirectory()) out.push(...listFiles(dir, rel));
-    else if (e.isFile()) out.push(rel);
-  }
-  return out.sort();
 }

@@ -1,4 +1,5 @@
-export { buildBundle, listFiles, CALIBRATION_SAMPLES } from './build.js';
+export { buildBundle, CALIBRATION_SAMPLES } from './build.js';
+export { listFiles } from './list-files.js';
 export type { BuildBundleOptions, BuildBundleResult } from './build.js';
 export { readBundle, verifyBundle } from './read.js';
 export type { Bundle, VerifyProblem, VerifyResult } from './read.js';

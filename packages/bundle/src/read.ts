@@ -2,7 +2,7 @@ import { existsSync, lstatSync, readFileSync, statSync, type Stats } from 'node:
 import { join, resolve } from 'node:path';
 import { AlkiError, fsError, isAlkiError } from '@alki/core';
 import { hashFile } from './hash.js';
-import { listFiles } from './build.js';
+import { listFiles } from './list-files.js';
 import { manifestHash, validateManifest, type BundleFile, type BundleManifest } from './manifest.js';
 
 export interface Bundle {

@@ -1,4 +1,4 @@
-import { DataType, GraphBuilder, float, floatTensor, int64Tensor } from '@alki/onnx';
+import { GraphBuilder, float, floatTensor, int64Tensor } from '@alki/onnx';
 
 /**
  * Thin helpers over {@link GraphBuilder} for the few patterns a decoder
@@ -81,6 +81,4 @@ export class Ops {
     const r = this.b.node('Reshape', [x, this.i64([0, 0, heads, dim])]);
     return this.b.node('Transpose', [r], { perm: [0, 2, 1, 3] });
   }
-
-  floatType = DataType.FLOAT;
 }

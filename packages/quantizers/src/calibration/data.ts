@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { basename } from 'node:path';
 import { AlkiError, type ProgressCallback } from '@alki/core';
 import { readUtf8Text } from '@alki/core/node';
 import { DecoderSession, sampleSequences, type TextTokenizer } from '@alki/runtime';
@@ -71,8 +70,4 @@ export async function calibrationFromModel(
   } finally {
     await session.release();
   }
-}
-
-export function calibrationName(path: string): string {
-  return basename(path);
 }
