@@ -2,6 +2,10 @@
 // (VmHWM, reset at each stage through /proc/self/clear_refs), printed as one JSON line.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { buildBundle } from '@alki/bundle';
+import { enableGarbageCollection } from '@alki/core/node';
+
+// As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
+enableGarbageCollection();
 
 const opts = JSON.parse(process.argv[2]);
 const hwm = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;

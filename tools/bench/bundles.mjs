@@ -7,6 +7,10 @@ import { join } from 'node:path';
 import { buildBundle, bundleEvalTarget, readBundle } from '@alki/bundle';
 import { evaluateTargets, formatTerminal } from '@alki/eval';
 import { writeSyntheticLlama } from '@alki/models';
+import { enableGarbageCollection } from '@alki/core/node';
+
+// As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
+enableGarbageCollection();
 
 const shape = { hiddenSize: 1024, intermediateSize: 2816, numLayers: 8, numHeads: 16, numKvHeads: 4, vocabSize: 32000, maxPositions: 1024, seed: 1 };
 const runs = Number(process.env.ALKI_BENCH_RUNS ?? 5);

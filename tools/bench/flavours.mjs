@@ -11,6 +11,10 @@ import { measureIsolated } from '@alki/eval';
 import { writeSyntheticLlama } from '@alki/models';
 import { DataType, GraphBuilder, createModel, encodeModel } from '@alki/onnx';
 import * as ort from 'onnxruntime-node';
+import { enableGarbageCollection } from '@alki/core/node';
+
+// As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
+enableGarbageCollection();
 
 const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22), numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 5 };
 const runs = Number(process.env.ALKI_BENCH_RUNS ?? 3);

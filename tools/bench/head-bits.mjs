@@ -12,6 +12,10 @@ import { buildBundle, bundleEvalTarget, readBundle } from '@alki/bundle';
 import { evaluateTargets, machineInfo, measureIsolated } from '@alki/eval';
 import { writeSyntheticLlama } from '@alki/models';
 import { fixture } from './fixtures.mjs';
+import { enableGarbageCollection } from '@alki/core/node';
+
+// As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
+enableGarbageCollection();
 
 const HEADS = [4, 8, 32];
 const runs = Number(process.env.ALKI_BENCH_RUNS ?? 3);

@@ -14,6 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { buildBundle, readBundle } from '@alki/bundle';
 import { machineInfo, measureIsolated } from '@alki/eval';
 import { openHfModel, writeGguf, writeSyntheticLlama } from '@alki/models';
+import { enableGarbageCollection } from '@alki/core/node';
+
+// As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
+enableGarbageCollection();
 
 const here = dirname(fileURLToPath(import.meta.url));
 const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 5 };

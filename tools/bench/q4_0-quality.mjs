@@ -12,6 +12,10 @@ import { buildBundle, bundleEvalTarget, readBundle } from '@alki/bundle';
 import { evaluateTargets, machineInfo } from '@alki/eval';
 import { fakeQuantizeGgml, openHfModel, writeSafetensors } from '@alki/models';
 import { fixture } from './fixtures.mjs';
+import { enableGarbageCollection } from '@alki/core/node';
+
+// As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
+enableGarbageCollection();
 
 const windows = Number(process.env.ALKI_BENCH_WINDOWS ?? 100);
 const work = process.env.ALKI_BENCH_WORK ?? mkdtempSync(join(tmpdir(), 'alki-q4_0-'));

@@ -9,6 +9,10 @@ import { join } from 'node:path';
 import { SeededRandom } from '@alki/core';
 import { exportModel, openHfModel, writeSyntheticLlama } from '@alki/models';
 import { createQuantizer } from '@alki/quantizers';
+import { enableGarbageCollection } from '@alki/core/node';
+
+// As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
+enableGarbageCollection();
 
 const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: 2, numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, seed: 3 };
 const layerParams = 4 * shape.hiddenSize * shape.hiddenSize * (1 + shape.numKvHeads / shape.numHeads) / 2 + 3 * shape.hiddenSize * shape.intermediateSize;

@@ -16,6 +16,10 @@ import { writeSyntheticLlama } from '@alki/models';
 import { w8a8Codes } from '@alki/quantizers';
 import { probeInt8Products } from '@alki/runtime';
 import { fixture } from './fixtures.mjs';
+import { enableGarbageCollection } from '@alki/core/node';
+
+// As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
+enableGarbageCollection();
 
 const FORMATS = ['s8', 's7', 'u8'];
 const runs = Number(process.env.ALKI_BENCH_RUNS ?? 3);

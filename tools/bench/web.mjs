@@ -10,6 +10,10 @@ import { buildBundle, readBundle } from '@alki/bundle';
 import { machineInfo, measureIsolated, runBrowserBench } from '@alki/eval';
 import { writeSyntheticLlama } from '@alki/models';
 import { webBenchDir } from '@alki/web-bench';
+import { enableGarbageCollection } from '@alki/core/node';
+
+// As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
+enableGarbageCollection();
 
 const shapes = {
   small: { hiddenSize: 1024, intermediateSize: 2816, numLayers: 8, numHeads: 16, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 7 },

@@ -1,6 +1,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runInterruptCleanups } from '@alki/core';
+import { enableGarbageCollection } from '@alki/core/node';
 import { buildCommand } from './commands/build.js';
 import { infoCommand } from './commands/info.js';
 import { runCommand } from './commands/run.js';
@@ -16,6 +17,8 @@ const argv = hideBin(process.argv).flatMap((a, i, all) => (a === '-' && all[i - 
 const json = argv.includes('--json');
 const verbose = argv.includes('--verbose');
 const controller = new AbortController();
+// The process-wide switch the libraries' garbage meters need (onnxruntime outputs are memory V8 does not count).
+enableGarbageCollection();
 
 // onnxruntime-node 1.30 segfaults creating a session when the process's command line is ~28 KB or longer (measured:
 // 28,000 characters pass, 29,000 crash). Refuse long command lines before any session exists.

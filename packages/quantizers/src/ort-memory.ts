@@ -9,7 +9,9 @@ import { GarbageMeter } from '@alki/core/node';
  * each on the 2-core VM: 75 ms for one 22 MB GEMM output that computes in 9).
  * Callers report the bytes their runs returned; past a threshold a young
  * generation collection (~3 ms) frees the wrappers and the allocator reuses
- * the warm memory.
+ * the warm memory — when the host process enabled collections
+ * (enableGarbageCollection from @alki/core/node, as the CLI does; a library
+ * does not flip that process-wide switch itself).
  */
 const meter = new GarbageMeter(16 * 1024 * 1024, 'minor');
 
