@@ -1,7 +1,6 @@
 // The hostile-input corpus (docs/threat-model.md): bad files, bad flags, a bad hub, interrupts. Each case asserts
 // its exit code, a one-paragraph message with a hint (no stack trace, no native dump), and that nothing outside the
 // output folder and Alki's cache was written or deleted.
-import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { appendFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -9,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alki } from './helpers.js';
 import { changes, cleanupWorlds, editJson, newWorld, patchTensor, runCli, snapshot, type RunResult, type World } from './hostile-helpers.js';
-import { tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
+import { hubTreeEntry, tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
 
 afterAll(() => {
   cleanupWorlds();
@@ -241,7 +240,6 @@ function mockHub(req: import('node:http').IncomingMessage, res: import('node:htt
     if (id === 'badmap' || id === 'traverse') return { ...base, 'model.safetensors.index.json': Buffer.from(JSON.stringify({ weight_map: id === 'badmap' ? { a: 5 } : { a: '../../../escape.safetensors' } })) };
     return { ...base, 'model.safetensors': Buffer.alloc(100_000) };
   };
-  const gitSha1 = (b: Buffer) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
   const m = /^\/api\/models\/evil\/([\w-]+)\/(revision|tree)\/([^?]+)/.exec(url);
   if (m) {
     const [, id, kind] = m;
@@ -252,7 +250,7 @@ function mockHub(req: import('node:http').IncomingMessage, res: import('node:htt
     if (id === 'hang') return; // accepted, never answered
     if (!['cut', 'stall', 'pickle', 'badmap', 'traverse'].includes(id)) return void res.writeHead(404).end();
     if (kind === 'revision') return send(JSON.stringify({ id: `evil/${id}`, sha }));
-    return send(JSON.stringify(Object.entries(files(id)).map(([path, b]) => (path.endsWith('.safetensors') || path.endsWith('.bin') ? { type: 'file', path, size: b.length, oid: gitSha1(Buffer.from(path)), lfs: { oid: createHash('sha256').update(b).digest('hex'), size: b.length, pointerSize: 130 } } : { type: 'file', path, size: b.length, oid: gitSha1(b) }))));
+    return send(JSON.stringify(Object.entries(files(id)).map(([path, b]) => hubTreeEntry(path, b, path.endsWith('.safetensors') || path.endsWith('.bin')))));
   }
   const f = /^\/evil\/([\w-]+)\/resolve\/[0-9a-f]{40}\/(.+)$/.exec(url);
   const body = f && files(f[1])[f[2]];

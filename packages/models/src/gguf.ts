@@ -113,57 +113,45 @@ export function fakeQuantizeGgml(w: Float32Array, N: number, K: number, type: 'Q
   return out;
 }
 
-/** GGUF metadata value types (gguf.md). */
-const T = { UINT32: 4, INT32: 5, FLOAT32: 6, STRING: 8, ARRAY: 9 } as const;
+/** GGUF metadata value types (gguf.md), by the element type of a {@link Meta} entry. */
+const VALUE_TYPE = { u32: 4, i32: 5, f32: 6, str: 8 } as const;
+const ARRAY = 9;
+type Scalar = keyof typeof VALUE_TYPE;
 type Meta = [key: string, type: 'u32' | 'f32' | 'str', value: number | string] | [key: string, type: 'str[]' | 'f32[]' | 'i32[]', value: (string | number)[]];
 
 /** Little-endian GGUF header bytes, appended piece by piece. */
 class HeaderWriter {
   private chunks: Buffer[] = [];
-  u32(v: number): void {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(v);
+  private put(size: number, write: (b: Buffer) => void): void {
+    const b = Buffer.alloc(size);
+    write(b);
     this.chunks.push(b);
   }
-  i32(v: number): void {
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(v);
-    this.chunks.push(b);
-  }
-  u64(v: number): void {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(v));
-    this.chunks.push(b);
-  }
-  f32(v: number): void {
-    const b = Buffer.alloc(4);
-    b.writeFloatLE(v);
-    this.chunks.push(b);
-  }
-  str(s: string): void {
+  u32 = (v: number) => this.put(4, (b) => b.writeUInt32LE(v));
+  i32 = (v: number) => this.put(4, (b) => b.writeInt32LE(v));
+  f32 = (v: number) => this.put(4, (b) => b.writeFloatLE(v));
+  u64 = (v: number) => this.put(8, (b) => b.writeBigUInt64LE(BigInt(v)));
+  str = (s: string) => {
     const b = Buffer.from(s, 'utf8');
     this.u64(b.length);
     this.chunks.push(b);
+  };
+  private value(type: Scalar, v: number | string): void {
+    if (type === 'str') this.str(v as string);
+    else this[type](v as number);
   }
   meta([key, type, value]: Meta): void {
     this.str(key);
-    if (type === 'u32') (this.u32(T.UINT32), this.u32(value as number));
-    else if (type === 'f32') (this.u32(T.FLOAT32), this.f32(value as number));
-    else if (type === 'str') (this.u32(T.STRING), this.str(value as string));
-    else {
-      const values = value as (string | number)[];
-      this.u32(T.ARRAY);
-      this.u32(type === 'str[]' ? T.STRING : type === 'f32[]' ? T.FLOAT32 : T.INT32);
-      this.u64(values.length);
-      for (const v of values) {
-        if (type === 'str[]') this.str(v as string);
-        else if (type === 'f32[]') this.f32(v as number);
-        else this.i32(v as number);
-      }
+    const elem = type.replace('[]', '') as Scalar;
+    if (Array.isArray(value)) {
+      this.u32(ARRAY);
+      this.u32(VALUE_TYPE[elem]);
+      this.u64(value.length);
+      for (const v of value) this.value(elem, v);
+    } else {
+      this.u32(VALUE_TYPE[elem]);
+      this.value(elem, value);
     }
-  }
-  get length(): number {
-    return this.chunks.reduce((s, c) => s + c.length, 0);
   }
   bytes(): Buffer {
     return Buffer.concat(this.chunks);

@@ -193,34 +193,31 @@ export async function downloadFromHub(id: string, o: HubOptions = {}): Promise<H
   if (!info) return cached()!;
   const commitSha = typeof info.sha === 'string' && SHA.test(info.sha) ? info.sha : undefined;
   if (!commitSha) throw new AlkiError('NETWORK', `the hub's answer for ${id} carries no valid commit sha (${JSON.stringify(info.sha)?.slice(0, 60)})`, 'the hub or mirror (HF_ENDPOINT) answered something no hub would; check HF_ENDPOINT');
-  const listing = await online(`the files of ${id}`, async () => {
-    const out: ListFileEntry[] = [];
-    for await (const e of listFiles({ repo: { type: 'model', name: id }, revision: commitSha, hubUrl: endpoint, accessToken, fetch: hubFetch })) out.push(e);
-    return out;
-  });
+  /** One folder of the repository at the commit (its top level without `path`). */
+  const list = (path?: string) =>
+    online(`the files of ${id}${path ? `/${path}` : ''}`, async () => {
+      const out: ListFileEntry[] = [];
+      for await (const e of listFiles({ repo: { type: 'model', name: id }, revision: commitSha, path, hubUrl: endpoint, accessToken, fetch: hubFetch })) out.push(e);
+      return out;
+    });
+  const listing = await list();
   if (!listing) return cached()!;
   const remote = new Map<string, RemoteFile>();
-  for (const e of listing) {
-    const f = remoteFile(e);
-    if (f) remote.set(f.path, f);
-  }
-  let names = [...remote.keys()];
+  const add = (entries: ListFileEntry[], keep: (path: string) => boolean = () => true) => {
+    for (const e of entries) {
+      const f = remoteFile(e);
+      if (f && keep(f.path)) remote.set(f.path, f);
+    }
+    return [...remote.keys()];
+  };
+  let names = add(listing);
   let todo = wanted(names, !!o.configOnly);
   if (!todo.includes('config.json')) throw new AlkiError('NOT_A_MODEL', `${id} has no config.json on the hub`, 'Alki builds transformers models (config.json + safetensors)');
   if (!o.configOnly && !todo.some((f) => f.startsWith('model.safetensors'))) {
     // No safetensors: an ONNX-only repository (onnx-community, Optimum) is built from its float graph.
-    const onnx = listing.some((e) => e.type === 'directory' && e.path === 'onnx')
-      ? await online(`the onnx/ files of ${id}`, async () => {
-          const out: ListFileEntry[] = [];
-          for await (const e of listFiles({ repo: { type: 'model', name: id }, revision: commitSha, path: 'onnx', hubUrl: endpoint, accessToken, fetch: hubFetch })) out.push(e);
-          return out;
-        })
-      : [];
-    for (const e of onnx ?? []) {
-      const f = remoteFile(e);
-      if (f && ONNX_FILE.test(f.path)) remote.set(f.path, f);
-    }
-    names = [...remote.keys()];
+    const onnx = listing.some((e) => e.type === 'directory' && e.path === 'onnx') ? await list('onnx') : [];
+    if (!onnx) return cached()!;
+    names = add(onnx, (path) => ONNX_FILE.test(path));
     if (names.includes(ONNX_SOURCE_GRAPH)) {
       todo = [...todo, ...names.filter((f) => ONNX_FILE.test(f)).sort()];
     } else {

@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { downloadFromHub, looksLikeHubId, openHfModel, resolveModel } from '../src/index.js';
-import { tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
+import { gitBlobSha1, hubTreeEntry, sha256Hex, tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
 
 const COMMIT = 'c0ffee'.padEnd(40, '0');
 
@@ -17,8 +16,6 @@ interface MockRepo {
   gated?: boolean;
 }
 
-const gitSha1 = (b: Buffer) => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex');
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /**
  * A mock of the HuggingFace hub on 127.0.0.1 with the real URL layout that @huggingface/hub and huggingface_hub
@@ -48,12 +45,12 @@ function mockHub(repos: Map<string, MockRepo>) {
       const folder = api[4] ? `${api[4]}/` : '';
       const inFolder = [...repo.files].filter(([path]) => path.startsWith(folder) && !path.slice(folder.length).includes('/'));
       const dirs = [...new Set([...repo.files.keys()].filter((p) => p.startsWith(folder) && p.slice(folder.length).includes('/')).map((p) => folder + p.slice(folder.length).split('/')[0]))];
-      return json(200, [...dirs.map((path) => ({ type: 'directory', path, size: 0, oid: gitSha1(Buffer.from(path)) })), ...inFolder.map(([path, b]) => (repo.lfs(path) ? { type: 'file', path, size: b.length, oid: gitSha1(Buffer.from('pointer')), lfs: { oid: repo.claimedSha256?.(path) ?? sha256(b), size: b.length, pointerSize: 130 } } : { type: 'file', path, size: b.length, oid: gitSha1(b) }))]);
+      return json(200, [...dirs.map((path) => ({ type: 'directory', path, size: 0, oid: gitBlobSha1(Buffer.from(path)) })), ...inFolder.map(([path, b]) => hubTreeEntry(path, b, repo.lfs(path), repo.claimedSha256?.(path)))]);
     }
     const [, , rev, name] = resolveM!;
     const body = repo.files.get(name);
     if (rev !== COMMIT || !body) return json(404, { error: 'Entry not found' }, { 'x-error-code': 'EntryNotFound' });
-    const etag = `"${repo.lfs(name) ? sha256(body) : gitSha1(body)}"`;
+    const etag = `"${repo.lfs(name) ? sha256Hex(body) : gitBlobSha1(body)}"`;
     const range = req.headers.range?.match(/^bytes=(\d+)-(\d*)$/);
     if (range) {
       const start = Number(range[1]);
@@ -132,8 +129,8 @@ describe('hub download against a mock hub on 127.0.0.1', () => {
     // Snapshot entries are relative symlinks to blobs named by their etag: sha256 for LFS files, git sha1 otherwise.
     const shard = files.find((f) => /^model-.*\.safetensors$/.test(f))!;
     expect(lstatSync(join(r.dir, shard)).isSymbolicLink()).toBe(true);
-    expect(readlinkSync(join(r.dir, shard))).toBe(join('..', '..', 'blobs', sha256(repos.get('acme/tiny')!.files.get(shard)!)));
-    expect(readlinkSync(join(r.dir, 'config.json'))).toBe(join('..', '..', 'blobs', gitSha1(repos.get('acme/tiny')!.files.get('config.json')!)));
+    expect(readlinkSync(join(r.dir, shard))).toBe(join('..', '..', 'blobs', sha256Hex(repos.get('acme/tiny')!.files.get(shard)!)));
+    expect(readlinkSync(join(r.dir, 'config.json'))).toBe(join('..', '..', 'blobs', gitBlobSha1(repos.get('acme/tiny')!.files.get('config.json')!)));
     expect(readdirSync(join(repoDir, 'blobs')).some((f) => f.endsWith('.incomplete'))).toBe(false);
     expect(events.some((e) => e.detail?.includes('MB/s'))).toBe(true);
     expect(openHfModel(r.dir).config.numLayers).toBe(2);
@@ -168,7 +165,7 @@ describe('hub download against a mock hub on 127.0.0.1', () => {
       mkdirSync(join(repoDir, 'refs'));
       writeFileSync(join(repoDir, 'refs', 'main'), COMMIT);
       for (const [name, b] of repos.get('acme/single')!.files) {
-        const etag = name.endsWith('.safetensors') ? sha256(b) : gitSha1(b);
+        const etag = name.endsWith('.safetensors') ? sha256Hex(b) : gitBlobSha1(b);
         writeFileSync(join(repoDir, 'blobs', etag), b);
         copyFileSync(join(repoDir, 'blobs', etag), join(repoDir, 'snapshots', COMMIT, name));
       }

@@ -87,8 +87,8 @@ export const MSE_SHRINK = [1, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7];
  * among the ranges [α·lo, α·hi], α in {@link MSE_SHRINK} — clipping a few outliers of a block often lowers the error
  * of all its other values (llama.cpp's k-quants and AWQ's clipping search do the same per block). Element (n, k) of
  * rows k0 ≤ k < k1 is at rowStart(k) + n; lo/hi hold the plain ranges; results go to scale/zero. With
- * `stopAtMinimum` (RTN) an output stops at its first local minimum, which on stories260K gives RTN the same
- * choices at half the cost; GPTQ searches the whole grid (5.4–5.5% instead of 5.7–5.8% perplexity increase there).
+ * `stopAtMinimum` (RTN) an output stops at its first local minimum (the same choices on stories260K at half the
+ * cost); GPTQ searches the whole grid, which measured better there (docs/performance.md).
  */
 export function mseBlockParams(w: ArrayLike<number>, k0: number, k1: number, rowStart: (k: number) => number, N: number, lo: Float32Array, hi: Float32Array, bits: number, symmetric: boolean, scale: Float32Array, zero: Uint8Array, stopAtMinimum = true): void {
   const levels = (1 << bits) - 1;
@@ -97,10 +97,10 @@ export function mseBlockParams(w: ArrayLike<number>, k0: number, k1: number, row
   const z = new Uint8Array(N);
   const err = new Float64Array(N);
   const done = new Uint8Array(N);
+  // Shrinking both ends by α keeps the sign of the largest magnitude, which symmetric blockParams maps onto −2^(b−1).
   for (const a of MSE_SHRINK) {
     for (let n = 0; n < N; n++) {
-      // Symmetric keeps the sign of the largest magnitude (blockParams' signedMax) while shrinking it.
-      const p = symmetric ? blockParams(a * lo[n], a * hi[n], bits, true, a * (Math.abs(lo[n]) > Math.abs(hi[n]) ? lo[n] : hi[n])) : blockParams(a * lo[n], a * hi[n], bits, false);
+      const p = blockParams(a * lo[n], a * hi[n], bits, symmetric);
       s[n] = p.scale;
       z[n] = p.zero;
     }
@@ -138,7 +138,7 @@ export function mseBlockRange(w: ArrayLike<number>, offset: number, k0: number, 
   let best = Infinity;
   let out = { scale: 1, zero: 0 };
   for (const a of MSE_SHRINK) {
-    const p = symmetric ? blockParams(a * lo, a * hi, bits, true, a * (Math.abs(lo) > Math.abs(hi) ? lo : hi)) : blockParams(a * lo, a * hi, bits, false);
+    const p = blockParams(a * lo, a * hi, bits, symmetric);
     const sf = Math.fround(p.scale);
     let err = 0;
     for (let k = offset + k0; k < offset + k1; k++) {

@@ -35,8 +35,8 @@ export interface QuantizeOptions {
   percDamp?: number;
   /**
    * Each block's range chosen by the least squared error of its own rounding (a shrink grid, see mseBlockParams)
-   * instead of min/max. Default: on for GPTQ, off for RTN (on stories260K, RTN int4 block 32 goes from +9.48% to
-   * +8.69% — below llama.cpp Q4_0's +9.17% — but its quantize pass takes 2.3× as long, and block 128 got worse).
+   * instead of min/max. Default: on for GPTQ, off for RTN, whose quantize pass it makes 2.3× as long (measured in
+   * docs/performance.md).
    */
   mseClip?: boolean;
   /** GPTQ: AWQ's activation-aware per-channel scales folded into the graph first, then GPTQ's rounding. */

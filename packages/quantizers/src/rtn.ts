@@ -18,22 +18,19 @@ export function rtn(w: Float32Array, N: number, K: number, o: BlockwiseOptions, 
   const [rowStep, colStep] = layout === 'NK' ? [K, 1] : [1, N];
   const lo = new Float32Array(N);
   const hi = new Float32Array(N);
+  // With mseClip, each block's searched parameters; mseBlockParams walks rows of contiguous outputs, so the [N, K]
+  // layout goes through a block-sized transpose (the MatMul layout is read in place).
+  const mse = o.mseClip ? { scale: new Float32Array(N), zero: new Uint8Array(N), block: layout === 'NK' ? new Float32Array(bs * N) : undefined } : undefined;
   for (let b = 0; b < nBlocks; b++) {
-    let best: { s: Float32Array; z: Uint8Array } | undefined;
     const k0 = b * bs;
     const k1 = Math.min(K, k0 + bs);
     rowRanges(w, k0, k1, (k) => k * colStep, rowStep, N, lo, hi);
-    if (o.mseClip) {
-      // mseBlockParams walks rows of contiguous outputs: the [N, K] layout goes through a block-sized transpose.
-      const block = new Float32Array((k1 - k0) * N);
-      for (let k = k0; k < k1; k++) for (let n = 0; n < N; n++) block[(k - k0) * N + n] = w[n * rowStep + k * colStep];
-      const s = new Float32Array(N);
-      const z = new Uint8Array(N);
-      mseBlockParams(block, k0, k1, (k) => (k - k0) * N, N, lo, hi, o.bits, o.symmetric, s, z);
-      best = { s, z };
-    }
+    if (mse?.block) {
+      for (let k = k0; k < k1; k++) for (let n = 0; n < N; n++) mse.block[(k - k0) * N + n] = w[n * rowStep + k];
+      mseBlockParams(mse.block, k0, k1, (k) => (k - k0) * N, N, lo, hi, o.bits, o.symmetric, mse.scale, mse.zero);
+    } else if (mse) mseBlockParams(w, k0, k1, (k) => k * N, N, lo, hi, o.bits, o.symmetric, mse.scale, mse.zero);
     for (let n = 0; n < N; n++) {
-      const { scale, zero } = best ? { scale: best.s[n], zero: best.z[n] } : blockParams(lo[n], hi[n], o.bits, o.symmetric);
+      const { scale, zero } = mse ? { scale: mse.scale[n], zero: mse.zero[n] } : blockParams(lo[n], hi[n], o.bits, o.symmetric);
       scales[n * nBlocks + b] = scale;
       if (zeroPoints) zeroPoints[n * nBlocks + b] = zero;
       // Padding codes of a last partial block equal the zero point (they multiply zero inputs).
