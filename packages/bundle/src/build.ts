@@ -3,7 +3,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSy
 import { basename, join, relative, resolve } from 'node:path';
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { runWorker } from '@alki/core/node';
-import { readModelFile, TensorSpill, writeModelFile, type Model } from '@alki/onnx';
+import { ALKI_METADATA_KEYS, readModelFile, TensorSpill, writeModelFile, type Model } from '@alki/onnx';
 import { countParameters, defaultCacheDir, exportModel, isOnnxModelFolder, openHfModel, openOnnxModelFolder, PORTABLE_OPSET, type GraphFlavour, type HfModel, type OnnxModelFolder } from '@alki/models';
 import { calibrationFromText, createQuantizer, FolderCheckpoint, quantize, readCalibrationFile, type CalibrationData, type QuantizeOptions, type QuantizeReport } from '@alki/quantizers';
 import { loadTokenizer } from '@alki/runtime';
@@ -286,7 +286,7 @@ async function writeBundle(o: BuildBundleOptions, hf: SourceFolder, qmodel: Mode
         opset: PORTABLE_OPSET,
         domains: quantized || qmodel.opsetImports.some((o) => o.domain === 'com.microsoft') ? ['ai.onnx', 'com.microsoft'] : ['ai.onnx'],
         executionProviders: ['cpu', 'wasm'],
-        flavour: qmodel.metadata['alki.flavour'] ?? 'portable',
+        flavour: qmodel.metadata[ALKI_METADATA_KEYS.flavour] ?? 'portable',
       },
       model: {
         path: `onnx/${graphFile}`,

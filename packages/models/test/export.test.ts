@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { decodeModel, encodeModel } from '@alki/onnx';
-import { GRAPH_FLAVOURS, SCALE_GROUPS_KEY, exportModel, openHfModel, type ScaleGroup, type SyntheticLlamaOptions } from '../src/index.js';
+import { decodeModel, encodeModel, readDecoderLayout } from '@alki/onnx';
+import { GRAPH_FLAVOURS, exportModel, openHfModel, type SyntheticLlamaOptions } from '../src/index.js';
 import { llamaReference } from './llama-reference.js';
 import { stories260K, tinyLlama } from '../../../tools/fixtures/index.js';
 import { cachedStepLogits, decoderLogits } from '../../../tools/fixtures/decoder.js';
@@ -69,7 +69,7 @@ describe('decoder export', () => {
   it.skipIf(!stories260K)('records which linears follow which norm in the model metadata', () => {
     const { model } = exportModel(openHfModel(stories260K!), { flavour: 'portable' });
     const back = decodeModel(encodeModel(model)).model;
-    const groups: ScaleGroup[] = JSON.parse(back.metadata[SCALE_GROUPS_KEY]);
+    const groups = readDecoderLayout(back)!.scaleGroups;
     expect(groups[0]).toEqual({
       layer: 0,
       norm: 'model.layers.0.input_layernorm.weight',

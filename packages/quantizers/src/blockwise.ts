@@ -19,6 +19,12 @@ export interface BlockwiseQuantized {
   zeroPoints?: Uint8Array;
 }
 
+/**
+ * How a weight's values are laid out: 'NK' (row n = output n, as PyTorch's nn.Linear and the papers) or 'KN'
+ * (row k = input k, as ONNX MatMul's B and the export's initializers).
+ */
+export type WeightLayout = 'NK' | 'KN';
+
 /** Options shared by the blockwise weight quantizers. */
 export interface BlockwiseOptions {
   bits: 2 | 4 | 8;
@@ -173,7 +179,7 @@ const TILE = 64;
  * Dequantizes, dropping padding: to [N, K] (row n = output n, the default) or,
  * with `layout` 'KN', to the MatMul layout [K, N] (row k = input k); into `out` when given.
  */
-export function dequantizeBlockwise(qw: BlockwiseQuantized, layout: 'NK' | 'KN' = 'NK', out: Float32Array = new Float32Array(qw.N * qw.K)): Float32Array {
+export function dequantizeBlockwise(qw: BlockwiseQuantized, layout: WeightLayout = 'NK', out: Float32Array = new Float32Array(qw.N * qw.K)): Float32Array {
   measureBlockwise(qw, undefined, layout, out);
   return out;
 }
@@ -182,7 +188,7 @@ export function dequantizeBlockwise(qw: BlockwiseQuantized, layout: 'NK' | 'KN' 
  * ‖W − Ŵ‖ / ‖W‖ for a float weight W and its quantized form, without
  * materializing Ŵ; W is [N, K] or, with `layout` 'KN', the MatMul layout [K, N].
  */
-export function relativeErrorOf(qw: BlockwiseQuantized, w: Float32Array, layout: 'NK' | 'KN' = 'NK'): number {
+export function relativeErrorOf(qw: BlockwiseQuantized, w: Float32Array, layout: WeightLayout = 'NK'): number {
   return measureBlockwise(qw, w, layout);
 }
 
@@ -190,7 +196,7 @@ export function relativeErrorOf(qw: BlockwiseQuantized, w: Float32Array, layout:
  * One pass over `qw`: ‖W − Ŵ‖ / ‖W‖ against `w` (when given), and Ŵ written to `out` (when given; it may be `w`
  * itself: each element is read before it is replaced). Layouts as in {@link dequantizeBlockwise}.
  */
-export function measureBlockwise(qw: BlockwiseQuantized, w: Float32Array | undefined, layout: 'NK' | 'KN', out?: Float32Array): number {
+export function measureBlockwise(qw: BlockwiseQuantized, w: Float32Array | undefined, layout: WeightLayout, out?: Float32Array): number {
   const { N, K, nBlocks, blockSize: bs, q, scales } = qw;
   const stride = nBlocks * bs;
   const implicit = 1 << (qw.bits - 1);

@@ -1,13 +1,13 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
-import { isLazy, materialize, release, transpose, type Model, type Node, type Tensor, type TensorSpill } from '@alki/onnx';
+import { isLazy, materialize, readDecoderLayout, release, transpose, type LayerSpan, type Model, type Node, type ScaleGroup, type Tensor, type TensorSpill } from '@alki/onnx';
 import { awqBlockGram, awqClip, awqSearchScale } from './awq.js';
 import { measureBlockwise, relativeErrorOf, type BlockwiseQuantized } from './blockwise.js';
-import { LayerRunner, type LayerSpan } from './calibration/layer-runner.js';
+import { LayerRunner } from './calibration/layer-runner.js';
 import { gptq, prepareGptqHessian, type GptqHessian } from './gptq.js';
 import { OrtGemm } from './ort-gemm.js';
 import { Scratch } from './linalg.js';
 import { smoothingFactors } from './smoothquant.js';
-import { inferScaleGroups, type InferredGroup } from './infer-groups.js';
+import { inferScaleGroups } from './infer-groups.js';
 import { floatTensor } from '@alki/onnx';
 import { assertFinite } from './rewrite.js';
 import { rtn } from './rtn.js';
@@ -20,9 +20,6 @@ export interface CalibrationData {
   source: string;
   sha256?: string;
 }
-
-/** How the export (or {@link inferScaleGroups}, for foreign graphs) describes a group of linears. */
-type Group = InferredGroup;
 
 export interface CalibratedOptions {
   method: 'gptq' | 'awq' | 'smoothquant';
@@ -68,14 +65,10 @@ export interface CalibratedOptions {
  * The layer boundaries and scale groups the export recorded; a graph Alki did
  * not build is calibrated as one span, with groups inferred from its structure.
  */
-function decoderLayout(model: Model): { spans: LayerSpan[]; groups: Group[] } {
-  const groupsJson = model.metadata['alki.scale_groups'];
-  const layersJson = model.metadata['alki.layers'];
-  if (!groupsJson || !layersJson) {
-    return { spans: [{ input: '', output: model.graph.outputs[0].name }], groups: inferScaleGroups(model) };
-  }
-  const layers = JSON.parse(layersJson) as LayerSpan[];
-  const groups = JSON.parse(groupsJson) as Group[];
+function decoderLayout(model: Model): { spans: LayerSpan[]; groups: ScaleGroup[] } {
+  const layout = readDecoderLayout(model);
+  if (!layout) return { spans: [{ input: '', output: model.graph.outputs[0].name }], groups: inferScaleGroups(model) };
+  const { layers, scaleGroups: groups } = layout;
   const head: LayerSpan = { input: layers[layers.length - 1].output, output: 'logits' };
   return { spans: [...layers, head], groups: groups.map((g) => ({ ...g, layer: g.layer < 0 ? layers.length : g.layer })) };
 }
@@ -135,7 +128,7 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
       const held = hold(i);
       const layerGroups = groups.filter((g) => g.layer === i);
       for (const g of layerGroups) for (const w of g.linears) assertFinite(w, weight(w).data as Float32Array);
-      const inputOf = (g: Group) => matmulOf.get(g.linears[0])!.inputs[0];
+      const inputOf = (g: ScaleGroup) => matmulOf.get(g.linears[0])!.inputs[0];
       const layer = { index: i, groups: layerGroups, inputOf, last: i === spans.length - 1 };
       if (o.method === 'smoothquant') await smoothLayer(ctx, layer);
       else if (o.method === 'gptq') {
@@ -185,8 +178,8 @@ interface LayerWork {
   index: number;
   /** The last span (the head): nothing is calibrated after it. */
   last: boolean;
-  groups: Group[];
-  inputOf: (g: Group) => string;
+  groups: ScaleGroup[];
+  inputOf: (g: ScaleGroup) => string;
 }
 
 /** SmoothQuant: smoothing is exact in float, so statistics of the float model serve every group. */
@@ -221,7 +214,7 @@ async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       if (excluded.has(name)) continue;
       const t = c.weight(name);
       const [K, N] = t.dims;
-      const qw = await gptq(t.data as Float32Array, prepared.get(l.inputOf(g))!, N, K, { ...options, bits: c.o.bitsOf?.(name) ?? options.bits, inputMajor: true }, abt, c.gemm.update);
+      const qw = await gptq(t.data as Float32Array, prepared.get(l.inputOf(g))!, N, K, { ...options, bits: c.o.bitsOf?.(name) ?? options.bits, layout: 'KN' }, abt, c.gemm.update);
       c.results.set(name, qw);
       // The error, and (in the same pass) the weights replaced by their dequantized values: later layers calibrate
       // on these; after the last span nothing reads them.
@@ -323,7 +316,7 @@ function rewrittenFloats(c: LayerContext, l: LayerWork): Tensor[] {
 }
 
 /** Whether scaling g's input would change an excluded weight: one of its linears, or the linear it folds into. */
-function touchesExcluded(c: LayerContext, g: Group): boolean {
+function touchesExcluded(c: LayerContext, g: ScaleGroup): boolean {
   const ex = c.o.excluded;
   return !!ex && (g.linears.some((w) => ex.has(w)) || (!!g.prev && ex.has(g.prev)));
 }
@@ -339,16 +332,13 @@ function evenRows(x: Float32Array, n: number, K: number, count: number): Float32
   return out;
 }
 
-/** A group of linears reading one input, as the export's `alki.scale_groups` metadata lists them. */
-export type ScaleGroup = Group;
-
 /** Whether a per-channel input scale of `g` can be applied: folded at zero cost, or (foreign graphs) by an inserted Mul. */
-export function canFoldScale(model: Model, g: Group): boolean {
+export function canFoldScale(model: Model, g: ScaleGroup): boolean {
   return foldFor(model, g) !== undefined || !!g.insertMul;
 }
 
 /** Where no producer can absorb the scale: x → Mul(x, 1/s) → the group's MatMuls (one Mul at run time). */
-function insertMul(model: Model, g: Group): (s: Float32Array) => void {
+function insertMul(model: Model, g: ScaleGroup): (s: Float32Array) => void {
   return (s) => {
     const targets = model.graph.nodes.filter((n) => n.opType === 'MatMul' && g.linears.includes(n.inputs[1]));
     const x = targets[0].inputs[0];
@@ -367,7 +357,7 @@ function insertMul(model: Model, g: Group): (s: Float32Array) => void {
  * producer of their input (norm weight, or preceding linear's output columns
  * and bias) divided by s. Throws when the group has no foldable producer.
  */
-export function applyScale(model: Model, g: Group, s: Float32Array): void {
+export function applyScale(model: Model, g: ScaleGroup, s: Float32Array): void {
   const fold = foldFor(model, g) ?? (g.insertMul ? insertMul(model, g) : undefined);
   if (!fold) throw new AlkiError('BAD_INPUT', `the input of ${g.linears.join(', ')} has no producer that can absorb a scale`);
   fold(s);
@@ -392,7 +382,7 @@ function graphIndex(model: Model): { inits: Map<string, Tensor>; matmulOf: Map<s
   return { inits, matmulOf, consumers };
 }
 
-function foldFor(model: Model, g: Group): ((s: Float32Array) => void) | undefined {
+function foldFor(model: Model, g: ScaleGroup): ((s: Float32Array) => void) | undefined {
   const { inits, matmulOf, consumers } = graphIndex(model);
   const first = inits.get(g.linears[0]);
   if (!first) return undefined;
@@ -408,7 +398,7 @@ function foldFor(model: Model, g: Group): ((s: Float32Array) => void) | undefine
  * weight (divided by s) when only that norm's Mul reads it, or the output
  * columns (and bias) of the preceding linear when its width matches.
  */
-function foldTarget(g: Group, weight: (n: string) => Tensor | undefined, consumers: Map<string, Node[]>, matmulOf: Map<string, Node>, K: number): ((s: Float32Array) => void) | undefined {
+function foldTarget(g: ScaleGroup, weight: (n: string) => Tensor | undefined, consumers: Map<string, Node[]>, matmulOf: Map<string, Node>, K: number): ((s: Float32Array) => void) | undefined {
   if (g.norm) {
     const t = weight(g.norm)!;
     if ((consumers.get(g.norm) ?? []).length !== 1 || t.dims.length !== 1 || t.dims[0] !== K) return undefined;

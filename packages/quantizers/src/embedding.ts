@@ -1,4 +1,4 @@
-import { DataType, GraphBuilder, floatTensor, int64Tensor, tensorByteLength, uint8Tensor, unpackBits, type Model, type Node, type Tensor, type TensorSpill } from '@alki/onnx';
+import { DataType, GraphBuilder, floatTensor, int64Tensor, readTiedEmbedding, tensorByteLength, uint8Tensor, unpackBits, type Model, type Node, type Tensor, type TensorSpill } from '@alki/onnx';
 import { rtnPacked } from './rtn-packed.js';
 import type { QuantizeReport } from './quantize.js';
 
@@ -98,9 +98,6 @@ function unpackRows(packed: Uint8Array, bits: 4 | 8, V: number, nBlocks: number)
   return out;
 }
 
-/** Metadata the export writes for a tied head (`TIED_EMBEDDING_KEY` in @alki/models): `{ embedding, head }`. */
-const TIED_EMBEDDING_KEY = 'alki.tied_embedding';
-
 /**
  * For a model whose head is its embedding table transposed (tie_word_embeddings), looks embedding rows up in the
  * head's MatMulNBits weight instead of storing a second table: the head's B [V, nBlocks, blob] holds the table's
@@ -109,13 +106,8 @@ const TIED_EMBEDDING_KEY = 'alki.tied_embedding';
  * when the model is not tied that way.
  */
 export function shareTiedEmbedding(model: Model, site: EmbeddingSite, report: QuantizeReport): boolean {
-  let tied: { embedding?: unknown; head?: unknown };
-  try {
-    tied = JSON.parse(model.metadata[TIED_EMBEDDING_KEY] ?? 'null') ?? {};
-  } catch {
-    return false;
-  }
-  if (tied.embedding !== site.table.name || typeof tied.head !== 'string' || report.head?.name !== tied.head || report.method === 'awq' || report.awqScales) return false;
+  const tied = readTiedEmbedding(model);
+  if (!tied || tied.embedding !== site.table.name || report.head?.name !== tied.head || report.method === 'awq' || report.awqScales) return false;
   const head = tied.head;
   const node = model.graph.nodes.find((n) => n.opType === 'MatMulNBits' && n.inputs[1] === `${head}.qweight`);
   if (!node) return false;

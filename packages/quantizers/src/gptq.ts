@@ -1,5 +1,5 @@
 import { AlkiError } from '@alki/core';
-import { blockParams, mseBlockParams, quantizeValue, rowRanges, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
+import { blockParams, mseBlockParams, quantizeValue, rowRanges, type BlockwiseOptions, type BlockwiseQuantized, type WeightLayout } from './blockwise.js';
 import { matmulABt, Scratch, upperCholeskyOfInverse, type MatMulABt } from './linalg.js';
 
 /** GPTQ options (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers"). */
@@ -83,7 +83,7 @@ export async function gptq(
   hessian: Float32Array | Float64Array | GptqHessian,
   N: number,
   K: number,
-  o: GptqOptions & { /** `w` is given as [K, N] (the MatMul layout) instead of [N, K]. */ inputMajor?: boolean },
+  o: GptqOptions & { /** How `w` is laid out (default 'NK', the paper's [N, K]; 'KN' is the MatMul layout). */ layout?: WeightLayout },
   gemm: MatMulABt = matmulABt,
   update: GemmUpdate = jsGemmUpdate,
 ): Promise<BlockwiseQuantized> {
@@ -127,7 +127,7 @@ export async function gptq(
       // Keeping them as rows makes each lazy batch update one GEMM on a contiguous tail (no copies).
       let tail = tailBuf.subarray(0, K * Ns);
       tail.fill(0);
-      if (o.inputMajor) {
+      if (o.layout === 'KN') {
         for (let j = 0; j < K; j++) if (!dead[perm[j]]) tail.set(w.subarray(perm[j] * N + n0, perm[j] * N + n0 + Ns), j * Ns);
       } else {
         for (let n = 0; n < Ns; n++) for (let j = 0; j < K; j++) tail[j * Ns + n] = dead[perm[j]] ? 0 : w[(n0 + n) * K + perm[j]];

@@ -1,18 +1,5 @@
-import type { Model, Node } from '@alki/onnx';
+import type { Model, Node, ScaleGroup } from '@alki/onnx';
 import { findLinears } from './rewrite.js';
-
-/** A group of linears reading one input (the shape of the export's `alki.scale_groups`). */
-export interface InferredGroup {
-  layer: number;
-  norm?: string;
-  normBias?: string;
-  prev?: string;
-  linears: string[];
-  /** No producer can absorb a scale: a Mul is inserted before the linears instead. */
-  insertMul?: boolean;
-  /** Per weight, how many leading outputs AWQ must not clip (attention queries/keys). */
-  unclipped?: Record<string, number>;
-}
 
 /**
  * Normalization ops whose output is x̂·γ (+ β), with where γ and β sit among their inputs: the Skip* ops take
@@ -33,13 +20,13 @@ const NORM_OPS: Record<string, { gamma: number; beta?: number }> = {
  * when it comes from a MatMul (+ bias Add) with a constant weight, it folds
  * into that layer's output columns; otherwise a Mul is inserted.
  */
-export function inferScaleGroups(model: Model): InferredGroup[] {
+export function inferScaleGroups(model: Model): ScaleGroup[] {
   const inits = new Set(model.graph.initializers.map((t) => t.name));
   const producer = new Map<string, Node>();
   for (const n of model.graph.nodes) for (const o of n.outputs) producer.set(o, n);
   const byInput = new Map<string, string[]>();
   for (const s of findLinears(model)) byInput.set(s.node.inputs[0], [...(byInput.get(s.node.inputs[0]) ?? []), s.weight.name]);
-  const groups: InferredGroup[] = [];
+  const groups: ScaleGroup[] = [];
   for (const [input, linears] of byInput) {
     const p = producer.get(input);
     const at = p ? NORM_OPS[p.opType] : undefined;

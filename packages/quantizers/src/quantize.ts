@@ -1,5 +1,5 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
-import { floatTensor, readTransposed, tensorByteLength, uint8Tensor, type Model, type Tensor, type TensorSpill } from '@alki/onnx';
+import { ALKI_METADATA_KEYS, floatTensor, readTransposed, tensorByteLength, uint8Tensor, type Model, type Tensor, type TensorSpill } from '@alki/onnx';
 import type { BlockwiseQuantized } from './blockwise.js';
 import { matMulNBitsNode, matMulNBitsTensors } from './matmul-nbits.js';
 import { assertFinite, findHead, findLinears, gemmToMatMul, pruneInitializers, type LinearSite } from './rewrite.js';
@@ -259,7 +259,7 @@ export function quantizeEmbeddings(model: Model, o: ResolvedQuantizeOptions, rep
 export function finishQuantizedModel(model: Model, report: QuantizeReport): void {
   pruneInitializers(model);
   if (!model.opsetImports.some((x) => x.domain === 'com.microsoft')) model.opsetImports.push({ domain: 'com.microsoft', version: 1 });
-  model.metadata['alki.quantization'] = JSON.stringify({ method: report.method, bits: report.bits, blockSize: report.blockSize, symmetric: report.symmetric, ...(report.head ? { headBits: report.head.bits } : {}), ...(report.embedding ? { embedBits: report.embedding.bits } : {}) });
+  model.metadata[ALKI_METADATA_KEYS.quantization] = JSON.stringify({ method: report.method, bits: report.bits, blockSize: report.blockSize, symmetric: report.symmetric, ...(report.head ? { headBits: report.head.bits } : {}), ...(report.embedding ? { embedBits: report.embedding.bits } : {}) });
 }
 
 /**

@@ -1,4 +1,4 @@
-import { blockParams, mseBlockParams, quantizeValue, rowRanges, type BlockwiseOptions, type BlockwiseQuantized } from './blockwise.js';
+import { blockParams, mseBlockParams, quantizeValue, rowRanges, type BlockwiseOptions, type BlockwiseQuantized, type WeightLayout } from './blockwise.js';
 
 /**
  * Round-to-nearest blockwise quantization of a weight given as [N, K] rows
@@ -6,7 +6,7 @@ import { blockParams, mseBlockParams, quantizeValue, rowRanges, type BlockwiseOp
  * MatMul layout [K, N]: each block's scale comes from its own range, each
  * value is rounded independently.
  */
-export function rtn(w: Float32Array, N: number, K: number, o: BlockwiseOptions, layout: 'NK' | 'KN' = 'NK'): BlockwiseQuantized {
+export function rtn(w: Float32Array, N: number, K: number, o: BlockwiseOptions, layout: WeightLayout = 'NK'): BlockwiseQuantized {
   const bs = o.blockSize;
   const nBlocks = Math.ceil(K / bs);
   const stride = nBlocks * bs;

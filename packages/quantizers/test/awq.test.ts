@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '@alki/core';
 import { exportModel, openHfModel } from '@alki/models';
-import { applyScale, awqClip, awqSearchScale, canFoldScale, fakeQuantize, type ScaleGroup } from '../src/index.js';
+import { readDecoderLayout } from '@alki/onnx';
+import { applyScale, awqClip, awqSearchScale, canFoldScale, fakeQuantize } from '../src/index.js';
 import { jsClipProducts, scaledFakeQuantize } from '../src/awq.js';
 import { OrtGemm } from '../src/ort-gemm.js';
 import { matmulABt } from '../src/linalg.js';
@@ -129,7 +130,7 @@ describe('folding scales into the graph', () => {
     const ids = [1, 300, 301, 302, 303, 290];
     const run = () => decoderLogits(model, ids);
     const before = await run();
-    const groups: ScaleGroup[] = JSON.parse(model.metadata['alki.scale_groups']);
+    const groups = readDecoderLayout(model)!.scaleGroups;
     const rng = new SeededRandom(9);
     let folded = 0;
     for (const g of groups) {

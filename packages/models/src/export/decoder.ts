@@ -1,52 +1,15 @@
 import { throwIfAborted, type ProgressCallback } from '@alki/core';
-import { DataType, GraphBuilder, createModel, float, floatTensor, lazyTensor, transpose, type Model } from '@alki/onnx';
+import { DataType, GraphBuilder, createModel, exportMetadataEntries, float, floatTensor, lazyTensor, transpose, type LayerSpan, type Model, type ScaleGroup } from '@alki/onnx';
 import type { DecoderConfig } from '../config.js';
 import type { WeightStore } from '../weights.js';
 import { Ops } from './ops.js';
 import { rotaryTables } from './rotary.js';
 import { finalNormName, layerNames } from './names.js';
 
-/**
- * A group of linear layers that read the same input, with what produces that
- * input: a norm whose weight can absorb per-channel scales (AWQ, SmoothQuant),
- * or a preceding linear layer whose output columns can. Names are ONNX
- * initializer names.
- */
-export interface ScaleGroup {
-  /** Weight of the norm that feeds the linears (RMSNorm/LayerNorm gamma). */
-  norm?: string;
-  /** Bias of that norm, when it has one (LayerNorm beta). */
-  normBias?: string;
-  /** Weight [in, out] of the linear layer that feeds the linears instead of a norm. */
-  prev?: string;
-  /** MatMul weights [in, out] that read the same input. */
-  linears: string[];
-  /** Decoder layer index, or -1 for the head. */
-  layer: number;
-  /** Per weight, how many leading outputs are attention queries/keys, which AWQ does not clip. */
-  unclipped?: Record<string, number>;
-}
-
-/** Metadata key under which the export records its scale groups (JSON). */
-export const SCALE_GROUPS_KEY = 'alki.scale_groups';
-/**
- * Metadata key present when the output projection is the embedding table transposed (tie_word_embeddings): JSON
- * `{ embedding, head }` initializer names, so that a quantizer can store one table for both.
- */
-export const TIED_EMBEDDING_KEY = 'alki.tied_embedding';
-/** Metadata key of the decoder layers' boundaries (JSON {@link LayerBoundary}[]). */
-export const LAYERS_KEY = 'alki.layers';
-
-/** The value names that enter and leave one decoder layer: calibration runs a layer as a graph of its own. */
-export interface LayerBoundary {
-  input: string;
-  output: string;
-}
-
 export interface ExportResult {
   model: Model;
   scaleGroups: ScaleGroup[];
-  layers: LayerBoundary[];
+  layers: LayerSpan[];
 }
 
 /** Graph flavours: standard ONNX ops only, or onnxruntime's fused com.microsoft ops (faster, onnxruntime only). */
@@ -327,7 +290,7 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
   const normGroup = (layer: number, p: Norm, linears: string[]): ScaleGroup => ({ layer, norm: p.weight, ...(p.bias ? { normBias: p.bias } : {}), linears });
   const act = (x: string) => (c.activation === 'silu' ? b.node('Mul', [x, b.node('Sigmoid', [x])]) : ops.geluTanh(x));
   const scaleGroups: ScaleGroup[] = [];
-  const layers: LayerBoundary[] = [];
+  const layers: LayerSpan[] = [];
   for (let i = 0; i < c.numLayers; i++) {
     const layerInput = h;
     throwIfAborted(options.signal);
@@ -403,13 +366,7 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
   const model = createModel(b.build(), {
     opsets: ort ? { '': PORTABLE_OPSET, 'com.microsoft': MS_OPSET } : { '': PORTABLE_OPSET },
     producerVersion: options.producerVersion,
-    metadata: {
-      [SCALE_GROUPS_KEY]: JSON.stringify(scaleGroups),
-      [LAYERS_KEY]: JSON.stringify(layers),
-      'alki.flavour': flavour,
-      'alki.model_type': c.modelType,
-      ...(c.tieWordEmbeddings ? { [TIED_EMBEDDING_KEY]: JSON.stringify({ embedding: embedName, head }) } : {}),
-    },
+    metadata: exportMetadataEntries({ scaleGroups, layers, flavour, modelType: c.modelType, tiedEmbedding: c.tieWordEmbeddings ? { embedding: embedName, head } : undefined }),
   });
   return { model, scaleGroups, layers };
 }

@@ -1,6 +1,6 @@
 import { ort } from '@alki/runtime';
 import { AlkiError, throwIfAborted } from '@alki/core';
-import { DataType, int64Tensor, type Graph, type Model, type Tensor, type ValueInfo } from '@alki/onnx';
+import { DataType, int64Tensor, type Graph, type LayerSpan, type Model, type Tensor, type ValueInfo } from '@alki/onnx';
 import { noteOrtOutput } from '../ort-memory.js';
 import { SliceSessions, type PreparedSlice } from './slice-sessions.js';
 import { extractSubgraph } from './subgraph.js';
@@ -30,12 +30,6 @@ export interface StatsRequest {
    * of `collect` + `advance`; right for methods whose changes are exact in float, as AutoAWQ does for AWQ).
    */
   advance?: boolean;
-}
-
-/** The boundary values of one decoder layer. */
-export interface LayerSpan {
-  input: string;
-  output: string;
 }
 
 /**
