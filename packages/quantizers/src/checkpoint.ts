@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { AlkiError } from '@alki/core';
 import { DataType, createModel, floatTensor, readModelFile, uint8Tensor, writeModelFile, GraphBuilder, type Tensor } from '@alki/onnx';
 import type { BlockwiseQuantized } from './blockwise.js';
-import type { CalibrationData } from './calibrated.js';
+import type { CalibrationData } from './calibration/types.js';
 
 /** One finished layer: its linears' codes (with their relative errors) and the other weights it rewrote (norms). */
 export interface CheckpointLayer {

@@ -1,10 +1,11 @@
 import { AlkiError } from '@alki/core';
 import { tensorByteLength, type Model } from '@alki/onnx';
 import { relativeErrorOf } from './blockwise.js';
-import { calibratedQuantize, type CalibrationData } from './calibrated.js';
+import { calibratedQuantize } from './calibrated.js';
+import type { CalibrationData } from './calibration/types.js';
 import { bitsOf, emptyReport, finishQuantizedModel, quantizeEmbeddings, quantize, resolveQuantizeOptions, selectLinears, writeMatMulNBits, type QuantizeMethod, type QuantizeOptions, type QuantizeReport } from './quantize.js';
 import { rtn } from './rtn.js';
-import { findLinears, gemmToMatMul } from './rewrite.js';
+import { findLinears, gemmToMatMul } from './graph/rewrite.js';
 import { DEFAULT_W8A8_FORMAT, writeDynamicQuantizeMatMul } from './smoothquant.js';
 import type { BlockwiseQuantized } from './blockwise.js';
 

@@ -100,7 +100,7 @@ export async function gptq(
   const q = new Uint8Array(N * stride);
   // Outputs are independent given U: GPTQ runs on strips of outputs. Narrow strips keep each batch update's
   // onnxruntime output (rest × strip floats) small enough for the allocator to recycle: 2048-wide strips made
-  // down_proj's updates 45 MB outputs, each fresh memory (page faults), 2–3× slower overall (see ort-memory.ts).
+  // down_proj's updates 45 MB outputs, each fresh memory (page faults), 2–3× slower overall (see ort/memory.ts).
   const strip = Math.min(N, o.stripWidth ?? 512);
   const scratch = o.scratch ?? new Scratch();
   scratch.reserve(K * strip + lazy * strip + K * lazy);

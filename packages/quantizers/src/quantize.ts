@@ -1,8 +1,8 @@
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { ALKI_METADATA_KEYS, floatTensor, readTransposed, tensorByteLength, uint8Tensor, type Model, type Tensor, type TensorSpill } from '@alki/onnx';
 import type { BlockwiseQuantized } from './blockwise.js';
-import { matMulNBitsNode, matMulNBitsTensors } from './matmul-nbits.js';
-import { assertFinite, findHead, findLinears, gemmToMatMul, pruneInitializers, type LinearSite } from './rewrite.js';
+import { matMulNBitsNode, matMulNBitsTensors } from './graph/matmul-nbits.js';
+import { assertFinite, findHead, findLinears, gemmToMatMul, pruneInitializers, type LinearSite } from './graph/rewrite.js';
 import { rtnPacked } from './rtn-packed.js';
 import { findEmbeddings, quantizeEmbedding, shareTiedEmbedding } from './embedding.js';
 import type { LayerCheckpoint } from './checkpoint.js';

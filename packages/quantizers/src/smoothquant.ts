@@ -1,5 +1,5 @@
 import { int8Tensor, floatTensor, uint8Tensor, type Model, type Node } from '@alki/onnx';
-import type { LinearSite } from './rewrite.js';
+import type { LinearSite } from './graph/rewrite.js';
 
 /**
  * SmoothQuant's smoothing factors (Xiao et al. 2022, eq. 4) for linears that

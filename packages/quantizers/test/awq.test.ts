@@ -4,7 +4,8 @@ import { exportModel, openHfModel } from '@alki/models';
 import { readDecoderLayout } from '@alki/onnx';
 import { applyScale, awqClip, awqSearchScale, canFoldScale, fakeQuantize } from '../src/index.js';
 import { jsClipProducts, scaledFakeQuantize } from '../src/awq.js';
-import { OrtGemm } from '../src/ort-gemm.js';
+import { OrtGemm } from '../src/ort/gemm.js';
+import { awqClipReference, awqScaleReference } from '../src/reference/awq-reference.js';
 import { matmulABt } from '../src/linalg.js';
 import { tinyLlama } from '../../../tools/fixtures/index.js';
 import { decoderLogits } from '../../../tools/fixtures/decoder.js';
@@ -81,6 +82,41 @@ describe('AWQ core', () => {
       return y.reduce((a, v, i) => a + (v - ref[i]) ** 2, 0);
     };
     expect(err(scale)).toBeLessThan(err(new Float32Array(K).fill(1)));
+  });
+});
+
+describe('AWQ against its plain reference (awqScaleReference, awqClipReference: every row, output and candidate)', () => {
+  it('the scale search picks the reference\'s α, with its loss', async () => {
+    for (const seed of [3, 4, 5]) {
+      const rng = new SeededRandom(seed);
+      const n = 128, K = 64, N = 40;
+      const x = new Float32Array(n * K).map((_, i) => rng.normal() * ((i % K) % 16 === 0 ? 20 : 1));
+      const w = new Float32Array(N * K).map(() => rng.normal());
+      const xMean = new Float64Array(K);
+      for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) xMean[k] += Math.abs(x[t * K + k]) / n;
+      const opts = { bits: 4, blockSize: 32, symmetric: false } as const;
+      const lin = [{ w: w.subarray(0, 24 * K), N: 24 }, { w: w.subarray(24 * K), N: 16 }];
+      const ref = awqScaleReference(x, n, K, lin, opts);
+      const fast = await awqSearchScale(x, n, K, xMean, lin, opts);
+      expect(ref.alpha).not.toBeNull();
+      expect(fast.alpha).toBe(ref.alpha);
+      expect(Math.abs(fast.loss / ref.loss - 1)).toBeLessThan(1e-3);
+    }
+  });
+
+  it('the clipping search (Gram matrices, coarse-to-fine steps) clips as the exhaustive reference does', async () => {
+    const rng = new SeededRandom(11);
+    const n = 200, K = 96, N = 16;
+    const x = new Float32Array(n * K).map(() => rng.normal());
+    const w = new Float32Array(N * K).map(() => rng.normal() * (rng.next() < 0.04 ? 6 : 1));
+    const opts = { bits: 4, blockSize: 32, symmetric: false } as const;
+    const ref = awqClipReference(w, N, K, x, n, { ...opts, first: 3 });
+    const fast = await awqClip(w, N, K, x, n, { ...opts, first: 3 });
+    let same = 0;
+    for (let i = 0; i < w.length; i++) if (Math.abs(fast[i] - ref[i]) <= 1e-6 * Math.abs(ref[i])) same++;
+    // Coarse-to-fine can miss a block's best step only where the error is not unimodal in the shrink factor.
+    expect(same / w.length).toBeGreaterThan(0.97);
+    expect(fast.some((v, i) => v !== w[i])).toBe(true);
   });
 });
 

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '@alki/core';
 import { dequantizeBlockwise, gptq, rtn } from '../src/index.js';
 import { upperCholeskyOfInverse } from '../src/linalg.js';
+import { gptqReference } from '../src/reference/gptq-reference.js';
 
 /** Inputs with strongly correlated channels (a few latent factors), as in real activations. */
 function correlatedInputs(n: number, K: number, seed: number): Float32Array {
@@ -83,22 +84,34 @@ describe('GPTQ core', () => {
     });
   }
 
-  it('output strips and sub-blocked propagation give the paper loop\'s result (same codes up to float rounding)', async () => {
+  describe('against Algorithm 1 as the paper states it (gptqReference: float64, full inverse, plain column loop)', () => {
     const n = 256, K = 200, N = 20;
     const x = correlatedInputs(n, K, 3);
     const rng = new SeededRandom(9);
     const w = new Float32Array(N * K).map(() => rng.normal());
     const h = hessian(x, n, K);
-    const opts = { bits: 4, blockSize: 32, symmetric: false, lazyBlock: 64 } as const;
-    const paper = await gptq(w, h, N, K, { ...opts, subBlock: 64, stripWidth: N });
-    const fast = await gptq(w, h, N, K, { ...opts, subBlock: 8, stripWidth: 7 });
-    let same = 0;
-    for (let i = 0; i < paper.q.length; i++) if (paper.q[i] === fast.q[i]) same++;
-    expect(same / paper.q.length).toBeGreaterThan(0.995);
-    // A wrong propagation (e.g. sub-block errors never reaching the rest of the lazy block) changes many codes.
-    const noProp = await gptq(w, h, N, K, { ...opts, subBlock: 8, stripWidth: 7 }, undefined, () => {});
-    let sameNoProp = 0;
-    for (let i = 0; i < paper.q.length; i++) if (paper.q[i] === noProp.q[i]) sameNoProp++;
-    expect(sameNoProp / paper.q.length).toBeLessThan(0.95);
+    const sameCodes = (a: { q: Uint8Array }, b: { q: Uint8Array }) => a.q.reduce((s, v, i) => s + (v === b.q[i] ? 1 : 0), 0) / a.q.length;
+    const toKN = (nk: Float32Array) => Float32Array.from({ length: N * K }, (_, i) => nk[(i % N) * K + Math.floor(i / N)]);
+    for (const symmetric of [false, true]) {
+      const ref = gptqReference(w, h, N, K, { bits: 4, blockSize: 32, symmetric });
+      const base = { bits: 4, blockSize: 32, symmetric, mseClip: false } as const;
+      it.each([
+        ['the defaults', {}],
+        ['strips of 7 outputs, sub-blocks of 8, lazy batches of 64', { stripWidth: 7, subBlock: 8, lazyBlock: 64 }],
+        ['the column-by-column loop inside one lazy batch', { subBlock: 64, lazyBlock: 64, stripWidth: N }],
+        ['the MatMul layout [K, N]', { layout: 'KN' }],
+      ] as const)(`${symmetric ? 'symmetric' : 'asymmetric'}, %s: the same codes up to float32 rounding, the same output error`, async (_, extra) => {
+        const fast = await gptq('layout' in extra ? toKN(w) : w, h, N, K, { ...base, ...extra });
+        expect(sameCodes(fast, ref)).toBeGreaterThan(0.995);
+        const e = (qw: typeof ref) => outputError(x, n, K, w, dequantizeBlockwise(qw), N);
+        expect(Math.abs(e(fast) / e(ref) - 1)).toBeLessThan(0.01);
+      });
+    }
+
+    it('a wrong propagation (sub-block errors never reaching the rest of the lazy batch) is caught by the oracle', async () => {
+      const ref = gptqReference(w, h, N, K, { bits: 4, blockSize: 32, symmetric: false });
+      const noProp = await gptq(w, h, N, K, { bits: 4, blockSize: 32, symmetric: false, mseClip: false, subBlock: 8 }, undefined, () => {});
+      expect(sameCodes(noProp, ref)).toBeLessThan(0.95);
+    });
   });
 });

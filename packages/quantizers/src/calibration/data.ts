@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { AlkiError, type ProgressCallback } from '@alki/core';
 import { readUtf8Text } from '@alki/core/node';
 import { DecoderSession, sampleSequences, type TextTokenizer } from '@alki/runtime';
-import type { CalibrationData } from '../calibrated.js';
+import type { CalibrationData } from './types.js';
 
 const HINT_CALIB = 'pass --calib with a UTF-8 text file or a JSONL file whose lines are objects with a "text" field, or leave it out to calibrate on text sampled from the model';
 

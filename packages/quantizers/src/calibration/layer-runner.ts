@@ -1,7 +1,7 @@
 import { ort } from '@alki/runtime';
 import { AlkiError, throwIfAborted } from '@alki/core';
 import { DataType, int64Tensor, type Graph, type LayerSpan, type Model, type Tensor, type ValueInfo } from '@alki/onnx';
-import { noteOrtOutput } from '../ort-memory.js';
+import { noteOrtOutput } from '../ort/memory.js';
 import { SliceSessions, type PreparedSlice } from './slice-sessions.js';
 import { extractSubgraph } from './subgraph.js';
 
@@ -259,7 +259,7 @@ export class LayerRunner {
    * The layer slice plus, for each requested value X: X flattened to [tokens, K] (when a statistic needs it),
    * and the lower block rows of Σ XᵀX: for rows [r0, r1), Gemm(X[:, r0:r1]ᵀ, X[:, 0:r1], C = the running sum) with
    * its output bound to C. Block rows skip most of the symmetric upper half and keep each onnxruntime output
-   * under ~25 MB, small enough for the allocator to recycle (see ort-memory.ts).
+   * under ~25 MB, small enough for the allocator to recycle (see ort/memory.ts).
    */
   private statsGraph(i: number, inputs: string[], widths: number[], request: StatsRequest): { graph: Graph; outputs: Map<string, StatsOutputs> } {
     const base = extractSubgraph(this.model, request.advance ? [...inputs, this.layers[i].output] : inputs, this.cuts(i));

@@ -1,8 +1,8 @@
 import { ort } from '@alki/runtime';
 import { DataType, GraphBuilder, createModel, encodeModel, float, floatTensor, int64Tensor, type Graph } from '@alki/onnx';
-import type { CandidateLoss } from './awq.js';
-import type { BlockwiseOptions } from './blockwise.js';
-import { noteOrtOutput } from './ort-memory.js';
+import type { CandidateLoss } from '../awq.js';
+import type { BlockwiseOptions } from '../blockwise.js';
+import { noteOrtOutput } from './memory.js';
 
 /** A small graph written by `build`. */
 function graph(name: string, build: (g: GraphBuilder) => void): Graph {

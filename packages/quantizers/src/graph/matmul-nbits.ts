@@ -1,5 +1,5 @@
 import { floatTensor, packBits, uint8Tensor, type Node, type Tensor } from '@alki/onnx';
-import type { BlockwiseQuantized } from './blockwise.js';
+import type { BlockwiseQuantized } from '../blockwise.js';
 
 /**
  * The tensors of a com.microsoft MatMulNBits node: B uint8 [N, nBlocks,
