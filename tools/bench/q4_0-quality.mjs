@@ -19,7 +19,6 @@ enableGarbageCollection();
 
 const windows = Number(process.env.ALKI_BENCH_WINDOWS ?? 100);
 const work = process.env.ALKI_BENCH_WORK ?? mkdtempSync(join(tmpdir(), 'alki-q4_0-'));
-const log = (s) => process.stderr.write(`${s}\n`);
 const result = { benchmark: 'q4_0-quality', machine: machineInfo(), windows, rows: [] };
 const stories = fixture('stories260K');
 const text = fixture('text/tinystories-valid.txt');

@@ -60,6 +60,8 @@ export function isLazy(t: Tensor): boolean {
 
 /** Loads a lazy tensor's values once and keeps them (in place: the same object becomes an ordinary tensor). */
 export function materialize(t: Tensor): Tensor {
+  // The getter loads the values, the assignment replaces the getter with them.
+  // eslint-disable-next-line no-self-assign
   if (isLazy(t)) t.data = t.data;
   return t;
 }

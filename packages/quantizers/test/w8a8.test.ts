@@ -29,7 +29,10 @@ function linear(w: Float32Array): Model {
  */
 function exactW8A8(x: Float32Array, q: Int8Array, scales: Float32Array): Float64Array {
   let lo = 0, hi = 0;
-  for (const v of x) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+  for (const v of x) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
   const sx = (hi - lo) / 255;
   const zx = Math.max(0, Math.min(255, Math.round(-lo / sx)));
   const qx = x.map((v) => Math.max(0, Math.min(255, Math.round(v / sx) + zx)) - zx);
