@@ -2,12 +2,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { AlkiError } from '@alki/core';
 import { readRegularFile } from '@alki/core/node';
+import { SUPPORTED_MODEL_TYPES, architecture, type ModelType, type Switch } from './architectures.js';
 
-/** Architectures (config.json `model_type`) that Alki exports today. */
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'gemma', 'phi', 'stablelm'] as const;
-export type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
+export { SUPPORTED_MODEL_TYPES, type ModelType };
 
-/** The decoder hyper-parameters Alki needs, normalised from a HF config.json. */
+/**
+ * The decoder hyper-parameters Alki needs, normalised from a HF config.json: the model_type's record
+ * (architectures.ts) resolved against the switches and sizes of one checkpoint.
+ */
 export interface DecoderConfig {
   modelType: ModelType;
   hiddenSize: number;
@@ -41,7 +43,7 @@ export interface DecoderConfig {
   qkNorm?: 'shared' | 'per_head';
   /** Activation of the MLP (of the gate when gated): SiLU (SwiGLU) or tanh-approximate GELU (GeGLU, gemma; phi's gelu_new). */
   activation: 'silu' | 'gelu_tanh';
-  /** gemma: RMSNorm computes x̂·(1 + w), and embeddings are scaled by √hidden. */
+  /** RMSNorm computes x̂·(1 + w): gemma, whose embeddings are also scaled by √hidden (its record's plusOne and scaleEmbeddings). */
   gemmaNorm: boolean;
   /** Keys further back than this from the query are masked (mistral sliding_window). */
   slidingWindow?: number;
@@ -130,12 +132,11 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
   if (!Number.isInteger(headDim)) throw new AlkiError('BAD_CONFIG', `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`, 'set head_dim in config.json');
   if (headDim % 2 !== 0) throw new AlkiError('BAD_CONFIG', `head_dim ${headDim} is odd; rotary embeddings need an even head_dim`, 'fix config.json or download it again');
   if (numHeads % numKvHeads !== 0) throw new AlkiError('BAD_CONFIG', `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`, 'fix config.json or download it again');
-  // Gemma's checkpoints name the activation hidden_activation (hidden_act is the legacy key); HF uses the tanh GELU.
-  const act = (modelType === 'gemma' ? raw.hidden_activation ?? raw.hidden_act ?? 'gelu_pytorch_tanh' : raw.hidden_act) ?? (modelType === 'phi' ? 'gelu_new' : 'silu');
-  const activation = act === 'silu' ? 'silu' : ['gelu_pytorch_tanh', 'gelu_new', 'gelu_fast'].includes(String(act)) || (modelType === 'gemma' && act === 'gelu') ? 'gelu_tanh' : undefined;
+  const arch = architecture(modelType as ModelType);
+  const act = arch.activation.config.map((key) => raw[key]).find((v) => v != null) ?? arch.activation.default;
+  const activation = act === 'silu' ? 'silu' : ['gelu_pytorch_tanh', 'gelu_new', 'gelu_fast'].includes(String(act)) || (arch.activation.geluIsTanh && act === 'gelu') ? 'gelu_tanh' : undefined;
   if (!activation) throw new AlkiError('UNSUPPORTED_CONFIG', `hidden_act "${String(act)}" is not supported for ${modelType}`, 'supported: silu, gelu_pytorch_tanh, gelu_new, gelu_fast');
   const ropeScaling = parseRopeScaling(raw.rope_scaling);
-  const layerNorm = modelType === 'phi' || modelType === 'stablelm';
   const positive = (key: string, fallback: number): number => {
     const v = raw[key] ?? fallback;
     if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new AlkiError('BAD_CONFIG', `config.json: "${key}" must be a positive number, got ${JSON.stringify(raw[key])}`, 'fix config.json or download it again');
@@ -147,19 +148,16 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
     if (v >= 1) throw new AlkiError('BAD_CONFIG', `config.json: "${key}" is ${v}; a normalization epsilon is a small positive number such as 1e-5`, 'fix config.json or download it again');
     return v;
   };
-  // HF: rotary_ndims = int(partial_rotary_factor · head_dim); phi defaults to 0.5, stablelm to 0.25.
-  const partial = layerNorm ? positive('partial_rotary_factor', modelType === 'phi' ? 0.5 : 0.25) : 1;
+  // HF: rotary_ndims = int(partial_rotary_factor · head_dim).
+  const partial = arch.partialRotary ? positive('partial_rotary_factor', arch.partialRotary.default) : 1;
   if (partial > 1) throw new AlkiError('BAD_CONFIG', `partial_rotary_factor ${partial} is larger than 1`, 'fix config.json or download it again');
   const rotaryDim = Math.floor(partial * headDim);
   if (rotaryDim < 2 || rotaryDim % 2 !== 0) throw new AlkiError('UNSUPPORTED_CONFIG', `partial_rotary_factor ${partial} × head_dim ${headDim} gives ${rotaryDim} rotary dims; an even number ≥ 2 is needed`);
-  // Architecture differences that live in the config, not in the graph builder.
-  const attentionBias = raw.attention_bias === true;
-  const qkvBias = modelType === 'qwen2' || modelType === 'phi' ? true : modelType === 'stablelm' ? raw.use_qkv_bias === true : attentionBias;
-  const oBias = modelType === 'phi' ? true : modelType === 'qwen2' || modelType === 'stablelm' ? false : attentionBias;
+  const on = (s: Switch): boolean => (typeof s === 'boolean' ? s : raw[s.config] === true);
   let slidingWindow: number | undefined;
-  if (modelType === 'mistral' && raw.sliding_window != null) slidingWindow = int('sliding_window');
-  if (modelType === 'qwen2' && raw.use_sliding_window === true) {
-    throw new AlkiError('UNSUPPORTED_CONFIG', 'qwen2 with use_sliding_window true (per-layer windows) is not supported', 'supported: use_sliding_window false, as in the released Qwen2/Qwen2.5 configs');
+  if (arch.slidingWindow && raw.sliding_window != null) slidingWindow = int('sliding_window');
+  for (const u of arch.unsupported ?? []) {
+    if (raw[u.config] === u.value) throw new AlkiError('UNSUPPORTED_CONFIG', `${modelType} with ${u.config} ${JSON.stringify(u.value)} (${u.why}) is not supported`, u.hint);
   }
   const vocabSize = int('vocab_size');
   // Token ids decide where generation stops: an id outside the vocabulary could never be produced (or fed back).
@@ -182,21 +180,20 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
     headDim,
     vocabSize,
     maxPositions: int('max_position_embeddings', 2048),
-    norm: layerNorm ? 'layer' : 'rms',
-    normEps: epsilon(layerNorm ? 'layer_norm_eps' : 'rms_norm_eps', layerNorm ? 1e-5 : 1e-6),
+    norm: arch.norm.kind,
+    normEps: epsilon(arch.norm.eps.config, arch.norm.eps.default),
     ropeTheta: positive('rope_theta', 10000),
-    // HF's defaults differ by architecture: GemmaConfig ties the head unless told otherwise.
-    tieWordEmbeddings: typeof raw.tie_word_embeddings === 'boolean' ? raw.tie_word_embeddings : modelType === 'gemma',
-    qkvBias,
-    oBias,
-    mlpBias: modelType === 'phi' || raw.mlp_bias === true,
-    headBias: modelType === 'phi',
-    mlp: modelType === 'phi' ? 'fc' : 'gated',
+    tieWordEmbeddings: typeof raw.tie_word_embeddings === 'boolean' ? raw.tie_word_embeddings : arch.tieByDefault,
+    qkvBias: on(arch.bias.qkv),
+    oBias: on(arch.bias.o),
+    mlpBias: on(arch.bias.mlp),
+    headBias: arch.bias.head,
+    mlp: arch.mlp,
     rotaryDim,
-    parallelResidual: modelType === 'phi' || (modelType === 'stablelm' && raw.use_parallel_residual === true),
-    qkNorm: raw.qk_layernorm === true ? (modelType === 'phi' ? 'shared' : 'per_head') : undefined,
+    parallelResidual: on(arch.parallelResidual),
+    qkNorm: raw.qk_layernorm === true ? arch.qkNorm : undefined,
     activation,
-    gemmaNorm: modelType === 'gemma',
+    gemmaNorm: arch.norm.plusOne,
     slidingWindow,
     ropeScaling,
     bosTokenId,

@@ -5,13 +5,14 @@ import { makeDirs } from '@alki/core/node';
 import { float32ToBfloat16, float32ToFloat16 } from '@alki/onnx';
 import { SafetensorsWriter } from './safetensors.js';
 import { tinyTokenizer } from './tokenizer-json.js';
+import { architecture, type ModelType } from './architectures.js';
 import { parseDecoderConfig } from './config.js';
-import { finalNormName, layerNames } from './export/names.js';
+import { finalNormName, layerNames, perHeadNormWeight } from './export/names.js';
 
 /** Shape and switches of a generated Llama model. */
 export interface SyntheticLlamaOptions {
-  /** Architecture written to config.json (default llama); qwen2 gets q/k/v biases. */
-  modelType?: 'llama' | 'mistral' | 'qwen2' | 'gemma' | 'phi' | 'stablelm';
+  /** Architecture written to config.json (default llama): its record (architectures.ts) decides the rest. */
+  modelType?: ModelType;
   /** phi, stablelm: fraction of each head that gets rotary embeddings. */
   partialRotaryFactor?: number;
   /** phi, stablelm: LayerNorm of q and k per head. */
@@ -49,6 +50,19 @@ export interface SyntheticLlamaOptions {
   distribution?: 'normal' | 'uniform';
 }
 
+/** config.json's keys in one order whatever the architecture, so that a generated folder stays byte-identical. */
+const KEY_ORDER = [
+  'architectures', 'model_type', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim',
+  'vocab_size', 'max_position_embeddings', 'layer_norm_eps', 'rms_norm_eps', 'partial_rotary_factor', 'qk_layernorm', 'use_qkv_bias',
+  'use_parallel_residual', 'rope_theta', 'rope_scaling', 'sliding_window', 'use_sliding_window', 'hidden_act', 'hidden_activation',
+  'tie_word_embeddings', 'attention_bias', 'mlp_bias', 'bos_token_id', 'eos_token_id', 'torch_dtype',
+];
+
+function inKeyOrder(config: Record<string, unknown>): Record<string, unknown> {
+  const rank = (key: string) => (KEY_ORDER.includes(key) ? KEY_ORDER.indexOf(key) : KEY_ORDER.length);
+  return Object.fromEntries(Object.entries(config).sort(([a], [b]) => rank(a) - rank(b)));
+}
+
 /**
  * Writes a Llama model with seeded random weights in the HF folder layout
  * (config.json, generation_config.json, model.safetensors, tokenizer files).
@@ -70,11 +84,9 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
   const rng = opts.distribution === 'uniform' ? { normal: () => (seeded.next() * 2 - 1) * Math.sqrt(3) } : seeded;
   const dtype = opts.dtype ?? 'F32';
   const modelType = opts.modelType ?? 'llama';
-  const phi = modelType === 'phi';
-  const stablelm = modelType === 'stablelm';
-  const layerNorm = phi || stablelm;
-  // Gemma stores RMSNorm weights as offsets from 1.
-  const normInit = () => (modelType === 'gemma' ? 0 : 1) + rng.normal() * 0.1;
+  const arch = architecture(modelType);
+  // A (1 + w) norm stores its weights as offsets from 1.
+  const normInit = () => (arch.norm.plusOne ? 0 : 1) + rng.normal() * 0.1;
   // Declared first, generated while writing (in declaration order, which fixes the random values): a generated
   // 7B checkpoint never sits in memory.
   const tensors: { name: string; shape: number[]; gen: () => number }[] = [];
@@ -84,8 +96,18 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
     put(`${name}.weight`, [out, inp], () => rng.normal() * std);
     if (bias) put(`${name}.bias`, [out], () => rng.normal() * 0.02);
   };
-  const config: Record<string, unknown> = {
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', gemma: 'GemmaForCausalLM', phi: 'PhiForCausalLM', stablelm: 'StableLmForCausalLM' }[modelType]],
+  // The record's config keys, with the switches this call sets (keys the type does not have are not written).
+  const fromOptions: Record<string, unknown> = {
+    qk_layernorm: opts.qkLayernorm,
+    use_qkv_bias: opts.qkvBias,
+    use_parallel_residual: opts.parallelResidual,
+    sliding_window: opts.slidingWindow,
+    attention_bias: opts.attentionBias,
+    mlp_bias: opts.mlpBias,
+  };
+  const typeConfig = Object.fromEntries(Object.entries(arch.syntheticConfig).map(([key, value]) => [key, typeof value === 'boolean' ? !!(fromOptions[key] ?? value) : fromOptions[key] ?? value]));
+  const config: Record<string, unknown> = inKeyOrder({
+    architectures: [arch.hfClass],
     model_type: modelType,
     hidden_size: H,
     intermediate_size: I,
@@ -95,22 +117,20 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
     ...(opts.headDim ? { head_dim: opts.headDim } : {}),
     vocab_size: V,
     max_position_embeddings: opts.maxPositions ?? 256,
-    ...(layerNorm ? { layer_norm_eps: 1e-5, partial_rotary_factor: opts.partialRotaryFactor ?? (phi ? 0.5 : 0.25), qk_layernorm: !!opts.qkLayernorm } : { rms_norm_eps: 1e-5 }),
-    ...(stablelm ? { use_qkv_bias: !!opts.qkvBias, use_parallel_residual: !!opts.parallelResidual } : {}),
+    [arch.norm.eps.config]: 1e-5,
+    ...(arch.partialRotary ? { partial_rotary_factor: opts.partialRotaryFactor ?? arch.partialRotary.default } : {}),
+    ...typeConfig,
     rope_theta: opts.ropeTheta ?? 10000,
     rope_scaling: opts.ropeScaling ?? null,
-    ...(modelType === 'mistral' ? { sliding_window: opts.slidingWindow ?? null } : {}),
-    ...(modelType === 'qwen2' ? { use_sliding_window: false } : {}),
-    ...(modelType === 'gemma' ? { hidden_act: 'gelu', hidden_activation: 'gelu_pytorch_tanh' } : { hidden_act: phi ? 'gelu_new' : 'silu' }),
     tie_word_embeddings: tie,
-    ...(modelType === 'qwen2' || layerNorm ? {} : { attention_bias: !!opts.attentionBias, mlp_bias: !!opts.mlpBias }),
     bos_token_id: 1,
     eos_token_id: 2,
     torch_dtype: dtype === 'F32' ? 'float32' : dtype === 'F16' ? 'float16' : 'bfloat16',
-  };
+  });
   // Which tensors exist and their names follow from the config, as the exporter reads them.
   const c = parseDecoderConfig(config);
-  put('model.embed_tokens.weight', [V, H], () => (modelType === 'gemma' ? rng.normal() / Math.sqrt(H) : rng.normal()));
+  // Embeddings scaled by √H in the forward pass are drawn 1/√H smaller, so that the layers see unit variance.
+  put(`${arch.names.embedding}.weight`, [V, H], () => (arch.scaleEmbeddings ? rng.normal() / Math.sqrt(H) : rng.normal()));
   const norm = (name: string, n: number) => {
     put(`${name}.weight`, [n], normInit);
     if (c.norm === 'layer') put(`${name}.bias`, [n], () => rng.normal() * 0.05);
@@ -127,8 +147,8 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
       norm(n.kNorm!, hd);
     }
     if (c.qkNorm === 'per_head') {
-      for (let h = 0; h < nh; h++) put(`${n.qNorm}.norms.${h}.weight`, [hd], normInit);
-      for (let h = 0; h < kvh; h++) put(`${n.kNorm}.norms.${h}.weight`, [hd], normInit);
+      for (let h = 0; h < nh; h++) put(perHeadNormWeight(n.qNorm!, h), [hd], normInit);
+      for (let h = 0; h < kvh; h++) put(perHeadNormWeight(n.kNorm!, h), [hd], normInit);
     }
     if (n.postNorm) norm(n.postNorm, H);
     if (c.mlp === 'fc') {
@@ -141,7 +161,7 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
     }
   }
   norm(finalNormName(c), H);
-  if (!c.tieWordEmbeddings) linear('lm_head', V, H, c.headBias);
+  if (!c.tieWordEmbeddings) linear(arch.names.head, V, H, c.headBias);
 
   makeDirs(dir);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));

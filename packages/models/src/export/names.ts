@@ -1,3 +1,4 @@
+import { architecture } from '../architectures.js';
 import type { DecoderConfig } from '../config.js';
 
 /** Checkpoint tensor names (without .weight/.bias) of one decoder layer, by architecture. */
@@ -21,23 +22,32 @@ export interface LayerNames {
   kNorm?: string;
 }
 
+/** Alki's own name (not a checkpoint's) of the packed q/k/v projection, relative to a layer. */
+const PACKED_QKV = 'self_attn.qkv_proj';
+
+/** The checkpoint tensor names of decoder layer `i`, from the architecture's record. */
 export function layerNames(c: DecoderConfig, i: number): LayerNames {
-  const p = `model.layers.${i}`;
-  const phi = c.modelType === 'phi';
+  const t = architecture(c.modelType).names;
+  const at = (name: string) => `${t.layers}.${i}.${name}`;
   return {
-    inputNorm: `${p}.input_layernorm`,
-    postNorm: c.parallelResidual ? undefined : `${p}.post_attention_layernorm`,
-    q: `${p}.self_attn.q_proj`,
-    k: `${p}.self_attn.k_proj`,
-    v: `${p}.self_attn.v_proj`,
-    qkv: `${p}.self_attn.qkv_proj`,
-    o: phi ? `${p}.self_attn.dense` : `${p}.self_attn.o_proj`,
-    ...(c.mlp === 'fc' ? { fc1: `${p}.mlp.fc1`, fc2: `${p}.mlp.fc2` } : { gate: `${p}.mlp.gate_proj`, up: `${p}.mlp.up_proj`, down: `${p}.mlp.down_proj` }),
-    ...(c.qkNorm ? { qNorm: `${p}.self_attn.q_layernorm`, kNorm: `${p}.self_attn.k_layernorm` } : {}),
+    inputNorm: at(t.inputNorm),
+    postNorm: c.parallelResidual ? undefined : at(t.postNorm),
+    q: at(t.q),
+    k: at(t.k),
+    v: at(t.v),
+    qkv: at(PACKED_QKV),
+    o: at(t.o),
+    ...Object.fromEntries(Object.entries(t.mlp).map(([role, name]) => [role, at(name)])),
+    ...(c.qkNorm ? { qNorm: at(t.qNorm), kNorm: at(t.kNorm) } : {}),
   };
 }
 
 /** Name of the final norm before the head. */
 export function finalNormName(c: DecoderConfig): string {
-  return c.modelType === 'phi' ? 'model.final_layernorm' : 'model.norm';
+  return architecture(c.modelType).names.finalNorm;
+}
+
+/** Weight of head `h`'s norm among per-head q/k norms (stablelm's `qk_layernorm`) named `norm`. */
+export function perHeadNormWeight(norm: string, h: number): string {
+  return `${norm}.norms.${h}.weight`;
 }
