@@ -16,5 +16,8 @@ if (build.status !== 0) {
   process.exit(1);
 }
 // pnpm runs scripts from the workspace root; paths on the command line are relative to where the user typed them.
-const run = spawnSync(process.execPath, [join(root, 'apps/cli/dist/index.js'), ...process.argv.slice(2)], { stdio: 'inherit', cwd: process.env.INIT_CWD ?? process.cwd() });
+const run = spawnSync(process.execPath, [join(root, 'apps/cli/dist/index.js'), ...process.argv.slice(2)], {
+  stdio: 'inherit',
+  cwd: process.env.INIT_CWD ?? process.cwd(),
+});
 process.exit(run.status ?? (run.signal === 'SIGINT' ? 130 : 1));

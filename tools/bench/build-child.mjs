@@ -35,4 +35,6 @@ const result = await buildBundle({
   },
 });
 close();
-process.stdout.write(`${JSON.stringify({ seconds: (performance.now() - t0) / 1000, peakRssBytes: Math.max(...stages.map((s) => s.peakRssBytes)), perStagePeaks: resettable, stages, testRunPeakRssBytes: result.testRunPeakRssBytes, bundleBytes: result.manifest.metrics.sizeBytes.value, modelBytes: result.manifest.metrics.modelBytes.value })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ seconds: (performance.now() - t0) / 1000, peakRssBytes: Math.max(...stages.map((s) => s.peakRssBytes)), perStagePeaks: resettable, stages, testRunPeakRssBytes: result.testRunPeakRssBytes, bundleBytes: result.manifest.metrics.sizeBytes.value, modelBytes: result.manifest.metrics.modelBytes.value })}\n`,
+);

@@ -42,7 +42,11 @@ try {
     const quantize = method === 'none' ? { method } : { method, bits: 4 };
     const opts = { modelDir, out, overwrite: true, quantize, ...(method === 'awq' || method === 'gptq' ? { calibration: { quick: true } } : {}) };
     log(`building ${method}…`);
-    const line = execFileSync(process.execPath, [join(here, 'build-child.mjs'), JSON.stringify(opts)], { encoding: 'utf8', maxBuffer: 1 << 24, stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = execFileSync(process.execPath, [join(here, 'build-child.mjs'), JSON.stringify(opts)], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const r = JSON.parse(line.trim().split('\n').pop());
     result.builds.push({ method, ...r });
     rmSync(out, { recursive: true, force: true });
@@ -50,7 +54,9 @@ try {
   console.log(`\n${result.shape.name} shape, ${shape.numLayers} layers, bf16 safetensors; each build in its own process`);
   for (const b of result.builds) {
     const label = b.method === 'none' ? 'fp32 (export + write: baseline)' : `${b.method} int4${b.method === 'rtn' ? '' : ' --quick'}`;
-    console.log(`\n${label}: ${b.seconds.toFixed(1)} s, peak RSS ${gb(b.peakRssBytes)} GB (test run in its own process: ${gb(b.testRunPeakRssBytes)} GB), bundle ${(b.bundleBytes / 1e6).toFixed(0)} MB`);
+    console.log(
+      `\n${label}: ${b.seconds.toFixed(1)} s, peak RSS ${gb(b.peakRssBytes)} GB (test run in its own process: ${gb(b.testRunPeakRssBytes)} GB), bundle ${(b.bundleBytes / 1e6).toFixed(0)} MB`,
+    );
     console.log('  stage                              seconds   peak RSS');
     for (const s of b.stages) console.log(`  ${s.stage.padEnd(34)} ${s.seconds.toFixed(1).padStart(7)} ${`${gb(s.peakRssBytes)} GB`.padStart(10)}`);
   }

@@ -16,7 +16,17 @@ import { enableGarbageCollection } from '@alki/core/node';
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
 
-const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22), numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 5 };
+const shape = {
+  hiddenSize: 2048,
+  intermediateSize: 5632,
+  numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22),
+  numHeads: 32,
+  numKvHeads: 4,
+  vocabSize: 32000,
+  maxPositions: 2048,
+  dtype: 'BF16',
+  seed: 5,
+};
 const runs = Number(process.env.ALKI_BENCH_RUNS ?? 3);
 const speed = { runs, warmupRuns: 1, promptTokens: 128, newTokens: 32, vocabSize: shape.vocabSize };
 // ALKI_BENCH_WORK: keep the generated model and bundles there and reuse them on the next run.
@@ -98,7 +108,9 @@ try {
     r.prefillRatio = p / base.prefillTokensPerSecond.median;
     r.boundTokensPerSecond = bandwidth / r.weightBytes;
     r.fractionOfBound = d / r.boundTokensPerSecond;
-    console.log(`${r.name.padEnd(16)} ${d.toFixed(2).padStart(12)} ${r.decodeRatio.toFixed(2).padStart(14)}× ${p.toFixed(1).padStart(14)} ${r.prefillRatio.toFixed(2).padStart(14)}× ${(r.weightBytes / 1e6).toFixed(0).padStart(11)} MB ${r.boundTokensPerSecond.toFixed(1).padStart(12)} ${(100 * r.fractionOfBound).toFixed(0).padStart(8)}%`);
+    console.log(
+      `${r.name.padEnd(16)} ${d.toFixed(2).padStart(12)} ${r.decodeRatio.toFixed(2).padStart(14)}× ${p.toFixed(1).padStart(14)} ${r.prefillRatio.toFixed(2).padStart(14)}× ${(r.weightBytes / 1e6).toFixed(0).padStart(11)} MB ${r.boundTokensPerSecond.toFixed(1).padStart(12)} ${(100 * r.fractionOfBound).toFixed(0).padStart(8)}%`,
+    );
   }
   const ortInt4 = rows.find((r) => r.name === 'ort int4');
   console.log(`\nort int4 decode = ${ortInt4.decodeRatio.toFixed(2)}× portable fp32 (target ≥ 3×)`);
@@ -106,7 +118,21 @@ try {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `flavours-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   const json = rows.map(({ dir: _d, modelPath: _m, ...r }) => r);
-  writeFileSync(file, JSON.stringify({ benchmark: 'flavours', shape, speed, readBandwidthBytesPerSecond: bandwidth, machine: { cpu: cpus()[0]?.model, cores: availableParallelism() }, results: json }, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        benchmark: 'flavours',
+        shape,
+        speed,
+        readBandwidthBytesPerSecond: bandwidth,
+        machine: { cpu: cpus()[0]?.model, cores: availableParallelism() },
+        results: json,
+      },
+      null,
+      2,
+    ),
+  );
   console.log(`JSON: ${file}`);
 } finally {
   if (!keep) rmSync(work, { recursive: true, force: true });

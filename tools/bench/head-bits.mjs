@@ -20,7 +20,17 @@ enableGarbageCollection();
 const HEADS = [4, 8, 32];
 const runs = Number(process.env.ALKI_BENCH_RUNS ?? 3);
 const windows = Number(process.env.ALKI_BENCH_WINDOWS ?? 100);
-const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22), numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 5 };
+const shape = {
+  hiddenSize: 2048,
+  intermediateSize: 5632,
+  numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22),
+  numHeads: 32,
+  numKvHeads: 4,
+  vocabSize: 32000,
+  maxPositions: 2048,
+  dtype: 'BF16',
+  seed: 5,
+};
 const keep = process.env.ALKI_BENCH_WORK;
 const work = keep ?? mkdtempSync(join(tmpdir(), 'alki-head-'));
 const log = (s) => process.stderr.write(`${s}\n`);
@@ -57,15 +67,31 @@ try {
         targets.push(bundleEvalTarget(b, `${method} int4, head ${headBits}`));
       }
     }
-    const report = await evaluateTargets(targets, { metrics: ['perplexity', 'size'], baseline: bundleEvalTarget(fp32, 'fp32'), textPath: text, maxWindows: windows, maxPositions: 512, vocabSize: 512 });
+    const report = await evaluateTargets(targets, {
+      metrics: ['perplexity', 'size'],
+      baseline: bundleEvalTarget(fp32, 'fp32'),
+      textPath: text,
+      maxWindows: windows,
+      maxPositions: 512,
+      vocabSize: 512,
+    });
     const base = report.baseline.quality.perplexity;
     console.log(`\nstories260K, alki-ppl-v1 on the first ${windows} TinyStories windows; fp32 ${base.toFixed(4)}`);
     console.log('bundle                 perplexity  vs fp32      KL    top-1   model kB');
     result.quality = { fp32: base, windows, results: [] };
     for (const e of report.evaluations) {
       const q = e.quality;
-      result.quality.results.push({ name: e.target.name, perplexity: q.perplexity, increase: q.perplexity / base - 1, kl: q.agreement.meanKl, top1: q.agreement.top1, modelBytes: e.target.modelBytes });
-      console.log(`${e.target.name.padEnd(22)} ${q.perplexity.toFixed(4).padStart(10)} ${`${(100 * (q.perplexity / base - 1)).toFixed(2)}%`.padStart(8)} ${q.agreement.meanKl.toFixed(4).padStart(7)} ${`${(100 * q.agreement.top1).toFixed(1)}%`.padStart(8)} ${(e.target.modelBytes / 1e3).toFixed(0).padStart(10)}`);
+      result.quality.results.push({
+        name: e.target.name,
+        perplexity: q.perplexity,
+        increase: q.perplexity / base - 1,
+        kl: q.agreement.meanKl,
+        top1: q.agreement.top1,
+        modelBytes: e.target.modelBytes,
+      });
+      console.log(
+        `${e.target.name.padEnd(22)} ${q.perplexity.toFixed(4).padStart(10)} ${`${(100 * (q.perplexity / base - 1)).toFixed(2)}%`.padStart(8)} ${q.agreement.meanKl.toFixed(4).padStart(7)} ${`${(100 * q.agreement.top1).toFixed(1)}%`.padStart(8)} ${(e.target.modelBytes / 1e3).toFixed(0).padStart(10)}`,
+      );
     }
   } else console.log('\n(stories260K fixtures not found: quality part skipped)');
 
@@ -77,14 +103,24 @@ try {
     const b = await build(`tl-rtn4-head${headBits}`, modelDir, { method: 'rtn', bits: 4, blockSize: 32, headBits });
     log(`measuring head ${headBits}…`);
     const m = await measureIsolated(b.modelPath, speed);
-    result.speed.results.push({ headBits, decode: m.speed.decodeTokensPerSecond.median, prefill: m.speed.prefillTokensPerSecond.median, peakRssBytes: m.peakRssBytes, modelBytes: b.manifest.metrics.modelBytes.value });
+    result.speed.results.push({
+      headBits,
+      decode: m.speed.decodeTokensPerSecond.median,
+      prefill: m.speed.prefillTokensPerSecond.median,
+      peakRssBytes: m.peakRssBytes,
+      modelBytes: b.manifest.metrics.modelBytes.value,
+    });
     if (!keep) rmSync(b.dir, { recursive: true, force: true });
   }
   const ref = result.speed.results.find((r) => r.headBits === 4);
-  console.log(`\nTinyLlama-1.1B shape (${shape.numLayers} layers, random weights), RTN int4 block 32; prompt ${speed.promptTokens}, ${speed.newTokens} decoded, median of ${runs}`);
+  console.log(
+    `\nTinyLlama-1.1B shape (${shape.numLayers} layers, random weights), RTN int4 block 32; prompt ${speed.promptTokens}, ${speed.newTokens} decoded, median of ${runs}`,
+  );
   console.log('head   decode tok/s  ×head 4  prefill tok/s  ×head 4  model MB  peak RSS MB');
   for (const r of result.speed.results) {
-    console.log(`${String(r.headBits).padEnd(6)} ${r.decode.toFixed(2).padStart(12)} ${(r.decode / ref.decode).toFixed(2).padStart(8)} ${r.prefill.toFixed(1).padStart(14)} ${(r.prefill / ref.prefill).toFixed(2).padStart(8)} ${mb(r.modelBytes).padStart(9)} ${mb(r.peakRssBytes).padStart(12)}`);
+    console.log(
+      `${String(r.headBits).padEnd(6)} ${r.decode.toFixed(2).padStart(12)} ${(r.decode / ref.decode).toFixed(2).padStart(8)} ${r.prefill.toFixed(1).padStart(14)} ${(r.prefill / ref.prefill).toFixed(2).padStart(8)} ${mb(r.modelBytes).padStart(9)} ${mb(r.peakRssBytes).padStart(12)}`,
+    );
   }
   const dir = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
   mkdirSync(dir, { recursive: true });

@@ -9,8 +9,26 @@ import { writeSyntheticLlama } from '@alki/models';
 export function writeLargeLlama(dir, shape) {
   const { hiddenSize: H, intermediateSize: I, numLayers: L, numHeads: nh, numKvHeads: kvh, vocabSize: V } = shape;
   // The small model supplies the tokenizer and the config's layout; its weights are replaced.
-  const config = writeSyntheticLlama(dir, { hiddenSize: 64, intermediateSize: 128, numLayers: 1, numHeads: 4, numKvHeads: 2, vocabSize: V, maxPositions: shape.maxPositions, seed: shape.seed ?? 1 });
-  Object.assign(config, { hidden_size: H, intermediate_size: I, num_hidden_layers: L, num_attention_heads: nh, num_key_value_heads: kvh, head_dim: H / nh, torch_dtype: 'bfloat16', tie_word_embeddings: false });
+  const config = writeSyntheticLlama(dir, {
+    hiddenSize: 64,
+    intermediateSize: 128,
+    numLayers: 1,
+    numHeads: 4,
+    numKvHeads: 2,
+    vocabSize: V,
+    maxPositions: shape.maxPositions,
+    seed: shape.seed ?? 1,
+  });
+  Object.assign(config, {
+    hidden_size: H,
+    intermediate_size: I,
+    num_hidden_layers: L,
+    num_attention_heads: nh,
+    num_key_value_heads: kvh,
+    head_dim: H / nh,
+    torch_dtype: 'bfloat16',
+    tie_word_embeddings: false,
+  });
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   const hd = H / nh;
   const tensors = [['model.embed_tokens.weight', [V, H], H]];
@@ -48,10 +66,10 @@ export function writeLargeLlama(dir, shape) {
     const f = new Float32Array(CHUNK);
     const halves = new Uint16Array(f.buffer);
     const out = new Uint16Array(CHUNK);
-    let x = (shape.seed ?? 1) * 2654435761 >>> 0 || 1;
+    let x = ((shape.seed ?? 1) * 2654435761) >>> 0 || 1;
     for (const [, dims, fanIn] of tensors) {
       let left = dims.reduce((a, b) => a * b, 1);
-      const a = fanIn ? Math.sqrt(3 / fanIn) * 2 / 4294967296 : 0;
+      const a = fanIn ? (Math.sqrt(3 / fanIn) * 2) / 4294967296 : 0;
       while (left > 0) {
         const n = Math.min(left, CHUNK);
         if (fanIn) {

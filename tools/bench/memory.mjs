@@ -14,7 +14,17 @@ import { enableGarbageCollection } from '@alki/core/node';
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
 
-const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22), numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 5 };
+const shape = {
+  hiddenSize: 2048,
+  intermediateSize: 5632,
+  numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22),
+  numHeads: 32,
+  numKvHeads: 4,
+  vocabSize: 32000,
+  maxPositions: 2048,
+  dtype: 'BF16',
+  seed: 5,
+};
 const contexts = (process.env.ALKI_BENCH_CONTEXTS ?? '512,2048').split(',').map(Number);
 const keep = process.env.ALKI_BENCH_WORK;
 const work = keep ?? mkdtempSync(join(tmpdir(), 'alki-memory-'));
@@ -45,7 +55,9 @@ try {
       const e = estimateRunMemory(config, choice, context);
       const row = { name, context, estimateBytes: e.peakBytes, measuredBytes: m.peakRssBytes, ratio: e.peakBytes / m.peakRssBytes, parts: e };
       result.rows.push(row);
-      console.log(`${name.padEnd(7)} ${String(context).padStart(7)} ${(e.peakBytes / 1e9).toFixed(2).padStart(8)} GB ${(m.peakRssBytes / 1e9).toFixed(2).padStart(8)} GB ${row.ratio.toFixed(3).padStart(12)}`);
+      console.log(
+        `${name.padEnd(7)} ${String(context).padStart(7)} ${(e.peakBytes / 1e9).toFixed(2).padStart(8)} GB ${(m.peakRssBytes / 1e9).toFixed(2).padStart(8)} GB ${row.ratio.toFixed(3).padStart(12)}`,
+      );
     }
   }
   const dir = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');

@@ -35,6 +35,8 @@ for (let r = 0; r < o.warmupRuns + o.runs; r++) {
   times.decode.push((o.newTokens / (c - b)) * 1000);
 }
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-process.stdout.write(`${JSON.stringify({ prefill: median(times.prefill), decode: median(times.decode), loadMs, peakRssBytes: vmKb('VmHWM'), startRssBytes, backend: llama.gpu || 'cpu' })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ prefill: median(times.prefill), decode: median(times.decode), loadMs, peakRssBytes: vmKb('VmHWM'), startRssBytes, backend: llama.gpu || 'cpu' })}\n`,
+);
 await context.dispose();
 await model.dispose();

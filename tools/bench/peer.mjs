@@ -20,7 +20,17 @@ import { enableGarbageCollection } from '@alki/core/node';
 enableGarbageCollection();
 
 const here = dirname(fileURLToPath(import.meta.url));
-const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 5 };
+const shape = {
+  hiddenSize: 2048,
+  intermediateSize: 5632,
+  numLayers: 22,
+  numHeads: 32,
+  numKvHeads: 4,
+  vocabSize: 32000,
+  maxPositions: 2048,
+  dtype: 'BF16',
+  seed: 5,
+};
 const rounds = Number(process.env.ALKI_PEER_ROUNDS ?? 4);
 const threads = Number(process.env.ALKI_PEER_THREADS ?? 2);
 const variants = (process.env.ALKI_PEER_VARIANTS ?? 'q4_0,alki,alki-b128').split(',');
@@ -46,7 +56,9 @@ function llamaRun(path) {
 }
 
 try {
-  console.log(`machine: ${result.machine.cpu} (${result.machine.features.join(' ')}), ${threads} threads, node-llama-cpp 3.21.1, onnxruntime-node ${result.machine.onnxruntime}`);
+  console.log(
+    `machine: ${result.machine.cpu} (${result.machine.features.join(' ')}), ${threads} threads, node-llama-cpp 3.21.1, onnxruntime-node ${result.machine.onnxruntime}`,
+  );
   const modelDir = join(work, 'tinyllama-shape');
   if (!existsSync(join(modelDir, 'config.json'))) {
     log(`generating the TinyLlama shape in ${modelDir}…`);
@@ -81,22 +93,42 @@ try {
         row[v] = { prefill: m.prefill, decode: m.decode, peakRssBytes: m.peakRssBytes, loadMs: m.loadMs };
       } else {
         const m = await measureIsolated(files[v].path, run);
-        row[v] = { prefill: m.speed.prefillTokensPerSecond.median, decode: m.speed.decodeTokensPerSecond.median, peakRssBytes: m.peakRssBytes, loadMs: m.speed.loadMs };
+        row[v] = {
+          prefill: m.speed.prefillTokensPerSecond.median,
+          decode: m.speed.decodeTokensPerSecond.median,
+          peakRssBytes: m.peakRssBytes,
+          loadMs: m.speed.loadMs,
+        };
       }
-      log(`round ${r + 1}/${rounds} ${v.padEnd(10)} prefill ${row[v].prefill.toFixed(1)} tok/s, decode ${row[v].decode.toFixed(1)} tok/s, peak ${mb(row[v].peakRssBytes)} MB`);
+      log(
+        `round ${r + 1}/${rounds} ${v.padEnd(10)} prefill ${row[v].prefill.toFixed(1)} tok/s, decode ${row[v].decode.toFixed(1)} tok/s, peak ${mb(row[v].peakRssBytes)} MB`,
+      );
     }
     result.rounds.push(row);
   }
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
   const base = variants.find((v) => VARIANTS[v].engine === 'llama');
-  console.log(`\nTinyLlama-1.1B shape, prompt ${run.promptTokens}, ${run.newTokens} new tokens, ${threads} threads, ${rounds} alternating rounds (medians; ratios paired per round against ${base ? VARIANTS[base].label : '—'})\n`);
-  console.log(`${'variant'.padEnd(34)} ${'MB'.padStart(5)} ${'prefill'.padStart(8)} ${'decode'.padStart(7)} ${'peak RSS'.padStart(9)} ${'prefill ×'.padStart(10)} ${'decode ×'.padStart(9)} ${'RSS ×'.padStart(6)}`);
+  console.log(
+    `\nTinyLlama-1.1B shape, prompt ${run.promptTokens}, ${run.newTokens} new tokens, ${threads} threads, ${rounds} alternating rounds (medians; ratios paired per round against ${base ? VARIANTS[base].label : '—'})\n`,
+  );
+  console.log(
+    `${'variant'.padEnd(34)} ${'MB'.padStart(5)} ${'prefill'.padStart(8)} ${'decode'.padStart(7)} ${'peak RSS'.padStart(9)} ${'prefill ×'.padStart(10)} ${'decode ×'.padStart(9)} ${'RSS ×'.padStart(6)}`,
+  );
   for (const v of variants) {
     const s = (k) => median(result.rounds.map((row) => row[v][k]));
     const ratio = (k) => (base ? median(result.rounds.map((row) => row[v][k] / row[base][k])) : NaN);
-    const summary = { prefill: s('prefill'), decode: s('decode'), peakRssBytes: s('peakRssBytes'), prefillRatio: ratio('prefill'), decodeRatio: ratio('decode'), rssRatio: ratio('peakRssBytes') };
+    const summary = {
+      prefill: s('prefill'),
+      decode: s('decode'),
+      peakRssBytes: s('peakRssBytes'),
+      prefillRatio: ratio('prefill'),
+      decodeRatio: ratio('decode'),
+      rssRatio: ratio('peakRssBytes'),
+    };
     Object.assign(result.variants[v], summary);
-    console.log(`${VARIANTS[v].label.padEnd(34)} ${mb(files[v].bytes).padStart(5)} ${summary.prefill.toFixed(1).padStart(8)} ${summary.decode.toFixed(1).padStart(7)} ${`${mb(summary.peakRssBytes)} MB`.padStart(9)} ${summary.prefillRatio.toFixed(2).padStart(9)}× ${summary.decodeRatio.toFixed(2).padStart(8)}× ${summary.rssRatio.toFixed(2).padStart(5)}×`);
+    console.log(
+      `${VARIANTS[v].label.padEnd(34)} ${mb(files[v].bytes).padStart(5)} ${summary.prefill.toFixed(1).padStart(8)} ${summary.decode.toFixed(1).padStart(7)} ${`${mb(summary.peakRssBytes)} MB`.padStart(9)} ${summary.prefillRatio.toFixed(2).padStart(9)}× ${summary.decodeRatio.toFixed(2).padStart(8)}× ${summary.rssRatio.toFixed(2).padStart(5)}×`,
+    );
   }
   console.log('\ntarget (issue 15): decode and prefill ≥ 1.2× llama.cpp Q4_0, peak RSS ≤ 1.0×, at Q4_0 quality or better (pnpm bench:q4_0)');
   const out = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');

@@ -69,7 +69,10 @@ try {
     ['alki AWQ int4 b32', await bundle('alki-awq', stories, { method: 'awq', bits: 4, blockSize: 32 })],
     ['alki RTN int4 b32 symmetric', await bundle('alki-rtn-sym', stories, { method: 'rtn', bits: 4, symmetric: true })],
   ];
-  const report = await evaluateTargets(rows.map(([name, b]) => bundleEvalTarget(b, name)), { metrics: ['perplexity'], baseline: bundleEvalTarget(fp32, 'fp32'), textPath: text, maxWindows: windows, maxPositions: 512, vocabSize: 512 });
+  const report = await evaluateTargets(
+    rows.map(([name, b]) => bundleEvalTarget(b, name)),
+    { metrics: ['perplexity'], baseline: bundleEvalTarget(fp32, 'fp32'), textPath: text, maxWindows: windows, maxPositions: 512, vocabSize: 512 },
+  );
   const base = report.baseline.quality.perplexity;
   console.log(`\nstories260K, alki-ppl-v1 on the first ${windows} TinyStories windows; fp32 ${base.toFixed(4)}\n`);
   for (const e of report.evaluations) {

@@ -15,7 +15,7 @@ import { enableGarbageCollection } from '@alki/core/node';
 enableGarbageCollection();
 
 const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: 2, numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, seed: 3 };
-const layerParams = 4 * shape.hiddenSize * shape.hiddenSize * (1 + shape.numKvHeads / shape.numHeads) / 2 + 3 * shape.hiddenSize * shape.intermediateSize;
+const layerParams = (4 * shape.hiddenSize * shape.hiddenSize * (1 + shape.numKvHeads / shape.numHeads)) / 2 + 3 * shape.hiddenSize * shape.intermediateSize;
 const headParams = shape.vocabSize * shape.hiddenSize;
 // Calibration sizes to run (samples × tokens each), e.g. "8x256,32x256": the per-token slope comes out of two.
 const sizes = (process.env.ALKI_BENCH_CALIB ?? '8x256,32x256').split(',').map((c) => c.split('x').map(Number));
@@ -29,7 +29,10 @@ try {
   const rng = new SeededRandom(7);
   for (const [index, [samples, seqLen]] of sizes.entries()) {
     // Timing does not depend on the token values: random ids stand in for calibration text.
-    const calibration = { samples: Array.from({ length: samples }, () => [1, ...Array.from({ length: seqLen - 1 }, () => 3 + rng.int(shape.vocabSize - 3))]), source: 'random token ids (timing only)' };
+    const calibration = {
+      samples: Array.from({ length: samples }, () => [1, ...Array.from({ length: seqLen - 1 }, () => 3 + rng.int(shape.vocabSize - 3))]),
+      source: 'random token ids (timing only)',
+    };
     // RTN does not calibrate: it runs once.
     for (const method of methods.filter((m) => m !== 'rtn' || index === 0)) {
       const { model } = exportModel(hf);
@@ -45,26 +48,48 @@ try {
       const rest = total - first - layer - head;
       const projected = first + 21 * layer + head + rest * ((22 * layerParams + headParams) / (2 * layerParams + headParams));
       const calib = method === 'rtn' ? '—' : `${samples}×${seqLen}`;
-      results.push({ method, calibration: method === 'rtn' ? null : { samples, seqLen }, firstLayerSeconds: first, secondsPerLayer: layer, headSeconds: head, otherSeconds: rest, totalSeconds: total, projected22LayersSeconds: projected, layers: report.layers.length, label: calib });
+      results.push({
+        method,
+        calibration: method === 'rtn' ? null : { samples, seqLen },
+        firstLayerSeconds: first,
+        secondsPerLayer: layer,
+        headSeconds: head,
+        otherSeconds: rest,
+        totalSeconds: total,
+        projected22LayersSeconds: projected,
+        layers: report.layers.length,
+        label: calib,
+      });
       process.stderr.write(`${method} (${calib}): ${total.toFixed(1)} s for 2 layers + head\n`);
     }
   }
-  const rows = results.map((r) => `${r.method.padEnd(5)} ${r.label.padStart(7)} ${r.firstLayerSeconds.toFixed(1).padStart(8)} ${r.secondsPerLayer.toFixed(1).padStart(8)} ${r.headSeconds.toFixed(1).padStart(7)} ${r.otherSeconds.toFixed(1).padStart(7)} ${(r.projected22LayersSeconds / 60).toFixed(1).padStart(16)}`);
+  const rows = results.map(
+    (r) =>
+      `${r.method.padEnd(5)} ${r.label.padStart(7)} ${r.firstLayerSeconds.toFixed(1).padStart(8)} ${r.secondsPerLayer.toFixed(1).padStart(8)} ${r.headSeconds.toFixed(1).padStart(7)} ${r.otherSeconds.toFixed(1).padStart(7)} ${(r.projected22LayersSeconds / 60).toFixed(1).padStart(16)}`,
+  );
   console.log(`\nTinyLlama-shaped model ${JSON.stringify(shape)}\ncalibration: random ids, ${availableParallelism()} threads, ${cpus()[0]?.model}\n`);
   console.log(`method  calib  s/first  s/layer  s/head  s/rest  22 layers (min)\n${rows.join('\n')}`);
   // Seconds per calibration token and layer, from the two ends of the sizes run.
   if (sizes.length > 1) {
     const tokens = (s) => s[0] * s[1];
     for (const method of methods.filter((m) => m !== 'rtn')) {
-      const [a, b] = [sizes[0], sizes[sizes.length - 1]].map((s) => results.find((r) => r.method === method && r.calibration?.samples === s[0] && r.calibration?.seqLen === s[1]));
-      if (a && b) console.log(`${method}: ${((1000 * (b.secondsPerLayer - a.secondsPerLayer)) / (tokens(sizes[sizes.length - 1]) - tokens(sizes[0]))).toFixed(2)} ms per calibration token and layer`);
+      const [a, b] = [sizes[0], sizes[sizes.length - 1]].map((s) =>
+        results.find((r) => r.method === method && r.calibration?.samples === s[0] && r.calibration?.seqLen === s[1]),
+      );
+      if (a && b)
+        console.log(
+          `${method}: ${((1000 * (b.secondsPerLayer - a.secondsPerLayer)) / (tokens(sizes[sizes.length - 1]) - tokens(sizes[0]))).toFixed(2)} ms per calibration token and layer`,
+        );
     }
   }
   console.log('\ntarget: ≤ 5 min per method for the whole 1.1B model');
   const out = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
   mkdirSync(out, { recursive: true });
   const file = join(out, `quantize-layer-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ benchmark: 'quantize-layer', shape, machine: { cpu: cpus()[0]?.model, cores: availableParallelism() }, results }, null, 2));
+  writeFileSync(
+    file,
+    JSON.stringify({ benchmark: 'quantize-layer', shape, machine: { cpu: cpus()[0]?.model, cores: availableParallelism() }, results }, null, 2),
+  );
   console.log(`JSON: ${file}`);
 } finally {
   rmSync(work, { recursive: true, force: true });

@@ -24,7 +24,17 @@ enableGarbageCollection();
 const FORMATS = ['s8', 's7', 'u8'];
 const runs = Number(process.env.ALKI_BENCH_RUNS ?? 3);
 const windows = Number(process.env.ALKI_BENCH_WINDOWS ?? 100);
-const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22), numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 5 };
+const shape = {
+  hiddenSize: 2048,
+  intermediateSize: 5632,
+  numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22),
+  numHeads: 32,
+  numKvHeads: 4,
+  vocabSize: 32000,
+  maxPositions: 2048,
+  dtype: 'BF16',
+  seed: 5,
+};
 const keep = process.env.ALKI_BENCH_WORK;
 const work = keep ?? mkdtempSync(join(tmpdir(), 'alki-w8a8-'));
 const log = (s) => process.stderr.write(`${s}\n`);
@@ -51,7 +61,9 @@ try {
     const p = await probeInt8Products(codes);
     const expected = w8a8Saturates(cpu, codes);
     result.probe[f] = { ...p, expectedSaturation: expected };
-    console.log(`${f.padEnd(7)} ${`${codes.type} ±${codes.maxCode}`.padEnd(13)} ${(p.exact ? 'exact' : `saturate (error ${(100 * p.relativeError).toFixed(0)}%)`).padEnd(32)} ${expected === undefined ? 'unknown' : expected ? 'saturate' : 'exact'}`);
+    console.log(
+      `${f.padEnd(7)} ${`${codes.type} ±${codes.maxCode}`.padEnd(13)} ${(p.exact ? 'exact' : `saturate (error ${(100 * p.relativeError).toFixed(0)}%)`).padEnd(32)} ${expected === undefined ? 'unknown' : expected ? 'saturate' : 'exact'}`,
+    );
   }
 
   // 2. Quality on stories260K.
@@ -75,8 +87,16 @@ try {
     result.quality = { fp32: base, windows, results: [] };
     for (const e of report.evaluations) {
       const q = e.quality;
-      result.quality.results.push({ name: e.target.name, perplexity: q.perplexity, increase: q.perplexity / base - 1, kl: q.agreement.meanKl, top1: q.agreement.top1 });
-      console.log(`${e.target.name.padEnd(24)} ${q.perplexity.toFixed(4).padStart(10)} ${`${(100 * (q.perplexity / base - 1)).toFixed(2)}%`.padStart(8)} ${q.agreement.meanKl.toFixed(4).padStart(7)} ${`${(100 * q.agreement.top1).toFixed(1)}%`.padStart(8)}`);
+      result.quality.results.push({
+        name: e.target.name,
+        perplexity: q.perplexity,
+        increase: q.perplexity / base - 1,
+        kl: q.agreement.meanKl,
+        top1: q.agreement.top1,
+      });
+      console.log(
+        `${e.target.name.padEnd(24)} ${q.perplexity.toFixed(4).padStart(10)} ${`${(100 * (q.perplexity / base - 1)).toFixed(2)}%`.padStart(8)} ${q.agreement.meanKl.toFixed(4).padStart(7)} ${`${(100 * q.agreement.top1).toFixed(1)}%`.padStart(8)}`,
+      );
     }
   } else console.log('\n(stories260K fixtures not found: quality part skipped)');
 
@@ -95,14 +115,24 @@ try {
     const b = await build(`tl-${name.replaceAll(' ', '-')}`, modelDir, quantize);
     log(`measuring ${name}…`);
     const m = await measureIsolated(b.modelPath, speed);
-    result.speed.results.push({ name, decode: m.speed.decodeTokensPerSecond.median, prefill: m.speed.prefillTokensPerSecond.median, peakRssBytes: m.peakRssBytes, modelBytes: b.manifest.metrics.modelBytes.value });
+    result.speed.results.push({
+      name,
+      decode: m.speed.decodeTokensPerSecond.median,
+      prefill: m.speed.prefillTokensPerSecond.median,
+      peakRssBytes: m.peakRssBytes,
+      modelBytes: b.manifest.metrics.modelBytes.value,
+    });
     if (!keep) rmSync(b.dir, { recursive: true, force: true });
   }
   const ref = result.speed.results.find((r) => r.name === 'w8a8 s8');
-  console.log(`\nTinyLlama-1.1B shape (${shape.numLayers} layers, random weights); prompt ${speed.promptTokens}, ${speed.newTokens} decoded, median of ${runs}, ${availableParallelism()} threads`);
+  console.log(
+    `\nTinyLlama-1.1B shape (${shape.numLayers} layers, random weights); prompt ${speed.promptTokens}, ${speed.newTokens} decoded, median of ${runs}, ${availableParallelism()} threads`,
+  );
   console.log('bundle             decode tok/s   ×s8   prefill tok/s   ×s8   model MB');
   for (const r of result.speed.results) {
-    console.log(`${r.name.padEnd(18)} ${r.decode.toFixed(2).padStart(12)} ${(r.decode / ref.decode).toFixed(2).padStart(5)} ${r.prefill.toFixed(1).padStart(15)} ${(r.prefill / ref.prefill).toFixed(2).padStart(5)} ${(r.modelBytes / 1e6).toFixed(0).padStart(10)}`);
+    console.log(
+      `${r.name.padEnd(18)} ${r.decode.toFixed(2).padStart(12)} ${(r.decode / ref.decode).toFixed(2).padStart(5)} ${r.prefill.toFixed(1).padStart(15)} ${(r.prefill / ref.prefill).toFixed(2).padStart(5)} ${(r.modelBytes / 1e6).toFixed(0).padStart(10)}`,
+    );
   }
   const dir = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
   mkdirSync(dir, { recursive: true });

@@ -17,7 +17,17 @@ enableGarbageCollection();
 
 const shapes = {
   small: { hiddenSize: 1024, intermediateSize: 2816, numLayers: 8, numHeads: 16, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 7 },
-  tinyllama: { hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 5 },
+  tinyllama: {
+    hiddenSize: 2048,
+    intermediateSize: 5632,
+    numLayers: 22,
+    numHeads: 32,
+    numKvHeads: 4,
+    vocabSize: 32000,
+    maxPositions: 2048,
+    dtype: 'BF16',
+    seed: 5,
+  },
 };
 const shapeName = process.env.ALKI_BENCH_SHAPE ?? 'small';
 const shape = shapes[shapeName];
@@ -31,19 +41,33 @@ try {
   if (!existsSync(join(modelDir, 'config.json'))) writeSyntheticLlama(modelDir, shape);
   console.log(`machine: ${result.machine.cpu} (${result.machine.features.join(' ')}); ${shapeName} shape, ${shape.numLayers} layers`);
   console.log('bundle  runtime              threads  prefill tok/s  decode tok/s  TTFT ms  load ms');
-  for (const [name, quantize] of [['fp32', { method: 'none' }], ['int4', { method: 'rtn', bits: 4 }]]) {
+  for (const [name, quantize] of [
+    ['fp32', { method: 'none' }],
+    ['int4', { method: 'rtn', bits: 4 }],
+  ]) {
     const out = join(work, `${shapeName}-${name}`);
     if (!existsSync(join(out, 'alki.json'))) await buildBundle({ modelDir, out, quantize });
     const b = readBundle(out);
     for (const threads of [1, 2]) {
       for (const runtime of ['node', 'browser wasm']) {
         log(`${name}: ${runtime}, ${threads} thread(s)…`);
-        const s = runtime === 'node'
-          ? (await measureIsolated(b.modelPath, { ...speed, threads, vocabSize: shape.vocabSize })).speed
-          : (await runBrowserBench({ pageDir: webBenchDir, bundleDir: out, metrics: ['speed'], threads, speed })).evaluations[0].speed;
-        const row = { bundle: name, runtime, threads, prefill: s.prefillTokensPerSecond.median, decode: s.decodeTokensPerSecond.median, ttftMs: s.timeToFirstTokenMs.median, loadMs: s.loadMs };
+        const s =
+          runtime === 'node'
+            ? (await measureIsolated(b.modelPath, { ...speed, threads, vocabSize: shape.vocabSize })).speed
+            : (await runBrowserBench({ pageDir: webBenchDir, bundleDir: out, metrics: ['speed'], threads, speed })).evaluations[0].speed;
+        const row = {
+          bundle: name,
+          runtime,
+          threads,
+          prefill: s.prefillTokensPerSecond.median,
+          decode: s.decodeTokensPerSecond.median,
+          ttftMs: s.timeToFirstTokenMs.median,
+          loadMs: s.loadMs,
+        };
         result.rows.push(row);
-        console.log(`${name.padEnd(7)} ${runtime.padEnd(20)} ${String(threads).padStart(7)} ${row.prefill.toFixed(1).padStart(14)} ${row.decode.toFixed(1).padStart(13)} ${row.ttftMs.toFixed(1).padStart(8)} ${row.loadMs.toFixed(0).padStart(8)}`);
+        console.log(
+          `${name.padEnd(7)} ${runtime.padEnd(20)} ${String(threads).padStart(7)} ${row.prefill.toFixed(1).padStart(14)} ${row.decode.toFixed(1).padStart(13)} ${row.ttftMs.toFixed(1).padStart(8)} ${row.loadMs.toFixed(0).padStart(8)}`,
+        );
       }
     }
   }
@@ -53,7 +77,9 @@ try {
     const w1 = find(bundle, 'browser wasm', 1);
     const w2 = find(bundle, 'browser wasm', 2);
     const n2 = find(bundle, 'node', 2);
-    console.log(`${bundle}: WASM 2 threads vs 1: decode ${(w2.decode / w1.decode).toFixed(2)}×, prefill ${(w2.prefill / w1.prefill).toFixed(2)}×; browser vs Node (2 threads): decode ${(w2.decode / n2.decode).toFixed(2)}×, prefill ${(w2.prefill / n2.prefill).toFixed(2)}×`);
+    console.log(
+      `${bundle}: WASM 2 threads vs 1: decode ${(w2.decode / w1.decode).toFixed(2)}×, prefill ${(w2.prefill / w1.prefill).toFixed(2)}×; browser vs Node (2 threads): decode ${(w2.decode / n2.decode).toFixed(2)}×, prefill ${(w2.prefill / n2.prefill).toFixed(2)}×`,
+    );
   }
   const dir = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
   mkdirSync(dir, { recursive: true });

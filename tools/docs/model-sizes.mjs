@@ -68,5 +68,7 @@ for (const { id, config } of VALIDATED_MODELS) {
 console.log('| model | type | parameters | fp32 (computed) | int8 (built) | int4 (built) | int4 estimate |');
 console.log('|---|---|---:|---:|---:|---:|---:|');
 for (const { id, c, built } of rows) {
-  console.log(`| ${id} | ${c.modelType} | ${(countParameters(c) / 1e9).toFixed(2)} B | ${gb(estimateModelBytes(c, 32))} | ${gb(built[8])} | ${gb(built[4])} | ${gb(estimateModelBytes(c, 4))} |`);
+  console.log(
+    `| ${id} | ${c.modelType} | ${(countParameters(c) / 1e9).toFixed(2)} B | ${gb(estimateModelBytes(c, 32))} | ${gb(built[8])} | ${gb(built[4])} | ${gb(estimateModelBytes(c, 4))} |`,
+  );
 }

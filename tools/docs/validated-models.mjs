@@ -29,5 +29,7 @@ console.log('| model | type | parameters | fp32 | int8 | int4 | features |');
 console.log('|---|---|---:|---:|---:|---:|---|');
 for (const { id, config } of VALIDATED_MODELS) {
   const c = parseDecoderConfig(config);
-  console.log(`| ${id} | ${c.modelType} | ${(countParameters(c) / 1e9).toFixed(2)} B | ${gb(estimateModelBytes(c, 32))} | ${gb(estimateModelBytes(c, 8))} | ${gb(estimateModelBytes(c, 4))} | ${features(c)} |`);
+  console.log(
+    `| ${id} | ${c.modelType} | ${(countParameters(c) / 1e9).toFixed(2)} B | ${gb(estimateModelBytes(c, 32))} | ${gb(estimateModelBytes(c, 8))} | ${gb(estimateModelBytes(c, 4))} | ${features(c)} |`,
+  );
 }

@@ -24,7 +24,9 @@ export function reportError(e: unknown, verbose: boolean, json: boolean): number
   const alki = isAlkiError(e);
   const code = alki ? e.code : 'INTERNAL';
   const message = e instanceof Error ? e.message : String(e);
-  const hint = alki ? (e.hint ?? HINTS[code] ?? 'run the command again with --verbose for details') : 'this is a bug in Alki: please report it with the command you ran and the output of --verbose';
+  const hint = alki
+    ? (e.hint ?? HINTS[code] ?? 'run the command again with --verbose for details')
+    : 'this is a bug in Alki: please report it with the command you ran and the output of --verbose';
   const exit = code === 'ABORTED' ? EXIT.interrupted : code === 'BAD_OPTION' ? EXIT.usage : EXIT.failure;
   if (json) {
     process.stdout.write(`${JSON.stringify({ error: { code, message, hint } }, null, 2)}\n`);

@@ -6,10 +6,15 @@ import { AlkiError } from '@alki/core';
 export function assertWritableFile(path: string, flag: string): void {
   if (path.trim() === '') throw new AlkiError('BAD_OPTION', `${flag} is empty`, `give a file name, e.g. ${flag} report.html`);
   const abs = resolve(path);
-  if (existsSync(abs) && !statSync(abs).isFile()) throw new AlkiError('BAD_OPTION', `${flag} ${path} is a folder or a device, not a file`, `give a file name, e.g. ${flag} report.html`);
+  if (existsSync(abs) && !statSync(abs).isFile())
+    throw new AlkiError('BAD_OPTION', `${flag} ${path} is a folder or a device, not a file`, `give a file name, e.g. ${flag} report.html`);
   try {
     accessSync(existsSync(abs) ? abs : dirname(abs), constants.W_OK);
   } catch {
-    throw new AlkiError('BAD_OPTION', `${flag} ${path} cannot be written (its folder is missing or read-only)`, 'choose a path in a folder you can write to; nothing was measured yet');
+    throw new AlkiError(
+      'BAD_OPTION',
+      `${flag} ${path} cannot be written (its folder is missing or read-only)`,
+      'choose a path in a folder you can write to; nothing was measured yet',
+    );
   }
 }

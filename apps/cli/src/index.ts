@@ -13,7 +13,9 @@ import { EXIT, reportError } from './errors.js';
 import pkg from '../package.json';
 
 // yargs reads a lone "-" as a positional: `--prompt-file -` (standard input) is joined into one token first.
-const argv = hideBin(process.argv).flatMap((a, i, all) => (a === '-' && all[i - 1] === '--prompt-file' ? [] : a === '--prompt-file' && all[i + 1] === '-' ? ['--prompt-file=-'] : [a]));
+const argv = hideBin(process.argv).flatMap((a, i, all) =>
+  a === '-' && all[i - 1] === '--prompt-file' ? [] : a === '--prompt-file' && all[i + 1] === '-' ? ['--prompt-file=-'] : [a],
+);
 const json = argv.includes('--json');
 const verbose = argv.includes('--verbose');
 const controller = new AbortController();
@@ -25,7 +27,10 @@ enableGarbageCollection();
 const ARGV_LIMIT = 16 * 1024;
 const argvBytes = process.argv.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0);
 if (argvBytes > ARGV_LIMIT) {
-  reportUsage(`the command line is ${argvBytes.toLocaleString('en-US')} bytes long; onnxruntime crashes on command lines near 28 KB, so Alki accepts at most ${ARGV_LIMIT.toLocaleString('en-US')}`, 'pass a long prompt from a file with --prompt-file FILE, or on standard input with --prompt-file -');
+  reportUsage(
+    `the command line is ${argvBytes.toLocaleString('en-US')} bytes long; onnxruntime crashes on command lines near 28 KB, so Alki accepts at most ${ARGV_LIMIT.toLocaleString('en-US')}`,
+    'pass a long prompt from a file with --prompt-file FILE, or on standard input with --prompt-file -',
+  );
 }
 
 // `alki info … | head` closes the pipe early: that is not an error.
@@ -36,7 +41,10 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
 
 // Ctrl-C or SIGTERM: stop, remove temporary folders and child processes, exit 130 / 143.
 let interrupted = false;
-for (const [signal, code] of [['SIGINT', EXIT.interrupted], ['SIGTERM', EXIT.terminated]] as const) {
+for (const [signal, code] of [
+  ['SIGINT', EXIT.interrupted],
+  ['SIGTERM', EXIT.terminated],
+] as const) {
   process.on(signal, () => {
     if (interrupted) process.exit(code);
     interrupted = true;

@@ -11,14 +11,38 @@ const out = (n: string) => join(work.dir, n);
 
 describe.skipIf(!stories260K || !tinyStoriesText || !hasChromium)('alki bench --browser', () => {
   beforeAll(() => {
-    for (const [name, q] of [['fp32', ['--quantize', 'none']], ['rtn4', ['--quantize', 'rtn', '--bits', '4']]] as const) {
+    for (const [name, q] of [
+      ['fp32', ['--quantize', 'none']],
+      ['rtn4', ['--quantize', 'rtn', '--bits', '4']],
+    ] as const) {
       const r = alki(['build', stories260K!, ...q, '--out', out(name), '--quiet']);
       expect(r.status, r.stderr).toBe(0);
     }
   });
 
   it('measures in headless Chromium and prints and stores the result as the Node bench does (--json, --report, --baseline)', () => {
-    const r = alki(['bench', out('rtn4'), '--browser', '--baseline', out('fp32'), '--text', tinyStoriesText!, '--max-windows', '4', '--runs', '1', '--prompt-tokens', '16', '--new-tokens', '8', '--threads', '2', '--json', '--report', out('web.html')]);
+    const r = alki([
+      'bench',
+      out('rtn4'),
+      '--browser',
+      '--baseline',
+      out('fp32'),
+      '--text',
+      tinyStoriesText!,
+      '--max-windows',
+      '4',
+      '--runs',
+      '1',
+      '--prompt-tokens',
+      '16',
+      '--new-tokens',
+      '8',
+      '--threads',
+      '2',
+      '--json',
+      '--report',
+      out('web.html'),
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(report.browser).toMatchObject({ backend: 'wasm', threads: 2, crossOriginIsolated: true });
@@ -37,7 +61,10 @@ describe.skipIf(!stories260K || !tinyStoriesText || !hasChromium)('alki bench --
   });
 
   it('refuses --backend and --screenshot without --browser', () => {
-    for (const flag of [['--backend', 'wasm'], ['--screenshot', out('x.png')]]) {
+    for (const flag of [
+      ['--backend', 'wasm'],
+      ['--screenshot', out('x.png')],
+    ]) {
       const r = alki(['bench', out('rtn4'), ...flag]);
       expect(r.status).toBe(2);
       expect(r.stderr).toMatch(/only applies to --browser/);

@@ -14,7 +14,8 @@ afterAll(() => {
 });
 
 // A Zephyr-style template: each turn tagged with its role, the generation prompt an open assistant tag.
-const TEMPLATE = "{% for m in messages %}{{ bos_token if loop.first else '' }}<|{{ m.role }}|>\n{{ m.content }}{{ eos_token }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}";
+const TEMPLATE =
+  "{% for m in messages %}{{ bos_token if loop.first else '' }}<|{{ m.role }}|>\n{{ m.content }}{{ eos_token }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}";
 
 /** The chat prompt at the end of the output (readline moves the cursor after it with an escape sequence). */
 const PROMPT = /> (?:\x1b\[\d+G)?$/;

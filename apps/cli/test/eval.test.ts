@@ -52,10 +52,36 @@ describe.skipIf(!stories260K || !tinyStoriesText)('alki compare / bench / build 
 
   it('build --benchmark stores the metrics in alki.json and README, info shows them', () => {
     const dir = join(work.dir, 'bench8');
-    const r = alki(['build', stories260K!, '--bits', '8', '--benchmark', '--text', tinyStoriesText!, '--max-windows', '4', '--runs', '2', '--out', dir, '--quiet']);
+    const r = alki([
+      'build',
+      stories260K!,
+      '--bits',
+      '8',
+      '--benchmark',
+      '--text',
+      tinyStoriesText!,
+      '--max-windows',
+      '4',
+      '--runs',
+      '2',
+      '--out',
+      dir,
+      '--quiet',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const m = JSON.parse(readFileSync(join(dir, 'alki.json'), 'utf8'));
-    for (const k of ['perplexity', 'baselinePerplexity', 'decodeTokensPerSecond', 'prefillTokensPerSecond', 'timeToFirstTokenMs', 'peakRssBytes', 'klDivergence', 'top1Agreement', 'baselineSizeBytes', 'measuredOn']) {
+    for (const k of [
+      'perplexity',
+      'baselinePerplexity',
+      'decodeTokensPerSecond',
+      'prefillTokensPerSecond',
+      'timeToFirstTokenMs',
+      'peakRssBytes',
+      'klDivergence',
+      'top1Agreement',
+      'baselineSizeBytes',
+      'measuredOn',
+    ]) {
       expect(m.metrics[k], k).toBeDefined();
     }
     expect(m.metrics.perplexity.method).toMatch(/alki-ppl-v1: 4 windows × 512 tokens, 2044 scored tokens/);
@@ -70,11 +96,45 @@ describe.skipIf(!stories260K || !tinyStoriesText)('alki compare / bench / build 
 
   it('the perplexity guard fails the build with suggestions, unless --allow-degraded', () => {
     const dir = join(work.dir, 'guard');
-    const r = alki(['build', stories260K!, '--bits', '4', '--benchmark', '--metrics', 'perplexity', '--text', tinyStoriesText!, '--max-windows', '4', '--max-ppl-increase', '1%', '--out', dir]);
+    const r = alki([
+      'build',
+      stories260K!,
+      '--bits',
+      '4',
+      '--benchmark',
+      '--metrics',
+      'perplexity',
+      '--text',
+      tinyStoriesText!,
+      '--max-windows',
+      '4',
+      '--max-ppl-increase',
+      '1%',
+      '--out',
+      dir,
+    ]);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/above the 1\.0% budget[\s\S]*no bundle was written[\s\S]*hint: use more bits/);
     expect(existsSync(dir)).toBe(false);
-    const ok = alki(['build', stories260K!, '--bits', '4', '--benchmark', '--metrics', 'perplexity', '--text', tinyStoriesText!, '--max-windows', '4', '--max-ppl-increase', '1%', '--allow-degraded', '--out', dir, '--quiet']);
+    const ok = alki([
+      'build',
+      stories260K!,
+      '--bits',
+      '4',
+      '--benchmark',
+      '--metrics',
+      'perplexity',
+      '--text',
+      tinyStoriesText!,
+      '--max-windows',
+      '4',
+      '--max-ppl-increase',
+      '1%',
+      '--allow-degraded',
+      '--out',
+      dir,
+      '--quiet',
+    ]);
     expect(ok.status, ok.stderr).toBe(0);
     expect(existsSync(join(dir, 'alki.json'))).toBe(true);
   });

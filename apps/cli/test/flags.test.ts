@@ -10,7 +10,8 @@ describe('flag parsing', () => {
     expect(parsePercent(' 10 % ', 'f')).toBeCloseTo(0.1);
     expect(parsePercent('0.5', 'f')).toBeCloseTo(0.005);
     expect(parsePercent(250, 'f')).toBeCloseTo(2.5);
-    for (const bad of ['', '%', 'abc', '-1', 'NaN', 'Infinity', '5%%']) expect(() => parsePercent(bad, '--max-ppl-increase')).toThrow(/--max-ppl-increase must be a percentage/);
+    for (const bad of ['', '%', 'abc', '-1', 'NaN', 'Infinity', '5%%'])
+      expect(() => parsePercent(bad, '--max-ppl-increase')).toThrow(/--max-ppl-increase must be a percentage/);
   });
 
   it('--exclude: /re/ and /re/i are regular expressions, anything else an exact name; a broken one is refused', () => {

@@ -15,9 +15,23 @@ describe('alki presets, detect, plan and build --target', () => {
   it('presets lists every preset; --json carries each recommendation with its reason', () => {
     const r = alki(['presets']);
     expect(r.status).toBe(0);
-    for (const id of ['raspberry-pi-4', 'raspberry-pi-5', 'jetson-orin-nano', 'jetson-orin-nx', 'intel-nuc-avx2', 'generic-x86_64', 'generic-arm64', 'browser-wasm', 'browser-webgpu']) expect(r.stdout).toContain(id);
+    for (const id of [
+      'raspberry-pi-4',
+      'raspberry-pi-5',
+      'jetson-orin-nano',
+      'jetson-orin-nx',
+      'intel-nuc-avx2',
+      'generic-x86_64',
+      'generic-arm64',
+      'browser-wasm',
+      'browser-webgpu',
+    ])
+      expect(r.stdout).toContain(id);
     const json = JSON.parse(alki(['presets', '--json']).stdout);
-    expect(json.find((p: { id: string }) => p.id === 'raspberry-pi-4').recommended.w8a8Format).toMatchObject({ value: 's8', why: expect.stringMatching(/exact/) });
+    expect(json.find((p: { id: string }) => p.id === 'raspberry-pi-4').recommended.w8a8Format).toMatchObject({
+      value: 's8',
+      why: expect.stringMatching(/exact/),
+    });
   });
 
   it('detect names this machine’s preset and the facts that decided', () => {
@@ -50,7 +64,12 @@ describe('alki presets, detect, plan and build --target', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/target raspberry-pi-5: rtn int4, block 128, head 8 bits, ort \(overridden by your flags: method, blockSize\)/);
     const m = JSON.parse(readFileSync(join(out, 'alki.json'), 'utf8'));
-    expect(m.target).toMatchObject({ preset: 'raspberry-pi-5', arch: 'arm64', settings: { method: 'rtn', blockSize: 128, threads: 4 }, overrides: ['method', 'blockSize'] });
+    expect(m.target).toMatchObject({
+      preset: 'raspberry-pi-5',
+      arch: 'arm64',
+      settings: { method: 'rtn', blockSize: 128, threads: 4 },
+      overrides: ['method', 'blockSize'],
+    });
     expect(m.quantization).toMatchObject({ method: 'rtn', groupSize: 128, headBits: 8 });
     expect(alki(['info', out]).stdout).toMatch(/^target\s+raspberry-pi-5: .*4 threads/m);
     // Built for an arm64 board, run here (x86): it runs, with a warning.
@@ -60,7 +79,20 @@ describe('alki presets, detect, plan and build --target', () => {
     const tooBig = alki(['build', model.dir, '--target', 'raspberry-pi-4', '--memory', '100MB', '--quantize', 'rtn', '--out', join(work.dir, 'big')]);
     expect(tooBig.status).toBe(1);
     expect(tooBig.stderr).toMatch(/needs about [\d.]+ GB at run time[\s\S]*--force-fit builds it anyway/);
-    const forced = alki(['build', model.dir, '--target', 'raspberry-pi-4', '--memory', '100MB', '--quantize', 'rtn', '--force-fit', '--out', join(work.dir, 'big'), '--quiet']);
+    const forced = alki([
+      'build',
+      model.dir,
+      '--target',
+      'raspberry-pi-4',
+      '--memory',
+      '100MB',
+      '--quantize',
+      'rtn',
+      '--force-fit',
+      '--out',
+      join(work.dir, 'big'),
+      '--quiet',
+    ]);
     expect(forced.status, forced.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(work.dir, 'big', 'alki.json'), 'utf8')).target.forcedFit).toBe(true);
     expect(alki(['build', model.dir, '--memory', '1GB', '--out', join(work.dir, 'x')]).stderr).toMatch(/--memory only applies with --target/);

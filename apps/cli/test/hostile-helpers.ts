@@ -72,7 +72,10 @@ export interface RunResult {
 }
 
 /** Runs the CLI asynchronously (a mock hub in this process must keep answering), killing it after `timeoutMs`. */
-export function runCli(args: string[], o: { cwd: string; env?: Record<string, string>; stdin?: string | Buffer; timeoutMs?: number; onSpawn?: (pid: number) => void }): Promise<RunResult> {
+export function runCli(
+  args: string[],
+  o: { cwd: string; env?: Record<string, string>; stdin?: string | Buffer; timeoutMs?: number; onSpawn?: (pid: number) => void },
+): Promise<RunResult> {
   return new Promise((resolve) => {
     const t0 = Date.now();
     const child = spawn(process.execPath, [cliPath, ...args], { cwd: o.cwd, env: { ...process.env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });

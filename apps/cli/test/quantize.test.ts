@@ -18,7 +18,11 @@ describe('alki build --quantize gptq|awq', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/gptq calibrate/);
     const m = JSON.parse(readFileSync(join(out, 'alki.json'), 'utf8'));
-    expect(m.quantization).toMatchObject({ method: 'gptq', bits: 4, calibration: { samples: 4, sequenceLength: 32, source: expect.stringMatching(/sampled from an int8 copy of the model/) } });
+    expect(m.quantization).toMatchObject({
+      method: 'gptq',
+      bits: 4,
+      calibration: { samples: 4, sequenceLength: 32, source: expect.stringMatching(/sampled from an int8 copy of the model/) },
+    });
     expect(alki(['run', out, '--prompt', 'the cat', '-n', '4']).status).toBe(0);
   });
 
@@ -34,7 +38,21 @@ describe('alki build --quantize gptq|awq', () => {
 
   it('smoothquant builds a W8A8 bundle; with --bits 4 it is refused with a hint', () => {
     const out = join(work.dir, 'sq');
-    const r = alki(['build', model.dir, '--quantize', 'smoothquant', '--alpha', '0.6', '--calib-samples', '4', '--calib-seqlen', '32', '--out', out, '--quiet']);
+    const r = alki([
+      'build',
+      model.dir,
+      '--quantize',
+      'smoothquant',
+      '--alpha',
+      '0.6',
+      '--calib-samples',
+      '4',
+      '--calib-seqlen',
+      '32',
+      '--out',
+      out,
+      '--quiet',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/smoothquant W8A8/);
     const m = JSON.parse(readFileSync(join(out, 'alki.json'), 'utf8'));

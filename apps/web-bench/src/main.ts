@@ -2,7 +2,17 @@
 // onnxruntime-web, show the same table and charts as `alki bench`'s HTML report. `alki bench --browser` drives it
 // through ?auto=1 and reads window.__alki.
 import { isAlkiError } from '@alki/core';
-import { benchmarkInBrowser, bundleFromFiles, bundleFromUrl, formatHtml, parseMetrics, type BrowserBackend, type BrowserReport, type BundleSource, type OrtWeb } from '@alki/eval/web';
+import {
+  benchmarkInBrowser,
+  bundleFromFiles,
+  bundleFromUrl,
+  formatHtml,
+  parseMetrics,
+  type BrowserBackend,
+  type BrowserReport,
+  type BundleSource,
+  type OrtWeb,
+} from '@alki/eval/web';
 
 interface PageState {
   state: 'idle' | 'running' | 'done' | 'error';
@@ -74,7 +84,10 @@ async function run(): Promise<void> {
     page.report = report;
     page.state = 'done';
     const frame = $<HTMLIFrameElement>('report');
-    frame.srcdoc = formatHtml(report, `Alki web bench: ${report.evaluations[0].target.name} (${report.browser.backend}, ${report.browser.threads} thread${report.browser.threads === 1 ? '' : 's'})`);
+    frame.srcdoc = formatHtml(
+      report,
+      `Alki web bench: ${report.evaluations[0].target.name} (${report.browser.backend}, ${report.browser.threads} thread${report.browser.threads === 1 ? '' : 's'})`,
+    );
     frame.style.display = 'block';
     frame.onload = () => (frame.style.height = `${(frame.contentDocument?.documentElement.scrollHeight ?? 800) + 20}px`);
     status('Done.');

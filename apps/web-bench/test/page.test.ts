@@ -37,12 +37,36 @@ describe.skipIf(!stories260K || !tinyStoriesText || !hasChromium)('the web bench
   }, 900_000);
 
   it("WebGPU and an 8-bit head: says onnxruntime-web's kernel runs 2 and 4 bits only, and what to do", async () => {
-    await expect(runBrowserBench({ pageDir: webBenchDir, bundleDir: int4, metrics: ['speed'], backend: 'webgpu', webgpuAdapter: 'swiftshader', speed: { runs: 1, warmupRuns: 0, promptTokens: 4, newTokens: 2 } })).rejects.toThrow(/runs only 2- and 4-bit weights.*8-bit layers/);
+    await expect(
+      runBrowserBench({
+        pageDir: webBenchDir,
+        bundleDir: int4,
+        metrics: ['speed'],
+        backend: 'webgpu',
+        webgpuAdapter: 'swiftshader',
+        speed: { runs: 1, warmupRuns: 0, promptTokens: 4, newTokens: 2 },
+      }),
+    ).rejects.toThrow(/runs only 2- and 4-bit weights.*8-bit layers/);
   });
 
   it('alki-ppl-v1 on 100 windows: fp32 equal within 1e-3 relative, int4 within 0.5%', async () => {
-    const web = await runBrowserBench({ pageDir: webBenchDir, bundleDir: int4, baselineDir: fp32, textPath: tinyStoriesText!, metrics: ['perplexity'], maxWindows: 100, threads: 2 });
-    const node = await evaluateTargets([target(int4, 'int4', 'rtn', 4)], { metrics: ['perplexity'], baseline: target(fp32, 'fp32', 'none', 32), textPath: tinyStoriesText!, maxWindows: 100, vocabSize: 512, maxPositions: 512 });
+    const web = await runBrowserBench({
+      pageDir: webBenchDir,
+      bundleDir: int4,
+      baselineDir: fp32,
+      textPath: tinyStoriesText!,
+      metrics: ['perplexity'],
+      maxWindows: 100,
+      threads: 2,
+    });
+    const node = await evaluateTargets([target(int4, 'int4', 'rtn', 4)], {
+      metrics: ['perplexity'],
+      baseline: target(fp32, 'fp32', 'none', 32),
+      textPath: tinyStoriesText!,
+      maxWindows: 100,
+      vocabSize: 512,
+      maxPositions: 512,
+    });
     expect(web.evaluations[0].quality!.windows).toBe(100);
     expect(web.evaluations[0].quality!.textSource).toBe(node.evaluations[0].quality!.textSource);
     const rel = (a: number, b: number) => Math.abs(a / b - 1);
@@ -52,7 +76,13 @@ describe.skipIf(!stories260K || !tinyStoriesText || !hasChromium)('the web bench
   }, 900_000); // ~30 s alone; CI runs every package's tests at once on 2 cores
 
   it('measures speed, session creation and WASM memory through the CLI runner, with the paths of the bundle folders', async () => {
-    const web = await runBrowserBench({ pageDir: webBenchDir, bundleDir: int4, baselineDir: fp32, metrics: ['speed', 'memory'], speed: { runs: 1, warmupRuns: 0, promptTokens: 32, newTokens: 16 } });
+    const web = await runBrowserBench({
+      pageDir: webBenchDir,
+      bundleDir: int4,
+      baselineDir: fp32,
+      metrics: ['speed', 'memory'],
+      speed: { runs: 1, warmupRuns: 0, promptTokens: 32, newTokens: 16 },
+    });
     expect(web.evaluations[0].speed!.decodeTokensPerSecond.median).toBeGreaterThan(0);
     expect(web.evaluations[0].speed!.loadMs).toBeGreaterThan(0);
     expect(web.evaluations[0].memory!.peakRssBytes).toBeGreaterThan(1e6);
@@ -61,15 +91,22 @@ describe.skipIf(!stories260K || !tinyStoriesText || !hasChromium)('the web bench
   });
 
   it('the page shows the table and charts of the HTML report, fetches nothing from elsewhere, and is screenshotted', async () => {
-    const server = await serveStatic({ folders: { '/bundles/': work.dir, '/': webBenchDir }, pages: { '/text/tinystories.txt': { type: 'text/plain; charset=utf-8', body: readFileSync(tinyStoriesText!, 'utf8') } } });
+    const server = await serveStatic({
+      folders: { '/bundles/': work.dir, '/': webBenchDir },
+      pages: { '/text/tinystories.txt': { type: 'text/plain; charset=utf-8', body: readFileSync(tinyStoriesText!, 'utf8') } },
+    });
     const browser = await launchChromium();
     try {
       const page = await browser.ctx.newPage();
       await page.setViewportSize({ width: 1100, height: 900 });
       const requests: string[] = [];
       page.on('request', (r) => requests.push(r.url()));
-      await page.goto(`${server.url}/index.html?bundle=/bundles/int4/&baseline=/bundles/fp32/&text=/text/tinystories.txt&maxWindows=4&runs=1&warmupRuns=0&promptTokens=32&newTokens=16&threads=2&auto=1`);
-      await page.waitForFunction(() => ['error', 'done'].includes((window as unknown as { __alki: { state: string } }).__alki.state), undefined, { timeout: 300_000 });
+      await page.goto(
+        `${server.url}/index.html?bundle=/bundles/int4/&baseline=/bundles/fp32/&text=/text/tinystories.txt&maxWindows=4&runs=1&warmupRuns=0&promptTokens=32&newTokens=16&threads=2&auto=1`,
+      );
+      await page.waitForFunction(() => ['error', 'done'].includes((window as unknown as { __alki: { state: string } }).__alki.state), undefined, {
+        timeout: 300_000,
+      });
       expect(await page.evaluate(() => (window as unknown as { __alki: { state: string } }).__alki.state)).toBe('done');
       const report = page.frameLocator('#report');
       expect(await report.locator('#comparison tbody tr').count()).toBe(2);
@@ -96,7 +133,17 @@ describe.skipIf(!stories260K || !hasChromium)('the web bench page explains bad i
     if (!existsSync(fp32)) await buildBundle({ modelDir: stories260K!, out: fp32, quantize: { method: 'none' } });
     // A bundle whose alki.json declares 5 GB of weights (nothing that large is read).
     mkdirSync(join(bad, 'huge'), { recursive: true });
-    writeFileSync(join(bad, 'huge', 'alki.json'), JSON.stringify({ schemaVersion: 1, model: { path: 'onnx/model.onnx', externalData: ['onnx/model.onnx_data'] }, files: [{ path: 'onnx/model.onnx', bytes: 1000 }, { path: 'onnx/model.onnx_data', bytes: 5e9 }] }));
+    writeFileSync(
+      join(bad, 'huge', 'alki.json'),
+      JSON.stringify({
+        schemaVersion: 1,
+        model: { path: 'onnx/model.onnx', externalData: ['onnx/model.onnx_data'] },
+        files: [
+          { path: 'onnx/model.onnx', bytes: 1000 },
+          { path: 'onnx/model.onnx_data', bytes: 5e9 },
+        ],
+      }),
+    );
     // A bundle whose graph uses an op onnxruntime-web has no kernel for.
     cpSync(fp32, join(bad, 'op'), { recursive: true });
     const b = new GraphBuilder();
@@ -116,8 +163,12 @@ describe.skipIf(!stories260K || !hasChromium)('the web bench page explains bad i
     const page = await browser.ctx.newPage();
     try {
       await page.goto(`${server.url}/index.html?${query}&auto=1`);
-      await page.waitForFunction(() => ['error', 'done'].includes((window as unknown as { __alki: { state: string } }).__alki.state), undefined, { timeout: 120_000 });
-      const s = await page.evaluate(() => (window as unknown as { __alki: { state: string; error?: { code: string; message: string; hint?: string } } }).__alki);
+      await page.waitForFunction(() => ['error', 'done'].includes((window as unknown as { __alki: { state: string } }).__alki.state), undefined, {
+        timeout: 120_000,
+      });
+      const s = await page.evaluate(
+        () => (window as unknown as { __alki: { state: string; error?: { code: string; message: string; hint?: string } } }).__alki,
+      );
       expect(s.state).toBe('error');
       expect(await page.locator('#error').isVisible()).toBe(true);
       return s.error!;

@@ -71,7 +71,11 @@ export function assertOutsideProtected(dest: string, o: ReplaceOptions = {}): vo
   for (const p of [cwd, ...(o.protect ?? []).map((x) => resolve(x))]) {
     if (within(p, target)) {
       const what = p === cwd ? 'the current folder' : p;
-      throw new AlkiError('BAD_OPTION', `--out ${dest} is ${p === target ? what : `a parent of ${what}`}: writing there would replace it`, 'choose a new folder for the output, such as dist/<name>');
+      throw new AlkiError(
+        'BAD_OPTION',
+        `--out ${dest} is ${p === target ? what : `a parent of ${what}`}: writing there would replace it`,
+        'choose a new folder for the output, such as dist/<name>',
+      );
     }
   }
 }
@@ -85,14 +89,27 @@ export function assertWritableBundleDir(dest: string, overwrite: boolean, o: Rep
   assertOutsideProtected(dest, o);
   const target = resolve(dest);
   if (!existsSync(target) && !isSymlink(target)) return;
-  if (!overwrite) throw new AlkiError('BAD_OPTION', `${dest} already exists`, 'pass --force to replace it (only an Alki bundle can be replaced), or choose another --out folder');
+  if (!overwrite)
+    throw new AlkiError(
+      'BAD_OPTION',
+      `${dest} already exists`,
+      'pass --force to replace it (only an Alki bundle can be replaced), or choose another --out folder',
+    );
   if (isSymlink(target) || !statSync(target).isDirectory() || !existsSync(join(target, 'alki.json'))) {
-    throw new AlkiError('BAD_OPTION', `${dest} exists and is not an Alki bundle, so --force will not replace it`, 'choose another --out folder, or remove it yourself if you really mean to');
+    throw new AlkiError(
+      'BAD_OPTION',
+      `${dest} exists and is not an Alki bundle, so --force will not replace it`,
+      'choose another --out folder, or remove it yourself if you really mean to',
+    );
   }
   try {
     validateManifest(JSON.parse(readFileSync(join(target, 'alki.json'), 'utf8')), dest);
   } catch {
-    throw new AlkiError('BAD_OPTION', `${dest} has an alki.json that Alki cannot read, so --force will not replace it`, 'choose another --out folder, or remove it yourself if you really mean to');
+    throw new AlkiError(
+      'BAD_OPTION',
+      `${dest} has an alki.json that Alki cannot read, so --force will not replace it`,
+      'choose another --out folder, or remove it yourself if you really mean to',
+    );
   }
 }
 

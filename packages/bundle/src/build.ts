@@ -4,8 +4,28 @@ import { basename, join, relative, resolve } from 'node:path';
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { runWorker } from '@alki/core/node';
 import { ALKI_METADATA_KEYS, readModelFile, TensorSpill, writeModelFile, type Model } from '@alki/onnx';
-import { countParameters, defaultCacheDir, exportModel, isOnnxModelFolder, openHfModel, openOnnxModelFolder, PORTABLE_OPSET, type GraphFlavour, type HfModel, type OnnxModelFolder } from '@alki/models';
-import { calibrationFromText, createQuantizer, FolderCheckpoint, quantize, readCalibrationFile, type CalibrationData, type QuantizeOptions, type QuantizeReport } from '@alki/quantizers';
+import {
+  countParameters,
+  defaultCacheDir,
+  exportModel,
+  isOnnxModelFolder,
+  openHfModel,
+  openOnnxModelFolder,
+  PORTABLE_OPSET,
+  type GraphFlavour,
+  type HfModel,
+  type OnnxModelFolder,
+} from '@alki/models';
+import {
+  calibrationFromText,
+  createQuantizer,
+  FolderCheckpoint,
+  quantize,
+  readCalibrationFile,
+  type CalibrationData,
+  type QuantizeOptions,
+  type QuantizeReport,
+} from '@alki/quantizers';
 import { loadTokenizer } from '@alki/runtime';
 import { evaluateTargets, formatMarkdown, type EvalTarget, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
 import { assertWritableBundleDir, tempSibling, writeDirAtomically } from './atomic-dir.js';
@@ -121,7 +141,11 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   // Bad flags fail before any heavy work starts.
   const quantizer = createQuantizer(o.quantize.method, { ...o.quantize, onProgress: o.onProgress, signal: o.signal });
   if (o.calibration?.path && !existsSync(o.calibration.path)) {
-    throw new AlkiError('NOT_FOUND', `calibration file not found: ${o.calibration.path}`, 'pass --calib with an existing text or JSONL file, or leave it out to calibrate on text sampled from the model');
+    throw new AlkiError(
+      'NOT_FOUND',
+      `calibration file not found: ${o.calibration.path}`,
+      'pass --calib with an existing text or JSONL file, or leave it out to calibrate on text sampled from the model',
+    );
   }
   // Before any work: --out may not be the source, the current folder or a folder that is not a bundle.
   assertWritableBundleDir(o.out, o.overwrite ?? false, { protect: [o.modelDir] });
@@ -136,7 +160,10 @@ export async function buildBundle(o: BuildBundleOptions): Promise<BuildBundleRes
   throwIfAborted(o.signal);
   // The export is lazy (weights are read from the checkpoint when a step needs them) and quantized tensors are
   // spilled to a scratch file until they are written: one layer's floats at a time are in memory (onnx lazy.ts).
-  const { model } = 'graphPath' in hf ? { model: readModelFile(hf.graphPath) } : exportModel(hf, { flavour: o.flavour, onProgress: o.onProgress, signal: o.signal, producerVersion: ALKI_VERSION });
+  const { model } =
+    'graphPath' in hf
+      ? { model: readModelFile(hf.graphPath) }
+      : exportModel(hf, { flavour: o.flavour, onProgress: o.onProgress, signal: o.signal, producerVersion: ALKI_VERSION });
   await yieldToEventLoop();
   throwIfAborted(o.signal);
   // The fp32 model is written aside before quantization rewrites the graph: it is the benchmark's baseline (and,
@@ -185,16 +212,25 @@ type SourceFolder = HfModel | OnnxModelFolder;
  * another build's work.
  */
 function checkpointDir(o: BuildBundleOptions, hf: SourceFolder): string {
-  const files = readdirSync(hf.dir).sort().map((f) => {
-    const st = statSync(join(hf.dir, f));
-    return [f, st.size, st.mtimeMs];
-  });
+  const files = readdirSync(hf.dir)
+    .sort()
+    .map((f) => {
+      const st = statSync(join(hf.dir, f));
+      return [f, st.size, st.mtimeMs];
+    });
   const calib = o.calibration ?? {};
   // The calibration file by size and time, not content: it is validated (and may be a FIFO) only later.
   const calibStat = calib.path && existsSync(calib.path) ? statSync(calib.path) : undefined;
   const calibSource = calib.path ? { file: resolve(calib.path), size: calibStat?.size, mtime: calibStat?.mtimeMs } : { sampled: true };
   const quantize = { ...o.quantize, exclude: o.quantize.exclude?.map(String) };
-  const key = JSON.stringify({ alki: ALKI_VERSION, dir: hf.dir, files, flavour: o.flavour ?? 'ort', quantize, calibration: { ...calib, path: undefined, ...calibSource } });
+  const key = JSON.stringify({
+    alki: ALKI_VERSION,
+    dir: hf.dir,
+    files,
+    flavour: o.flavour ?? 'ort',
+    quantize,
+    calibration: { ...calib, path: undefined, ...calibSource },
+  });
   return join(o.cacheDir ?? defaultCacheDir(), 'checkpoints', createHash('sha256').update(key).digest('hex').slice(0, 32));
 }
 
@@ -220,109 +256,141 @@ async function prepareCalibration(o: BuildBundleOptions, hf: SourceFolder, workD
     } else if (c.sampler !== 'fp32') {
       // An RTN int8 copy, streamed like the build itself (see CalibrationOptions.sampler).
       o.onProgress?.({ step: 'calibration data', done: 0, total: samples * seqLen, unit: 'tokens', detail: 'writing an int8 copy to sample from' });
-      const { model } = quantize(exportModel(hf, { flavour: o.flavour, producerVersion: ALKI_VERSION }).model, { method: 'rtn', bits: 8, headBits: 8, embedBits: 32, spill, signal: o.signal });
+      const { model } = quantize(exportModel(hf, { flavour: o.flavour, producerVersion: ALKI_VERSION }).model, {
+        method: 'rtn',
+        bits: 8,
+        headBits: 8,
+        embedBits: 32,
+        spill,
+        signal: o.signal,
+      });
       mkdirSync(join(workDir, 'sampler'));
       sampler = writeModelFile(join(workDir, 'sampler', 'model.onnx'), model, { externalData: o.externalData })[0];
     }
     const args = JSON.stringify({ bos, samples, seqLen, seed: c.seed, label });
-    ({ data } = await runWorker<{ data: CalibrationData }>(workerPath('sample-worker.js'), [sampler!, args], `sampling calibration text from ${label}`, o.signal, o.onProgress));
+    ({ data } = await runWorker<{ data: CalibrationData }>(
+      workerPath('sample-worker.js'),
+      [sampler!, args],
+      `sampling calibration text from ${label}`,
+      o.signal,
+      o.onProgress,
+    ));
   }
   o.onProgress?.({ step: 'calibration data', done: samples * seqLen, total: samples * seqLen, unit: 'tokens' });
   return data;
 }
 
-async function writeBundle(o: BuildBundleOptions, hf: SourceFolder, qmodel: Model, report: QuantizeReport, target: BundleTarget | null, baselineDir?: string): Promise<BuildBundleResult> {
+async function writeBundle(
+  o: BuildBundleOptions,
+  hf: SourceFolder,
+  qmodel: Model,
+  report: QuantizeReport,
+  target: BundleTarget | null,
+  baselineDir?: string,
+): Promise<BuildBundleResult> {
   const c = hf.config;
-  return writeDirAtomically(o.out, o.overwrite ?? false, async (tmp) => {
-    // Named as transformers.js looks for it, so that the bundle opens there unchanged (transformers-js.ts).
-    const dtype = transformersJsDtype(report);
-    const graphFile = graphFileName(dtype);
-    o.onProgress?.({ step: 'write', done: 0, total: 4, detail: `onnx/${graphFile}` });
-    mkdirSync(join(tmp, 'onnx'));
-    const written = writeModelFile(join(tmp, 'onnx', graphFile), qmodel, { externalData: o.externalData });
-    throwIfAborted(o.signal);
-    o.onProgress?.({ step: 'write', done: 1, total: 4, detail: 'test run' });
-    const testRun = o.testRun === false ? { peakRssBytes: 0 } : await smokeTest(written[0], smokeIds(c), o.signal);
-    for (const f of hf.sideFiles) {
-      if (f === 'config.json') {
-        const config = withTransformersJsConfig(hf.rawConfig, dtype, graphFile, written.length > 1);
-        writeFileSync(join(tmp, f), `${JSON.stringify(config, null, 2)}\n`);
-      } else copyFileSync(join(hf.dir, f), join(tmp, f));
-    }
-    o.onProgress?.({ step: 'write', done: 2, total: 4, detail: 'checksums' });
-    await yieldToEventLoop();
-    const modelBytes = written.reduce((s, p) => s + statSync(p).size, 0);
-    const quantized = report.method !== 'none';
-    const manifest: BundleManifest = {
-      schemaVersion: SCHEMA_VERSION,
-      alkiVersion: ALKI_VERSION,
-      createdAt: new Date().toISOString(),
-      source: {
-        id: o.sourceId ?? basename(hf.dir),
-        revision: o.revision,
-        commitSha: o.commitSha,
-        architecture: String((hf.rawConfig.architectures as string[] | undefined)?.[0] ?? c.modelType),
-        modelType: c.modelType,
-        parameters: countParameters(c),
-      },
-      quantization: {
-        method: report.method,
-        bits: report.bits,
-        ...(quantized && report.head ? { headBits: report.head.bits } : {}),
-        ...(quantized ? { embedBits: report.embedding?.bits ?? 32 } : {}),
-        // SmoothQuant is per output channel (no blocks), symmetric, and has no MatMulNBits accuracy level.
-        groupSize: quantized && report.method !== 'smoothquant' ? report.blockSize : null,
-        symmetric: quantized ? report.method === 'smoothquant' || report.symmetric : null,
-        accuracyLevel: quantized && report.method !== 'smoothquant' ? report.accuracyLevel : null,
-        ...(report.mseClip !== undefined ? { mseClip: report.mseClip } : {}),
-        ...(report.awqScales ? { awqScales: true } : {}),
-        calibration: report.calibration ?? null,
-        ...(report.method === 'smoothquant' ? { alpha: report.smooth === false ? null : (report.alpha ?? 0.5), w8a8Format: report.w8a8Format } : {}),
-        excluded: report.excluded,
-        quantizedLayers: report.layers.length,
-      },
-      runtime: {
-        onnxruntime: '>=1.18',
-        opset: PORTABLE_OPSET,
-        domains: quantized || qmodel.opsetImports.some((o) => o.domain === 'com.microsoft') ? ['ai.onnx', 'com.microsoft'] : ['ai.onnx'],
-        executionProviders: ['cpu', 'wasm'],
-        flavour: qmodel.metadata[ALKI_METADATA_KEYS.flavour] ?? 'portable',
-      },
-      model: {
-        path: `onnx/${graphFile}`,
-        externalData: written.slice(1).map((p) => relative(tmp, p)),
-        numLayers: c.numLayers,
-        numKvHeads: c.numKvHeads,
-        headDim: c.headDim,
-        vocabSize: c.vocabSize,
-        maxPositions: c.maxPositions,
-        bosTokenId: c.bosTokenId,
-        eosTokenIds: c.eosTokenIds,
-      },
-      target,
-      files: [],
-      metrics: {
-        modelBytes: { value: modelBytes, method: 'bytes on disk of onnx/*' },
-        sizeBytes: { value: 0, method: 'bytes on disk of every file listed in alki.json' },
-        ...(quantized ? { quantizedWeightBytes: { value: { float: report.floatBytes, quantized: report.quantizedBytes }, method: 'float32 weight bytes of the quantized layers vs their packed weights + scales + zero points' } } : {}),
-      },
-    };
-    manifest.files = listFiles(tmp).map((rel) => hashFile(join(tmp, rel), rel));
-    manifest.metrics.sizeBytes.value = manifest.files.reduce((s, f) => s + f.bytes, 0);
-    let evaluation: EvaluationReport | undefined;
-    if (o.benchmark) {
-      evaluation = await benchmarkBundle(o, tmp, manifest, baselineDir);
-      Object.assign(manifest.metrics, manifestMetrics(evaluation));
-    }
-    // README is written before hashing so that it is covered; its size figures exclude itself and alki.json.
-    writeFileSync(join(tmp, 'README.md'), bundleReadme(manifest, basename(o.out), evaluation ? formatMarkdown(evaluation) : undefined));
-    manifest.files.push(hashFile(join(tmp, 'README.md'), 'README.md'));
-    manifest.files.sort((a, b) => (a.path < b.path ? -1 : 1));
-    o.onProgress?.({ step: 'write', done: 3, total: 4, detail: 'alki.json' });
-    writeFileSync(join(tmp, 'alki.json'), serializeManifest(manifest));
-    o.onProgress?.({ step: 'write', done: 4, total: 4 });
-    return { dir: o.out, manifest, report, evaluation, testRunPeakRssBytes: testRun.peakRssBytes };
-  }, { protect: [o.modelDir] });
+  return writeDirAtomically(
+    o.out,
+    o.overwrite ?? false,
+    async (tmp) => {
+      // Named as transformers.js looks for it, so that the bundle opens there unchanged (transformers-js.ts).
+      const dtype = transformersJsDtype(report);
+      const graphFile = graphFileName(dtype);
+      o.onProgress?.({ step: 'write', done: 0, total: 4, detail: `onnx/${graphFile}` });
+      mkdirSync(join(tmp, 'onnx'));
+      const written = writeModelFile(join(tmp, 'onnx', graphFile), qmodel, { externalData: o.externalData });
+      throwIfAborted(o.signal);
+      o.onProgress?.({ step: 'write', done: 1, total: 4, detail: 'test run' });
+      const testRun = o.testRun === false ? { peakRssBytes: 0 } : await smokeTest(written[0], smokeIds(c), o.signal);
+      for (const f of hf.sideFiles) {
+        if (f === 'config.json') {
+          const config = withTransformersJsConfig(hf.rawConfig, dtype, graphFile, written.length > 1);
+          writeFileSync(join(tmp, f), `${JSON.stringify(config, null, 2)}\n`);
+        } else copyFileSync(join(hf.dir, f), join(tmp, f));
+      }
+      o.onProgress?.({ step: 'write', done: 2, total: 4, detail: 'checksums' });
+      await yieldToEventLoop();
+      const modelBytes = written.reduce((s, p) => s + statSync(p).size, 0);
+      const quantized = report.method !== 'none';
+      const manifest: BundleManifest = {
+        schemaVersion: SCHEMA_VERSION,
+        alkiVersion: ALKI_VERSION,
+        createdAt: new Date().toISOString(),
+        source: {
+          id: o.sourceId ?? basename(hf.dir),
+          revision: o.revision,
+          commitSha: o.commitSha,
+          architecture: String((hf.rawConfig.architectures as string[] | undefined)?.[0] ?? c.modelType),
+          modelType: c.modelType,
+          parameters: countParameters(c),
+        },
+        quantization: {
+          method: report.method,
+          bits: report.bits,
+          ...(quantized && report.head ? { headBits: report.head.bits } : {}),
+          ...(quantized ? { embedBits: report.embedding?.bits ?? 32 } : {}),
+          // SmoothQuant is per output channel (no blocks), symmetric, and has no MatMulNBits accuracy level.
+          groupSize: quantized && report.method !== 'smoothquant' ? report.blockSize : null,
+          symmetric: quantized ? report.method === 'smoothquant' || report.symmetric : null,
+          accuracyLevel: quantized && report.method !== 'smoothquant' ? report.accuracyLevel : null,
+          ...(report.mseClip !== undefined ? { mseClip: report.mseClip } : {}),
+          ...(report.awqScales ? { awqScales: true } : {}),
+          calibration: report.calibration ?? null,
+          ...(report.method === 'smoothquant' ? { alpha: report.smooth === false ? null : (report.alpha ?? 0.5), w8a8Format: report.w8a8Format } : {}),
+          excluded: report.excluded,
+          quantizedLayers: report.layers.length,
+        },
+        runtime: {
+          onnxruntime: '>=1.18',
+          opset: PORTABLE_OPSET,
+          domains: quantized || qmodel.opsetImports.some((o) => o.domain === 'com.microsoft') ? ['ai.onnx', 'com.microsoft'] : ['ai.onnx'],
+          executionProviders: ['cpu', 'wasm'],
+          flavour: qmodel.metadata[ALKI_METADATA_KEYS.flavour] ?? 'portable',
+        },
+        model: {
+          path: `onnx/${graphFile}`,
+          externalData: written.slice(1).map((p) => relative(tmp, p)),
+          numLayers: c.numLayers,
+          numKvHeads: c.numKvHeads,
+          headDim: c.headDim,
+          vocabSize: c.vocabSize,
+          maxPositions: c.maxPositions,
+          bosTokenId: c.bosTokenId,
+          eosTokenIds: c.eosTokenIds,
+        },
+        target,
+        files: [],
+        metrics: {
+          modelBytes: { value: modelBytes, method: 'bytes on disk of onnx/*' },
+          sizeBytes: { value: 0, method: 'bytes on disk of every file listed in alki.json' },
+          ...(quantized
+            ? {
+                quantizedWeightBytes: {
+                  value: { float: report.floatBytes, quantized: report.quantizedBytes },
+                  method: 'float32 weight bytes of the quantized layers vs their packed weights + scales + zero points',
+                },
+              }
+            : {}),
+        },
+      };
+      manifest.files = listFiles(tmp).map((rel) => hashFile(join(tmp, rel), rel));
+      manifest.metrics.sizeBytes.value = manifest.files.reduce((s, f) => s + f.bytes, 0);
+      let evaluation: EvaluationReport | undefined;
+      if (o.benchmark) {
+        evaluation = await benchmarkBundle(o, tmp, manifest, baselineDir);
+        Object.assign(manifest.metrics, manifestMetrics(evaluation));
+      }
+      // README is written before hashing so that it is covered; its size figures exclude itself and alki.json.
+      writeFileSync(join(tmp, 'README.md'), bundleReadme(manifest, basename(o.out), evaluation ? formatMarkdown(evaluation) : undefined));
+      manifest.files.push(hashFile(join(tmp, 'README.md'), 'README.md'));
+      manifest.files.sort((a, b) => (a.path < b.path ? -1 : 1));
+      o.onProgress?.({ step: 'write', done: 3, total: 4, detail: 'alki.json' });
+      writeFileSync(join(tmp, 'alki.json'), serializeManifest(manifest));
+      o.onProgress?.({ step: 'write', done: 4, total: 4 });
+      return { dir: o.out, manifest, report, evaluation, testRunPeakRssBytes: testRun.peakRssBytes };
+    },
+    { protect: [o.modelDir] },
+  );
 }
 
 /**
@@ -343,10 +411,26 @@ async function benchmarkBundle(o: BuildBundleOptions, tmp: string, manifest: Bun
     bundleBytes: manifest.metrics.sizeBytes.value,
   };
   const baseline: EvalTarget | undefined = baselineDir
-    ? { name: 'fp32', dir: tmp, modelPath: join(baselineDir, 'model.onnx'), method: 'none', bits: 32, modelBytes: listFiles(baselineDir).reduce((s, f) => s + statSync(join(baselineDir, f)).size, 0), bundleBytes: 0 }
+    ? {
+        name: 'fp32',
+        dir: tmp,
+        modelPath: join(baselineDir, 'model.onnx'),
+        method: 'none',
+        bits: 32,
+        modelBytes: listFiles(baselineDir).reduce((s, f) => s + statSync(join(baselineDir, f)).size, 0),
+        bundleBytes: 0,
+      }
     : undefined;
   const max = b.maxPerplexityIncrease ?? 0.1;
-  const evaluation = await evaluateTargets([target], { ...b, baseline, maxPositions: manifest.model.maxPositions, vocabSize: manifest.model.vocabSize, maxPerplexityIncrease: max, onProgress: o.onProgress, signal: o.signal });
+  const evaluation = await evaluateTargets([target], {
+    ...b,
+    baseline,
+    maxPositions: manifest.model.maxPositions,
+    vocabSize: manifest.model.vocabSize,
+    maxPerplexityIncrease: max,
+    onProgress: o.onProgress,
+    signal: o.signal,
+  });
   const q = evaluation.evaluations[0].quality;
   const bq = evaluation.baseline?.quality;
   if (q && bq && !b.allowDegraded) {

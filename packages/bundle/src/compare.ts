@@ -31,7 +31,13 @@ const KNOWN: Record<string, MethodSpec['quantize']> = {
 
 /** Parses `--methods`: "all" or a comma list of none, rtn8, rtn4, rtn4-b128. */
 export function parseMethods(s: string): MethodSpec[] {
-  const names = s === 'all' ? ['none', 'rtn8', 'gptq8', 'smoothquant', 'rtn4', 'awq4', 'gptq4'] : s.split(',').map((x) => x.trim()).filter(Boolean);
+  const names =
+    s === 'all'
+      ? ['none', 'rtn8', 'gptq8', 'smoothquant', 'rtn4', 'awq4', 'gptq4']
+      : s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean);
   if (names.length === 0) throw new AlkiError('BAD_OPTION', '--methods is empty', `choose from: all, ${Object.keys(KNOWN).join(', ')}`);
   return names.map((n) => {
     const q = KNOWN[n];
@@ -89,7 +95,16 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       bundles.push(existing);
       continue;
     }
-    await buildBundle({ modelDir: o.modelDir, sourceId: o.sourceId, out: dir, quantize: m.quantize, calibration: o.calibration, overwrite: true, onProgress: o.onProgress, signal: o.signal });
+    await buildBundle({
+      modelDir: o.modelDir,
+      sourceId: o.sourceId,
+      out: dir,
+      quantize: m.quantize,
+      calibration: o.calibration,
+      overwrite: true,
+      onProgress: o.onProgress,
+      signal: o.signal,
+    });
     bundles.push(readBundle(dir));
   }
   const baseIdx = methods.findIndex((m) => m.quantize.method === 'none');
@@ -117,7 +132,8 @@ const REPORT_FILES = ['report.json', 'report.html', 'report.md'];
 function assertComparisonDir(out: string, modelDir: string): void {
   assertOutsideProtected(out, { protect: [modelDir] });
   if (!existsSync(out)) return;
-  if (!statSync(out).isDirectory()) throw new AlkiError('BAD_OPTION', `--out ${out} is a file`, 'choose a folder for the comparison, such as dist/compare-<model>');
+  if (!statSync(out).isDirectory())
+    throw new AlkiError('BAD_OPTION', `--out ${out} is a file`, 'choose a folder for the comparison, such as dist/compare-<model>');
   const labels = new Set([...Object.keys(KNOWN)]);
   const foreign = readdirSync(out).filter((e) => {
     if (e.startsWith('.')) return !/\.partial-\d+-/.test(e); // Alki's own temporary folders are swept by the builds
@@ -126,7 +142,11 @@ function assertComparisonDir(out: string, modelDir: string): void {
     return true;
   });
   if (foreign.length) {
-    throw new AlkiError('BAD_OPTION', `--out ${out} holds files a comparison did not write (${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', …' : ''}); Alki will not overwrite them`, 'choose a new or empty folder for --out');
+    throw new AlkiError(
+      'BAD_OPTION',
+      `--out ${out} holds files a comparison did not write (${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', …' : ''}); Alki will not overwrite them`,
+      'choose a new or empty folder for --out',
+    );
   }
 }
 

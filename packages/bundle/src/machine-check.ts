@@ -19,10 +19,15 @@ export async function machineWarnings(m: BundleManifest, cpu: CpuFacts = detectC
   const t = typeof m.target === 'object' && m.target !== null ? (m.target as Partial<BundleTarget>) : undefined;
   if (t?.preset && t.arch && t.arch !== 'wasm') {
     if (t.arch !== cpu.arch) {
-      warnings.push(`this bundle was built for ${t.preset} (${t.arch}) and runs here on ${cpu.arch} (${cpu.model || 'unknown CPU'}): it works, but its settings were chosen for the other CPU; rebuild with --target auto for this machine`);
+      warnings.push(
+        `this bundle was built for ${t.preset} (${t.arch}) and runs here on ${cpu.arch} (${cpu.model || 'unknown CPU'}): it works, but its settings were chosen for the other CPU; rebuild with --target auto for this machine`,
+      );
     } else {
       const missing = (t.features ?? []).filter((f) => !cpu.features.includes(f));
-      if (missing.length) warnings.push(`this bundle was built for ${t.preset}, whose CPU has ${missing.join(' ')}; this one (${cpu.model || 'unknown CPU'}) does not, so its kernels run slower than planned${missing.some((f) => /vnni|amx/.test(f)) && m.quantization.w8a8Format === 's8' ? ' and its s8 W8A8 weights may saturate' : ''}; rebuild with --target auto for this machine`);
+      if (missing.length)
+        warnings.push(
+          `this bundle was built for ${t.preset}, whose CPU has ${missing.join(' ')}; this one (${cpu.model || 'unknown CPU'}) does not, so its kernels run slower than planned${missing.some((f) => /vnni|amx/.test(f)) && m.quantization.w8a8Format === 's8' ? ' and its s8 W8A8 weights may saturate' : ''}; rebuild with --target auto for this machine`,
+        );
     }
   }
   if (m.quantization.method === 'smoothquant') {

@@ -106,7 +106,8 @@ export function serializeManifest(m: BundleManifest): string {
 
 /** A relative path that stays inside the bundle folder. */
 export function isSafeRelativePath(p: string): boolean {
-  if (typeof p !== 'string' || p === '' || p.length > 4096 || p.startsWith('/') || p.includes('\\') || /^[a-zA-Z]:/.test(p) || /[\u0000-\u001f]/.test(p)) return false;
+  if (typeof p !== 'string' || p === '' || p.length > 4096 || p.startsWith('/') || p.includes('\\') || /^[a-zA-Z]:/.test(p) || /[\u0000-\u001f]/.test(p))
+    return false;
   return p.split('/').every((seg) => seg !== '' && seg !== '.' && seg !== '..');
 }
 
@@ -141,7 +142,11 @@ export function validateManifest(json: unknown, where: string): BundleManifest {
   if (depthOf(json, MAX_DEPTH) > MAX_DEPTH) throw bad(`alki.json nests deeper than ${MAX_DEPTH} levels`);
   const m = json as unknown as BundleManifest;
   if (m.schemaVersion !== SCHEMA_VERSION) {
-    throw new AlkiError('BAD_BUNDLE', `${where}: alki.json schemaVersion ${showValue(m.schemaVersion)} is not supported (this Alki reads ${SCHEMA_VERSION})`, 'use the Alki version that built the bundle, or build it again');
+    throw new AlkiError(
+      'BAD_BUNDLE',
+      `${where}: alki.json schemaVersion ${showValue(m.schemaVersion)} is not supported (this Alki reads ${SCHEMA_VERSION})`,
+      'use the Alki version that built the bundle, or build it again',
+    );
   }
   if (!Array.isArray(m.files)) throw bad('alki.json has no file list');
   const seen = new Set<string>();
@@ -149,41 +154,67 @@ export function validateManifest(json: unknown, where: string): BundleManifest {
     const path = isObject(f) ? f.path : undefined;
     if (!isSafeRelativePath(path as string)) throw bad(`file path ${showValue(path)} is not a relative path inside the bundle`);
     const entry = f as unknown as BundleFile;
-    if (!isCount(entry.bytes) || typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256)) throw bad(`file entry for ${showValue(entry.path)} is incomplete (bytes and a sha256 are needed)`);
+    if (!isCount(entry.bytes) || typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256))
+      throw bad(`file entry for ${showValue(entry.path)} is incomplete (bytes and a sha256 are needed)`);
     if (seen.has(entry.path)) throw bad(`file ${showValue(entry.path)} is listed twice`);
     seen.add(entry.path);
   }
   const model = m.model as unknown;
   if (!isObject(model) || !isSafeRelativePath(model.path as string)) throw bad('alki.json names no model file inside the bundle');
-  if (!Array.isArray(model.externalData) || !model.externalData.every((p) => isSafeRelativePath(p))) throw bad('model.externalData is not a list of paths inside the bundle');
+  if (!Array.isArray(model.externalData) || !model.externalData.every((p) => isSafeRelativePath(p)))
+    throw bad('model.externalData is not a list of paths inside the bundle');
   for (const key of Object.keys(LIMITS) as (keyof typeof LIMITS)[]) {
-    if (!isCount(model[key], LIMITS[key]) || model[key] === 0) throw bad(`model.${key} ${showValue(model[key])} is not a whole number from 1 to ${LIMITS[key]}`);
+    if (!isCount(model[key], LIMITS[key]) || model[key] === 0)
+      throw bad(`model.${key} ${showValue(model[key])} is not a whole number from 1 to ${LIMITS[key]}`);
   }
   if (!optional(model.bosTokenId, (v) => isCount(v))) throw bad(`model.bosTokenId ${showValue(model.bosTokenId)} is not a token id`);
-  if (!Array.isArray(model.eosTokenIds) || !model.eosTokenIds.every((v) => isCount(v))) throw bad(`model.eosTokenIds ${showValue(model.eosTokenIds)} is not a list of token ids`);
+  if (!Array.isArray(model.eosTokenIds) || !model.eosTokenIds.every((v) => isCount(v)))
+    throw bad(`model.eosTokenIds ${showValue(model.eosTokenIds)} is not a list of token ids`);
   const source = m.source as unknown;
-  if (!isObject(source) || typeof source.id !== 'string' || typeof source.architecture !== 'string' || typeof source.modelType !== 'string' || !isCount(source.parameters)) {
+  if (
+    !isObject(source) ||
+    typeof source.id !== 'string' ||
+    typeof source.architecture !== 'string' ||
+    typeof source.modelType !== 'string' ||
+    !isCount(source.parameters)
+  ) {
     throw bad('alki.json source is incomplete (id, architecture, modelType and parameters are needed)');
   }
-  if (!optional(source.revision, (v) => typeof v === 'string') || !optional(source.commitSha, (v) => typeof v === 'string')) throw bad('source.revision and source.commitSha must be strings');
+  if (!optional(source.revision, (v) => typeof v === 'string') || !optional(source.commitSha, (v) => typeof v === 'string'))
+    throw bad('source.revision and source.commitSha must be strings');
   const q = m.quantization as unknown;
   if (!isObject(q) || typeof q.method !== 'string' || !isCount(q.bits, 64) || q.bits === 0) throw bad('alki.json quantization has no method and bits');
   if (!optional(q.headBits, (v) => isCount(v, 64))) throw bad(`quantization.headBits ${showValue(q.headBits)} is not a bit width`);
   if (!optional(q.embedBits, (v) => isCount(v, 64))) throw bad(`quantization.embedBits ${showValue(q.embedBits)} is not a bit width`);
-  if (!(q.groupSize === null || (isCount(q.groupSize) && q.groupSize > 0))) throw bad(`quantization.groupSize ${showValue(q.groupSize)} is not a block size or null`);
+  if (!(q.groupSize === null || (isCount(q.groupSize) && q.groupSize > 0)))
+    throw bad(`quantization.groupSize ${showValue(q.groupSize)} is not a block size or null`);
   if (!(q.symmetric === null || typeof q.symmetric === 'boolean')) throw bad(`quantization.symmetric ${showValue(q.symmetric)} is not true, false or null`);
   if (!(q.accuracyLevel === null || isCount(q.accuracyLevel, 64))) throw bad(`quantization.accuracyLevel ${showValue(q.accuracyLevel)} is not a level or null`);
   if (!optional(q.mseClip, (v) => typeof v === 'boolean')) throw bad(`quantization.mseClip ${showValue(q.mseClip)} is not a boolean`);
   if (!optional(q.awqScales, (v) => v === true)) throw bad(`quantization.awqScales ${showValue(q.awqScales)} is not true`);
   const calib = q.calibration;
-  if (!(calib === null || (isObject(calib) && typeof calib.source === 'string' && isCount(calib.samples) && isCount(calib.sequenceLength) && optional(calib.sha256, (v) => typeof v === 'string')))) {
+  if (!(
+    calib === null ||
+    (isObject(calib) &&
+      typeof calib.source === 'string' &&
+      isCount(calib.samples) &&
+      isCount(calib.sequenceLength) &&
+      optional(calib.sha256, (v) => typeof v === 'string'))
+  )) {
     throw bad('quantization.calibration is neither null nor { source, samples, sequenceLength }');
   }
   if (!optional(q.alpha, (v) => typeof v === 'number' && Number.isFinite(v))) throw bad(`quantization.alpha ${showValue(q.alpha)} is not a number or null`);
   if (!optional(q.w8a8Format, (v) => typeof v === 'string')) throw bad(`quantization.w8a8Format ${showValue(q.w8a8Format)} is not a string`);
   if (!isStrings(q.excluded) || !isCount(q.quantizedLayers)) throw bad('quantization.excluded or quantization.quantizedLayers is missing or of the wrong type');
   const rt = m.runtime as unknown;
-  if (!isObject(rt) || typeof rt.onnxruntime !== 'string' || !isCount(rt.opset) || !isStrings(rt.domains) || !isStrings(rt.executionProviders) || typeof rt.flavour !== 'string') {
+  if (
+    !isObject(rt) ||
+    typeof rt.onnxruntime !== 'string' ||
+    !isCount(rt.opset) ||
+    !isStrings(rt.domains) ||
+    !isStrings(rt.executionProviders) ||
+    typeof rt.flavour !== 'string'
+  ) {
     throw bad('alki.json runtime is incomplete (onnxruntime, opset, domains, executionProviders and flavour are needed)');
   }
   if (typeof m.alkiVersion !== 'string' || typeof m.createdAt !== 'string') throw bad('alkiVersion or createdAt is missing');
@@ -206,7 +237,10 @@ export function validateManifest(json: unknown, where: string): BundleManifest {
       isObject(settings) &&
       isCount(settings.threads, 65_536) &&
       isCount(settings.context, LIMITS.maxPositions);
-    if (!ok) throw bad('target is incomplete (preset, arch, features, settings.threads and settings.context, memoryBytes, estimatedPeakBytes and overrides are needed)');
+    if (!ok)
+      throw bad(
+        'target is incomplete (preset, arch, features, settings.threads and settings.context, memoryBytes, estimatedPeakBytes and overrides are needed)',
+      );
   }
   const metrics = m.metrics as unknown;
   if (!isObject(metrics)) throw bad('alki.json has no metrics');
@@ -219,7 +253,8 @@ export function validateManifest(json: unknown, where: string): BundleManifest {
     if (!isCount(v)) throw bad(`metrics.${name} is not a byte count`);
   }
   const qwb = metrics.quantizedWeightBytes as { value?: unknown } | null | undefined;
-  if (qwb && !(isObject(qwb.value) && isCount(qwb.value.float) && isCount(qwb.value.quantized))) throw bad('metrics.quantizedWeightBytes is not { float, quantized } byte counts');
+  if (qwb && !(isObject(qwb.value) && isCount(qwb.value.float) && isCount(qwb.value.quantized)))
+    throw bad('metrics.quantizedWeightBytes is not { float, quantized } byte counts');
   if (!optional(m.manifestSha256, (v) => typeof v === 'string')) throw bad('manifestSha256 is not a string');
   return m;
 }

@@ -61,7 +61,11 @@ export function kvCacheBytes(c: DecoderConfig, context: number): number {
  * Peak resident memory of `alki run` with a bundle of `choice` at `context` tokens: a prompt of
  * min(128, context / 4) tokens, then decoding until the context is full (see {@link RUN_MEMORY}).
  */
-export function estimateRunMemory(c: DecoderConfig, choice: Pick<PlanChoice, 'method' | 'bits' | 'blockSize' | 'headBits'>, context: number): PlanRow['parts'] & { peakBytes: number; bundleBytes: number } {
+export function estimateRunMemory(
+  c: DecoderConfig,
+  choice: Pick<PlanChoice, 'method' | 'bits' | 'blockSize' | 'headBits'>,
+  context: number,
+): PlanRow['parts'] & { peakBytes: number; bundleBytes: number } {
   // SmoothQuant leaves the embedding table in float.
   const bundleBytes = estimateModelBytes(c, choice.bits, choice.blockSize, choice.headBits, choice.method === 'smoothquant' ? 32 : undefined);
   const format = choice.method === 'smoothquant' ? 'w8a8' : choice.bits === 32 ? 'fp32' : choice.bits === 8 ? 'int8' : 'int4';
@@ -96,20 +100,33 @@ function choices(p: HardwarePreset): PlanChoice[] {
  */
 export function planBuilds(c: DecoderConfig, preset: HardwarePreset, o: { memoryBytes?: number; context?: number } = {}): Plan {
   const memoryBytes = o.memoryBytes ?? preset.memoryGiB * 2 ** 30;
-  if (!(memoryBytes > 0) || !Number.isFinite(memoryBytes)) throw new AlkiError('BAD_OPTION', `--memory must be a positive size, got ${memoryBytes}`, 'e.g. --memory 4GB');
+  if (!(memoryBytes > 0) || !Number.isFinite(memoryBytes))
+    throw new AlkiError('BAD_OPTION', `--memory must be a positive size, got ${memoryBytes}`, 'e.g. --memory 4GB');
   const usableBytes = usableMemory(preset, memoryBytes);
   const context = o.context ?? Math.min(c.maxPositions, preset.recommended.context.value);
   if (!Number.isInteger(context) || context < 2 || context > c.maxPositions) {
-    throw new AlkiError('BAD_OPTION', `--context must be a whole number from 2 to the model's ${c.maxPositions}, got ${context}`, 'leave it out to use the preset’s context');
+    throw new AlkiError(
+      'BAD_OPTION',
+      `--context must be a whole number from 2 to the model's ${c.maxPositions}, got ${context}`,
+      'leave it out to use the preset’s context',
+    );
   }
   const rows = choices(preset).map((ch): PlanRow => {
     const e = estimateRunMemory(c, ch, context);
-    return { ...ch, bundleBytes: e.bundleBytes, peakBytes: e.peakBytes, parts: { baseBytes: e.baseBytes, weightBytes: e.weightBytes, kvBytes: e.kvBytes, activationBytes: e.activationBytes }, fits: e.peakBytes <= usableBytes };
+    return {
+      ...ch,
+      bundleBytes: e.bundleBytes,
+      peakBytes: e.peakBytes,
+      parts: { baseBytes: e.baseBytes, weightBytes: e.weightBytes, kvBytes: e.kvBytes, activationBytes: e.activationBytes },
+      fits: e.peakBytes <= usableBytes,
+    };
   });
   const r = preset.recommended;
-  const wanted = rows.find((x) => x.method !== 'smoothquant' && x.bits === r.bits.value && x.blockSize === r.blockSize.value && x.headBits === r.headBits.value);
+  const wanted = rows.find(
+    (x) => x.method !== 'smoothquant' && x.bits === r.bits.value && x.blockSize === r.blockSize.value && x.headBits === r.headBits.value,
+  );
   // The recommendation when it fits; else the first (best) choice of the fewest bits that fits.
-  const chosen = wanted?.fits ? wanted : [...rows].reverse().find((x) => x.fits && x.method !== 'smoothquant') ?? rows.find((x) => x.fits);
+  const chosen = wanted?.fits ? wanted : ([...rows].reverse().find((x) => x.fits && x.method !== 'smoothquant') ?? rows.find((x) => x.fits));
   let suggestion: string | undefined;
   if (!rows.some((x) => x.fits)) {
     const smallest = rows[rows.length - 1];

@@ -14,17 +14,27 @@ export function checkTokenizer(hf: Pick<HfModel, 'dir' | 'config'>): void {
   const tok = loadTokenizer(hf.dir);
   const V = hf.config.vocabSize;
   if (tok.vocabSize > V) {
-    throw new AlkiError('TOKENIZER', `tokenizer.json in ${hf.dir} has ${tok.vocabSize} tokens but config.json's vocab_size is ${V}`, 'the tokenizer does not belong to these weights: download the model again');
+    throw new AlkiError(
+      'TOKENIZER',
+      `tokenizer.json in ${hf.dir} has ${tok.vocabSize} tokens but config.json's vocab_size is ${V}`,
+      'the tokenizer does not belong to these weights: download the model again',
+    );
   }
   let ids: number[];
   try {
     ids = tok.encode('Hello, world. 123');
   } catch (e) {
-    throw new AlkiError('TOKENIZER', `tokenizer.json in ${hf.dir} loads but cannot encode text: ${(e as Error).message}`, 'download the model again', { cause: e });
+    throw new AlkiError('TOKENIZER', `tokenizer.json in ${hf.dir} loads but cannot encode text: ${(e as Error).message}`, 'download the model again', {
+      cause: e,
+    });
   }
   for (const id of [...ids, ...(tok.bosTokenId !== undefined ? [tok.bosTokenId] : []), ...tok.eosTokenIds]) {
     if (!Number.isInteger(id) || id < 0 || id >= V) {
-      throw new AlkiError('TOKENIZER', `the tokenizer of ${hf.dir} produces token id ${id}, outside the ${V}-token vocabulary`, 'the tokenizer files do not belong to these weights: download the model again');
+      throw new AlkiError(
+        'TOKENIZER',
+        `the tokenizer of ${hf.dir} produces token id ${id}, outside the ${V}-token vocabulary`,
+        'the tokenizer files do not belong to these weights: download the model again',
+      );
     }
   }
 }
@@ -65,7 +75,10 @@ export async function smokeTestInProcess(modelPath: string, ids: number[]): Prom
       hi = Math.max(hi, v);
     }
     if (bad >= 0 || !(hi > lo)) {
-      const what = bad >= 0 ? `${Number.isNaN(logits[bad]) ? 'NaN' : 'infinite'} logits (position ${Math.floor(bad / vocabSize)})` : `the same logit ${lo} for every token`;
+      const what =
+        bad >= 0
+          ? `${Number.isNaN(logits[bad]) ? 'NaN' : 'infinite'} logits (position ${Math.floor(bad / vocabSize)})`
+          : `the same logit ${lo} for every token`;
       throw new AlkiError(
         'NUMERIC',
         `the exported model computes ${what} on a ${ids.length}-token test input, so it cannot generate text`,

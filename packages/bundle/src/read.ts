@@ -21,10 +21,16 @@ export function readBundle(dir: string): Bundle {
   if (!existsSync(abs)) throw new AlkiError('NOT_FOUND', `bundle not found: ${dir}`, 'build one with `alki build <model> --out <folder>`');
   if (!statSync(abs).isDirectory()) throw new AlkiError('BAD_BUNDLE', `${dir} is not a folder`, 'a bundle is a folder with alki.json and its graph in onnx/');
   const path = join(abs, 'alki.json');
-  if (!existsSync(path)) throw new AlkiError('BAD_BUNDLE', `${dir} has no alki.json, so it is not an Alki bundle`, 'build one with `alki build <model> --out <folder>`');
+  if (!existsSync(path))
+    throw new AlkiError('BAD_BUNDLE', `${dir} has no alki.json, so it is not an Alki bundle`, 'build one with `alki build <model> --out <folder>`');
   const stat = statSync(path);
   if (!stat.isFile()) throw new AlkiError('BAD_BUNDLE', `${dir}/alki.json is not a regular file`, 'the manifest is damaged; build the bundle again');
-  if (stat.size > MAX_MANIFEST_BYTES) throw new AlkiError('BAD_BUNDLE', `${dir}/alki.json has ${stat.size} bytes, far more than a manifest holds`, 'the manifest is damaged; build the bundle again');
+  if (stat.size > MAX_MANIFEST_BYTES)
+    throw new AlkiError(
+      'BAD_BUNDLE',
+      `${dir}/alki.json has ${stat.size} bytes, far more than a manifest holds`,
+      'the manifest is damaged; build the bundle again',
+    );
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -35,7 +41,11 @@ export function readBundle(dir: string): Bundle {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new AlkiError('BAD_BUNDLE', `${dir}/alki.json is not valid JSON (${(e as Error).message.slice(0, 120)})`, 'the manifest is damaged; build the bundle again');
+    throw new AlkiError(
+      'BAD_BUNDLE',
+      `${dir}/alki.json is not valid JSON (${(e as Error).message.slice(0, 120)})`,
+      'the manifest is damaged; build the bundle again',
+    );
   }
   const manifest = validateManifest(json, dir);
   return { dir: abs, manifest, modelPath: join(abs, manifest.model.path) };
@@ -72,7 +82,8 @@ export function verifyBundle(dir: string): VerifyResult {
     throw e;
   }
   const m = bundle.manifest;
-  if (m.manifestSha256 !== manifestHash(m)) problems.push({ path: 'alki.json', problem: 'manifest', detail: 'the manifest was changed after it was written (self-hash mismatch)' });
+  if (m.manifestSha256 !== manifestHash(m))
+    problems.push({ path: 'alki.json', problem: 'manifest', detail: 'the manifest was changed after it was written (self-hash mismatch)' });
   let checkedBytes = 0;
   for (const f of m.files) {
     const abs = join(bundle.dir, f.path);
@@ -85,7 +96,11 @@ export function verifyBundle(dir: string): VerifyResult {
     }
     // Not followed: a link could point anywhere, and a folder cannot be hashed.
     if (!stat.isFile()) {
-      problems.push({ path: f.path, problem: 'missing', detail: `listed in alki.json as a file, but the folder holds a ${stat.isDirectory() ? 'folder' : stat.isSymbolicLink() ? 'symbolic link' : 'special file'} there` });
+      problems.push({
+        path: f.path,
+        problem: 'missing',
+        detail: `listed in alki.json as a file, but the folder holds a ${stat.isDirectory() ? 'folder' : stat.isSymbolicLink() ? 'symbolic link' : 'special file'} there`,
+      });
       continue;
     }
     let actual: BundleFile;
@@ -97,7 +112,8 @@ export function verifyBundle(dir: string): VerifyResult {
     }
     checkedBytes += actual.bytes;
     if (actual.bytes !== f.bytes) problems.push({ path: f.path, problem: 'size', detail: `${actual.bytes} bytes, alki.json says ${f.bytes}` });
-    else if (actual.sha256 !== f.sha256) problems.push({ path: f.path, problem: 'sha256', detail: `sha256 ${actual.sha256.slice(0, 12)}…, alki.json says ${f.sha256.slice(0, 12)}…` });
+    else if (actual.sha256 !== f.sha256)
+      problems.push({ path: f.path, problem: 'sha256', detail: `sha256 ${actual.sha256.slice(0, 12)}…, alki.json says ${f.sha256.slice(0, 12)}…` });
   }
   const listed = new Set(m.files.map((f) => f.path));
   let present: string[];

@@ -13,12 +13,13 @@ export function bundleReadme(m: BundleManifest, folderName: string, evaluationMa
       : q.method === 'smoothquant'
         ? `SmoothQuant W8A8: int8 per-channel weights (${q.w8a8Format ?? 's8'}), ${q.alpha === null ? 'no smoothing' : `α ${q.alpha ?? 0.5}`}, int8 dynamic activations (DynamicQuantizeMatMul)`
         : `${q.method}, int${q.bits}, block ${q.groupSize}, ${q.symmetric ? 'symmetric' : 'with zero points'}`;
-  const head = (q.headBits === undefined ? '' : `; output projection ${q.headBits === 32 ? 'float32' : `int${q.headBits}`}`) + (q.embedBits === undefined ? '' : `; embedding table ${q.embedBits === 32 ? 'float32' : `int${q.embedBits}`}`);
-  const calibration = q.calibration ? `\n| calibration | ${q.calibration.samples} samples × ${q.calibration.sequenceLength} tokens, ${q.calibration.source} |` : '';
-  const rows: string[] = [
-    `| model files on disk | ${mb(m.metrics.modelBytes.value)} |`,
-    `| whole bundle | ${mb(m.metrics.sizeBytes.value)} |`,
-  ];
+  const head =
+    (q.headBits === undefined ? '' : `; output projection ${q.headBits === 32 ? 'float32' : `int${q.headBits}`}`) +
+    (q.embedBits === undefined ? '' : `; embedding table ${q.embedBits === 32 ? 'float32' : `int${q.embedBits}`}`);
+  const calibration = q.calibration
+    ? `\n| calibration | ${q.calibration.samples} samples × ${q.calibration.sequenceLength} tokens, ${q.calibration.source} |`
+    : '';
+  const rows: string[] = [`| model files on disk | ${mb(m.metrics.modelBytes.value)} |`, `| whole bundle | ${mb(m.metrics.sizeBytes.value)} |`];
   if (m.metrics.quantizedWeightBytes) {
     const { float, quantized } = m.metrics.quantizedWeightBytes.value;
     rows.push(`| quantized layers | ${mb(float)} → ${mb(quantized)} (${((100 * quantized) / float).toFixed(1)}%) |`);

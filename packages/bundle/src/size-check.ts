@@ -24,6 +24,10 @@ export function checkBundleSize(bundle: Bundle): void {
     if (size !== undefined && size !== f.bytes) problems.push(`${f.path} has ${size} bytes, alki.json says ${f.bytes}`);
   }
   if (problems.length) {
-    throw new AlkiError('VERIFY_FAILED', `${bundle.dir} is incomplete or damaged: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; and ${problems.length - 3} more` : ''}`, 'copy the bundle again (all of its files), or rebuild it; `alki info --verify` checks every byte');
+    throw new AlkiError(
+      'VERIFY_FAILED',
+      `${bundle.dir} is incomplete or damaged: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; and ${problems.length - 3} more` : ''}`,
+      'copy the bundle again (all of its files), or rebuild it; `alki info --verify` checks every byte',
+    );
   }
 }

@@ -22,7 +22,8 @@ export function estimateModelBytes(
   // Codes [N, blocks, bs·b/8] and float32 scales [N, blocks].
   const blockwise = (N: number, K: number, b: number, bs: number) => N * Math.ceil(K / bs) * ((bs * b) / 8 + 4);
   // MatMulNBits adds zero points packed per row.
-  const linear = (N: number, K: number, b: number = bits) => (b === 32 ? N * K * 4 : blockwise(N, K, b, blockSize) + N * Math.ceil((Math.ceil(K / blockSize) * b) / 8));
+  const linear = (N: number, K: number, b: number = bits) =>
+    b === 32 ? N * K * 4 : blockwise(N, K, b, blockSize) + N * Math.ceil((Math.ceil(K / blockSize) * b) / 8);
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
   const I = c.intermediateSize;
@@ -38,6 +39,10 @@ export function estimateModelBytes(
   const quantizedEmbed = bits !== 32 && embedBits !== 32 && H % eb === 0;
   const sharedWithHead = c.tieWordEmbeddings && bits !== 32 && headBits !== 32 && embedBits !== 32 && H % blockSize === 0;
   // Quantized tables keep one zero point per byte.
-  const embed = sharedWithHead ? c.vocabSize * (H / blockSize) : quantizedEmbed ? blockwise(c.vocabSize, H, embedBits, eb) + c.vocabSize * (H / eb) : embedParams * 4;
+  const embed = sharedWithHead
+    ? c.vocabSize * (H / blockSize)
+    : quantizedEmbed
+      ? blockwise(c.vocabSize, H, embedBits, eb) + c.vocabSize * (H / eb)
+      : embedParams * 4;
   return otherParams * 4 + embed + perLayer * c.numLayers + linear(c.vocabSize, H, headBits) + rotary;
 }

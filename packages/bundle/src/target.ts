@@ -75,7 +75,12 @@ export function quantizeOptionsOf(s: TargetSettings): Omit<QuantizeOptions, 'onP
  * Checks that a build fits its target and says what alki.json records: the estimated peak memory of `alki run` at
  * the target's context against the preset's usable memory. Refuses with what would fit unless `forceFit`.
  */
-export function checkTargetFit(c: DecoderConfig, preset: HardwarePreset, s: TargetSettings, o: { memoryBytes?: number; forceFit?: boolean; overrides: (keyof TargetSettings)[] }): BundleTarget {
+export function checkTargetFit(
+  c: DecoderConfig,
+  preset: HardwarePreset,
+  s: TargetSettings,
+  o: { memoryBytes?: number; forceFit?: boolean; overrides: (keyof TargetSettings)[] },
+): BundleTarget {
   const memoryBytes = o.memoryBytes ?? preset.memoryGiB * 2 ** 30;
   const usableBytes = usableMemory(preset, memoryBytes);
   const context = Math.min(s.context, c.maxPositions);

@@ -37,7 +37,12 @@ export function graphFileName(dtype: TransformersJsDtype): string {
  * dtype, and `use_external_data_format` for it when its weights are external
  * (one chunk). Other keys of an existing transformers.js_config are kept.
  */
-export function withTransformersJsConfig(config: Record<string, unknown>, dtype: TransformersJsDtype, graphFile: string, externalData: boolean): Record<string, unknown> {
+export function withTransformersJsConfig(
+  config: Record<string, unknown>,
+  dtype: TransformersJsDtype,
+  graphFile: string,
+  externalData: boolean,
+): Record<string, unknown> {
   const old = config['transformers.js_config'];
   const tjs: Record<string, unknown> = old && typeof old === 'object' && !Array.isArray(old) ? { ...(old as Record<string, unknown>) } : {};
   tjs.dtype = dtype;

@@ -11,7 +11,15 @@ const work = tempDir('alki-arch-');
 afterAll(() => work.cleanup());
 
 const ARCHS: [string, SyntheticLlamaOptions][] = [
-  ['llama', { modelType: 'llama', numHeads: 4, numKvHeads: 2, ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 32 } }],
+  [
+    'llama',
+    {
+      modelType: 'llama',
+      numHeads: 4,
+      numKvHeads: 2,
+      ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 32 },
+    },
+  ],
   ['mistral', { modelType: 'mistral', numHeads: 4, numKvHeads: 2, slidingWindow: 5 }],
   ['qwen2', { modelType: 'qwen2', numHeads: 4, numKvHeads: 2, ropeTheta: 1000000, tieWordEmbeddings: true }],
   ['gemma', { modelType: 'gemma', numHeads: 4, numKvHeads: 1, headDim: 32, tieWordEmbeddings: true }],
@@ -67,9 +75,23 @@ async function cacheVsFullPass(modelPath: string, newTokens: number): Promise<nu
 
 /** The switches that decide the graph's structure (not its size). */
 const switches = (c: DecoderConfig) => ({
-  modelType: c.modelType, norm: c.norm, qkvBias: c.qkvBias, oBias: c.oBias, mlpBias: c.mlpBias, headBias: c.headBias, mlp: c.mlp,
-  rotaryDim: c.rotaryDim, headDim: c.headDim, parallelResidual: c.parallelResidual, qkNorm: c.qkNorm, activation: c.activation,
-  gemmaNorm: c.gemmaNorm, tied: c.tieWordEmbeddings, multiQuery: c.numKvHeads === 1, grouped: c.numKvHeads < c.numHeads, window: !!c.slidingWindow,
+  modelType: c.modelType,
+  norm: c.norm,
+  qkvBias: c.qkvBias,
+  oBias: c.oBias,
+  mlpBias: c.mlpBias,
+  headBias: c.headBias,
+  mlp: c.mlp,
+  rotaryDim: c.rotaryDim,
+  headDim: c.headDim,
+  parallelResidual: c.parallelResidual,
+  qkNorm: c.qkNorm,
+  activation: c.activation,
+  gemmaNorm: c.gemmaNorm,
+  tied: c.tieWordEmbeddings,
+  multiQuery: c.numKvHeads === 1,
+  grouped: c.numKvHeads < c.numHeads,
+  window: !!c.slidingWindow,
 });
 
 // accuracyLevel 0 (float activations): the KV-cache check is about the graph, and int8 activations differ between
@@ -89,7 +111,7 @@ describe('every supported architecture through the whole build pipeline', () => 
   }
 });
 
-describe('the validated seed models: their real configs\' feature switches through the whole build pipeline', () => {
+describe("the validated seed models: their real configs' feature switches through the whole build pipeline", () => {
   for (const { id, config } of VALIDATED_MODELS) {
     it(`${id}: a small random model with the same switches builds (ort int4), verifies and decodes with the KV cache like a full pass`, async () => {
       const opts = smallModelOptions(config);

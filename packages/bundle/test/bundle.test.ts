@@ -16,10 +16,25 @@ describe('buildBundle', () => {
   it('writes the bundle of BUNDLE.md with every file hashed, external data included', async () => {
     const out = join(t.dir, 'ext');
     const events: string[] = [];
-    const { manifest } = await buildBundle({ modelDir: model.dir, out, quantize: { method: 'rtn', bits: 4 }, externalData: 'always', onProgress: (e) => events.push(e.step) });
+    const { manifest } = await buildBundle({
+      modelDir: model.dir,
+      out,
+      quantize: { method: 'rtn', bits: 4 },
+      externalData: 'always',
+      onProgress: (e) => events.push(e.step),
+    });
     expect(new Set(events)).toEqual(new Set(['export', 'quantize', 'write']));
     const files = manifest.files.map((f) => f.path);
-    expect(files).toEqual(['README.md', 'config.json', 'generation_config.json', 'onnx/model_q4.onnx', 'onnx/model_q4.onnx_data', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
+    expect(files).toEqual([
+      'README.md',
+      'config.json',
+      'generation_config.json',
+      'onnx/model_q4.onnx',
+      'onnx/model_q4.onnx_data',
+      'special_tokens_map.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+    ]);
     expect(manifest.model.externalData).toEqual(['onnx/model_q4.onnx_data']);
     expect(manifest.quantization).toMatchObject({ method: 'rtn', bits: 4, groupSize: 32, symmetric: false });
     expect(verifyBundle(out)).toMatchObject({ ok: true, problems: [] });
@@ -56,7 +71,12 @@ describe('buildBundle', () => {
     writeFileSync(join(out, 'alki.json'), JSON.stringify(m));
     const v = verifyBundle(out);
     expect(v.ok).toBe(false);
-    expect(v.problems.map((p) => `${p.path}:${p.problem}`).sort()).toEqual(['alki.json:manifest', 'config.json:sha256', 'extra.txt:unlisted', 'tokenizer_config.json:missing']);
+    expect(v.problems.map((p) => `${p.path}:${p.problem}`).sort()).toEqual([
+      'alki.json:manifest',
+      'config.json:sha256',
+      'extra.txt:unlisted',
+      'tokenizer_config.json:missing',
+    ]);
   });
 
   it('rejects manifests whose paths leave the bundle', async () => {
@@ -64,7 +84,10 @@ describe('buildBundle', () => {
     expect(isSafeRelativePath('onnx/model.onnx')).toBe(true);
     const out = join(t.dir, 'evil');
     await writeDirAtomically(out, false, async (tmp) => {
-      writeFileSync(join(tmp, 'alki.json'), JSON.stringify({ schemaVersion: 1, files: [{ path: '../secret', bytes: 1, sha256: 'x' }], model: { path: 'onnx/model.onnx' } }));
+      writeFileSync(
+        join(tmp, 'alki.json'),
+        JSON.stringify({ schemaVersion: 1, files: [{ path: '../secret', bytes: 1, sha256: 'x' }], model: { path: 'onnx/model.onnx' } }),
+      );
     });
     expect(() => readBundle(out)).toThrow(/not a relative path inside the bundle/);
   });
@@ -83,12 +106,18 @@ describe('writeDirAtomically', () => {
     // Only a bundle (a valid alki.json) may be replaced: the one built above serves as the old bundle.
     const manifest = readFileSync(join(t.dir, 'ext', 'alki.json'));
     await writeDirAtomically(out, false, async (tmp) => (writeFileSync(join(tmp, 'v1'), '1'), writeFileSync(join(tmp, 'alki.json'), manifest)));
-    await expect(writeDirAtomically(out, true, async () => { throw new Error('again'); })).rejects.toThrow(/again/);
+    await expect(
+      writeDirAtomically(out, true, async () => {
+        throw new Error('again');
+      }),
+    ).rejects.toThrow(/again/);
     expect(readdirSync(out).sort()).toEqual(['alki.json', 'v1']);
     await writeDirAtomically(out, true, async (tmp) => writeFileSync(join(tmp, 'v2'), '2'));
     expect(readdirSync(out)).toEqual(['v2']);
     // A folder that is not a bundle is never replaced, even with overwrite.
-    await expect(writeDirAtomically(out, true, async (tmp) => writeFileSync(join(tmp, 'v3'), '3'))).rejects.toThrow(/is not an Alki bundle, so --force will not replace it/);
+    await expect(writeDirAtomically(out, true, async (tmp) => writeFileSync(join(tmp, 'v3'), '3'))).rejects.toThrow(
+      /is not an Alki bundle, so --force will not replace it/,
+    );
     expect(readdirSync(out)).toEqual(['v2']);
     expect(readdirSync(t.dir).filter((n) => n.includes('partial'))).toEqual([]);
   });
@@ -96,7 +125,11 @@ describe('writeDirAtomically', () => {
   it('turns ENOSPC into a clear NO_SPACE error', async () => {
     const out = join(t.dir, 'full');
     const err = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-    await expect(writeDirAtomically(out, false, async () => { throw err; })).rejects.toMatchObject({ code: 'NO_SPACE', hint: expect.stringMatching(/free some disk space/) });
+    await expect(
+      writeDirAtomically(out, false, async () => {
+        throw err;
+      }),
+    ).rejects.toMatchObject({ code: 'NO_SPACE', hint: expect.stringMatching(/free some disk space/) });
     expect(existsSync(out)).toBe(false);
   });
 });
@@ -112,7 +145,13 @@ describe('compareMethods', () => {
     const a = calib('a.txt', 'the cat sat on the mat and the dog ran. ');
     const b = calib('b.txt', 'a bird flew over the big red house today. ');
     const run = async (path: string) => {
-      const { bundles } = await compareMethods({ modelDir: model.dir, out, methods: parseMethods('gptq4'), metrics: ['size'], calibration: { path, samples: 2, seqLen: 16 } });
+      const { bundles } = await compareMethods({
+        modelDir: model.dir,
+        out,
+        methods: parseMethods('gptq4'),
+        metrics: ['size'],
+        calibration: { path, samples: 2, seqLen: 16 },
+      });
       return bundles[1].manifest;
     };
     const first = await run(a);
@@ -130,19 +169,35 @@ describe('W8A8 bundles', () => {
     const { manifest } = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'naive'), quantize: naive.quantize });
     expect(manifest.quantization).toMatchObject({ method: 'smoothquant', alpha: null, w8a8Format: 's7', calibration: null, headBits: 8 });
     const [sq] = parseMethods('smoothquant');
-    const { manifest: smoothed } = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'sq'), quantize: { ...sq.quantize, w8a8Format: 'u8' }, calibration: { samples: 2, seqLen: 16 } });
+    const { manifest: smoothed } = await buildBundle({
+      modelDir: model.dir,
+      out: join(t.dir, 'sq'),
+      quantize: { ...sq.quantize, w8a8Format: 'u8' },
+      calibration: { samples: 2, seqLen: 16 },
+    });
     expect(smoothed.quantization).toMatchObject({ method: 'smoothquant', alpha: 0.5, w8a8Format: 'u8' });
   });
 });
 
 describe('calibration size', () => {
   it('quick calibration is 8 samples of min(256, context) tokens unless given', async () => {
-    const { manifest } = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'quick'), quantize: { method: 'gptq', bits: 4 }, calibration: { quick: true } });
+    const { manifest } = await buildBundle({
+      modelDir: model.dir,
+      out: join(t.dir, 'quick'),
+      quantize: { method: 'gptq', bits: 4 },
+      calibration: { quick: true },
+    });
     const context = JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8')).max_position_embeddings as number;
     expect(manifest.quantization.calibration).toMatchObject({ samples: 8, sequenceLength: Math.min(256, context) });
     expect(manifest.quantization.calibration?.source).toMatch(/^sampled from an int8 copy of the model/);
     const events: { done: number; total: number; unit?: string }[] = [];
-    const { manifest: custom } = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'quick2'), quantize: { method: 'gptq', bits: 4 }, calibration: { quick: true, samples: 3, seqLen: 16 }, onProgress: (e) => e.step === 'calibration data' && events.push(e) });
+    const { manifest: custom } = await buildBundle({
+      modelDir: model.dir,
+      out: join(t.dir, 'quick2'),
+      quantize: { method: 'gptq', bits: 4 },
+      calibration: { quick: true, samples: 3, seqLen: 16 },
+      onProgress: (e) => e.step === 'calibration data' && events.push(e),
+    });
     expect(custom.quantization.calibration).toMatchObject({ samples: 3, sequenceLength: 16 });
     // Sampling reports its tokens as it goes (a 1.1B model samples for minutes), in order, up to all 3 × 16.
     expect(events.every((e) => e.unit === 'tokens' && e.total === 48)).toBe(true);

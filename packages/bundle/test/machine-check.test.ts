@@ -4,7 +4,8 @@ import { detectCpu } from '@alki/hardware-presets/node';
 import { machineWarnings, type BundleManifest } from '../src/index.js';
 
 // Part of `pnpm test:isa`: whether an s8 bundle draws a warning depends on the CPU.
-const manifest = (quantization: Partial<BundleManifest['quantization']>) => ({ quantization: { method: 'smoothquant', bits: 8, ...quantization } }) as BundleManifest;
+const manifest = (quantization: Partial<BundleManifest['quantization']>) =>
+  ({ quantization: { method: 'smoothquant', bits: 8, ...quantization } }) as BundleManifest;
 
 describe('machineWarnings', () => {
   const cpu = detectCpu();

@@ -54,14 +54,24 @@ describe('ONNX-only sources (the transformers.js / Optimum layout: onnx/model.on
 
   it('GPTQ calibrates the foreign graph on text (as one piece: it has no layer boundaries)', async () => {
     const out = join(t.dir, 'gptq-onnx');
-    const r = await buildBundle({ modelDir: onnxDir, out, quantize: { method: 'gptq', bits: 4, blockSize: 32 }, calibration: { path: tinyStoriesText!, samples: 4, seqLen: 32 } });
+    const r = await buildBundle({
+      modelDir: onnxDir,
+      out,
+      quantize: { method: 'gptq', bits: 4, blockSize: 32 },
+      calibration: { path: tinyStoriesText!, samples: 4, seqLen: 32 },
+    });
     expect(r.manifest.quantization.calibration?.source).toMatch(/tinystories/i);
     expect(r.report.layers.length).toBe(readBundle(join(t.dir, 'rtn-onnx')).manifest.quantization.quantizedLayers);
     expect(Number.isFinite((await logits(out))[0])).toBe(true);
   });
 
   it('without --calib, calibration text is sampled from the source graph itself', async () => {
-    const r = await buildBundle({ modelDir: onnxDir, out: join(t.dir, 'awq-onnx'), quantize: { method: 'awq', bits: 4, blockSize: 32 }, calibration: { samples: 2, seqLen: 16 } });
+    const r = await buildBundle({
+      modelDir: onnxDir,
+      out: join(t.dir, 'awq-onnx'),
+      quantize: { method: 'awq', bits: 4, blockSize: 32 },
+      calibration: { samples: 2, seqLen: 16 },
+    });
     expect(r.manifest.quantization.calibration?.source).toMatch(/sampled from the source ONNX graph/);
   });
 });

@@ -12,13 +12,21 @@ afterAll(() => {
 });
 
 /** The bytes of a bundle's graph files. */
-const graphBytes = (dir: string) => readdirSync(join(dir, 'onnx')).sort().map((f) => [f, readFileSync(join(dir, 'onnx', f))] as const);
+const graphBytes = (dir: string) =>
+  readdirSync(join(dir, 'onnx'))
+    .sort()
+    .map((f) => [f, readFileSync(join(dir, 'onnx', f))] as const);
 
 describe('--resume', () => {
   for (const method of ['gptq', 'awq'] as const) {
     it(`${method}: a build interrupted after layer 1 restarts at layer 2 and writes the same bytes as an uninterrupted one`, async () => {
       const cacheDir = join(t.dir, `cache-${method}`);
-      const common = { modelDir: model.dir, quantize: { method, bits: 4 as const, blockSize: 32 }, calibration: { path: tinyStoriesText!, samples: 4, seqLen: 64 }, cacheDir };
+      const common = {
+        modelDir: model.dir,
+        quantize: { method, bits: 4 as const, blockSize: 32 },
+        calibration: { path: tinyStoriesText!, samples: 4, seqLen: 64 },
+        cacheDir,
+      };
       const whole = join(t.dir, `${method}-whole`);
       await buildBundle({ ...common, out: join(t.dir, `${method}-whole`) });
       const checkpoints = () => (existsSync(join(cacheDir, 'checkpoints')) ? readdirSync(join(cacheDir, 'checkpoints')) : []);
@@ -27,7 +35,9 @@ describe('--resume', () => {
       const out = join(t.dir, `${method}-resumed`);
       const stop = new AbortController();
       const step = `${method} calibrate`;
-      await expect(buildBundle({ ...common, out, signal: stop.signal, onProgress: (e) => e.step === step && e.done === 2 && stop.abort() })).rejects.toMatchObject({ code: 'ABORTED' });
+      await expect(
+        buildBundle({ ...common, out, signal: stop.signal, onProgress: (e) => e.step === step && e.done === 2 && stop.abort() }),
+      ).rejects.toMatchObject({ code: 'ABORTED' });
       expect(existsSync(out)).toBe(false);
       expect(readdirSync(join(cacheDir, 'checkpoints'))).toHaveLength(1);
 
@@ -44,13 +54,32 @@ describe('--resume', () => {
     const cacheDir = join(t.dir, 'cache-other');
     const common = { modelDir: model.dir, calibration: { path: tinyStoriesText!, samples: 4, seqLen: 64 }, cacheDir };
     const stop = new AbortController();
-    await expect(buildBundle({ ...common, quantize: { method: 'gptq', bits: 4 }, out: join(t.dir, 'o1'), signal: stop.signal, onProgress: (e) => e.step === 'gptq calibrate' && e.done === 1 && stop.abort() })).rejects.toMatchObject({ code: 'ABORTED' });
+    await expect(
+      buildBundle({
+        ...common,
+        quantize: { method: 'gptq', bits: 4 },
+        out: join(t.dir, 'o1'),
+        signal: stop.signal,
+        onProgress: (e) => e.step === 'gptq calibrate' && e.done === 1 && stop.abort(),
+      }),
+    ).rejects.toMatchObject({ code: 'ABORTED' });
     const seen: number[] = [];
     // Another block size: another checkpoint, so this build starts from layer 0.
-    await buildBundle({ ...common, quantize: { method: 'gptq', bits: 4, blockSize: 16 }, out: join(t.dir, 'o2'), resume: true, onProgress: (e) => e.step === 'gptq calibrate' && seen.push(e.done) });
+    await buildBundle({
+      ...common,
+      quantize: { method: 'gptq', bits: 4, blockSize: 16 },
+      out: join(t.dir, 'o2'),
+      resume: true,
+      onProgress: (e) => e.step === 'gptq calibrate' && seen.push(e.done),
+    });
     expect(seen[0]).toBe(0);
     seen.length = 0;
-    await buildBundle({ ...common, quantize: { method: 'gptq', bits: 4 }, out: join(t.dir, 'o3'), onProgress: (e) => e.step === 'gptq calibrate' && seen.push(e.done) });
+    await buildBundle({
+      ...common,
+      quantize: { method: 'gptq', bits: 4 },
+      out: join(t.dir, 'o3'),
+      onProgress: (e) => e.step === 'gptq calibrate' && seen.push(e.done),
+    });
     expect(seen[0]).toBe(0);
   });
 });

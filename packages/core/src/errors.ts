@@ -57,7 +57,12 @@ export function fsError(e: unknown, what: string): AlkiError {
   if (isAlkiError(e)) return e;
   const code = (e as NodeJS.ErrnoException)?.code;
   if (code === 'ENOSPC') {
-    return new AlkiError('NO_SPACE', `no space left on the device while ${what}`, 'free some disk space or choose another --out folder, then run the command again', { cause: e });
+    return new AlkiError(
+      'NO_SPACE',
+      `no space left on the device while ${what}`,
+      'free some disk space or choose another --out folder, then run the command again',
+      { cause: e },
+    );
   }
   if (code === 'ENOENT') {
     return new AlkiError('NOT_FOUND', `${what}: file or folder not found`, 'check the path', { cause: e });

@@ -56,7 +56,12 @@ export function readRegularFile(path: string, maxBytes: number, what: string): B
     throw fsError(e, `reading ${what}`);
   }
   if (!st.isFile()) throw new AlkiError('BAD_INPUT', `${what} (${path}) is not a regular file`, 'give a regular file (not a folder, a pipe or a device)');
-  if (st.size > maxBytes) throw new AlkiError('BAD_INPUT', `${what} (${path}) is ${st.size.toLocaleString('en-US')} bytes, more than the ${maxBytes.toLocaleString('en-US')} Alki accepts for it`, 'check that it is the right file');
+  if (st.size > maxBytes)
+    throw new AlkiError(
+      'BAD_INPUT',
+      `${what} (${path}) is ${st.size.toLocaleString('en-US')} bytes, more than the ${maxBytes.toLocaleString('en-US')} Alki accepts for it`,
+      'check that it is the right file',
+    );
   try {
     return readFileSync(path);
   } catch (e) {
@@ -76,7 +81,12 @@ export function readUtf8Text(path: string, what: string, hint: string): string {
     fd = openSync(path, READ_NONBLOCK);
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw new AlkiError('BAD_INPUT', `${what} ${path} is not a regular file (a folder, pipe or device)`, hint);
-    if (stat.size > MAX_TEXT_BYTES) throw new AlkiError('BAD_INPUT', `${what} ${path} has ${stat.size} bytes, more than the ${MAX_TEXT_BYTES / 1024 / 1024} MiB Alki reads`, `use a smaller sample of the text; ${hint}`);
+    if (stat.size > MAX_TEXT_BYTES)
+      throw new AlkiError(
+        'BAD_INPUT',
+        `${what} ${path} has ${stat.size} bytes, more than the ${MAX_TEXT_BYTES / 1024 / 1024} MiB Alki reads`,
+        `use a smaller sample of the text; ${hint}`,
+      );
     buf = readFileSync(fd);
   } catch (e) {
     throw fsError(e, `reading ${path}`);
@@ -84,7 +94,11 @@ export function readUtf8Text(path: string, what: string, hint: string): string {
     if (fd !== undefined) closeSync(fd);
   }
   if (buf.indexOf(0) !== -1) {
-    throw new AlkiError('BAD_INPUT', `${what} ${path} is not text: it holds NUL bytes (a binary file, or text saved as UTF-16)`, `save it as UTF-8 text; ${hint}`);
+    throw new AlkiError(
+      'BAD_INPUT',
+      `${what} ${path} is not text: it holds NUL bytes (a binary file, or text saved as UTF-16)`,
+      `save it as UTF-8 text; ${hint}`,
+    );
   }
   const text = buf.toString('utf8');
   let odd = 0;
@@ -94,7 +108,11 @@ export function readUtf8Text(path: string, what: string, hint: string): string {
     if (c === 0xfffd || (c < 0x20 && (c < 0x09 || c > 0x0d))) odd++;
   }
   if (odd > MAX_BINARY_SHARE * text.length) {
-    throw new AlkiError('BAD_INPUT', `${what} ${path} is not text: ${odd} of its ${text.length} characters are invalid UTF-8 or control characters`, `save it as UTF-8 text; ${hint}`);
+    throw new AlkiError(
+      'BAD_INPUT',
+      `${what} ${path} is not text: ${odd} of its ${text.length} characters are invalid UTF-8 or control characters`,
+      `save it as UTF-8 text; ${hint}`,
+    );
   }
   return text;
 }

@@ -36,7 +36,11 @@ export function runWorker<T>(script: string, args: string[], what: string, signa
     child.on('error', (e) => {
       unregister();
       const aborted = e.name === 'AbortError' || (e as NodeJS.ErrnoException).code === 'ABORT_ERR';
-      reject(aborted ? new AlkiError('ABORTED', `${what} was interrupted`, 'run the command again when ready') : new AlkiError('RUNTIME', `could not start a process for ${what}: ${e.message}`));
+      reject(
+        aborted
+          ? new AlkiError('ABORTED', `${what} was interrupted`, 'run the command again when ready')
+          : new AlkiError('RUNTIME', `could not start a process for ${what}: ${e.message}`),
+      );
     });
     child.on('close', (code, sig) => {
       unregister();
@@ -52,7 +56,13 @@ export function runWorker<T>(script: string, args: string[], what: string, signa
       if (parsed.ok) resolve(parsed);
       else {
         const c = parsed.error?.code;
-        reject(new AlkiError((typeof c === 'string' && /^[A-Z_]+$/.test(c) ? c : 'RUNTIME') as AlkiErrorCode, parsed.error?.message ?? `${what} failed`, parsed.error?.hint));
+        reject(
+          new AlkiError(
+            (typeof c === 'string' && /^[A-Z_]+$/.test(c) ? c : 'RUNTIME') as AlkiErrorCode,
+            parsed.error?.message ?? `${what} failed`,
+            parsed.error?.hint,
+          ),
+        );
       }
     });
   });

@@ -75,7 +75,11 @@ export async function benchmarkInBrowser(o: BrowserBenchOptions): Promise<Browse
   if (o.backend === 'wasm') {
     // onnxruntime-web reads numThreads once, when its WASM starts: a later run of the same page cannot change it.
     if (wasmThreads !== undefined && wasmThreads !== threads) {
-      throw new AlkiError('BAD_OPTION', `this page already started onnxruntime-web with ${wasmThreads} thread${wasmThreads === 1 ? '' : 's'}; it cannot switch to ${threads}`, 'reload the page to measure with another thread count');
+      throw new AlkiError(
+        'BAD_OPTION',
+        `this page already started onnxruntime-web with ${wasmThreads} thread${wasmThreads === 1 ? '' : 's'}; it cannot switch to ${threads}`,
+        'reload the page to measure with another thread count',
+      );
     }
     o.ort.env.wasm.numThreads = wasmThreads = threads;
   }
@@ -90,7 +94,11 @@ export async function benchmarkInBrowser(o: BrowserBenchOptions): Promise<Browse
       progress(`loading ${o.baseline.label}`);
       baseline = await loadBundle(o.ort, o.baseline, o.backend);
     }
-    if (baseline) assertComparable({ name: target.target.dir, vocabSize: target.decoder.vocabSize, tokenizer: target.tokenizerKey }, { name: baseline.target.dir, vocabSize: baseline.decoder.vocabSize, tokenizer: baseline.tokenizerKey });
+    if (baseline)
+      assertComparable(
+        { name: target.target.dir, vocabSize: target.decoder.vocabSize, tokenizer: target.tokenizerKey },
+        { name: baseline.target.dir, vocabSize: baseline.decoder.vocabSize, tokenizer: baseline.tokenizerKey },
+      );
     const evaluation: Evaluation = { target: target.target };
     const base: Evaluation | undefined = baseline ? { target: baseline.target } : undefined;
     const machine = browserMachine(o.ort);
@@ -121,7 +129,11 @@ export async function benchmarkInBrowser(o: BrowserBenchOptions): Promise<Browse
         crossOriginIsolated: isolated,
         onnxruntimeWeb: o.ort.env.versions?.web ?? 'unknown',
         ...(gpu ? { gpu } : {}),
-        ...(evaluation.memory ? { memoryMethod: `the size of onnxruntime-web's WebAssembly memory after the run (it only grows, so this is its peak; every model loaded${baseline ? ', the baseline too' : ''}${o.backend === 'webgpu' ? '; GPU buffers are not in it' : ''}), not a process's RSS` } : {}),
+        ...(evaluation.memory
+          ? {
+              memoryMethod: `the size of onnxruntime-web's WebAssembly memory after the run (it only grows, so this is its peak; every model loaded${baseline ? ', the baseline too' : ''}${o.backend === 'webgpu' ? '; GPU buffers are not in it' : ''}), not a process's RSS`,
+            }
+          : {}),
       },
     };
   } finally {
@@ -148,7 +160,11 @@ async function explainRunErrors(label: string, fn: () => Promise<void>): Promise
     await fn();
   } catch (e) {
     if (/MatMulNBits.*cannot convert shape/i.test(String((e as Error)?.message))) {
-      throw new AlkiError('RUNTIME', `onnxruntime-web's WebGPU MatMulNBits cannot run ${label}: its zero points are 2-D, as Alki wrote them before version 0.2`, 'rebuild the bundle with this Alki (zero points are 1-D now), or measure it with --backend wasm');
+      throw new AlkiError(
+        'RUNTIME',
+        `onnxruntime-web's WebGPU MatMulNBits cannot run ${label}: its zero points are 2-D, as Alki wrote them before version 0.2`,
+        'rebuild the bundle with this Alki (zero points are 1-D now), or measure it with --backend wasm',
+      );
     }
     throw e;
   }
@@ -208,7 +224,14 @@ function browserMachine(ort: OrtWeb): MachineInfo {
 
 /** A bundle-relative path from alki.json: relative, `/`-separated, no `..`. */
 function safePath(p: unknown): p is string {
-  return typeof p === 'string' && p.length > 0 && p.length < 4096 && !p.startsWith('/') && !p.includes('\\') && p.split('/').every((s) => s !== '' && s !== '.' && s !== '..');
+  return (
+    typeof p === 'string' &&
+    p.length > 0 &&
+    p.length < 4096 &&
+    !p.startsWith('/') &&
+    !p.includes('\\') &&
+    p.split('/').every((s) => s !== '' && s !== '.' && s !== '..')
+  );
 }
 
 interface ManifestView {
@@ -231,7 +254,8 @@ function readManifest(bytes: Uint8Array, label: string): ManifestView {
   } catch {
     throw bad('is not valid JSON');
   }
-  if (!m || typeof m !== 'object' || m.schemaVersion !== 1) throw bad(`has schema version ${JSON.stringify((m as { schemaVersion?: unknown })?.schemaVersion)}, not 1`);
+  if (!m || typeof m !== 'object' || m.schemaVersion !== 1)
+    throw bad(`has schema version ${JSON.stringify((m as { schemaVersion?: unknown })?.schemaVersion)}, not 1`);
   const model = m.model as Record<string, unknown> | undefined;
   const q = (m.quantization ?? {}) as Record<string, unknown>;
   if (!model || !safePath(model.path)) throw bad('names no model file inside the bundle');
@@ -253,7 +277,11 @@ async function loadBundle(ort: OrtWeb, source: BundleSource, backend: BrowserBac
   const modelFiles = [m.modelPath, ...m.externalData];
   const declared = modelFiles.reduce((s, p) => s + (m.fileBytes.get(p) ?? 0), 0);
   if (declared > WASM_MAX_BYTES) {
-    throw new AlkiError('TOO_LARGE', `${source.label} has ${(declared / 1e9).toFixed(2)} GB of model files, more than the 4 GB a WebAssembly memory can address`, 'build a smaller bundle for the browser: fewer bits (--bits 4), a smaller model, or `--target browser-wasm`');
+    throw new AlkiError(
+      'TOO_LARGE',
+      `${source.label} has ${(declared / 1e9).toFixed(2)} GB of model files, more than the 4 GB a WebAssembly memory can address`,
+      'build a smaller bundle for the browser: fewer bits (--bits 4), a smaller model, or `--target browser-wasm`',
+    );
   }
   // Each file no larger than alki.json says (nothing read is trusted), all of them within what WASM addresses.
   const cap = (p: string) => Math.min(m.fileBytes.get(p) ?? WASM_MAX_BYTES, WASM_MAX_BYTES);
@@ -261,11 +289,20 @@ async function loadBundle(ort: OrtWeb, source: BundleSource, backend: BrowserBac
   const externalData = [];
   for (const p of m.externalData) externalData.push({ path: p.split('/').pop()!, data: await source.read(p, cap(p)) });
   const loaded = model.byteLength + externalData.reduce((s, e) => s + e.data.byteLength, 0);
-  if (loaded > WASM_MAX_BYTES) throw new AlkiError('TOO_LARGE', `${source.label}'s model files hold ${(loaded / 1e9).toFixed(2)} GB, more than the 4 GB a WebAssembly memory can address`, 'build a smaller bundle for the browser (fewer bits, a smaller model)');
+  if (loaded > WASM_MAX_BYTES)
+    throw new AlkiError(
+      'TOO_LARGE',
+      `${source.label}'s model files hold ${(loaded / 1e9).toFixed(2)} GB, more than the 4 GB a WebAssembly memory can address`,
+      'build a smaller bundle for the browser (fewer bits, a smaller model)',
+    );
   const t0 = performance.now();
   let session: InferenceSession;
   try {
-    session = await ort.InferenceSession.create(model, { executionProviders: [backend], graphOptimizationLevel: 'all', ...(externalData.length ? { externalData } : {}) });
+    session = await ort.InferenceSession.create(model, {
+      executionProviders: [backend],
+      graphOptimizationLevel: 'all',
+      ...(externalData.length ? { externalData } : {}),
+    });
   } catch (e) {
     throw webLoadError(e, source.label, backend, loaded);
   }
@@ -280,11 +317,28 @@ async function loadBundle(ort: OrtWeb, source: BundleSource, backend: BrowserBac
   const side = async (path: string) => (m.fileBytes.has(path) ? parse(path, new TextDecoder().decode(await source.read(path, 64 * 2 ** 20))) : undefined);
   // tokenizer.json's text is also what a baseline is compared by (the same tokenizer, byte for byte).
   const tokenizerText = new TextDecoder().decode(await source.read('tokenizer.json', 512 * 2 ** 20));
-  const tokenizer = tokenizerFromJson({ tokenizer: parse('tokenizer.json', tokenizerText), tokenizerConfig: await side('tokenizer_config.json'), generationConfig: await side('generation_config.json'), config: await side('config.json') }, source.label);
+  const tokenizer = tokenizerFromJson(
+    {
+      tokenizer: parse('tokenizer.json', tokenizerText),
+      tokenizerConfig: await side('tokenizer_config.json'),
+      generationConfig: await side('generation_config.json'),
+      config: await side('config.json'),
+    },
+    source.label,
+  );
   const decoder = new Decoder(session, ort.Tensor);
   const modelBytes = modelFiles.reduce((s, p) => s + (m.fileBytes.get(p) ?? 0), 0) || loaded;
   const bundleBytes = [...m.fileBytes.values()].reduce((s, b) => s + b, 0) || modelBytes;
-  const target: EvalTarget = { name: m.name, dir: source.label, modelPath: `${source.label.replace(/\/+$/, '')}/${m.modelPath}`, method: m.method, bits: m.bits, blockSize: m.blockSize, modelBytes, bundleBytes };
+  const target: EvalTarget = {
+    name: m.name,
+    dir: source.label,
+    modelPath: `${source.label.replace(/\/+$/, '')}/${m.modelPath}`,
+    method: m.method,
+    bits: m.bits,
+    blockSize: m.blockSize,
+    modelBytes,
+    bundleBytes,
+  };
   return { target, decoder, tokenizer, tokenizerKey: tokenizerText, loadMs, maxPositions: m.maxPositions };
 }
 
@@ -293,16 +347,33 @@ function webLoadError(e: unknown, label: string, backend: BrowserBackend, bytes:
   if (isAlkiError(e)) return e;
   const msg = ortMessage(e);
   if (/out of memory|memory access out of bounds|Aborted\(|RangeError: Array buffer allocation/i.test(msg)) {
-    return new AlkiError('TOO_LARGE', `onnxruntime-web ran out of memory loading ${label} (${(bytes / 1e9).toFixed(2)} GB of model files; a WebAssembly memory holds at most 4 GB, and the browser may allow less)`, 'build a smaller bundle for the browser (fewer bits, a smaller model, `--target browser-wasm`), or close other tabs');
+    return new AlkiError(
+      'TOO_LARGE',
+      `onnxruntime-web ran out of memory loading ${label} (${(bytes / 1e9).toFixed(2)} GB of model files; a WebAssembly memory holds at most 4 GB, and the browser may allow less)`,
+      'build a smaller bundle for the browser (fewer bits, a smaller model, `--target browser-wasm`), or close other tabs',
+    );
   }
   if (/Only 2b and 4b quantization is supported for MatMulNBits/i.test(msg)) {
-    return new AlkiError('RUNTIME', `onnxruntime-web's ${backend} MatMulNBits runs only 2- and 4-bit weights, and ${label} has 8-bit layers (an 8-bit lm_head is the default: --head-bits 8)`, `rebuild it with --head-bits 4 (or --target browser-${backend}), or measure it with --backend wasm`);
+    return new AlkiError(
+      'RUNTIME',
+      `onnxruntime-web's ${backend} MatMulNBits runs only 2- and 4-bit weights, and ${label} has 8-bit layers (an 8-bit lm_head is the default: --head-bits 8)`,
+      `rebuild it with --head-bits 4 (or --target browser-${backend}), or measure it with --backend wasm`,
+    );
   }
-  const op = /(?:implementation for|kernel for|not supported[^:]*:?)\s*'?([A-Za-z0-9_]+)\(?/i.exec(msg)?.[1] ?? /op(?:erator)? type:? '?([A-Za-z0-9_]+)/i.exec(msg)?.[1];
+  const op =
+    /(?:implementation for|kernel for|not supported[^:]*:?)\s*'?([A-Za-z0-9_]+)\(?/i.exec(msg)?.[1] ?? /op(?:erator)? type:? '?([A-Za-z0-9_]+)/i.exec(msg)?.[1];
   if (op && /implementation|kernel|not supported|unsupported|unrecognized/i.test(msg)) {
-    return new AlkiError('RUNTIME', `onnxruntime-web (${backend}) cannot run ${label}: it has no ${op} kernel (${msg})`, `build the bundle for the browser (\`alki build … --target browser-${backend === 'webgpu' ? 'webgpu' : 'wasm'}\`), or try --backend ${backend === 'webgpu' ? 'wasm' : 'webgpu'}`);
+    return new AlkiError(
+      'RUNTIME',
+      `onnxruntime-web (${backend}) cannot run ${label}: it has no ${op} kernel (${msg})`,
+      `build the bundle for the browser (\`alki build … --target browser-${backend === 'webgpu' ? 'webgpu' : 'wasm'}\`), or try --backend ${backend === 'webgpu' ? 'wasm' : 'webgpu'}`,
+    );
   }
-  return new AlkiError('RUNTIME', `onnxruntime-web (${backend}) could not load ${label}: ${msg}`, 'check the bundle with `alki info --verify`; if it verifies, the browser runtime may lack an op the graph uses (try another --backend or --target browser-wasm)');
+  return new AlkiError(
+    'RUNTIME',
+    `onnxruntime-web (${backend}) could not load ${label}: ${msg}`,
+    'check the bundle with `alki info --verify`; if it verifies, the browser runtime may lack an op the graph uses (try another --backend or --target browser-wasm)',
+  );
 }
 
 /** The text's sha256 as Node's evaluateTargets names it (crypto.subtle: browsers and Node alike). */

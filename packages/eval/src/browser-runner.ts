@@ -44,7 +44,11 @@ const CHROMIUM_CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '
 export function findChromium(explicit?: string): string {
   const path = explicit ?? process.env.CHROMIUM_PATH ?? CHROMIUM_CANDIDATES.find((p) => existsSync(p));
   if (!path || !existsSync(path)) {
-    throw new AlkiError('NOT_FOUND', `no Chromium found${path ? ` at ${path}` : ''} for the browser benchmark`, 'install Chromium (Debian/Ubuntu: `apt install chromium`) or set CHROMIUM_PATH to a Chromium or Chrome binary');
+    throw new AlkiError(
+      'NOT_FOUND',
+      `no Chromium found${path ? ` at ${path}` : ''} for the browser benchmark`,
+      'install Chromium (Debian/Ubuntu: `apt install chromium`) or set CHROMIUM_PATH to a Chromium or Chrome binary',
+    );
   }
   return path;
 }
@@ -57,9 +61,11 @@ export function findChromium(explicit?: string): string {
  */
 export async function runBrowserBench(o: BrowserRunOptions): Promise<BrowserReport> {
   const chromium = findChromium(o.chromiumPath);
-  if (!existsSync(join(o.pageDir, 'index.html'))) throw new AlkiError('NOT_FOUND', `the web-bench page is not built (${o.pageDir}/index.html is missing)`, 'run `pnpm build` (it builds apps/web-bench)');
+  if (!existsSync(join(o.pageDir, 'index.html')))
+    throw new AlkiError('NOT_FOUND', `the web-bench page is not built (${o.pageDir}/index.html is missing)`, 'run `pnpm build` (it builds apps/web-bench)');
   for (const d of [o.bundleDir, o.baselineDir]) {
-    if (d && !existsSync(join(d, 'alki.json'))) throw new AlkiError('BAD_BUNDLE', `${d} has no alki.json, so it is not an Alki bundle`, 'build one with `alki build <model> --out <folder>`');
+    if (d && !existsSync(join(d, 'alki.json')))
+      throw new AlkiError('BAD_BUNDLE', `${d} has no alki.json, so it is not an Alki bundle`, 'build one with `alki build <model> --out <folder>`');
   }
   const folders: Record<string, string> = { '/bundle/': o.bundleDir };
   if (o.baselineDir) folders['/baseline/'] = o.baselineDir;
@@ -88,7 +94,8 @@ export async function runBrowserBench(o: BrowserRunOptions): Promise<BrowserRepo
     let last = '';
     for (;;) {
       throwIfAborted(o.signal);
-      if (broken) throw new AlkiError('RUNTIME', `in the browser: ${broken}`, 'run it again; if it repeats, measure a smaller bundle or report it with --verbose');
+      if (broken)
+        throw new AlkiError('RUNTIME', `in the browser: ${broken}`, 'run it again; if it repeats, measure a smaller bundle or report it with --verbose');
       const s = (await page.evaluate(() => {
         const a = (window as unknown as { __alki?: { state: string; progress?: string; error?: { code: string; message: string; hint?: string } } }).__alki;
         return a ? { state: a.state, progress: a.progress, error: a.error } : undefined;
@@ -96,8 +103,18 @@ export async function runBrowserBench(o: BrowserRunOptions): Promise<BrowserRepo
       if (s?.progress && s.progress !== last) o.onProgress?.({ step: 'browser', done: 0, total: 1, detail: (last = s.progress) });
       if (s?.state === 'error') throw new AlkiError((s.error?.code ?? 'RUNTIME') as never, `in the browser: ${s.error?.message}`, s.error?.hint);
       if (s?.state === 'done') break;
-      if ((!s || s.state === 'idle') && Date.now() > startBy) throw new AlkiError('RUNTIME', 'the web-bench page did not start within a minute', 'check that apps/web-bench is built (`pnpm build`) and that Chromium runs');
-      if (Date.now() > deadline) throw new AlkiError('RUNTIME', `the browser benchmark did not finish in ${Math.round((o.timeoutMs ?? 1_800_000) / 60_000)} minutes (last: ${last || 'nothing'})`, 'measure fewer windows (--max-windows) or fewer runs');
+      if ((!s || s.state === 'idle') && Date.now() > startBy)
+        throw new AlkiError(
+          'RUNTIME',
+          'the web-bench page did not start within a minute',
+          'check that apps/web-bench is built (`pnpm build`) and that Chromium runs',
+        );
+      if (Date.now() > deadline)
+        throw new AlkiError(
+          'RUNTIME',
+          `the browser benchmark did not finish in ${Math.round((o.timeoutMs ?? 1_800_000) / 60_000)} minutes (last: ${last || 'nothing'})`,
+          'measure fewer windows (--max-windows) or fewer runs',
+        );
       await new Promise((r) => setTimeout(r, 250));
     }
     const report = (await page.evaluate(() => (window as unknown as { __alki: { report: unknown } }).__alki.report)) as BrowserReport;
@@ -146,9 +163,15 @@ export async function launchChromium(o: { executablePath?: string; webgpu?: 'def
       executablePath: o.executablePath ?? findChromium(),
       headless: true,
       args: [
-        '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--disable-quic',
         ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []),
-        ...(o.webgpu ? ['--enable-unsafe-webgpu', '--enable-features=Vulkan', ...(o.webgpu === 'swiftshader' ? ['--use-webgpu-adapter=swiftshader'] : [])] : ['--disable-gpu']),
+        ...(o.webgpu
+          ? ['--enable-unsafe-webgpu', '--enable-features=Vulkan', ...(o.webgpu === 'swiftshader' ? ['--use-webgpu-adapter=swiftshader'] : [])]
+          : ['--disable-gpu']),
       ],
     });
     return {

@@ -12,7 +12,11 @@ export interface BundleSource {
 const TIMEOUT_MS = 60_000;
 
 function tooLarge(label: string, path: string, bytes: number, max: number): AlkiError {
-  return new AlkiError('TOO_LARGE', `${label}/${path} has ${bytes} bytes, more than the ${max} it may have`, 'the bundle is damaged, or too large for a browser: build it again (fewer bits, a smaller model)');
+  return new AlkiError(
+    'TOO_LARGE',
+    `${label}/${path} has ${bytes} bytes, more than the ${max} it may have`,
+    'the bundle is damaged, or too large for a browser: build it again (fewer bits, a smaller model)',
+  );
 }
 
 /** A bundle served over HTTP: `url` is the folder that holds alki.json. */
@@ -34,7 +38,11 @@ export function bundleFromUrl(url: string, fetchImpl: typeof fetch = fetch): Bun
           throw new AlkiError('NETWORK', `could not fetch ${at}: ${(e as Error).message}`, 'check that the server is running and the URL is right');
         }
         if (!res.ok) {
-          throw new AlkiError('NOT_FOUND', `${at} answered ${res.status} ${res.statusText}`.trim(), 'the bundle URL must be the folder that holds alki.json, served over HTTP (e.g. `alki bench BUNDLE --browser` serves it)');
+          throw new AlkiError(
+            'NOT_FOUND',
+            `${at} answered ${res.status} ${res.statusText}`.trim(),
+            'the bundle URL must be the folder that holds alki.json, served over HTTP (e.g. `alki bench BUNDLE --browser` serves it)',
+          );
         }
         const declared = Number(res.headers.get('content-length'));
         if (declared > maxBytes) throw tooLarge(base, path, declared, maxBytes);

@@ -60,7 +60,12 @@ export async function evaluateTargets(targets: EvalTarget[], o: EvaluateOptions)
     const sessions: DecoderSession[] = [];
     try {
       for (const t of targets) sessions.push(await DecoderSession.load(t.modelPath));
-      if (base && baseSession) for (let i = 0; i < targets.length; i++) assertComparable({ name: targets[i].name, vocabSize: sessions[i].vocabSize, tokenizer: tokenizerKey(targets[i].dir) }, { name: base.target.name, vocabSize: baseSession.vocabSize, tokenizer: tokenizerKey(base.target.dir) });
+      if (base && baseSession)
+        for (let i = 0; i < targets.length; i++)
+          assertComparable(
+            { name: targets[i].name, vocabSize: sessions[i].vocabSize, tokenizer: tokenizerKey(targets[i].dir) },
+            { name: base.target.name, vocabSize: baseSession.vocabSize, tokenizer: tokenizerKey(base.target.dir) },
+          );
       const windows = await evaluationWindows(o, (base ?? evals[0]).target.dir, baseSession);
       const q = await evaluateQuality(sessions, windows, { baseline: baseSession, onProgress: o.onProgress, signal: o.signal });
       q.results.forEach((r, i) => (evals[i].quality = r));
@@ -76,7 +81,11 @@ export async function evaluateTargets(targets: EvalTarget[], o: EvaluateOptions)
     for (let i = 0; i < todo.length; i++) {
       throwIfAborted(o.signal);
       o.onProgress?.({ step: 'speed', done: i, total: todo.length, detail: todo[i].target.name });
-      const res = await measureIsolated(todo[i].target.modelPath, { ...(onlyMemory ? { runs: 1, warmupRuns: 0 } : {}), ...o.speed, vocabSize: o.vocabSize }, o.signal);
+      const res = await measureIsolated(
+        todo[i].target.modelPath,
+        { ...(onlyMemory ? { runs: 1, warmupRuns: 0 } : {}), ...o.speed, vocabSize: o.vocabSize },
+        o.signal,
+      );
       if (!onlyMemory) todo[i].speed = res.speed;
       if (o.metrics.includes('memory')) todo[i].memory = { peakRssBytes: res.peakRssBytes, startRssBytes: res.startRssBytes };
     }

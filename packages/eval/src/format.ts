@@ -59,14 +59,25 @@ export function howMeasured(r: EvaluationReport): string[] {
   const s = r.evaluations.find((e) => e.speed)?.speed;
   const lines: string[] = [];
   if (q) lines.push(`perplexity: ${q.protocol}, ${q.windows} windows × ${q.context} tokens, ${q.scoredTokens} scored tokens, text: ${q.textSource}`);
-  const web = (r as { browser?: { backend: string; threads: number; crossOriginIsolated: boolean; onnxruntimeWeb: string; userAgent: string; memoryMethod?: string } }).browser;
-  const where = web ? `in the browser (onnxruntime-web ${web.onnxruntimeWeb}, ${web.crossOriginIsolated ? 'cross-origin isolated' : 'not cross-origin isolated: 1 thread'})` : 'each model in its own process';
-  if (s) lines.push(`speed: prompt ${s.promptTokens} tokens, ${s.newTokens} new tokens with KV cache, median of ${s.runs} runs after ${s.warmupRuns} warm-up, ${s.threads} threads, ${s.executionProvider} EP, ${where}`);
-  const loads = allEvals(r).filter((e) => e.speed).map((e) => `${e.target.name} ${e.speed!.loadMs.toFixed(0)} ms`);
+  const web = (
+    r as { browser?: { backend: string; threads: number; crossOriginIsolated: boolean; onnxruntimeWeb: string; userAgent: string; memoryMethod?: string } }
+  ).browser;
+  const where = web
+    ? `in the browser (onnxruntime-web ${web.onnxruntimeWeb}, ${web.crossOriginIsolated ? 'cross-origin isolated' : 'not cross-origin isolated: 1 thread'})`
+    : 'each model in its own process';
+  if (s)
+    lines.push(
+      `speed: prompt ${s.promptTokens} tokens, ${s.newTokens} new tokens with KV cache, median of ${s.runs} runs after ${s.warmupRuns} warm-up, ${s.threads} threads, ${s.executionProvider} EP, ${where}`,
+    );
+  const loads = allEvals(r)
+    .filter((e) => e.speed)
+    .map((e) => `${e.target.name} ${e.speed!.loadMs.toFixed(0)} ms`);
   if (loads.length) lines.push(`session creation (model bytes → ready): ${loads.join(', ')}`);
   if (web?.memoryMethod) lines.push(`memory: ${web.memoryMethod}`);
   if (web) lines.push(`browser: ${web.userAgent}`);
-  lines.push(`machine: ${r.machine.cpu}${r.machine.features ? ` (${r.machine.features.join(' ') || 'no listed features'})` : ''}, ${r.machine.cores} cores, ${bytes(r.machine.memoryBytes)}, ${r.machine.os}${web ? '' : `, Node ${r.machine.node}`}, onnxruntime ${r.machine.onnxruntime}`);
+  lines.push(
+    `machine: ${r.machine.cpu}${r.machine.features ? ` (${r.machine.features.join(' ') || 'no listed features'})` : ''}, ${r.machine.cores} cores, ${bytes(r.machine.memoryBytes)}, ${r.machine.os}${web ? '' : `, Node ${r.machine.node}`}, onnxruntime ${r.machine.onnxruntime}`,
+  );
   return lines;
 }
 

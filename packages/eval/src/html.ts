@@ -8,22 +8,37 @@ const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706', '#7c3aed', '#0891b2'
 function scatter(evals: Evaluation[]): string {
   const pts = evals.filter((e) => e.quality);
   if (pts.length === 0) return '<p class="note">No perplexity was measured.</p>';
-  const W = 560, H = 320, L = 70, R = 45, T = 20, B = 50;
+  const W = 560,
+    H = 320,
+    L = 70,
+    R = 45,
+    T = 20,
+    B = 50;
   const xs = pts.map((e) => e.target.modelBytes);
   const ys = pts.map((e) => e.quality!.perplexity);
   const [x0, x1] = [0, Math.max(...xs) * 1.1];
-  const ymin = Math.min(...ys), ymax = Math.max(...ys);
+  const ymin = Math.min(...ys),
+    ymax = Math.max(...ys);
   const pad = (ymax - ymin) * 0.15 || ymax * 0.05;
   const [y0, y1] = [ymin - pad, ymax + pad];
   const px = (x: number) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
   const py = (y: number) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
   const ticks = (a: number, b: number, n: number) => Array.from({ length: n + 1 }, (_, i) => a + ((b - a) * i) / n);
   const grid = [
-    ...ticks(x0, x1, 4).map((x) => `<line x1="${px(x)}" y1="${T}" x2="${px(x)}" y2="${H - B}" class="grid"/><text x="${px(x)}" y="${H - B + 18}" text-anchor="middle">${esc(bytes(x))}</text>`),
-    ...ticks(y0, y1, 4).map((y) => `<line x1="${L}" y1="${py(y)}" x2="${W - R}" y2="${py(y)}" class="grid"/><text x="${L - 8}" y="${py(y) + 4}" text-anchor="end">${y.toFixed(3)}</text>`),
+    ...ticks(x0, x1, 4).map(
+      (x) =>
+        `<line x1="${px(x)}" y1="${T}" x2="${px(x)}" y2="${H - B}" class="grid"/><text x="${px(x)}" y="${H - B + 18}" text-anchor="middle">${esc(bytes(x))}</text>`,
+    ),
+    ...ticks(y0, y1, 4).map(
+      (y) =>
+        `<line x1="${L}" y1="${py(y)}" x2="${W - R}" y2="${py(y)}" class="grid"/><text x="${L - 8}" y="${py(y) + 4}" text-anchor="end">${y.toFixed(3)}</text>`,
+    ),
   ].join('');
   const dots = pts
-    .map((e, i) => `<circle cx="${px(e.target.modelBytes)}" cy="${py(e.quality!.perplexity)}" r="6" fill="${COLORS[i % COLORS.length]}"><title>${esc(`${e.target.name}: ${bytes(e.target.modelBytes)}, perplexity ${e.quality!.perplexity.toFixed(4)}`)}</title></circle><text x="${px(e.target.modelBytes) + 9}" y="${py(e.quality!.perplexity) - 8}" class="label">${esc(e.target.name)}</text>`)
+    .map(
+      (e, i) =>
+        `<circle cx="${px(e.target.modelBytes)}" cy="${py(e.quality!.perplexity)}" r="6" fill="${COLORS[i % COLORS.length]}"><title>${esc(`${e.target.name}: ${bytes(e.target.modelBytes)}, perplexity ${e.quality!.perplexity.toFixed(4)}`)}</title></circle><text x="${px(e.target.modelBytes) + 9}" y="${py(e.quality!.perplexity) - 8}" class="label">${esc(e.target.name)}</text>`,
+    )
     .join('');
   return `<svg id="chart-ppl-size" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="perplexity versus size">
 <rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" class="plot"/>${grid}${dots}
@@ -35,7 +50,11 @@ function scatter(evals: Evaluation[]): string {
 function bars(evals: Evaluation[], pick: (e: Evaluation) => { median: number; min: number; max: number } | undefined, id: string, label: string): string {
   const rows = evals.map((e) => ({ e, v: pick(e) })).filter((r) => r.v);
   if (rows.length === 0) return `<p class="note">No ${esc(label)} was measured.</p>`;
-  const W = 560, rowH = 30, L = 110, R = 90, T = 10;
+  const W = 560,
+    rowH = 30,
+    L = 110,
+    R = 90,
+    T = 10;
   const H = T + rows.length * rowH + 10;
   const max = Math.max(...rows.map((r) => r.v!.max)) * 1.05;
   const sx = (v: number) => L + (v / max) * (W - L - R);
@@ -61,7 +80,11 @@ export function formatHtml(r: EvaluationReport, title = 'Alki comparison'): stri
   const rows = tableRows(r)
     .map((row) => `<tr>${row.map((c, i) => (i === 0 ? `<th scope="row">${esc(c)}</th>` : `<td>${esc(c)}</td>`)).join('')}</tr>`)
     .join('\n');
-  const ratios = r.baseline ? Object.entries(r.ratios).map(([n, x]) => `<li><b>${esc(n)}</b>: ${esc(describeRatios(x))} (vs ${esc(r.baseline!.target.name)})</li>`).join('') : '';
+  const ratios = r.baseline
+    ? Object.entries(r.ratios)
+        .map(([n, x]) => `<li><b>${esc(n)}</b>: ${esc(describeRatios(x))} (vs ${esc(r.baseline!.target.name)})</li>`)
+        .join('')
+    : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)}</title>
@@ -79,7 +102,9 @@ svg .grid{stroke:#e5e7eb}svg .plot{fill:#fafafa;stroke:#d1d5db}svg .whisker{stro
 </style></head><body>
 <h1>${esc(title)}</h1>
 ${r.recommendation ? `<p class="rec" id="recommendation"><b>Recommended: ${esc(r.recommendation.name)}</b> — ${esc(r.recommendation.reason)}</p>` : ''}
-<table id="comparison"><thead><tr>${tableHeader(r).map((h) => `<th scope="col">${esc(h)}</th>`).join('')}</tr></thead>
+<table id="comparison"><thead><tr>${tableHeader(r)
+    .map((h) => `<th scope="col">${esc(h)}</th>`)
+    .join('')}</tr></thead>
 <tbody>
 ${rows}
 </tbody></table>
@@ -90,7 +115,9 @@ ${ratios ? `<ul id="ratios">${ratios}</ul>` : ''}
 <div class="charts"><div><h3 class="note">decode tokens/s</h3>${bars(evals, (e) => e.speed?.decodeTokensPerSecond, 'chart-decode', 'decode tokens per second')}</div>
 <div><h3 class="note">prefill tokens/s</h3>${bars(evals, (e) => e.speed?.prefillTokensPerSecond, 'chart-prefill', 'prefill tokens per second')}</div></div>
 <h2>How this was measured</h2>
-<ul class="how">${howMeasured(r).map((l) => `<li>${esc(l)}</li>`).join('')}</ul>
+<ul class="how">${howMeasured(r)
+    .map((l) => `<li>${esc(l)}</li>`)
+    .join('')}</ul>
 <p class="note">Generated by Alki on ${esc(r.createdAt)}.</p>
 </body></html>
 `;

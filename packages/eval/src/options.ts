@@ -15,7 +15,10 @@ export interface MeasureNumbers {
 
 /** Parses "perplexity,speed" / "all" into metric names. */
 export function parseMetrics(s: string): MetricName[] {
-  const parts = s.split(',').map((x) => x.trim()).filter(Boolean);
+  const parts = s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
   if (parts.includes('all')) return [...ALL_METRICS];
   for (const p of parts) {
     if (!(ALL_METRICS as string[]).includes(p)) throw new AlkiError('BAD_OPTION', `unknown metric "${p}"`, `choose from: ${ALL_METRICS.join(', ')}, all`);
@@ -27,7 +30,11 @@ export function parseMetrics(s: string): MetricName[] {
 export function validateEvaluateOptions(o: MeasureNumbers): void {
   const whole = (name: string, v: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER) => {
     if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) {
-      throw new AlkiError('BAD_OPTION', `${name} must be a whole number${max < Number.MAX_SAFE_INTEGER ? ` from ${min} to ${max}` : ` ≥ ${min}`}, got ${v}`, 'see `alki bench --help`');
+      throw new AlkiError(
+        'BAD_OPTION',
+        `${name} must be a whole number${max < Number.MAX_SAFE_INTEGER ? ` from ${min} to ${max}` : ` ≥ ${min}`}, got ${v}`,
+        'see `alki bench --help`',
+      );
     }
   };
   whole('--context', o.context, 2, o.maxPositions);
@@ -41,7 +48,10 @@ export function validateEvaluateOptions(o: MeasureNumbers): void {
   const P = o.speed?.promptTokens ?? 128;
   const N = o.speed?.newTokens ?? 64;
   if ((o.metrics.includes('speed') || o.metrics.includes('memory')) && o.maxPositions && P + N > o.maxPositions) {
-    throw new AlkiError('BAD_OPTION', `the speed test's ${P} prompt + ${N} new tokens exceed the model's context of ${o.maxPositions}`, 'lower --prompt-tokens or --new-tokens');
+    throw new AlkiError(
+      'BAD_OPTION',
+      `the speed test's ${P} prompt + ${N} new tokens exceed the model's context of ${o.maxPositions}`,
+      'lower --prompt-tokens or --new-tokens',
+    );
   }
 }
-

@@ -71,7 +71,10 @@ export function describeRatios(r: Ratios): string {
   if (r.decodeSpeedup !== undefined) parts.push(speed(r.decodeSpeedup, 'decode'));
   if (r.prefillSpeedup !== undefined) parts.push(speed(r.prefillSpeedup, 'prefill'));
   if (r.perplexityIncrease !== undefined) parts.push(`${r.perplexityIncrease >= 0 ? '+' : ''}${(r.perplexityIncrease * 100).toFixed(1)}% perplexity`);
-  if (r.memoryReduction !== undefined) parts.push(r.memoryReduction >= 0 ? `${Math.round(r.memoryReduction * 100)}% less peak memory` : `${Math.round(-r.memoryReduction * 100)}% more peak memory`);
+  if (r.memoryReduction !== undefined)
+    parts.push(
+      r.memoryReduction >= 0 ? `${Math.round(r.memoryReduction * 100)}% less peak memory` : `${Math.round(-r.memoryReduction * 100)}% more peak memory`,
+    );
   return parts.join(', ');
 }
 
@@ -84,19 +87,27 @@ export function recommend(evals: Evaluation[], base: Evaluation | undefined, max
   if (!base || evals.length === 0) return undefined;
   if (!base.quality) return undefined; // no quality figure: size and speed alone do not make a recommendation
   // Smallest first; among equal sizes, the better perplexity.
-  const bySize = [...evals].sort((a, b) => a.target.modelBytes - b.target.modelBytes || (a.quality?.perplexity ?? Infinity) - (b.quality?.perplexity ?? Infinity));
+  const bySize = [...evals].sort(
+    (a, b) => a.target.modelBytes - b.target.modelBytes || (a.quality?.perplexity ?? Infinity) - (b.quality?.perplexity ?? Infinity),
+  );
   for (const e of bySize) {
     if (e === base) continue;
     const r = ratiosAgainst(e, base);
     if (r.perplexityIncrease !== undefined && r.perplexityIncrease <= maxIncrease) {
-      return { name: e.target.name, reason: `the smallest bundle within the +${(maxIncrease * 100).toFixed(0)}% perplexity budget: ${describeRatios(r)} vs ${base.target.name}` };
+      return {
+        name: e.target.name,
+        reason: `the smallest bundle within the +${(maxIncrease * 100).toFixed(0)}% perplexity budget: ${describeRatios(r)} vs ${base.target.name}`,
+      };
     }
   }
   const within = bySize.filter((e) => e !== base && e.quality?.agreement && e.quality.agreement.top1 >= 0.9);
   if (within.length > 0 && bySize.every((e) => !e.quality || e.quality.perplexity === undefined)) {
     return { name: within[0].target.name, reason: `the smallest bundle with ≥ 90% top-1 agreement with ${base.target.name}` };
   }
-  return { name: base.target.name, reason: `no quantized bundle stays within the +${(maxIncrease * 100).toFixed(0)}% perplexity budget; try more bits, a smaller block or another method` };
+  return {
+    name: base.target.name,
+    reason: `no quantized bundle stays within the +${(maxIncrease * 100).toFixed(0)}% perplexity budget; try more bits, a smaller block or another method`,
+  };
 }
 
 /** Assembles a report and its ratios. */

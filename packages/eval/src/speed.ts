@@ -56,7 +56,16 @@ export interface SpeedResult {
 
 export function machineInfo(onnxruntimeVersion = '1.30.0'): MachineInfo {
   const c = detectCpu();
-  return { cpu: c.model || 'unknown', arch: c.arch, features: c.features, cores: availableParallelism(), memoryBytes: totalmem(), os: `${platform()} ${arch()}`, node: process.version, onnxruntime: onnxruntimeVersion };
+  return {
+    cpu: c.model || 'unknown',
+    arch: c.arch,
+    features: c.features,
+    cores: availableParallelism(),
+    memoryBytes: totalmem(),
+    os: `${platform()} ${arch()}`,
+    node: process.version,
+    onnxruntime: onnxruntimeVersion,
+  };
 }
 
 /**

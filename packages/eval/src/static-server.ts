@@ -79,7 +79,12 @@ export function serveStatic(routes: StaticRoutes, port = 0): Promise<StaticServe
     } catch {
       return send(404, 'not found');
     }
-    res.writeHead(200, { ...isolation, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': String(size), 'cache-control': 'no-store' });
+    res.writeHead(200, {
+      ...isolation,
+      'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'content-length': String(size),
+      'cache-control': 'no-store',
+    });
     if (req.method === 'HEAD') {
       log.push({ path: raw, status: 200 });
       return res.end();

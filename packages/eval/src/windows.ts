@@ -26,7 +26,11 @@ export function textWindows(tokenizer: TextTokenizer, text: string, context: num
   const ids = tokenizer.encode(text);
   const available = Math.floor(ids.length / context);
   if (available === 0) {
-    throw new AlkiError('BAD_INPUT', `the evaluation text has ${ids.length} tokens, fewer than one window of ${context}`, `use a longer text, or a smaller --context (at most ${ids.length})`);
+    throw new AlkiError(
+      'BAD_INPUT',
+      `the evaluation text has ${ids.length} tokens, fewer than one window of ${context}`,
+      `use a longer text, or a smaller --context (at most ${ids.length})`,
+    );
   }
   const n = maxWindows ? Math.min(maxWindows, available) : available;
   const windows = Array.from({ length: n }, (_, w) => ids.slice(w * context, (w + 1) * context));
@@ -56,19 +60,34 @@ export async function chooseWindows(
   const context = o.context ?? Math.min(512, o.maxPositions ?? 512);
   if (text) return textWindows(tokenizer, text.content, context, o.maxWindows, text.name);
   if (!baseline) {
-    throw new AlkiError('BAD_OPTION', 'perplexity needs an evaluation text: Alki ships none', 'pass --text FILE (plain UTF-8 text), or --baseline BUNDLE to measure agreement on text sampled from the baseline');
+    throw new AlkiError(
+      'BAD_OPTION',
+      'perplexity needs an evaluation text: Alki ships none',
+      'pass --text FILE (plain UTF-8 text), or --baseline BUNDLE to measure agreement on text sampled from the baseline',
+    );
   }
   if (tokenizer.bosTokenId === undefined) throw new AlkiError('BAD_INPUT', 'the model has no BOS token to start sampled text from', 'pass --text FILE');
   return sampledWindows(baseline, tokenizer.bosTokenId, Math.min(context, 128), o.sampledWindowCount ?? 8, o.sampleSeed ?? 0);
 }
 
 /** KL and top-1 compare two distributions over the same tokens: a baseline of another vocabulary or tokenizer would give numbers that mean nothing. */
-export function assertComparable(t: { name: string; vocabSize?: number; tokenizer?: string }, b: { name: string; vocabSize?: number; tokenizer?: string }): void {
+export function assertComparable(
+  t: { name: string; vocabSize?: number; tokenizer?: string },
+  b: { name: string; vocabSize?: number; tokenizer?: string },
+): void {
   const hint = 'compare a bundle with a baseline built from the same model (usually its fp32 bundle)';
   if (t.vocabSize !== undefined && b.vocabSize !== undefined && t.vocabSize !== b.vocabSize) {
-    throw new AlkiError('BAD_INPUT', `${t.name} has a ${t.vocabSize}-token vocabulary and the baseline ${b.name} one of ${b.vocabSize}: they are different models`, hint);
+    throw new AlkiError(
+      'BAD_INPUT',
+      `${t.name} has a ${t.vocabSize}-token vocabulary and the baseline ${b.name} one of ${b.vocabSize}: they are different models`,
+      hint,
+    );
   }
   if (t.tokenizer !== undefined && b.tokenizer !== undefined && t.tokenizer !== b.tokenizer) {
-    throw new AlkiError('BAD_INPUT', `${t.name} and the baseline ${b.name} have different tokenizers, so their predictions cannot be compared token by token`, hint);
+    throw new AlkiError(
+      'BAD_INPUT',
+      `${t.name} and the baseline ${b.name} have different tokenizers, so their predictions cannot be compared token by token`,
+      hint,
+    );
   }
 }

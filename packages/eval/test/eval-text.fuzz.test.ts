@@ -26,23 +26,27 @@ describe('readEvalText fuzz', () => {
     expect(readEvalText(path)).toBe('Once upon a time.\n');
   });
 
-  it('any file contents give text or an AlkiError', () => {
-    const path = join(t.dir, 'case.txt');
-    fc.assert(
-      fc.property(textFileContents(), (bytes) => {
-        writeFileSync(path, bytes);
-        const r = outcome(() => readEvalText(path), path);
-        if (!r.ok) {
-          expect(r.error.code).toBe('BAD_INPUT');
-          return;
-        }
-        expect(r.value.trim().length).toBeGreaterThan(0);
-        expect(Buffer.from(bytes).includes(0)).toBe(false);
-        expect(r.value).toBe(Buffer.from(bytes).toString('utf8'));
-      }),
-      fuzzParams(),
-    );
-  }, fuzzTimeout());
+  it(
+    'any file contents give text or an AlkiError',
+    () => {
+      const path = join(t.dir, 'case.txt');
+      fc.assert(
+        fc.property(textFileContents(), (bytes) => {
+          writeFileSync(path, bytes);
+          const r = outcome(() => readEvalText(path), path);
+          if (!r.ok) {
+            expect(r.error.code).toBe('BAD_INPUT');
+            return;
+          }
+          expect(r.value.trim().length).toBeGreaterThan(0);
+          expect(Buffer.from(bytes).includes(0)).toBe(false);
+          expect(r.value).toBe(Buffer.from(bytes).toString('utf8'));
+        }),
+        fuzzParams(),
+      );
+    },
+    fuzzTimeout(),
+  );
 
   it('a 100 MB one-line file does not hang', () => {
     const path = join(disk.dir, 'big.txt');

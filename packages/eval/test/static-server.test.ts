@@ -39,7 +39,11 @@ describe('serveStatic: what a browser run serves, and nothing else', () => {
   it('serves files and pages with the cross-origin isolation headers and their types', async () => {
     const r = await get('/sub/a.wasm');
     expect(r).toMatchObject({ status: 200, body: 'wasm' });
-    expect(r.headers).toMatchObject({ 'content-type': 'application/wasm', 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' });
+    expect(r.headers).toMatchObject({
+      'content-type': 'application/wasm',
+      'cross-origin-opener-policy': 'same-origin',
+      'cross-origin-embedder-policy': 'require-corp',
+    });
     expect((await get('/page')).body).toBe('page');
   });
 

@@ -25,7 +25,16 @@ export const RESULT_FEATURES: Record<'x86_64' | 'arm64', readonly string[]> = {
 };
 
 /** /proc/cpuinfo flag → Alki's name. */
-const X86_FLAGS: Record<string, string> = { avx2: 'avx2', fma: 'fma', avx512f: 'avx512f', avx512bw: 'avx512bw', avx512_vnni: 'avx512_vnni', avx_vnni: 'avx_vnni', avx512_bf16: 'avx512_bf16', amx_int8: 'amx' };
+const X86_FLAGS: Record<string, string> = {
+  avx2: 'avx2',
+  fma: 'fma',
+  avx512f: 'avx512f',
+  avx512bw: 'avx512bw',
+  avx512_vnni: 'avx512_vnni',
+  avx_vnni: 'avx_vnni',
+  avx512_bf16: 'avx512_bf16',
+  amx_int8: 'amx',
+};
 const ARM_FLAGS: Record<string, string> = { asimd: 'neon', asimdhp: 'fp16', asimddp: 'dotprod', i8mm: 'i8mm', bf16: 'bf16', sve: 'sve' };
 
 /** Arm's "CPU part" numbers (implementer 0x41) of the cores edge boards ship with. */
@@ -71,7 +80,11 @@ export function parseCpuInfo(text: string, arch: CpuArch): CpuFacts {
   }
   const flags = new Set((first.get(arch === 'arm64' ? 'features' : 'flags') ?? first.get('flags') ?? first.get('features') ?? '').split(/\s+/).filter(Boolean));
   const names = arch === 'arm64' ? ARM_FLAGS : X86_FLAGS;
-  const have = new Set(Object.entries(names).filter(([flag]) => flags.has(flag)).map(([, name]) => name));
+  const have = new Set(
+    Object.entries(names)
+      .filter(([flag]) => flags.has(flag))
+      .map(([, name]) => name),
+  );
   const order = arch === 'arm64' ? RESULT_FEATURES.arm64 : arch === 'x86_64' ? RESULT_FEATURES.x86_64 : [];
   let model = first.get('model name') ?? '';
   if (!model && arch === 'arm64') {

@@ -90,7 +90,8 @@ export function choosePreset(f: DeviceFacts): Detection {
     }
     decidedBy.push(`CPU features: ${cpu.features.join(' ') || 'none of the listed ones'}`);
     const vnni = ['avx512_vnni', 'avx_vnni', 'amx'].some((x) => cpu.features.includes(x));
-    if (preset.id === 'generic-x86_64' && vnni) notes.push('this CPU has VNNI: W8A8 bundles built for it alone may use --w8a8-format s8 (exact here, 0.3 points better than s7)');
+    if (preset.id === 'generic-x86_64' && vnni)
+      notes.push('this CPU has VNNI: W8A8 bundles built for it alone may use --w8a8-format s8 (exact here, 0.3 points better than s7)');
   } else if (arch === 'arm64') {
     preset = presetById('generic-arm64');
     decidedBy.push(`CPU: ${describeCpu(cpu)}`);

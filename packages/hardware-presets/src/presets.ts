@@ -61,9 +61,18 @@ const HEAD8 = 'an 8-bit lm_head keeps all but 0.02 points of a float head’s qu
 const S8_EXACT = 's8 W8A8 weights are exact on this CPU (no 16-bit pair saturation) and 0.3 points better than s7 on stories260K (docs/decisions.md)';
 const S7_SAFE = 's7 cannot saturate onnxruntime’s int8 kernels on x86 without VNNI, where s8 lost 4.5% perplexity (docs/decisions.md)';
 const ORT = 'the ort flavour (GroupQueryAttention, fused norms) decodes 7% faster than portable at int4 and is what onnxruntime runs best (docs/models.md)';
-const KV = (mib: number, ctx: number) => `${mib} MiB holds a ${ctx}-token fp32 KV cache of a TinyLlama-sized model (22 layers × 4 kv heads × 64 dims: 44 KiB per token) with room to spare`;
+const KV = (mib: number, ctx: number) =>
+  `${mib} MiB holds a ${ctx}-token fp32 KV cache of a TinyLlama-sized model (22 layers × 4 kv heads × 64 dims: 44 KiB per token) with room to spare`;
 
-const cpuRecommendation = (o: { threads: number; cores: string; context: number; kvMiB: number; w8a8: 's8' | 's7'; w8a8Why: string; ctxWhy: string }): HardwarePreset['recommended'] => ({
+const cpuRecommendation = (o: {
+  threads: number;
+  cores: string;
+  context: number;
+  kvMiB: number;
+  w8a8: 's8' | 's7';
+  w8a8Why: string;
+  ctxWhy: string;
+}): HardwarePreset['recommended'] => ({
   method: { value: 'gptq', why: GPTQ },
   bits: { value: 4, why: INT4 },
   blockSize: { value: 32, why: BLOCK32 },
@@ -89,8 +98,19 @@ export const PRESETS: readonly HardwarePreset[] = [
     usableMemoryFraction: 0.75,
     executionProviders: ['cpu'],
     match: { deviceTreeModel: /Raspberry Pi 4|Raspberry Pi Compute Module 4|Raspberry Pi 400/ },
-    recommended: cpuRecommendation({ threads: 4, cores: 'Cortex-A72', context: 1024, kvMiB: 64, w8a8: 's8', w8a8Why: `${S8_EXACT}; the A72 has no dotprod, so int8 runs on 16-bit multiply-accumulate`, ctxWhy: 'a 1,024-token context keeps the KV cache small on boards sold with 1–2 GB' }),
-    notes: ['No dotprod: int8 and int4 kernels are slower than on a Pi 5 per clock (measure with `alki bench` on the board).', 'A 1 GB board fits only the smallest models (stories-sized, Qwen2.5-0.5B does not fit at int4 with a useful context).'],
+    recommended: cpuRecommendation({
+      threads: 4,
+      cores: 'Cortex-A72',
+      context: 1024,
+      kvMiB: 64,
+      w8a8: 's8',
+      w8a8Why: `${S8_EXACT}; the A72 has no dotprod, so int8 runs on 16-bit multiply-accumulate`,
+      ctxWhy: 'a 1,024-token context keeps the KV cache small on boards sold with 1–2 GB',
+    }),
+    notes: [
+      'No dotprod: int8 and int4 kernels are slower than on a Pi 5 per clock (measure with `alki bench` on the board).',
+      'A 1 GB board fits only the smallest models (stories-sized, Qwen2.5-0.5B does not fit at int4 with a useful context).',
+    ],
   },
   {
     id: 'raspberry-pi-5',
@@ -103,7 +123,15 @@ export const PRESETS: readonly HardwarePreset[] = [
     usableMemoryFraction: 0.75,
     executionProviders: ['cpu'],
     match: { deviceTreeModel: /Raspberry Pi 5|Raspberry Pi Compute Module 5|Raspberry Pi 500/ },
-    recommended: cpuRecommendation({ threads: 4, cores: 'Cortex-A76', context: 2048, kvMiB: 128, w8a8: 's8', w8a8Why: `${S8_EXACT}; the A76's dotprod (sdot) accumulates in 32 bits`, ctxWhy: 'TinyLlama’s full 2,048-token context fits beside its int4 weights on a 4 GB board' }),
+    recommended: cpuRecommendation({
+      threads: 4,
+      cores: 'Cortex-A76',
+      context: 2048,
+      kvMiB: 128,
+      w8a8: 's8',
+      w8a8Why: `${S8_EXACT}; the A76's dotprod (sdot) accumulates in 32 bits`,
+      ctxWhy: 'TinyLlama’s full 2,048-token context fits beside its int4 weights on a 4 GB board',
+    }),
   },
   {
     id: 'jetson-orin-nano',
@@ -116,8 +144,19 @@ export const PRESETS: readonly HardwarePreset[] = [
     usableMemoryFraction: 0.7,
     executionProviders: ['cuda', 'tensorrt', 'cpu'],
     match: { tegraRelease: true, deviceTreeCompatible: /nvidia,p3767-000[345]/ },
-    recommended: cpuRecommendation({ threads: 6, cores: 'Cortex-A78AE', context: 4096, kvMiB: 256, w8a8: 's8', w8a8Why: `${S8_EXACT}; the A78AE has dotprod`, ctxWhy: 'memory is shared with the GPU: 4,096 tokens leave room for both on the 8 GB module' }),
-    notes: ['The recommendation is for the CPU execution provider, which Alki measures. The CUDA EP runs MatMulNBits int4 too, but Alki has not measured it on a Jetson: `alki bench` on the board decides.', 'CPU and GPU share the same memory: the GPU takes its weights out of the same budget.'],
+    recommended: cpuRecommendation({
+      threads: 6,
+      cores: 'Cortex-A78AE',
+      context: 4096,
+      kvMiB: 256,
+      w8a8: 's8',
+      w8a8Why: `${S8_EXACT}; the A78AE has dotprod`,
+      ctxWhy: 'memory is shared with the GPU: 4,096 tokens leave room for both on the 8 GB module',
+    }),
+    notes: [
+      'The recommendation is for the CPU execution provider, which Alki measures. The CUDA EP runs MatMulNBits int4 too, but Alki has not measured it on a Jetson: `alki bench` on the board decides.',
+      'CPU and GPU share the same memory: the GPU takes its weights out of the same budget.',
+    ],
   },
   {
     id: 'jetson-orin-nx',
@@ -130,7 +169,15 @@ export const PRESETS: readonly HardwarePreset[] = [
     usableMemoryFraction: 0.7,
     executionProviders: ['cuda', 'tensorrt', 'cpu'],
     match: { tegraRelease: true, deviceTreeCompatible: /nvidia,p3767-000[01]/ },
-    recommended: cpuRecommendation({ threads: 8, cores: 'Cortex-A78AE', context: 4096, kvMiB: 512, w8a8: 's8', w8a8Why: `${S8_EXACT}; the A78AE has dotprod`, ctxWhy: 'with 16 GB shared memory a 4,096-token context costs little' }),
+    recommended: cpuRecommendation({
+      threads: 8,
+      cores: 'Cortex-A78AE',
+      context: 4096,
+      kvMiB: 512,
+      w8a8: 's8',
+      w8a8Why: `${S8_EXACT}; the A78AE has dotprod`,
+      ctxWhy: 'with 16 GB shared memory a 4,096-token context costs little',
+    }),
     notes: ['The 8 GB module has 6 cores: pass --threads 6 there. The CUDA EP is not measured by Alki yet.'],
   },
   {
@@ -144,7 +191,15 @@ export const PRESETS: readonly HardwarePreset[] = [
     usableMemoryFraction: 0.75,
     executionProviders: ['cpu'],
     match: { cpuModel: /Core\(TM\) i[357]-(8|10)\d{3}U/ },
-    recommended: cpuRecommendation({ threads: 4, cores: 'physical', context: 4096, kvMiB: 512, w8a8: 's7', w8a8Why: S7_SAFE, ctxWhy: 'desktop-class memory: a 4,096-token context is cheap' }),
+    recommended: cpuRecommendation({
+      threads: 4,
+      cores: 'physical',
+      context: 4096,
+      kvMiB: 512,
+      w8a8: 's7',
+      w8a8Why: S7_SAFE,
+      ctxWhy: 'desktop-class memory: a 4,096-token context is cheap',
+    }),
   },
   {
     id: 'intel-nuc-avx512',
@@ -157,7 +212,15 @@ export const PRESETS: readonly HardwarePreset[] = [
     usableMemoryFraction: 0.75,
     executionProviders: ['cpu'],
     match: { cpuModel: /Core\(TM\) i[357]-11\d{2}G\d/ },
-    recommended: cpuRecommendation({ threads: 4, cores: 'physical', context: 4096, kvMiB: 512, w8a8: 's8', w8a8Why: `${S8_EXACT}; AVX-512 VNNI accumulates in 32 bits`, ctxWhy: 'desktop-class memory: a 4,096-token context is cheap' }),
+    recommended: cpuRecommendation({
+      threads: 4,
+      cores: 'physical',
+      context: 4096,
+      kvMiB: 512,
+      w8a8: 's8',
+      w8a8Why: `${S8_EXACT}; AVX-512 VNNI accumulates in 32 bits`,
+      ctxWhy: 'desktop-class memory: a 4,096-token context is cheap',
+    }),
   },
   {
     id: 'intel-nuc-avx-vnni',
@@ -170,7 +233,15 @@ export const PRESETS: readonly HardwarePreset[] = [
     usableMemoryFraction: 0.75,
     executionProviders: ['cpu'],
     match: { cpuModel: /Core\(TM\) i[357]-1[23]\d{2}P/ },
-    recommended: cpuRecommendation({ threads: 4, cores: 'performance', context: 4096, kvMiB: 512, w8a8: 's8', w8a8Why: `${S8_EXACT}; AVX-VNNI accumulates in 32 bits`, ctxWhy: 'desktop-class memory: a 4,096-token context is cheap' }),
+    recommended: cpuRecommendation({
+      threads: 4,
+      cores: 'performance',
+      context: 4096,
+      kvMiB: 512,
+      w8a8: 's8',
+      w8a8Why: `${S8_EXACT}; AVX-VNNI accumulates in 32 bits`,
+      ctxWhy: 'desktop-class memory: a 4,096-token context is cheap',
+    }),
     notes: ['Hybrid CPUs: threads on efficiency cores slow the performance cores down; the recommendation counts P-cores only.'],
   },
   {
@@ -183,7 +254,15 @@ export const PRESETS: readonly HardwarePreset[] = [
     memoryGiB: 8,
     usableMemoryFraction: 0.7,
     executionProviders: ['cpu'],
-    recommended: cpuRecommendation({ threads: 4, cores: 'physical', context: 2048, kvMiB: 256, w8a8: 's7', w8a8Why: S7_SAFE, ctxWhy: 'a 2,048-token context is the common size of small models' }),
+    recommended: cpuRecommendation({
+      threads: 4,
+      cores: 'physical',
+      context: 2048,
+      kvMiB: 256,
+      w8a8: 's7',
+      w8a8Why: S7_SAFE,
+      ctxWhy: 'a 2,048-token context is the common size of small models',
+    }),
   },
   {
     id: 'generic-arm64',
@@ -195,7 +274,15 @@ export const PRESETS: readonly HardwarePreset[] = [
     memoryGiB: 4,
     usableMemoryFraction: 0.7,
     executionProviders: ['cpu'],
-    recommended: cpuRecommendation({ threads: 4, cores: 'big', context: 2048, kvMiB: 128, w8a8: 's8', w8a8Why: `${S8_EXACT}; every arm64 int8 kernel accumulates without 16-bit pair saturation`, ctxWhy: 'a 2,048-token context is the common size of small models' }),
+    recommended: cpuRecommendation({
+      threads: 4,
+      cores: 'big',
+      context: 2048,
+      kvMiB: 128,
+      w8a8: 's8',
+      w8a8Why: `${S8_EXACT}; every arm64 int8 kernel accumulates without 16-bit pair saturation`,
+      ctxWhy: 'a 2,048-token context is the common size of small models',
+    }),
   },
   {
     id: 'browser-wasm',
@@ -209,8 +296,14 @@ export const PRESETS: readonly HardwarePreset[] = [
     addressSpaceLimitGiB: 4,
     executionProviders: ['wasm'],
     recommended: {
-      method: { value: 'smoothquant', why: 'W8A8 is the fastest format in WASM: an 8-layer, 1024-wide Llama decodes 33.4 tok/s with 2 threads as W8A8, 30.2 as fp32, 4.3 as int8 and 3.8 as int4 MatMulNBits, whose WASM kernel has no fast path (AVX-512 VNNI Xeon, docs/web.md)' },
-      bits: { value: 8, why: 'W8A8 is 8-bit; a 1B model is then ~1.5 GB, inside the 4 GB a wasm32 memory addresses (int4 would be smaller to download but ~9× slower to run)' },
+      method: {
+        value: 'smoothquant',
+        why: 'W8A8 is the fastest format in WASM: an 8-layer, 1024-wide Llama decodes 33.4 tok/s with 2 threads as W8A8, 30.2 as fp32, 4.3 as int8 and 3.8 as int4 MatMulNBits, whose WASM kernel has no fast path (AVX-512 VNNI Xeon, docs/web.md)',
+      },
+      bits: {
+        value: 8,
+        why: 'W8A8 is 8-bit; a 1B model is then ~1.5 GB, inside the 4 GB a wasm32 memory addresses (int4 would be smaller to download but ~9× slower to run)',
+      },
       blockSize: { value: 32, why: BLOCK32 },
       accuracyLevel: { value: 4, why: 'onnxruntime-web ignores the accuracy level (TOOLCHAIN), so level 4 costs nothing there and helps the bundle elsewhere' },
       headBits: { value: 8, why: HEAD8 },
@@ -220,7 +313,9 @@ export const PRESETS: readonly HardwarePreset[] = [
       context: { value: 1024, why: 'the wasm heap is shared by weights, KV cache and activations within 4 GB' },
       kvCacheBudgetMiB: { value: 64, why: KV(64, 1024) },
     },
-    notes: ['onnxruntime-web 1.30’s WASM MatMulNBits (int4 and int8 weight-only) decodes ~8× slower than fp32 (docs/web.md): if the download size matters more than speed, `--quantize gptq --bits 4` still runs; measure with `alki bench --browser`.'],
+    notes: [
+      'onnxruntime-web 1.30’s WASM MatMulNBits (int4 and int8 weight-only) decodes ~8× slower than fp32 (docs/web.md): if the download size matters more than speed, `--quantize gptq --bits 4` still runs; measure with `alki bench --browser`.',
+    ],
   },
   {
     id: 'browser-webgpu',
@@ -238,7 +333,10 @@ export const PRESETS: readonly HardwarePreset[] = [
       bits: { value: 4, why: 'the bundle is downloaded and the wasm side still holds the graph: int4 keeps both small' },
       blockSize: { value: 32, why: BLOCK32 },
       accuracyLevel: { value: 4, why: 'ignored by the WebGPU kernels; level 4 helps the same bundle on CPUs' },
-      headBits: { value: 4, why: 'onnxruntime-web 1.30’s WebGPU MatMulNBits runs only 2- and 4-bit weights: an 8-bit head does not load there (measured with `alki bench --browser --backend webgpu`, docs/web.md)' },
+      headBits: {
+        value: 4,
+        why: 'onnxruntime-web 1.30’s WebGPU MatMulNBits runs only 2- and 4-bit weights: an 8-bit head does not load there (measured with `alki bench --browser --backend webgpu`, docs/web.md)',
+      },
       w8a8Format: { value: 's8', why: 'W8A8 (DynamicQuantizeMatMul) runs on the wasm side in a browser, where s8 is exact' },
       flavour: { value: 'ort', why: 'onnxruntime-web’s WebGPU EP has GroupQueryAttention, MatMulNBits and the fused norms' },
       threads: { value: 4, why: 'CPU threads only run what the GPU does not' },

@@ -12,7 +12,11 @@ const stored = (name: string) => readFileSync(join(__dirname, 'fixtures', 'cpuin
 describe('parseCpuInfo on stored /proc/cpuinfo copies', () => {
   it('x86: a Sapphire Rapids KVM guest has AVX-512 VNNI, AVX-VNNI and AMX; a Zen 3 guest only AVX2 and FMA', () => {
     const spr = parseCpuInfo(stored('sapphire-rapids-kvm.txt'), 'x86_64');
-    expect(spr).toEqual({ model: 'Intel(R) Xeon(R) Processor', arch: 'x86_64', features: ['avx2', 'fma', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx'] });
+    expect(spr).toEqual({
+      model: 'Intel(R) Xeon(R) Processor',
+      arch: 'x86_64',
+      features: ['avx2', 'fma', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx_vnni', 'avx512_bf16', 'amx'],
+    });
     const zen3 = parseCpuInfo(stored('amd-epyc-zen3-kvm.txt'), 'x86_64');
     expect(zen3).toEqual({ model: 'AMD EPYC 7B13', arch: 'x86_64', features: ['avx2', 'fma'] });
     expect(describeCpu(zen3)).toBe('AMD EPYC 7B13 (avx2 fma)');

@@ -9,7 +9,16 @@ function facts(device: string): DeviceFacts {
   const dir = join(__dirname, 'fixtures', 'devices', device);
   const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : undefined);
   const { nodeArch, cores } = JSON.parse(read('facts.json')!);
-  return { nodeArch, platform: 'linux', cores, cpuinfo: read('cpuinfo'), deviceTreeModel: read('device-tree-model'), deviceTreeCompatible: read('device-tree-compatible'), tegraRelease: read('nv_tegra_release'), meminfo: read('meminfo') };
+  return {
+    nodeArch,
+    platform: 'linux',
+    cores,
+    cpuinfo: read('cpuinfo'),
+    deviceTreeModel: read('device-tree-model'),
+    deviceTreeCompatible: read('device-tree-compatible'),
+    tegraRelease: read('nv_tegra_release'),
+    meminfo: read('meminfo'),
+  };
 }
 
 describe('choosePreset on stored copies of each device’s files', () => {
@@ -73,7 +82,19 @@ describe('choosePreset on stored copies of each device’s files', () => {
 describe('presets as data', () => {
   it('every preset has every recommendation with its reason, and the sold memory variants', () => {
     const ids = PRESETS.map((p) => p.id);
-    for (const id of ['raspberry-pi-4', 'raspberry-pi-5', 'jetson-orin-nano', 'jetson-orin-nx', 'intel-nuc-avx2', 'intel-nuc-avx512', 'generic-x86_64', 'generic-arm64', 'browser-wasm', 'browser-webgpu']) expect(ids).toContain(id);
+    for (const id of [
+      'raspberry-pi-4',
+      'raspberry-pi-5',
+      'jetson-orin-nano',
+      'jetson-orin-nx',
+      'intel-nuc-avx2',
+      'intel-nuc-avx512',
+      'generic-x86_64',
+      'generic-arm64',
+      'browser-wasm',
+      'browser-webgpu',
+    ])
+      expect(ids).toContain(id);
     expect(new Set(ids).size).toBe(ids.length);
     for (const p of PRESETS) {
       for (const [k, r] of Object.entries(p.recommended)) {

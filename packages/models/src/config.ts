@@ -71,15 +71,30 @@ function parseRopeScaling(raw: unknown): RopeScaling | undefined {
   };
   if (type === 'default') return undefined;
   if (type === 'linear' || type === 'dynamic') return { type, factor: num('factor') };
-  if (type === 'llama3') return { type, factor: num('factor'), lowFreqFactor: num('low_freq_factor'), highFreqFactor: num('high_freq_factor'), originalMaxPositions: num('original_max_position_embeddings') };
-  throw new AlkiError('UNSUPPORTED_CONFIG', `rope_scaling type "${String(type)}" is not supported`, `supported: ${SUPPORTED_ROPE_SCALING.join(', ')} (or none); exporting anyway would give wrong results at long context`);
+  if (type === 'llama3')
+    return {
+      type,
+      factor: num('factor'),
+      lowFreqFactor: num('low_freq_factor'),
+      highFreqFactor: num('high_freq_factor'),
+      originalMaxPositions: num('original_max_position_embeddings'),
+    };
+  throw new AlkiError(
+    'UNSUPPORTED_CONFIG',
+    `rope_scaling type "${String(type)}" is not supported`,
+    `supported: ${SUPPORTED_ROPE_SCALING.join(', ')} (or none); exporting anyway would give wrong results at long context`,
+  );
 }
 
 /** Reads config.json from a model folder. */
 export function readConfigJson(dir: string): Record<string, unknown> {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) {
-    throw new AlkiError('NOT_A_MODEL', `${dir} has no config.json, so it is not a HuggingFace model folder`, 'point to a folder with config.json, model.safetensors and tokenizer.json (as saved by transformers\' save_pretrained), or to a hub id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0');
+    throw new AlkiError(
+      'NOT_A_MODEL',
+      `${dir} has no config.json, so it is not a HuggingFace model folder`,
+      "point to a folder with config.json, model.safetensors and tokenizer.json (as saved by transformers' save_pretrained), or to a hub id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+    );
   }
   const bytes = readRegularFile(path, 8 * 1024 * 1024, 'config.json');
   try {
@@ -116,12 +131,20 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
   const int = (key: string, fallback?: number): number => {
     const v = raw[key] ?? fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-      throw new AlkiError('BAD_CONFIG', `config.json: "${key}" must be a positive integer, got ${JSON.stringify(raw[key])}`, 'fix config.json or download it again');
+      throw new AlkiError(
+        'BAD_CONFIG',
+        `config.json: "${key}" must be a positive integer, got ${JSON.stringify(raw[key])}`,
+        'fix config.json or download it again',
+      );
     }
     // Beyond these no real decoder goes, and tables sized by them (rotary caches, masks) would not fit in memory.
     const limit = LIMITS[key];
     if (limit !== undefined && v > limit) {
-      throw new AlkiError('BAD_CONFIG', `config.json: "${key}" is ${v}, more than the ${limit.toLocaleString('en-US')} Alki supports`, 'check config.json: the value looks damaged');
+      throw new AlkiError(
+        'BAD_CONFIG',
+        `config.json: "${key}" is ${v}, more than the ${limit.toLocaleString('en-US')} Alki supports`,
+        'check config.json: the value looks damaged',
+      );
     }
     return v;
   };
@@ -129,41 +152,77 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
   const numHeads = int('num_attention_heads');
   const numKvHeads = int('num_key_value_heads', numHeads);
   const headDim = raw.head_dim == null ? hiddenSize / numHeads : int('head_dim');
-  if (!Number.isInteger(headDim)) throw new AlkiError('BAD_CONFIG', `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`, 'set head_dim in config.json');
-  if (headDim % 2 !== 0) throw new AlkiError('BAD_CONFIG', `head_dim ${headDim} is odd; rotary embeddings need an even head_dim`, 'fix config.json or download it again');
-  if (numHeads % numKvHeads !== 0) throw new AlkiError('BAD_CONFIG', `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`, 'fix config.json or download it again');
+  if (!Number.isInteger(headDim))
+    throw new AlkiError('BAD_CONFIG', `hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`, 'set head_dim in config.json');
+  if (headDim % 2 !== 0)
+    throw new AlkiError('BAD_CONFIG', `head_dim ${headDim} is odd; rotary embeddings need an even head_dim`, 'fix config.json or download it again');
+  if (numHeads % numKvHeads !== 0)
+    throw new AlkiError(
+      'BAD_CONFIG',
+      `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`,
+      'fix config.json or download it again',
+    );
   const arch = architecture(modelType as ModelType);
   const act = arch.activation.config.map((key) => raw[key]).find((v) => v != null) ?? arch.activation.default;
-  const activation = act === 'silu' ? 'silu' : ['gelu_pytorch_tanh', 'gelu_new', 'gelu_fast'].includes(String(act)) || (arch.activation.geluIsTanh && act === 'gelu') ? 'gelu_tanh' : undefined;
-  if (!activation) throw new AlkiError('UNSUPPORTED_CONFIG', `hidden_act "${String(act)}" is not supported for ${modelType}`, 'supported: silu, gelu_pytorch_tanh, gelu_new, gelu_fast');
+  const activation =
+    act === 'silu'
+      ? 'silu'
+      : ['gelu_pytorch_tanh', 'gelu_new', 'gelu_fast'].includes(String(act)) || (arch.activation.geluIsTanh && act === 'gelu')
+        ? 'gelu_tanh'
+        : undefined;
+  if (!activation)
+    throw new AlkiError(
+      'UNSUPPORTED_CONFIG',
+      `hidden_act "${String(act)}" is not supported for ${modelType}`,
+      'supported: silu, gelu_pytorch_tanh, gelu_new, gelu_fast',
+    );
   const ropeScaling = parseRopeScaling(raw.rope_scaling);
   const positive = (key: string, fallback: number): number => {
     const v = raw[key] ?? fallback;
-    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new AlkiError('BAD_CONFIG', `config.json: "${key}" must be a positive number, got ${JSON.stringify(raw[key])}`, 'fix config.json or download it again');
+    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v))
+      throw new AlkiError(
+        'BAD_CONFIG',
+        `config.json: "${key}" must be a positive number, got ${JSON.stringify(raw[key])}`,
+        'fix config.json or download it again',
+      );
     return v;
   };
   // A norm's epsilon keeps 1/sqrt(var + eps) finite: positive and small (real models use 1e-12 … 1e-5).
   const epsilon = (key: string, fallback: number): number => {
     const v = positive(key, fallback);
-    if (v >= 1) throw new AlkiError('BAD_CONFIG', `config.json: "${key}" is ${v}; a normalization epsilon is a small positive number such as 1e-5`, 'fix config.json or download it again');
+    if (v >= 1)
+      throw new AlkiError(
+        'BAD_CONFIG',
+        `config.json: "${key}" is ${v}; a normalization epsilon is a small positive number such as 1e-5`,
+        'fix config.json or download it again',
+      );
     return v;
   };
   // HF: rotary_ndims = int(partial_rotary_factor · head_dim).
   const partial = arch.partialRotary ? positive('partial_rotary_factor', arch.partialRotary.default) : 1;
   if (partial > 1) throw new AlkiError('BAD_CONFIG', `partial_rotary_factor ${partial} is larger than 1`, 'fix config.json or download it again');
   const rotaryDim = Math.floor(partial * headDim);
-  if (rotaryDim < 2 || rotaryDim % 2 !== 0) throw new AlkiError('UNSUPPORTED_CONFIG', `partial_rotary_factor ${partial} × head_dim ${headDim} gives ${rotaryDim} rotary dims; an even number ≥ 2 is needed`);
+  if (rotaryDim < 2 || rotaryDim % 2 !== 0)
+    throw new AlkiError(
+      'UNSUPPORTED_CONFIG',
+      `partial_rotary_factor ${partial} × head_dim ${headDim} gives ${rotaryDim} rotary dims; an even number ≥ 2 is needed`,
+    );
   const on = (s: Switch): boolean => (typeof s === 'boolean' ? s : raw[s.config] === true);
   let slidingWindow: number | undefined;
   if (arch.slidingWindow && raw.sliding_window != null) slidingWindow = int('sliding_window');
   for (const u of arch.unsupported ?? []) {
-    if (raw[u.config] === u.value) throw new AlkiError('UNSUPPORTED_CONFIG', `${modelType} with ${u.config} ${JSON.stringify(u.value)} (${u.why}) is not supported`, u.hint);
+    if (raw[u.config] === u.value)
+      throw new AlkiError('UNSUPPORTED_CONFIG', `${modelType} with ${u.config} ${JSON.stringify(u.value)} (${u.why}) is not supported`, u.hint);
   }
   const vocabSize = int('vocab_size');
   // Token ids decide where generation stops: an id outside the vocabulary could never be produced (or fed back).
   const tokenId = (key: string, v: unknown): number => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= vocabSize) {
-      throw new AlkiError('BAD_CONFIG', `config.json: "${key}" ${JSON.stringify(v)} is not a token id of the ${vocabSize}-token vocabulary`, 'fix config.json or download it again');
+      throw new AlkiError(
+        'BAD_CONFIG',
+        `config.json: "${key}" ${JSON.stringify(v)} is not a token id of the ${vocabSize}-token vocabulary`,
+        'fix config.json or download it again',
+      );
     }
     return v;
   };

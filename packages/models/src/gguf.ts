@@ -14,7 +14,12 @@ import { loadTokenizerVocab } from './tokenizer-json.js';
 export const GGML_TYPES = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const;
 export type GgmlType = keyof typeof GGML_TYPES;
 /** Values per block and bytes per block of each type. */
-const BLOCK: Record<GgmlType, { values: number; bytes: number }> = { F32: { values: 1, bytes: 4 }, F16: { values: 1, bytes: 2 }, Q4_0: { values: 32, bytes: 18 }, Q8_0: { values: 32, bytes: 34 } };
+const BLOCK: Record<GgmlType, { values: number; bytes: number }> = {
+  F32: { values: 1, bytes: 4 },
+  F16: { values: 1, bytes: 2 },
+  Q4_0: { values: 32, bytes: 18 },
+  Q8_0: { values: 32, bytes: 34 },
+};
 
 /** Bytes of a row of `n` values in `type` (n a multiple of the block size for Q4_0/Q8_0). */
 export function ggmlRowBytes(type: GgmlType, n: number): number {
@@ -182,8 +187,10 @@ const FILE_TYPE = { F16: 1, Q4_0: 2, Q8_0: 7 } as const;
  */
 export function writeGguf(hf: HfModel, path: string, o: WriteGgufOptions): number {
   const c = hf.config;
-  if (c.modelType !== 'llama' && c.modelType !== 'mistral') throw new AlkiError('UNSUPPORTED_ARCH', `GGUF export supports llama and mistral checkpoints, not ${c.modelType}`);
-  if (c.qkvBias || c.oBias || c.mlpBias || c.mlp !== 'gated' || c.norm !== 'rms') throw new AlkiError('UNSUPPORTED_ARCH', 'GGUF export supports plain Llama layers (no biases, gated MLP, RMSNorm)');
+  if (c.modelType !== 'llama' && c.modelType !== 'mistral')
+    throw new AlkiError('UNSUPPORTED_ARCH', `GGUF export supports llama and mistral checkpoints, not ${c.modelType}`);
+  if (c.qkvBias || c.oBias || c.mlpBias || c.mlp !== 'gated' || c.norm !== 'rms')
+    throw new AlkiError('UNSUPPORTED_ARCH', 'GGUF export supports plain Llama layers (no biases, gated MLP, RMSNorm)');
   const outputType = o.outputType ?? (o.type === 'F16' ? 'F16' : 'Q8_0');
   type Entry = { name: string; source: string; dims: number[]; type: GgmlType; permuteHeads?: number };
   const tensors: Entry[] = [{ name: 'token_embd.weight', source: 'model.embed_tokens.weight', dims: [c.hiddenSize, c.vocabSize], type: o.type }];
@@ -192,7 +199,13 @@ export function writeGguf(hf: HfModel, path: string, o: WriteGgufOptions): numbe
     const kv = c.numKvHeads * c.headDim;
     tensors.push(
       { name: `blk.${i}.attn_norm.weight`, source: `${p}input_layernorm.weight`, dims: [c.hiddenSize], type: 'F32' },
-      { name: `blk.${i}.attn_q.weight`, source: `${p}self_attn.q_proj.weight`, dims: [c.hiddenSize, c.numHeads * c.headDim], type: o.type, permuteHeads: c.numHeads },
+      {
+        name: `blk.${i}.attn_q.weight`,
+        source: `${p}self_attn.q_proj.weight`,
+        dims: [c.hiddenSize, c.numHeads * c.headDim],
+        type: o.type,
+        permuteHeads: c.numHeads,
+      },
       { name: `blk.${i}.attn_k.weight`, source: `${p}self_attn.k_proj.weight`, dims: [c.hiddenSize, kv], type: o.type, permuteHeads: c.numKvHeads },
       { name: `blk.${i}.attn_v.weight`, source: `${p}self_attn.v_proj.weight`, dims: [c.hiddenSize, kv], type: o.type },
       { name: `blk.${i}.attn_output.weight`, source: `${p}self_attn.o_proj.weight`, dims: [c.numHeads * c.headDim, c.hiddenSize], type: o.type },
@@ -205,7 +218,8 @@ export function writeGguf(hf: HfModel, path: string, o: WriteGgufOptions): numbe
   tensors.push({ name: 'output_norm.weight', source: 'model.norm.weight', dims: [c.hiddenSize], type: 'F32' });
   if (!c.tieWordEmbeddings) tensors.push({ name: 'output.weight', source: 'lm_head.weight', dims: [c.hiddenSize, c.vocabSize], type: outputType });
   for (const t of tensors) {
-    if (BLOCK[t.type].values > 1 && t.dims[0] % 32 !== 0) throw new AlkiError('BAD_INPUT', `${t.source} has rows of ${t.dims[0]} values: ${t.type} needs a multiple of 32`, 'use --type F16 for this model');
+    if (BLOCK[t.type].values > 1 && t.dims[0] % 32 !== 0)
+      throw new AlkiError('BAD_INPUT', `${t.source} has rows of ${t.dims[0]} values: ${t.type} needs a multiple of 32`, 'use --type F16 for this model');
   }
 
   const vocab = loadTokenizerVocab(hf.dir, c.vocabSize);

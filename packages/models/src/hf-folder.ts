@@ -24,12 +24,22 @@ export interface HfModel {
  */
 export function openHfModel(dir: string): HfModel {
   const abs = resolve(dir);
-  if (!existsSync(abs)) throw new AlkiError('NOT_FOUND', `model folder not found: ${dir}`, 'check the path, or give a HuggingFace hub id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0');
-  if (!statSync(abs).isDirectory()) throw new AlkiError('NOT_A_MODEL', `${dir} is a file, not a model folder`, 'give the folder that holds config.json and model.safetensors');
+  if (!existsSync(abs))
+    throw new AlkiError(
+      'NOT_FOUND',
+      `model folder not found: ${dir}`,
+      'check the path, or give a HuggingFace hub id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0',
+    );
+  if (!statSync(abs).isDirectory())
+    throw new AlkiError('NOT_A_MODEL', `${dir} is a file, not a model folder`, 'give the folder that holds config.json and model.safetensors');
   const rawConfig = readConfigJson(abs);
   const config = parseDecoderConfig(rawConfig);
   if (!existsSync(join(abs, 'tokenizer.json'))) {
-    throw new AlkiError('NOT_A_MODEL', `${dir} has no tokenizer.json`, 'Alki bundles ship the fast tokenizer: save it with tokenizer.save_pretrained() or download it with the model');
+    throw new AlkiError(
+      'NOT_A_MODEL',
+      `${dir} has no tokenizer.json`,
+      'Alki bundles ship the fast tokenizer: save it with tokenizer.save_pretrained() or download it with the model',
+    );
   }
   const weights = WeightStore.open(abs);
   checkLayerCount(weights.names(), config.numLayers, dir);

@@ -1,5 +1,19 @@
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, lstatSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { downloadFile, getHFHubCachePath, HubApiError, listFiles, modelInfo, type ListFileEntry } from '@huggingface/hub';
 import { AlkiError, type ProgressCallback } from '@alki/core';
@@ -79,7 +93,12 @@ function wanted(files: string[], configOnly: boolean): string[] {
 function inside(root: string, ...parts: string[]): string {
   const p = resolve(root, ...parts);
   const rel = relative(resolve(root), p);
-  if (rel.startsWith('..') || isAbsolute(rel)) throw new AlkiError('NETWORK', `the hub named a path outside the cache: ${parts.join('/')}`, 'the hub or mirror (HF_ENDPOINT) answered something no hub would; check HF_ENDPOINT');
+  if (rel.startsWith('..') || isAbsolute(rel))
+    throw new AlkiError(
+      'NETWORK',
+      `the hub named a path outside the cache: ${parts.join('/')}`,
+      'the hub or mirror (HF_ENDPOINT) answered something no hub would; check HF_ENDPOINT',
+    );
   return p;
 }
 
@@ -120,21 +139,34 @@ function newHash(f: RemoteFile): Hash {
  * plain names), every path is checked to stay in the cache, and every request and read has a timeout.
  */
 export async function downloadFromHub(id: string, o: HubOptions = {}): Promise<HubSnapshot> {
-  if (!looksLikeHubId(id)) throw new AlkiError('BAD_OPTION', `"${id}" is not a hub id`, 'a hub id looks like owner/name, e.g. TinyLlama/TinyLlama-1.1B-Chat-v1.0');
+  if (!looksLikeHubId(id))
+    throw new AlkiError('BAD_OPTION', `"${id}" is not a hub id`, 'a hub id looks like owner/name, e.g. TinyLlama/TinyLlama-1.1B-Chat-v1.0');
   const endpoint = (o.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
-  if (!/^https?:\/\/[^\s/]+/.test(endpoint)) throw new AlkiError('BAD_OPTION', `HF_ENDPOINT "${endpoint}" is not an http(s) URL`, 'set HF_ENDPOINT to a hub mirror such as https://hf-mirror.com, or unset it');
+  if (!/^https?:\/\/[^\s/]+/.test(endpoint))
+    throw new AlkiError(
+      'BAD_OPTION',
+      `HF_ENDPOINT "${endpoint}" is not an http(s) URL`,
+      'set HF_ENDPOINT to a hub mirror such as https://hf-mirror.com, or unset it',
+    );
   const revision = o.revision ?? 'main';
-  if (!isSafeRevision(revision)) throw new AlkiError('BAD_OPTION', `--revision "${revision}" is not a branch, tag or commit name`, 'use e.g. main, v1.0, or a 40-character commit sha');
+  if (!isSafeRevision(revision))
+    throw new AlkiError('BAD_OPTION', `--revision "${revision}" is not a branch, tag or commit name`, 'use e.g. main, v1.0, or a 40-character commit sha');
   const timeoutMs = o.timeoutMs ?? Number(process.env.ALKI_HUB_TIMEOUT_MS ?? 30_000);
   const token = o.token ?? process.env.HF_TOKEN;
   if (token !== undefined && token !== '' && !token.startsWith('hf_')) {
-    throw new AlkiError('BAD_OPTION', 'the access token (HF_TOKEN) does not look like a Hugging Face token: they start with "hf_"', 'create one at https://huggingface.co/settings/tokens and set HF_TOKEN to it, or unset HF_TOKEN for public models');
+    throw new AlkiError(
+      'BAD_OPTION',
+      'the access token (HF_TOKEN) does not look like a Hugging Face token: they start with "hf_"',
+      'create one at https://huggingface.co/settings/tokens and set HF_TOKEN to it, or unset HF_TOKEN for public models',
+    );
   }
   const accessToken = token || undefined;
   const cache = resolve(o.hubCache ?? hubCacheDir());
   const repoDir = inside(cache, `models--${id.replace('/', '--')}`);
   const refFile = inside(repoDir, 'refs', revision);
-  const needed = (dir: string) => existsSync(join(dir, 'config.json')) && (o.configOnly || ['model.safetensors', 'model.safetensors.index.json', ONNX_SOURCE_GRAPH].some((f) => existsSync(join(dir, f))));
+  const needed = (dir: string) =>
+    existsSync(join(dir, 'config.json')) &&
+    (o.configOnly || ['model.safetensors', 'model.safetensors.index.json', ONNX_SOURCE_GRAPH].some((f) => existsSync(join(dir, f))));
   const cached = (): HubSnapshot | undefined => {
     let sha = SHA.test(revision) ? revision : undefined;
     if (!sha && existsSync(refFile) && statSync(refFile).isFile()) sha = readFileSync(refFile, 'utf8').trim();
@@ -145,7 +177,11 @@ export async function downloadFromHub(id: string, o: HubOptions = {}): Promise<H
   if (o.offline ?? hubOfflineFromEnv()) {
     const hit = cached();
     if (hit) return hit;
-    throw new AlkiError('NOT_FOUND', `offline (HF_HUB_OFFLINE or --offline), and ${id} (revision ${revision}) is not in the hub cache at ${cache}`, 'download it once with network (alki build, or huggingface-cli download), point HF_HUB_CACHE/HF_HOME at the cache that has it, or pass a local folder');
+    throw new AlkiError(
+      'NOT_FOUND',
+      `offline (HF_HUB_OFFLINE or --offline), and ${id} (revision ${revision}) is not in the hub cache at ${cache}`,
+      'download it once with network (alki build, or huggingface-cli download), point HF_HUB_CACHE/HF_HOME at the cache that has it, or pass a local folder',
+    );
   }
 
   // Every request: an answer within the timeout, and the caller's stop.
@@ -163,21 +199,43 @@ export async function downloadFromHub(id: string, o: HubOptions = {}): Promise<H
   };
   const explain = (e: unknown, what: string): never => {
     if (e instanceof AlkiError) throw e;
-    if (o.signal?.aborted) throw new AlkiError('ABORTED', 'the download was interrupted', 'run the command again: finished files are kept, a partial one resumes');
+    if (o.signal?.aborted)
+      throw new AlkiError('ABORTED', 'the download was interrupted', 'run the command again: finished files are kept, a partial one resumes');
     if (e instanceof HubApiError) {
       if (e.statusCode === 401 || e.statusCode === 403) {
-        throw new AlkiError('NETWORK', `the hub refused access to ${id} (HTTP ${e.statusCode})`, accessToken
-          ? 'the model may be gated: open its page on huggingface.co, accept its conditions with the account the token belongs to, and check that HF_TOKEN is valid and can read it'
-          : 'the model may be gated or private: open its page on huggingface.co and accept its conditions, then create an access token at https://huggingface.co/settings/tokens and set HF_TOKEN to it', { cause: e });
+        throw new AlkiError(
+          'NETWORK',
+          `the hub refused access to ${id} (HTTP ${e.statusCode})`,
+          accessToken
+            ? 'the model may be gated: open its page on huggingface.co, accept its conditions with the account the token belongs to, and check that HF_TOKEN is valid and can read it'
+            : 'the model may be gated or private: open its page on huggingface.co and accept its conditions, then create an access token at https://huggingface.co/settings/tokens and set HF_TOKEN to it',
+          { cause: e },
+        );
       }
-      if (e.statusCode === 404) throw new AlkiError('NOT_FOUND', `${id} (revision ${revision}) was not found on ${endpoint}`, 'check the model id and --revision; for a local folder, check the path', { cause: e });
+      if (e.statusCode === 404)
+        throw new AlkiError(
+          'NOT_FOUND',
+          `${id} (revision ${revision}) was not found on ${endpoint}`,
+          'check the model id and --revision; for a local folder, check the path',
+          { cause: e },
+        );
       throw new AlkiError('NETWORK', `the hub answered HTTP ${e.statusCode} for ${what}`, 'try again later', { cause: e });
     }
     if (e instanceof SyntaxError || (e as Error)?.name === 'InvalidApiResponseFormatError') {
-      throw new AlkiError('NETWORK', `${endpoint} did not answer with the hub's JSON for ${what}`, 'HF_ENDPOINT must point to a HuggingFace hub or mirror, not a web page', { cause: e });
+      throw new AlkiError(
+        'NETWORK',
+        `${endpoint} did not answer with the hub's JSON for ${what}`,
+        'HF_ENDPOINT must point to a HuggingFace hub or mirror, not a web page',
+        { cause: e },
+      );
     }
     const why = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
-    throw new AlkiError('NETWORK', `cannot reach the HuggingFace hub at ${endpoint} (${why})`, 'check the network, set HF_ENDPOINT to a mirror, use HF_HUB_OFFLINE=1 with a filled cache, or download the model folder yourself and pass its path', { cause: e });
+    throw new AlkiError(
+      'NETWORK',
+      `cannot reach the HuggingFace hub at ${endpoint} (${why})`,
+      'check the network, set HF_ENDPOINT to a mirror, use HF_HUB_OFFLINE=1 with a filled cache, or download the model folder yourself and pass its path',
+      { cause: e },
+    );
   };
   const online = async <T>(what: string, f: () => Promise<T>): Promise<T | undefined> => {
     try {
@@ -189,15 +247,23 @@ export async function downloadFromHub(id: string, o: HubOptions = {}): Promise<H
     }
   };
 
-  const info = await online(`${id}@${revision}`, () => modelInfo({ name: id, revision, hubUrl: endpoint, accessToken, additionalFields: ['sha'], fetch: hubFetch }));
+  const info = await online(`${id}@${revision}`, () =>
+    modelInfo({ name: id, revision, hubUrl: endpoint, accessToken, additionalFields: ['sha'], fetch: hubFetch }),
+  );
   if (!info) return cached()!;
   const commitSha = typeof info.sha === 'string' && SHA.test(info.sha) ? info.sha : undefined;
-  if (!commitSha) throw new AlkiError('NETWORK', `the hub's answer for ${id} carries no valid commit sha (${JSON.stringify(info.sha)?.slice(0, 60)})`, 'the hub or mirror (HF_ENDPOINT) answered something no hub would; check HF_ENDPOINT');
+  if (!commitSha)
+    throw new AlkiError(
+      'NETWORK',
+      `the hub's answer for ${id} carries no valid commit sha (${JSON.stringify(info.sha)?.slice(0, 60)})`,
+      'the hub or mirror (HF_ENDPOINT) answered something no hub would; check HF_ENDPOINT',
+    );
   /** One folder of the repository at the commit (its top level without `path`). */
   const list = (path?: string) =>
     online(`the files of ${id}${path ? `/${path}` : ''}`, async () => {
       const out: ListFileEntry[] = [];
-      for await (const e of listFiles({ repo: { type: 'model', name: id }, revision: commitSha, path, hubUrl: endpoint, accessToken, fetch: hubFetch })) out.push(e);
+      for await (const e of listFiles({ repo: { type: 'model', name: id }, revision: commitSha, path, hubUrl: endpoint, accessToken, fetch: hubFetch }))
+        out.push(e);
       return out;
     });
   const listing = await list();
@@ -212,7 +278,8 @@ export async function downloadFromHub(id: string, o: HubOptions = {}): Promise<H
   };
   let names = add(listing);
   let todo = wanted(names, !!o.configOnly);
-  if (!todo.includes('config.json')) throw new AlkiError('NOT_A_MODEL', `${id} has no config.json on the hub`, 'Alki builds transformers models (config.json + safetensors)');
+  if (!todo.includes('config.json'))
+    throw new AlkiError('NOT_A_MODEL', `${id} has no config.json on the hub`, 'Alki builds transformers models (config.json + safetensors)');
   if (!o.configOnly && !todo.some((f) => f.startsWith('model.safetensors'))) {
     // No safetensors: an ONNX-only repository (onnx-community, Optimum) is built from its float graph.
     const onnx = listing.some((e) => e.type === 'directory' && e.path === 'onnx') ? await list('onnx') : [];
@@ -222,20 +289,38 @@ export async function downloadFromHub(id: string, o: HubOptions = {}): Promise<H
       todo = [...todo, ...names.filter((f) => ONNX_FILE.test(f)).sort()];
     } else {
       const pickles = names.filter(isPickleCheckpoint);
-      if (pickles.length) throw new AlkiError('NOT_A_MODEL', `${id} has only pickle checkpoints on the hub (${pickles.slice(0, 3).join(', ')}), no safetensors`, PICKLE_HINT);
-      throw new AlkiError('NOT_A_MODEL', `${id} has no safetensors weights and no onnx/model.onnx on the hub`, 'Alki reads model.safetensors (or a sharded index), or the float graph of an ONNX-only repository; pick a repository that has them');
+      if (pickles.length)
+        throw new AlkiError('NOT_A_MODEL', `${id} has only pickle checkpoints on the hub (${pickles.slice(0, 3).join(', ')}), no safetensors`, PICKLE_HINT);
+      throw new AlkiError(
+        'NOT_A_MODEL',
+        `${id} has no safetensors weights and no onnx/model.onnx on the hub`,
+        'Alki reads model.safetensors (or a sharded index), or the float graph of an ONNX-only repository; pick a repository that has them',
+      );
     }
   }
   const snapshot = inside(repoDir, 'snapshots', commitSha);
   // Mid-download failures never fall back to an older snapshot: the file resumes on the next run.
-  const fetchOne = (f: RemoteFile) => fetchToCache(id, f, { repoDir, snapshot, endpoint, commitSha, accessToken, hubFetch, timeoutMs, onProgress: o.onProgress, signal: o.signal }).catch((e) => explain(e, f.path));
+  const fetchOne = (f: RemoteFile) =>
+    fetchToCache(id, f, { repoDir, snapshot, endpoint, commitSha, accessToken, hubFetch, timeoutMs, onProgress: o.onProgress, signal: o.signal }).catch((e) =>
+      explain(e, f.path),
+    );
   for (const name of todo) await fetchOne(remote.get(name)!);
   if (todo.includes('model.safetensors.index.json')) {
     const shards = shardNames(snapshot);
-    if (!shards) throw new AlkiError('CORRUPT_SAFETENSORS', `the model.safetensors.index.json of ${id} has no usable weight_map (shards must be plain *.safetensors file names)`, 'the repository is damaged or not a transformers checkpoint');
+    if (!shards)
+      throw new AlkiError(
+        'CORRUPT_SAFETENSORS',
+        `the model.safetensors.index.json of ${id} has no usable weight_map (shards must be plain *.safetensors file names)`,
+        'the repository is damaged or not a transformers checkpoint',
+      );
     for (const shard of shards) {
       const f = remote.get(shard);
-      if (!f) throw new AlkiError('CORRUPT_SAFETENSORS', `the index of ${id} names ${shard}, which the repository does not have`, 'the repository is damaged; try another revision');
+      if (!f)
+        throw new AlkiError(
+          'CORRUPT_SAFETENSORS',
+          `the index of ${id} names ${shard}, which the repository does not have`,
+          'the repository is damaged; try another revision',
+        );
       await fetchOne(f);
     }
   }
@@ -321,9 +406,22 @@ async function fetchToCache(id: string, f: RemoteFile, c: FetchContext): Promise
   const hash = newHash(f);
   if (have > 0) await hashFile(part, hash);
   if (have < f.size) {
-    const file = await downloadFile({ repo: { type: 'model', name: id }, path: f.path, revision: c.commitSha, hubUrl: c.endpoint, accessToken: c.accessToken, fetch: c.hubFetch, xet: false });
+    const file = await downloadFile({
+      repo: { type: 'model', name: id },
+      path: f.path,
+      revision: c.commitSha,
+      hubUrl: c.endpoint,
+      accessToken: c.accessToken,
+      fetch: c.hubFetch,
+      xet: false,
+    });
     if (!file) throw new AlkiError('NOT_FOUND', `${f.path} of ${id} is listed but cannot be downloaded`, 'try again later; the repository may be changing');
-    if (file.size !== f.size) throw new AlkiError('NETWORK', `the hub announces ${file.size} bytes for ${f.path}, its listing ${f.size}`, 'the hub or mirror answered inconsistently; try again later');
+    if (file.size !== f.size)
+      throw new AlkiError(
+        'NETWORK',
+        `the hub announces ${file.size} bytes for ${f.path}, its listing ${f.size}`,
+        'the hub or mirror answered inconsistently; try again later',
+      );
     // An idle timeout: a mirror that stops sending must not hang the build.
     const fd = openSync(part, 'a');
     const started = performance.now();
@@ -333,7 +431,17 @@ async function fetchToCache(id: string, f: RemoteFile, c: FetchContext): Promise
       for (;;) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         const stalled = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new AlkiError('NETWORK', `the download of ${f.path} stalled: no data for ${c.timeoutMs / 1000} s after ${have} bytes`, 'check the network and run the command again: it resumes where it stopped')), c.timeoutMs);
+          timer = setTimeout(
+            () =>
+              reject(
+                new AlkiError(
+                  'NETWORK',
+                  `the download of ${f.path} stalled: no data for ${c.timeoutMs / 1000} s after ${have} bytes`,
+                  'check the network and run the command again: it resumes where it stopped',
+                ),
+              ),
+            c.timeoutMs,
+          );
         });
         let next: ReadableStreamReadResult<Uint8Array>;
         try {
@@ -343,28 +451,45 @@ async function fetchToCache(id: string, f: RemoteFile, c: FetchContext): Promise
         }
         if (next.done) break;
         const chunk = next.value;
-        if (have + chunk.length > f.size) throw new AlkiError('NETWORK', `the hub sent more than the ${f.size} bytes it listed for ${f.path}`, 'run the command again');
+        if (have + chunk.length > f.size)
+          throw new AlkiError('NETWORK', `the hub sent more than the ${f.size} bytes it listed for ${f.path}`, 'run the command again');
         writeSync(fd, chunk);
         hash.update(chunk);
         have += chunk.length;
         const seconds = (performance.now() - started) / 1000;
         const rate = seconds > 0 ? (have - resumedAt) / seconds : 0;
-        c.onProgress?.({ step: 'download', done: have, total: f.size, unit: 'bytes', detail: `${f.path}${rate > 0 ? ` ${(rate / 1e6).toFixed(1)} MB/s` : ''}${resumedAt > 0 ? `, resumed at ${resumedAt} bytes` : ''}` });
+        c.onProgress?.({
+          step: 'download',
+          done: have,
+          total: f.size,
+          unit: 'bytes',
+          detail: `${f.path}${rate > 0 ? ` ${(rate / 1e6).toFixed(1)} MB/s` : ''}${resumedAt > 0 ? `, resumed at ${resumedAt} bytes` : ''}`,
+        });
         if (c.signal?.aborted) throw new AlkiError('ABORTED', 'the download was interrupted', 'run the command again: it resumes where it stopped');
       }
     } catch (e) {
       if (e instanceof AlkiError) throw e;
-      throw new AlkiError('NETWORK', `the download of ${f.path} was cut after ${have} of ${f.size} bytes (${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message})`, 'check the network and run the command again: it resumes where it stopped', { cause: e });
+      throw new AlkiError(
+        'NETWORK',
+        `the download of ${f.path} was cut after ${have} of ${f.size} bytes (${(e as Error & { cause?: Error }).cause?.message ?? (e as Error).message})`,
+        'check the network and run the command again: it resumes where it stopped',
+        { cause: e },
+      );
     } finally {
       closeSync(fd);
       await reader.cancel().catch(() => undefined);
     }
-    if (have !== f.size) throw new AlkiError('NETWORK', `the download of ${f.path} stopped at ${have} of ${f.size} bytes`, 'run the command again: it resumes where it stopped');
+    if (have !== f.size)
+      throw new AlkiError('NETWORK', `the download of ${f.path} stopped at ${have} of ${f.size} bytes`, 'run the command again: it resumes where it stopped');
   }
   const digest = hash.digest('hex');
   if (digest !== f.etag) {
     rmSync(part, { force: true });
-    throw new AlkiError('NETWORK', `${f.path} of ${id} failed its checksum (${f.check} ${digest.slice(0, 12)}…, the hub lists ${f.etag.slice(0, 12)}…); the partial file was deleted`, 'run the command again; if it fails again, the mirror (HF_ENDPOINT) serves damaged files');
+    throw new AlkiError(
+      'NETWORK',
+      `${f.path} of ${id} failed its checksum (${f.check} ${digest.slice(0, 12)}…, the hub lists ${f.etag.slice(0, 12)}…); the partial file was deleted`,
+      'run the command again; if it fails again, the mirror (HF_ENDPOINT) serves damaged files',
+    );
   }
   renameSync(part, blob);
   linkBlob(blob, dest);

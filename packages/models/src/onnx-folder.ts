@@ -25,14 +25,24 @@ export interface OnnxModelFolder {
 /** True for a folder with config.json and onnx/model.onnx but no safetensors weights. */
 export function isOnnxModelFolder(dir: string): boolean {
   const abs = resolve(dir);
-  return existsSync(join(abs, 'config.json')) && existsSync(join(abs, ONNX_SOURCE_GRAPH)) && !existsSync(join(abs, 'model.safetensors')) && !existsSync(join(abs, 'model.safetensors.index.json'));
+  return (
+    existsSync(join(abs, 'config.json')) &&
+    existsSync(join(abs, ONNX_SOURCE_GRAPH)) &&
+    !existsSync(join(abs, 'model.safetensors')) &&
+    !existsSync(join(abs, 'model.safetensors.index.json'))
+  );
 }
 
 /** Opens an ONNX-only model folder: config.json (validated: the bundle records the model's shape), tokenizer, graph. */
 export function openOnnxModelFolder(dir: string): OnnxModelFolder {
   const abs = resolve(dir);
   const graphPath = join(abs, ONNX_SOURCE_GRAPH);
-  if (!existsSync(graphPath) || !statSync(graphPath).isFile()) throw new AlkiError('NOT_A_MODEL', `${dir} has no ${ONNX_SOURCE_GRAPH}`, 'an ONNX-only model folder keeps its float graph in onnx/model.onnx (the transformers.js layout)');
+  if (!existsSync(graphPath) || !statSync(graphPath).isFile())
+    throw new AlkiError(
+      'NOT_A_MODEL',
+      `${dir} has no ${ONNX_SOURCE_GRAPH}`,
+      'an ONNX-only model folder keeps its float graph in onnx/model.onnx (the transformers.js layout)',
+    );
   const rawConfig = readConfigJson(abs);
   const config = parseDecoderConfig(rawConfig);
   if (!existsSync(join(abs, 'tokenizer.json'))) {

@@ -5,8 +5,21 @@ import { bfloat16ToFloat32, float16ToFloat32 } from '@alki/onnx';
 
 /** Safetensors dtypes and their element sizes. */
 const DTYPE_SIZE: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, U16: 2, U32: 4, U64: 8,
-  F8_E4M3: 1, F8_E5M2: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+  U16: 2,
+  U32: 4,
+  U64: 8,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
 };
 
 /** The dtypes whose values Alki can read as float32 weights. */
@@ -66,7 +79,12 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
   try {
     fd = openSync(path, READ_NONBLOCK);
     const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new AlkiError('CORRUPT_SAFETENSORS', `${path} is not a regular file (a folder, pipe or device), so not a safetensors file`, 'point to the .safetensors file itself');
+    if (!stat.isFile())
+      throw new AlkiError(
+        'CORRUPT_SAFETENSORS',
+        `${path} is not a regular file (a folder, pipe or device), so not a safetensors file`,
+        'point to the .safetensors file itself',
+      );
     const size = stat.size;
     const bad = (what: string) => new AlkiError('CORRUPT_SAFETENSORS', `${path} is not a valid safetensors file: ${what}`, HINT_CORRUPT);
     if (size < 8) throw bad(`the file has only ${size} bytes`);
@@ -93,14 +111,17 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
       const tensor = `tensor ${showValue(name)}`;
       if (name === '__metadata__') {
         if (raw === null) continue;
-        if (typeof raw !== 'object' || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === 'string')) throw bad('__metadata__ is not a map of strings');
+        if (typeof raw !== 'object' || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === 'string'))
+          throw bad('__metadata__ is not a map of strings');
         metadata = raw as Record<string, string>;
         continue;
       }
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad(`${tensor} is ${showValue(raw)}, not an object with dtype, shape and data_offsets`);
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+        throw bad(`${tensor} is ${showValue(raw)}, not an object with dtype, shape and data_offsets`);
       const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
       if (typeof e.dtype !== 'string' || !Object.hasOwn(DTYPE_SIZE, e.dtype)) throw bad(`${tensor} has unknown dtype ${showValue(e.dtype)}`);
-      if (!Array.isArray(e.shape) || e.shape.length > MAX_RANK || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`${tensor} has an invalid shape ${showValue(e.shape)}`);
+      if (!Array.isArray(e.shape) || e.shape.length > MAX_RANK || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+        throw bad(`${tensor} has an invalid shape ${showValue(e.shape)}`);
       const off = e.data_offsets;
       if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
         throw bad(`${tensor} has invalid data_offsets ${showValue(off)}`);
@@ -128,7 +149,11 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
 function checkEntry(entry: SafetensorsEntry, path: string): void {
   const { begin, end } = entry ?? ({} as SafetensorsEntry);
   if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end < begin) {
-    throw new AlkiError('CORRUPT_SAFETENSORS', `tensor ${showValue(entry?.name)} of ${path} has an invalid byte range [${showValue(begin)}, ${showValue(end)})`, 'read the entry from readSafetensorsHeader of the same file');
+    throw new AlkiError(
+      'CORRUPT_SAFETENSORS',
+      `tensor ${showValue(entry?.name)} of ${path} has an invalid byte range [${showValue(begin)}, ${showValue(end)})`,
+      'read the entry from readSafetensorsHeader of the same file',
+    );
   }
 }
 
@@ -139,10 +164,19 @@ export function readSafetensorsBytes(entry: SafetensorsEntry, path: string): Uin
   try {
     fd = openSync(path, READ_NONBLOCK);
     const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new AlkiError('CORRUPT_SAFETENSORS', `${path} is not a regular file (a folder, pipe or device), so not a safetensors file`, 'point to the .safetensors file itself');
+    if (!stat.isFile())
+      throw new AlkiError(
+        'CORRUPT_SAFETENSORS',
+        `${path} is not a regular file (a folder, pipe or device), so not a safetensors file`,
+        'point to the .safetensors file itself',
+      );
     // Before allocating: a range past the end means the file changed or was truncated since its header was read.
     if (entry.end > stat.size) {
-      throw new AlkiError('CORRUPT_SAFETENSORS', `${path} ends at byte ${stat.size}, before the end of tensor ${showValue(entry.name)} (byte ${entry.end}); the file is truncated`, 'the file changed or is incomplete: copy or download it again');
+      throw new AlkiError(
+        'CORRUPT_SAFETENSORS',
+        `${path} ends at byte ${stat.size}, before the end of tensor ${showValue(entry.name)} (byte ${entry.end}); the file is truncated`,
+        'the file changed or is incomplete: copy or download it again',
+      );
     }
     const buf = new Uint8Array(entry.end - entry.begin);
     readFully(fd, buf, entry.begin, path, `tensor ${showValue(entry.name)}`);
@@ -158,7 +192,11 @@ export function readSafetensorsBytes(entry: SafetensorsEntry, path: string): Uin
 export function decodeFloat(entry: SafetensorsEntry, bytes: Uint8Array): Float32Array {
   const size = typeof entry?.dtype === 'string' && Object.hasOwn(DTYPE_SIZE, entry.dtype) ? DTYPE_SIZE[entry.dtype] : 0;
   if (size === 0 || !['F32', 'F16', 'BF16', 'F64'].includes(entry.dtype)) {
-    throw new AlkiError('UNSUPPORTED_CONFIG', `tensor ${showValue(entry?.name)} has dtype ${showValue(entry?.dtype)}, which Alki cannot read as a weight`, `supported weight dtypes: ${FLOAT_DTYPES.join(', ')}`);
+    throw new AlkiError(
+      'UNSUPPORTED_CONFIG',
+      `tensor ${showValue(entry?.name)} has dtype ${showValue(entry?.dtype)}, which Alki cannot read as a weight`,
+      `supported weight dtypes: ${FLOAT_DTYPES.join(', ')}`,
+    );
   }
   const shapeOk = Array.isArray(entry.shape) && entry.shape.every((d) => Number.isSafeInteger(d) && d >= 0);
   const expected = shapeOk ? safeNumel(entry.shape) * size : NaN;
@@ -193,7 +231,11 @@ export interface SafetensorsTensor {
 
 /** Writes a safetensors file (tensors in name order, header padded to 8 bytes). */
 export function writeSafetensors(path: string, tensors: Record<string, SafetensorsTensor>, metadata: Record<string, string> = { format: 'pt' }): void {
-  const w = new SafetensorsWriter(path, Object.entries(tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })), metadata);
+  const w = new SafetensorsWriter(
+    path,
+    Object.entries(tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape })),
+    metadata,
+  );
   try {
     for (const [name, t] of Object.entries(tensors)) w.write(name, t.data);
   } finally {
@@ -242,7 +284,8 @@ export class SafetensorsWriter {
   /** Writes one declared tensor's bytes (Float32Array for F32, Uint16Array bit patterns for F16/BF16). */
   write(name: string, data: Float32Array | Uint16Array): void {
     const slot = this.at.get(name);
-    if (!slot || slot.bytes !== data.byteLength) throw new AlkiError('BAD_INPUT', `safetensors writer: ${showValue(name)} was not declared with ${data.byteLength} bytes`);
+    if (!slot || slot.bytes !== data.byteLength)
+      throw new AlkiError('BAD_INPUT', `safetensors writer: ${showValue(name)} was not declared with ${data.byteLength} bytes`);
     this.put(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), slot.offset);
   }
 
@@ -253,7 +296,7 @@ export class SafetensorsWriter {
   private put(bytes: Uint8Array, position: number): void {
     try {
       // In pieces: a tensor may exceed the 2 GiB a single write can take.
-      for (let done = 0; done < bytes.byteLength; ) done += writeSync(this.fd, bytes, done, Math.min(bytes.byteLength - done, 1 << 30), position + done);
+      for (let done = 0; done < bytes.byteLength;) done += writeSync(this.fd, bytes, done, Math.min(bytes.byteLength - done, 1 << 30), position + done);
     } catch (e) {
       throw fsError(e, `writing ${this.path}`);
     }

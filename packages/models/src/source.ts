@@ -27,21 +27,33 @@ export interface ResolveOptions extends HubOptions {
 export async function resolveModel(source: string, options: ResolveOptions = {}): Promise<ResolvedModel> {
   if (existsSync(source)) return { dir: resolve(source), id: basename(resolve(source)), kind: 'local' };
   if (source === 'demo') {
-    if (!hasDemo()) throw new AlkiError('NOT_FOUND', `the embedded demo model is missing from ${DEMO.modelDir}`, 'reinstall @alki/models (its demo/ folder holds stories260K), or build a model folder or hub id instead');
+    if (!hasDemo())
+      throw new AlkiError(
+        'NOT_FOUND',
+        `the embedded demo model is missing from ${DEMO.modelDir}`,
+        'reinstall @alki/models (its demo/ folder holds stories260K), or build a model folder or hub id instead',
+      );
     return { dir: DEMO.modelDir, id: 'demo', kind: 'demo' };
   }
   if (looksLikeHubId(source)) {
     const r = await downloadFromHub(source, options);
     return { dir: r.dir, id: source, revision: r.revision, commitSha: r.commitSha, kind: 'hub' };
   }
-  throw new AlkiError('NOT_FOUND', `model folder not found: ${source}`, 'give an existing folder with config.json and model.safetensors, a hub id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0, or `demo`');
+  throw new AlkiError(
+    'NOT_FOUND',
+    `model folder not found: ${source}`,
+    'give an existing folder with config.json and model.safetensors, a hub id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0, or `demo`',
+  );
 }
 
 /**
  * The decoder config of a model without its weights: a local folder's config.json, or only config.json downloaded
  * from the hub — what `alki plan` needs to size a bundle.
  */
-export async function resolveModelConfig(source: string, options: ResolveOptions = {}): Promise<{ id: string; config: DecoderConfig; raw: Record<string, unknown> }> {
+export async function resolveModelConfig(
+  source: string,
+  options: ResolveOptions = {},
+): Promise<{ id: string; config: DecoderConfig; raw: Record<string, unknown> }> {
   let dir: string;
   let id: string;
   if (existsSync(source) || source === 'demo') {
@@ -52,7 +64,11 @@ export async function resolveModelConfig(source: string, options: ResolveOptions
     dir = (await downloadFromHub(source, { ...options, configOnly: true })).dir;
     id = source;
   } else {
-    throw new AlkiError('NOT_FOUND', `model folder not found: ${source}`, 'give an existing folder with config.json, a hub id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0, or `demo`');
+    throw new AlkiError(
+      'NOT_FOUND',
+      `model folder not found: ${source}`,
+      'give an existing folder with config.json, a hub id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0, or `demo`',
+    );
   }
   const raw = readConfigJson(dir);
   return { id, config: parseDecoderConfig(raw), raw };

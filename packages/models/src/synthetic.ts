@@ -52,10 +52,34 @@ export interface SyntheticLlamaOptions {
 
 /** config.json's keys in one order whatever the architecture, so that a generated folder stays byte-identical. */
 const KEY_ORDER = [
-  'architectures', 'model_type', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'head_dim',
-  'vocab_size', 'max_position_embeddings', 'layer_norm_eps', 'rms_norm_eps', 'partial_rotary_factor', 'qk_layernorm', 'use_qkv_bias',
-  'use_parallel_residual', 'rope_theta', 'rope_scaling', 'sliding_window', 'use_sliding_window', 'hidden_act', 'hidden_activation',
-  'tie_word_embeddings', 'attention_bias', 'mlp_bias', 'bos_token_id', 'eos_token_id', 'torch_dtype',
+  'architectures',
+  'model_type',
+  'hidden_size',
+  'intermediate_size',
+  'num_hidden_layers',
+  'num_attention_heads',
+  'num_key_value_heads',
+  'head_dim',
+  'vocab_size',
+  'max_position_embeddings',
+  'layer_norm_eps',
+  'rms_norm_eps',
+  'partial_rotary_factor',
+  'qk_layernorm',
+  'use_qkv_bias',
+  'use_parallel_residual',
+  'rope_theta',
+  'rope_scaling',
+  'sliding_window',
+  'use_sliding_window',
+  'hidden_act',
+  'hidden_activation',
+  'tie_word_embeddings',
+  'attention_bias',
+  'mlp_bias',
+  'bos_token_id',
+  'eos_token_id',
+  'torch_dtype',
 ];
 
 function inKeyOrder(config: Record<string, unknown>): Record<string, unknown> {
@@ -105,7 +129,9 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
     attention_bias: opts.attentionBias,
     mlp_bias: opts.mlpBias,
   };
-  const typeConfig = Object.fromEntries(Object.entries(arch.syntheticConfig).map(([key, value]) => [key, typeof value === 'boolean' ? !!(fromOptions[key] ?? value) : fromOptions[key] ?? value]));
+  const typeConfig = Object.fromEntries(
+    Object.entries(arch.syntheticConfig).map(([key, value]) => [key, typeof value === 'boolean' ? !!(fromOptions[key] ?? value) : (fromOptions[key] ?? value)]),
+  );
   const config: Record<string, unknown> = inKeyOrder({
     architectures: [arch.hfClass],
     model_type: modelType,
@@ -181,7 +207,13 @@ export function writeSyntheticLlama(dir: string, opts: SyntheticLlamaOptions = {
   } else for (const t of tensors) files.set(t.name, 'model.safetensors');
   const writers = new Map<string, SafetensorsWriter>();
   for (const file of new Set(files.values())) {
-    writers.set(file, new SafetensorsWriter(join(dir, file), tensors.filter((t) => files.get(t.name) === file).map((t) => ({ name: t.name, dtype, shape: t.shape }))));
+    writers.set(
+      file,
+      new SafetensorsWriter(
+        join(dir, file),
+        tensors.filter((t) => files.get(t.name) === file).map((t) => ({ name: t.name, dtype, shape: t.shape })),
+      ),
+    );
   }
   try {
     for (const t of tensors) {

@@ -34,22 +34,37 @@ export class WeightStore {
       const shards = [...new Set(Object.values(map))].sort();
       for (const s of shards) {
         if (!isShardName(s)) {
-          throw new AlkiError('CORRUPT_SAFETENSORS', `${index} names a shard outside the model folder: ${showValue(s)}`, 'shards must be files beside the index; download the model again');
+          throw new AlkiError(
+            'CORRUPT_SAFETENSORS',
+            `${index} names a shard outside the model folder: ${showValue(s)}`,
+            'shards must be files beside the index; download the model again',
+          );
         }
       }
       for (const s of shards) {
-        if (!existsSync(join(dir, s))) throw new AlkiError('NOT_FOUND', `shard ${cut(s)} listed in ${index} is missing`, 'download the complete model (all shards)');
+        if (!existsSync(join(dir, s)))
+          throw new AlkiError('NOT_FOUND', `shard ${cut(s)} listed in ${index} is missing`, 'download the complete model (all shards)');
       }
       const store = new WeightStore(shards.map((s) => join(dir, s)));
       for (const name of Object.keys(map)) {
-        if (!store.has(name)) throw new AlkiError('CORRUPT_SAFETENSORS', `tensor ${showValue(name)} is listed in ${index} but missing from ${cut(map[name])}`, 'download the model again');
+        if (!store.has(name))
+          throw new AlkiError(
+            'CORRUPT_SAFETENSORS',
+            `tensor ${showValue(name)} is listed in ${index} but missing from ${cut(map[name])}`,
+            'download the model again',
+          );
       }
       return store;
     }
     if (existsSync(single)) return new WeightStore([single]);
     const pickles = readdirSync(dir).filter(isPickleCheckpoint);
-    if (pickles.length) throw new AlkiError('NOT_A_MODEL', `${dir} holds only pickle checkpoints (${pickles.slice(0, 3).join(', ')}), no safetensors`, PICKLE_HINT);
-    throw new AlkiError('NOT_A_MODEL', `no weights in ${dir}: expected model.safetensors or model.safetensors.index.json`, 'Alki reads safetensors checkpoints; convert .bin/.pt files with transformers\' save_pretrained(safe_serialization=True)');
+    if (pickles.length)
+      throw new AlkiError('NOT_A_MODEL', `${dir} holds only pickle checkpoints (${pickles.slice(0, 3).join(', ')}), no safetensors`, PICKLE_HINT);
+    throw new AlkiError(
+      'NOT_A_MODEL',
+      `no weights in ${dir}: expected model.safetensors or model.safetensors.index.json`,
+      "Alki reads safetensors checkpoints; convert .bin/.pt files with transformers' save_pretrained(safe_serialization=True)",
+    );
   }
 
   names(): string[] {
@@ -72,7 +87,11 @@ export class WeightStore {
   checkShape(name: string, expect: number[]): void {
     const { entry } = this.lookup(name);
     if (expect.length !== entry.shape.length || expect.some((d, i) => d !== entry.shape[i])) {
-      throw new AlkiError('BAD_CONFIG', `weight "${name}" has shape [${entry.shape}] but config.json implies [${expect}]`, 'the checkpoint does not match its config.json');
+      throw new AlkiError(
+        'BAD_CONFIG',
+        `weight "${name}" has shape [${entry.shape}] but config.json implies [${expect}]`,
+        'the checkpoint does not match its config.json',
+      );
     }
   }
 
@@ -85,7 +104,12 @@ export class WeightStore {
 
   private lookup(name: string) {
     const e = this.entries.get(name);
-    if (!e) throw new AlkiError('MISSING_WEIGHT', `weight "${name}" is missing from the checkpoint`, 'the checkpoint does not match its config.json, or the architecture uses other tensor names');
+    if (!e)
+      throw new AlkiError(
+        'MISSING_WEIGHT',
+        `weight "${name}" is missing from the checkpoint`,
+        'the checkpoint does not match its config.json, or the architecture uses other tensor names',
+      );
     return e;
   }
 }

@@ -9,19 +9,44 @@ import { cachedStepLogits, decoderLogits } from '../../../tools/fixtures/decoder
 
 const ARCHITECTURES = [
   ['GQA, untied head', { seed: 11, numHeads: 4, numKvHeads: 2 }],
-  ['multi-query, head_dim override, tied head, biases', { seed: 12, numHeads: 4, numKvHeads: 1, headDim: 24, tieWordEmbeddings: true, attentionBias: true, mlpBias: true }],
-  ['llama3 rope scaling', { seed: 13, ropeTheta: 500000, ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 } }],
+  [
+    'multi-query, head_dim override, tied head, biases',
+    { seed: 12, numHeads: 4, numKvHeads: 1, headDim: 24, tieWordEmbeddings: true, attentionBias: true, mlpBias: true },
+  ],
+  [
+    'llama3 rope scaling',
+    {
+      seed: 13,
+      ropeTheta: 500000,
+      ropeScaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 },
+    },
+  ],
   ['linear rope scaling', { seed: 14, ropeScaling: { type: 'linear', factor: 4 } }],
   ['dynamic NTK rope scaling beyond max_position_embeddings', { seed: 18, maxPositions: 4, ropeScaling: { type: 'dynamic', factor: 2 } }],
   ['mistral sliding window of 3', { seed: 15, modelType: 'mistral', slidingWindow: 3 }],
   ['qwen2: q/k/v biases, large theta, tied', { seed: 16, modelType: 'qwen2', ropeTheta: 1000000, tieWordEmbeddings: true }],
-  ['gemma: (1+w) RMSNorm, √H embeddings, GeGLU tanh, head_dim ≠ H/heads, multi-query, tied', { seed: 17, modelType: 'gemma', numHeads: 4, numKvHeads: 1, headDim: 32, tieWordEmbeddings: true }],
-  ['phi: LayerNorm, parallel attention+MLP, partial rotary 0.4 of head_dim 80 (fused), gelu_new, biases everywhere incl. lm_head', { seed: 19, modelType: 'phi', numHeads: 2, numKvHeads: 2, hiddenSize: 160, partialRotaryFactor: 0.4 }],
-  ['phi with head_dim 20 (no GroupQueryAttention)', { seed: 23, modelType: 'phi', numHeads: 4, numKvHeads: 4, headDim: 20, hiddenSize: 80, partialRotaryFactor: 0.4 }],
+  [
+    'gemma: (1+w) RMSNorm, √H embeddings, GeGLU tanh, head_dim ≠ H/heads, multi-query, tied',
+    { seed: 17, modelType: 'gemma', numHeads: 4, numKvHeads: 1, headDim: 32, tieWordEmbeddings: true },
+  ],
+  [
+    'phi: LayerNorm, parallel attention+MLP, partial rotary 0.4 of head_dim 80 (fused), gelu_new, biases everywhere incl. lm_head',
+    { seed: 19, modelType: 'phi', numHeads: 2, numKvHeads: 2, hiddenSize: 160, partialRotaryFactor: 0.4 },
+  ],
+  [
+    'phi with head_dim 20 (no GroupQueryAttention)',
+    { seed: 23, modelType: 'phi', numHeads: 4, numKvHeads: 4, headDim: 20, hiddenSize: 80, partialRotaryFactor: 0.4 },
+  ],
   ['phi with qk_layernorm and GQA', { seed: 20, modelType: 'phi', numHeads: 4, numKvHeads: 2, partialRotaryFactor: 0.5, qkLayernorm: true }],
   ['stablelm: LayerNorm, partial rotary 0.25, q/k/v bias, sequential residual', { seed: 21, modelType: 'stablelm', numHeads: 4, numKvHeads: 4, qkvBias: true }],
-  ['stablelm-3b shape: 20 rotary dims of 80 (rotary outside GroupQueryAttention)', { seed: 24, modelType: 'stablelm', numHeads: 2, numKvHeads: 2, hiddenSize: 160 }],
-  ['stablelm 2 style: per-head qk_layernorm, parallel residual, GQA', { seed: 22, modelType: 'stablelm', numHeads: 4, numKvHeads: 2, qkLayernorm: true, parallelResidual: true }],
+  [
+    'stablelm-3b shape: 20 rotary dims of 80 (rotary outside GroupQueryAttention)',
+    { seed: 24, modelType: 'stablelm', numHeads: 2, numKvHeads: 2, hiddenSize: 160 },
+  ],
+  [
+    'stablelm 2 style: per-head qk_layernorm, parallel residual, GQA',
+    { seed: 22, modelType: 'stablelm', numHeads: 4, numKvHeads: 2, qkLayernorm: true, parallelResidual: true },
+  ],
 ] as const;
 
 for (const flavour of GRAPH_FLAVOURS) {

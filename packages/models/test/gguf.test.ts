@@ -98,11 +98,17 @@ describe('GGUF', () => {
     const hd = c.headDim;
     const hfq = hf.weights.get('model.layers.0.self_attn.q_proj.weight').data;
     const row = (r: number) => dequantizeGgml('Q4_0', buf.subarray(g.dataStart + q.offset + r * rowBytes, g.dataStart + q.offset + (r + 1) * rowBytes), K);
-    for (const [ggufRow, hfRow] of [[1, hd / 2], [2, 1], [hd + 3, hd + hd / 2 + 1]]) {
+    for (const [ggufRow, hfRow] of [
+      [1, hd / 2],
+      [2, 1],
+      [hd + 3, hd + hd / 2 + 1],
+    ]) {
       expect(Array.from(row(ggufRow))).toEqual(Array.from(fakeQuantizeGgml(hfq.subarray(hfRow * K, (hfRow + 1) * K), 1, K, 'Q4_0')));
     }
     const norm = g.tensors.find((x) => x.name === 'output_norm.weight')!;
     expect(norm.type).toBe(0);
-    expect(Array.from(new Float32Array(buf.buffer.slice(buf.byteOffset + g.dataStart + norm.offset, buf.byteOffset + g.dataStart + norm.offset + 4 * K)))).toEqual(Array.from(hf.weights.get('model.norm.weight').data));
+    expect(
+      Array.from(new Float32Array(buf.buffer.slice(buf.byteOffset + g.dataStart + norm.offset, buf.byteOffset + g.dataStart + norm.offset + 4 * K))),
+    ).toEqual(Array.from(hf.weights.get('model.norm.weight').data));
   });
 });

@@ -16,7 +16,6 @@ interface MockRepo {
   gated?: boolean;
 }
 
-
 /**
  * A mock of the HuggingFace hub on 127.0.0.1 with the real URL layout that @huggingface/hub and huggingface_hub
  * use: /api/models/{id}/revision/{rev}, /api/models/{id}/tree/{rev}, /{id}/resolve/{rev}/{file} (with ranges).
@@ -28,24 +27,47 @@ function mockHub(repos: Map<string, MockRepo>) {
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
     requests.push({ url: url.pathname, range: req.headers.range, auth: req.headers.authorization });
-    const json = (status: number, body: unknown, headers: Record<string, string> = {}) => res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+    const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+      res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
     const api = url.pathname.match(/^\/api\/models\/([\w.-]+\/[\w.-]+)\/(revision|tree)\/([^/]+)(?:\/(.+))?$/);
     const resolveM = url.pathname.match(/^\/([\w.-]+\/[\w.-]+)\/resolve\/([^/]+)\/(.+)$/);
     const id = api?.[1] ?? resolveM?.[1];
     const repo = id ? repos.get(id) : undefined;
     if (!repo) return json(404, { error: 'Repository not found' }, { 'x-error-code': 'RepoNotFound' });
     if (repo.gated && req.headers.authorization !== 'Bearer hf_granted') {
-      return req.headers.authorization ? json(403, { error: 'Access to model is restricted' }) : json(401, { error: 'Access to model is restricted. You must be authenticated.' });
+      return req.headers.authorization
+        ? json(403, { error: 'Access to model is restricted' })
+        : json(401, { error: 'Access to model is restricted. You must be authenticated.' });
     }
     if (api) {
       const rev = decodeURIComponent(api[3]);
       if (rev !== 'main' && rev !== COMMIT) return json(404, { error: 'Revision not found' }, { 'x-error-code': 'RevisionNotFound' });
-      if (api[2] === 'revision') return json(200, { _id: 'x', id, sha: COMMIT, private: false, gated: repo.gated ?? false, downloads: 0, likes: 0, lastModified: '2026-01-01T00:00:00.000Z', siblings: [...repo.files.keys()].map((rfilename) => ({ rfilename })) });
+      if (api[2] === 'revision')
+        return json(200, {
+          _id: 'x',
+          id,
+          sha: COMMIT,
+          private: false,
+          gated: repo.gated ?? false,
+          downloads: 0,
+          likes: 0,
+          lastModified: '2026-01-01T00:00:00.000Z',
+          siblings: [...repo.files.keys()].map((rfilename) => ({ rfilename })),
+        });
       // The tree lists one folder: its files and its subfolders.
       const folder = api[4] ? `${api[4]}/` : '';
       const inFolder = [...repo.files].filter(([path]) => path.startsWith(folder) && !path.slice(folder.length).includes('/'));
-      const dirs = [...new Set([...repo.files.keys()].filter((p) => p.startsWith(folder) && p.slice(folder.length).includes('/')).map((p) => folder + p.slice(folder.length).split('/')[0]))];
-      return json(200, [...dirs.map((path) => ({ type: 'directory', path, size: 0, oid: gitBlobSha1(Buffer.from(path)) })), ...inFolder.map(([path, b]) => hubTreeEntry(path, b, repo.lfs(path), repo.claimedSha256?.(path)))]);
+      const dirs = [
+        ...new Set(
+          [...repo.files.keys()]
+            .filter((p) => p.startsWith(folder) && p.slice(folder.length).includes('/'))
+            .map((p) => folder + p.slice(folder.length).split('/')[0]),
+        ),
+      ];
+      return json(200, [
+        ...dirs.map((path) => ({ type: 'directory', path, size: 0, oid: gitBlobSha1(Buffer.from(path)) })),
+        ...inFolder.map(([path, b]) => hubTreeEntry(path, b, repo.lfs(path), repo.claimedSha256?.(path))),
+      ]);
     }
     const [, , rev, name] = resolveM!;
     const body = repo.files.get(name);
@@ -89,8 +111,30 @@ describe('hub download against a mock hub on 127.0.0.1', () => {
     ['acme/single', repoOf(single.dir)],
     ['acme/gated', { ...repoOf(single.dir), gated: true }],
     ['acme/tampered', repoOf(single.dir, {}, { claimedSha256: (n) => (n === 'model.safetensors' ? 'f'.repeat(64) : undefined) })],
-    ['acme/onnx-only', { files: new Map([['config.json', readFileSync(join(single.dir, 'config.json'))], ['tokenizer.json', readFileSync(join(single.dir, 'tokenizer.json'))], ['onnx/model.onnx', Buffer.from('graph')], ['onnx/model.onnx_data', Buffer.from('weights')], ['onnx/model_q4.onnx', Buffer.from('q4')], ['onnx/model_fp16.onnx', Buffer.from('fp16')]]), lfs: (n) => n.includes('.onnx') }],
-    ['acme/pickles', { files: new Map([['config.json', readFileSync(join(single.dir, 'config.json'))], ['pytorch_model.bin', Buffer.from('pickle')]]), lfs: (n) => n.endsWith('.bin') }],
+    [
+      'acme/onnx-only',
+      {
+        files: new Map([
+          ['config.json', readFileSync(join(single.dir, 'config.json'))],
+          ['tokenizer.json', readFileSync(join(single.dir, 'tokenizer.json'))],
+          ['onnx/model.onnx', Buffer.from('graph')],
+          ['onnx/model.onnx_data', Buffer.from('weights')],
+          ['onnx/model_q4.onnx', Buffer.from('q4')],
+          ['onnx/model_fp16.onnx', Buffer.from('fp16')],
+        ]),
+        lfs: (n) => n.includes('.onnx'),
+      },
+    ],
+    [
+      'acme/pickles',
+      {
+        files: new Map([
+          ['config.json', readFileSync(join(single.dir, 'config.json'))],
+          ['pytorch_model.bin', Buffer.from('pickle')],
+        ]),
+        lfs: (n) => n.endsWith('.bin'),
+      },
+    ],
   ]);
   const hub = mockHub(repos);
   let server: Server;
@@ -220,8 +264,14 @@ describe('hub download against a mock hub on 127.0.0.1', () => {
   it('explains 401/403 (gated: how to get access), 404, pickle-only repositories, bad tokens and an unreachable hub', async () => {
     await expect(downloadFromHub('acme/missing', { endpoint, hubCache: cache.dir })).rejects.toThrow(/was not found/);
     await expect(downloadFromHub('acme/single', { endpoint, hubCache: cache.dir, revision: 'v9' })).rejects.toThrow(/revision v9\) was not found/);
-    await expect(downloadFromHub('acme/gated', { endpoint, hubCache: cache.dir })).rejects.toMatchObject({ message: expect.stringMatching(/refused access.*401/), hint: expect.stringMatching(/accept its conditions[\s\S]*HF_TOKEN/) });
-    await expect(downloadFromHub('acme/gated', { endpoint, hubCache: cache.dir, token: 'hf_other' })).rejects.toMatchObject({ message: expect.stringMatching(/403/), hint: expect.stringMatching(/accept its conditions/) });
+    await expect(downloadFromHub('acme/gated', { endpoint, hubCache: cache.dir })).rejects.toMatchObject({
+      message: expect.stringMatching(/refused access.*401/),
+      hint: expect.stringMatching(/accept its conditions[\s\S]*HF_TOKEN/),
+    });
+    await expect(downloadFromHub('acme/gated', { endpoint, hubCache: cache.dir, token: 'hf_other' })).rejects.toMatchObject({
+      message: expect.stringMatching(/403/),
+      hint: expect.stringMatching(/accept its conditions/),
+    });
     const granted = await downloadFromHub('acme/gated', { endpoint, hubCache: cache.dir, token: 'hf_granted' });
     expect(granted.commitSha).toBe(COMMIT);
     expect(hub.requests.filter((q) => q.url.startsWith('/acme/gated/resolve/')).every((q) => q.auth === 'Bearer hf_granted')).toBe(true);

@@ -21,11 +21,12 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
     const w = W(name);
     const b = bias && has(bias) ? W(bias) : undefined;
     const y = new Float64Array(rows * out);
-    for (let r = 0; r < rows; r++) for (let o = 0; o < out; o++) {
-      let s = b ? b[o] : 0;
-      for (let i = 0; i < inp; i++) s += x[r * inp + i] * w[o * inp + i];
-      y[r * out + o] = s;
-    }
+    for (let r = 0; r < rows; r++)
+      for (let o = 0; o < out; o++) {
+        let s = b ? b[o] : 0;
+        for (let i = 0; i < inp; i++) s += x[r * inp + i] * w[o * inp + i];
+        y[r * out + o] = s;
+      }
     return y;
   };
   /** LayerNorm over rows of length n (weight w, optional bias). */
@@ -58,11 +59,12 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
   const qkNorm = (x: Float64Array, heads: number, name: string) => {
     if (!c.qkNorm) return x;
     const out = new Float64Array(x.length);
-    for (let s = 0; s < S; s++) for (let h = 0; h < heads; h++) {
-      const seg = x.subarray(s * heads * hd + h * hd, s * heads * hd + (h + 1) * hd);
-      const y = c.qkNorm === 'shared' ? layerNorm(seg, hd, W(`${name}.weight`), W(`${name}.bias`)) : layerNorm(seg, hd, W(`${name}.norms.${h}.weight`));
-      out.set(y, s * heads * hd + h * hd);
-    }
+    for (let s = 0; s < S; s++)
+      for (let h = 0; h < heads; h++) {
+        const seg = x.subarray(s * heads * hd + h * hd, s * heads * hd + (h + 1) * hd);
+        const y = c.qkNorm === 'shared' ? layerNorm(seg, hd, W(`${name}.weight`), W(`${name}.bias`)) : layerNorm(seg, hd, W(`${name}.norms.${h}.weight`));
+        out.set(y, s * heads * hd + h * hd);
+      }
     return out;
   };
   // Inverse frequencies as HF's rope init functions define them (default, linear, llama3).
@@ -70,7 +72,8 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
   const invFreq = Array.from({ length: rd / 2 }, (_, i) => {
     const r = c.ropeScaling;
     // Dynamic NTK: a larger base once the sequence is longer than max_position_embeddings.
-    const base = r?.type === 'dynamic' && S > c.maxPositions ? c.ropeTheta * ((r.factor * S) / c.maxPositions - (r.factor - 1)) ** (rd / (rd - 2)) : c.ropeTheta;
+    const base =
+      r?.type === 'dynamic' && S > c.maxPositions ? c.ropeTheta * ((r.factor * S) / c.maxPositions - (r.factor - 1)) ** (rd / (rd - 2)) : c.ropeTheta;
     const f = 1 / Math.pow(base, (2 * i) / rd);
     if (!r || r.type === 'dynamic') return f;
     if (r.type === 'linear') return f / r.factor;
@@ -83,16 +86,17 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
   // Partial rotary: only the first rd dims of each head rotate (rotate_half within them).
   const rope = (x: Float64Array, heads: number) => {
     const half = rd / 2;
-    for (let s = 0; s < S; s++) for (let h = 0; h < heads; h++) {
-      const base = s * heads * hd + h * hd;
-      for (let i = 0; i < half; i++) {
-        const ang = s * invFreq[i];
-        const a = x[base + i];
-        const b = x[base + i + half];
-        x[base + i] = a * Math.cos(ang) - b * Math.sin(ang);
-        x[base + i + half] = b * Math.cos(ang) + a * Math.sin(ang);
+    for (let s = 0; s < S; s++)
+      for (let h = 0; h < heads; h++) {
+        const base = s * heads * hd + h * hd;
+        for (let i = 0; i < half; i++) {
+          const ang = s * invFreq[i];
+          const a = x[base + i];
+          const b = x[base + i + half];
+          x[base + i] = a * Math.cos(ang) - b * Math.sin(ang);
+          x[base + i + half] = b * Math.cos(ang) + a * Math.sin(ang);
+        }
       }
-    }
   };
   const emb = W('model.embed_tokens.weight');
   let h = new Float64Array(S * H);
@@ -104,7 +108,11 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
     const p = `model.layers.${l}`;
     const x = rms(h, `${p}.input_layernorm`);
     const q = qkNorm(linear(x, S, `${p}.self_attn.q_proj.weight`, c.numHeads * hd, H, `${p}.self_attn.q_proj.bias`), c.numHeads, `${p}.self_attn.q_layernorm`);
-    const k = qkNorm(linear(x, S, `${p}.self_attn.k_proj.weight`, c.numKvHeads * hd, H, `${p}.self_attn.k_proj.bias`), c.numKvHeads, `${p}.self_attn.k_layernorm`);
+    const k = qkNorm(
+      linear(x, S, `${p}.self_attn.k_proj.weight`, c.numKvHeads * hd, H, `${p}.self_attn.k_proj.bias`),
+      c.numKvHeads,
+      `${p}.self_attn.k_layernorm`,
+    );
     const v = linear(x, S, `${p}.self_attn.v_proj.weight`, c.numKvHeads * hd, H, `${p}.self_attn.v_proj.bias`);
     rope(q, c.numHeads);
     rope(k, c.numKvHeads);
@@ -126,8 +134,9 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
           max = Math.max(max, scores[j]);
         }
         let sum = 0;
-        for (let j = 0; j <= i; j++) sum += (scores[j] = scores[j] === -Infinity ? 0 : Math.exp(scores[j] - max));
-        for (let j = 0; j <= i; j++) for (let d = 0; d < hd; d++) ctx[i * c.numHeads * hd + hh * hd + d] += (scores[j] / sum) * v[j * c.numKvHeads * hd + kvh * hd + d];
+        for (let j = 0; j <= i; j++) sum += scores[j] = scores[j] === -Infinity ? 0 : Math.exp(scores[j] - max);
+        for (let j = 0; j <= i; j++)
+          for (let d = 0; d < hd; d++) ctx[i * c.numHeads * hd + hh * hd + d] += (scores[j] / sum) * v[j * c.numKvHeads * hd + kvh * hd + d];
       }
     }
     const oName = phi ? `${p}.self_attn.dense` : `${p}.self_attn.o_proj`;
@@ -142,7 +151,14 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
       }
       const g = linear(xm, S, `${p}.mlp.gate_proj.weight`, I, H, `${p}.mlp.gate_proj.bias`);
       const u = linear(xm, S, `${p}.mlp.up_proj.weight`, I, H, `${p}.mlp.up_proj.bias`);
-      return linear(g.map((gv, i) => act(gv) * u[i]), S, `${p}.mlp.down_proj.weight`, H, I, `${p}.mlp.down_proj.bias`);
+      return linear(
+        g.map((gv, i) => act(gv) * u[i]),
+        S,
+        `${p}.mlp.down_proj.weight`,
+        H,
+        I,
+        `${p}.mlp.down_proj.bias`,
+      );
     };
     if (c.parallelResidual) {
       // phi / stablelm use_parallel_residual: both branches read the same normed input.

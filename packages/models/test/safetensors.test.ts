@@ -35,14 +35,41 @@ describe('safetensors header validation', () => {
   });
 
   const cases: [string, () => string, RegExp][] = [
-    ['a file shorter than 8 bytes', () => { const p = join(t.dir, 'tiny'); writeFileSync(p, Buffer.alloc(3)); return p; }, /only 3 bytes/],
+    [
+      'a file shorter than 8 bytes',
+      () => {
+        const p = join(t.dir, 'tiny');
+        writeFileSync(p, Buffer.alloc(3));
+        return p;
+      },
+      /only 3 bytes/,
+    ],
     ['an absurd header length', () => rawFile('huge', {}, 0, 2 ** 40), /header length .* not plausible/],
     ['a header past the end', () => rawFile('past', { a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, 4, 5000), /runs past the end/],
-    ['invalid JSON', () => { const p = rawFile('json', {}, 0); const b = readFileSync(p); b[9] = 0x7b; b[8] = 0x7b; writeFileSync(p, b); return p; }, /not valid JSON|not a JSON object/],
+    [
+      'invalid JSON',
+      () => {
+        const p = rawFile('json', {}, 0);
+        const b = readFileSync(p);
+        b[9] = 0x7b;
+        b[8] = 0x7b;
+        writeFileSync(p, b);
+        return p;
+      },
+      /not valid JSON|not a JSON object/,
+    ],
     ['an unknown dtype', () => rawFile('dtype', { a: { dtype: 'F12', shape: [1], data_offsets: [0, 4] } }, 4), /unknown dtype/],
-    ['a shape that does not match the bytes', () => rawFile('shape', { a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8), /holds 8 bytes but .* need 12/],
+    [
+      'a shape that does not match the bytes',
+      () => rawFile('shape', { a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8),
+      /holds 8 bytes but .* need 12/,
+    ],
     ['offsets past the end (truncated)', () => rawFile('trunc', { a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, 8), /truncated/],
-    ['overlapping tensors', () => rawFile('overlap', { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12), /overlap/],
+    [
+      'overlapping tensors',
+      () => rawFile('overlap', { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12),
+      /overlap/,
+    ],
     ['reversed offsets', () => rawFile('rev', { a: { dtype: 'F32', shape: [0], data_offsets: [8, 0] } }, 8), /invalid data_offsets/],
   ];
   for (const [what, make, message] of cases) {

@@ -8,7 +8,18 @@ import { join, resolve } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WeightStore, writeSafetensors } from '../src/index.js';
-import { applyByteOps, applyJsonOps, byteOps, checkAlkiError, fuzzParams, fuzzTempDir, fuzzTimeout, jsonOps, outcome, stringifyJson } from '../../../tools/fixtures/fuzz.js';
+import {
+  applyByteOps,
+  applyJsonOps,
+  byteOps,
+  checkAlkiError,
+  fuzzParams,
+  fuzzTempDir,
+  fuzzTimeout,
+  jsonOps,
+  outcome,
+  stringifyJson,
+} from '../../../tools/fixtures/fuzz.js';
 
 const t = fuzzTempDir('alki-fuzz-weights-');
 afterAll(() => t.cleanup());
@@ -19,7 +30,10 @@ mkdirSync(join(dir, 'folder.safetensors'), { recursive: true });
 const f32 = (n: number) => new Float32Array(n).map((_, i) => i * 0.5 - 1);
 const SHARD1 = 'model-00001-of-00002.safetensors';
 const SHARD2 = 'model-00002-of-00002.safetensors';
-writeSafetensors(join(dir, SHARD1), { 'model.a.weight': { dtype: 'F32', shape: [2, 3], data: f32(6) }, 'model.b.weight': { dtype: 'F32', shape: [4], data: f32(4) } });
+writeSafetensors(join(dir, SHARD1), {
+  'model.a.weight': { dtype: 'F32', shape: [2, 3], data: f32(6) },
+  'model.b.weight': { dtype: 'F32', shape: [4], data: f32(4) },
+});
 writeSafetensors(join(dir, SHARD2), { 'model.c.weight': { dtype: 'F32', shape: [3], data: f32(3) } });
 // Valid files the index must never reach (outside the folder) or may reach (inside a subfolder).
 writeSafetensors(join(t.dir, 'outside.safetensors'), { 'model.x.weight': { dtype: 'F32', shape: [1], data: f32(1) } });
@@ -35,9 +49,28 @@ const validIndexText = JSON.stringify(index, null, 2);
 
 /** Shard names a hostile index might use. */
 const shardNames = fc.constantFrom<unknown>(
-  SHARD1, SHARD2, '../outside.safetensors', join(t.dir, 'outside.safetensors'), `./${SHARD1}`, `sub/../${SHARD1}`, 'sub/inner.safetensors', 'sub/../../outside.safetensors',
-  'sub', 'folder.safetensors', '.', './', '', 'missing.safetensors', 'not-safetensors.json', 'model.safetensors.index.json', `${SHARD1}\u0000`, `sub\\..\\..\\outside.safetensors`,
-  'a..b.safetensors', '/', '//etc/passwd', 'x'.repeat(5000),
+  SHARD1,
+  SHARD2,
+  '../outside.safetensors',
+  join(t.dir, 'outside.safetensors'),
+  `./${SHARD1}`,
+  `sub/../${SHARD1}`,
+  'sub/inner.safetensors',
+  'sub/../../outside.safetensors',
+  'sub',
+  'folder.safetensors',
+  '.',
+  './',
+  '',
+  'missing.safetensors',
+  'not-safetensors.json',
+  'model.safetensors.index.json',
+  `${SHARD1}\u0000`,
+  `sub\\..\\..\\outside.safetensors`,
+  'a..b.safetensors',
+  '/',
+  '//etc/passwd',
+  'x'.repeat(5000),
 );
 
 const insideDir = (p: string) => resolve(p).startsWith(`${resolve(dir)}/`);
@@ -62,18 +95,43 @@ describe('WeightStore.open fuzz', () => {
     expect(Array.from(store.get('model.c.weight').data)).toEqual([-1, -0.5, 0]);
   });
 
-  it('a mutated index gives a store inside the folder or an AlkiError', () => {
-    fc.assert(fc.property(jsonOps(3, ['weight_map', 'model.a.weight'], shardNames), (ops) => checkIndex(stringifyJson(applyJsonOps(index, ops)))), fuzzParams());
-  }, fuzzTimeout());
+  it(
+    'a mutated index gives a store inside the folder or an AlkiError',
+    () => {
+      fc.assert(
+        fc.property(jsonOps(3, ['weight_map', 'model.a.weight'], shardNames), (ops) => checkIndex(stringifyJson(applyJsonOps(index, ops)))),
+        fuzzParams(),
+      );
+    },
+    fuzzTimeout(),
+  );
 
-  it('hostile weight_map values give a store inside the folder or an AlkiError', () => {
-    const map = fc.dictionary(fc.constantFrom('model.a.weight', 'model.b.weight', 'model.c.weight', 'model.x.weight', 'model.y.weight', '__proto__', ''), shardNames, { maxKeys: 4 });
-    fc.assert(fc.property(map, (m) => checkIndex(stringifyJson({ weight_map: m }))), fuzzParams());
-  }, fuzzTimeout());
+  it(
+    'hostile weight_map values give a store inside the folder or an AlkiError',
+    () => {
+      const map = fc.dictionary(
+        fc.constantFrom('model.a.weight', 'model.b.weight', 'model.c.weight', 'model.x.weight', 'model.y.weight', '__proto__', ''),
+        shardNames,
+        { maxKeys: 4 },
+      );
+      fc.assert(
+        fc.property(map, (m) => checkIndex(stringifyJson({ weight_map: m }))),
+        fuzzParams(),
+      );
+    },
+    fuzzTimeout(),
+  );
 
-  it('mutated index bytes give a store inside the folder or an AlkiError', () => {
-    fc.assert(fc.property(byteOps(4), (ops) => checkIndex(applyByteOps(Buffer.from(validIndexText), ops))), fuzzParams());
-  }, fuzzTimeout());
+  it(
+    'mutated index bytes give a store inside the folder or an AlkiError',
+    () => {
+      fc.assert(
+        fc.property(byteOps(4), (ops) => checkIndex(applyByteOps(Buffer.from(validIndexText), ops))),
+        fuzzParams(),
+      );
+    },
+    fuzzTimeout(),
+  );
 
   // Inputs that crashed or escaped before the index reader was hardened.
   it('regressions: non-string shards, non-object JSON, folders named as shards, escapes', () => {

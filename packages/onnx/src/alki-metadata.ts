@@ -141,5 +141,9 @@ function parse(json: string | undefined, key: string): unknown {
 }
 
 function malformed(key: string, expected: string): AlkiError {
-  return new AlkiError('CORRUPT_ONNX', `the graph's ${key} metadata is malformed: it must be ${expected}`, 'export the model again with Alki, or remove the alki.* metadata_props to calibrate it as a foreign graph');
+  return new AlkiError(
+    'CORRUPT_ONNX',
+    `the graph's ${key} metadata is malformed: it must be ${expected}`,
+    'export the model again with Alki, or remove the alki.* metadata_props to calibrate it as a foreign graph',
+  );
 }

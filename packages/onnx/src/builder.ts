@@ -106,7 +106,10 @@ export class GraphBuilder {
 }
 
 /** Wraps a graph into a model (IR 10 by default: ONNX Runtime 1.16+ reads it). */
-export function createModel(graph: Graph, opts: { opsets: Record<string, number>; producerName?: string; producerVersion?: string; metadata?: Record<string, string>; irVersion?: number }): Model {
+export function createModel(
+  graph: Graph,
+  opts: { opsets: Record<string, number>; producerName?: string; producerVersion?: string; metadata?: Record<string, string>; irVersion?: number },
+): Model {
   const opsetImports: OpsetImport[] = Object.entries(opts.opsets).map(([domain, version]) => ({ domain, version }));
   return {
     irVersion: opts.irVersion ?? 10,

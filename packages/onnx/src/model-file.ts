@@ -82,10 +82,20 @@ export function readModelFile(path: string, options: ReadModelOptions = {}): Mod
   try {
     fd = openSync(path, READ_NONBLOCK);
     const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new AlkiError('CORRUPT_ONNX', `${path} is not a regular file (a folder, pipe or device), so not an ONNX model`, 'point to the .onnx file itself');
-    if (stat.size === 0) throw new AlkiError('CORRUPT_ONNX', `${path} is empty (0 bytes), not an ONNX model`, 'the export or copy was interrupted: export or copy the model again');
+    if (!stat.isFile())
+      throw new AlkiError('CORRUPT_ONNX', `${path} is not a regular file (a folder, pipe or device), so not an ONNX model`, 'point to the .onnx file itself');
+    if (stat.size === 0)
+      throw new AlkiError(
+        'CORRUPT_ONNX',
+        `${path} is empty (0 bytes), not an ONNX model`,
+        'the export or copy was interrupted: export or copy the model again',
+      );
     if (stat.size > MAX_PROTO_BYTES) {
-      throw new AlkiError('CORRUPT_ONNX', `${path} has ${stat.size} bytes, more than the 2 GiB an ONNX protobuf can hold`, 'weights this large must be stored as external data (.onnx_data); export the model again');
+      throw new AlkiError(
+        'CORRUPT_ONNX',
+        `${path} has ${stat.size} bytes, more than the 2 GiB an ONNX protobuf can hold`,
+        'weights this large must be stored as external data (.onnx_data); export the model again',
+      );
     }
     bytes = readFileSync(fd);
   } catch (e) {
@@ -125,29 +135,47 @@ export function resolveExternalData(external: Map<Tensor, ExternalRef>, baseDir:
       }
       const rel = normalize(location);
       if (isAbsolute(rel) || rel === '.' || rel === '..' || rel.startsWith(`..${sep}`) || rel.split(sep).includes('..')) {
-        throw new AlkiError('CORRUPT_ONNX', `${what} points outside the model folder (${showValue(location, 80)})`, 'external data must sit beside the model file');
+        throw new AlkiError(
+          'CORRUPT_ONNX',
+          `${what} points outside the model folder (${showValue(location, 80)})`,
+          'external data must sit beside the model file',
+        );
       }
       const { offset, length } = ref;
       if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-        throw new AlkiError('CORRUPT_ONNX', `${what} has an invalid external data range (offset ${showValue(offset, 80)}, length ${showValue(length, 80)})`, HINT_DATA);
+        throw new AlkiError(
+          'CORRUPT_ONNX',
+          `${what} has an invalid external data range (offset ${showValue(offset, 80)}, length ${showValue(length, 80)})`,
+          HINT_DATA,
+        );
       }
       const size = elementSize(tensor.dataType);
       const expected = size * numel(tensor.dims);
       if (size === 0 || !Number.isSafeInteger(expected) || length !== expected) {
-        throw new AlkiError('CORRUPT_ONNX', `${what} declares ${length} bytes of external data but its type and dims [${tensor.dims.slice(0, 8).join(', ')}] need ${expected}`, HINT_DATA);
+        throw new AlkiError(
+          'CORRUPT_ONNX',
+          `${what} declares ${length} bytes of external data but its type and dims [${tensor.dims.slice(0, 8).join(', ')}] need ${expected}`,
+          HINT_DATA,
+        );
       }
       const file = join(baseDir, rel);
       const fileName = showValue(file, 200);
       let entry = files.get(file);
       if (!entry) {
-        if (!existsSync(file)) throw new AlkiError('NOT_FOUND', `external data file ${fileName} is missing`, 'copy the external data file (model*.onnx_data) next to the model file');
+        if (!existsSync(file))
+          throw new AlkiError(
+            'NOT_FOUND',
+            `external data file ${fileName} is missing`,
+            'copy the external data file (model*.onnx_data) next to the model file',
+          );
         let fd: number | undefined;
         try {
           fd = openSync(file, READ_NONBLOCK);
           const stat = fstatSync(fd);
           entry = { fd, size: stat.size, claimed: 0 };
           files.set(file, entry);
-          if (!stat.isFile()) throw new AlkiError('CORRUPT_ONNX', `${what} points to ${fileName}, which is not a regular file (a folder, pipe or device)`, HINT_DATA);
+          if (!stat.isFile())
+            throw new AlkiError('CORRUPT_ONNX', `${what} points to ${fileName}, which is not a regular file (a folder, pipe or device)`, HINT_DATA);
         } catch (e) {
           if (fd !== undefined && !files.has(file)) closeSync(fd);
           throw fsError(e, `opening ${fileName}`);
@@ -155,11 +183,19 @@ export function resolveExternalData(external: Map<Tensor, ExternalRef>, baseDir:
       }
       // Before allocating: the range must lie in the file, and all tensors together cannot claim more than it holds.
       if (offset + length > entry.size) {
-        throw new AlkiError('CORRUPT_ONNX', `${what} reads past the end of ${fileName} (bytes ${offset}..${offset + length} of ${entry.size})`, 'the external data file is truncated; copy or export it again');
+        throw new AlkiError(
+          'CORRUPT_ONNX',
+          `${what} reads past the end of ${fileName} (bytes ${offset}..${offset + length} of ${entry.size})`,
+          'the external data file is truncated; copy or export it again',
+        );
       }
       entry.claimed += length;
       if (entry.claimed > entry.size) {
-        throw new AlkiError('CORRUPT_ONNX', `the tensors of the model in ${baseDir} claim ${entry.claimed} bytes of ${fileName}, which holds ${entry.size}; their ranges overlap`, HINT_DATA);
+        throw new AlkiError(
+          'CORRUPT_ONNX',
+          `the tensors of the model in ${baseDir} claim ${entry.claimed} bytes of ${fileName}, which holds ${entry.size}; their ranges overlap`,
+          HINT_DATA,
+        );
       }
       const buf = new Uint8Array(length);
       let complete: boolean;
@@ -168,7 +204,8 @@ export function resolveExternalData(external: Map<Tensor, ExternalRef>, baseDir:
       } catch (e) {
         throw fsError(e, `reading ${fileName}`);
       }
-      if (!complete) throw new AlkiError('CORRUPT_ONNX', `${fileName} ended while reading ${what}`, 'the external data file is truncated; copy or export it again');
+      if (!complete)
+        throw new AlkiError('CORRUPT_ONNX', `${fileName} ended while reading ${what}`, 'the external data file is truncated; copy or export it again');
       tensor.data = typedArrayFromBytes(tensor.dataType, buf);
     }
   } finally {

@@ -185,7 +185,11 @@ function attributeToMsg(name: string, a: Attribute, external?: Map<Tensor, Exter
 function attributeFromMsg(m: Msg, external: Map<Tensor, ExternalRef>, src: string): Attribute {
   const dec = new TextDecoder();
   const missing = (field: string) =>
-    new AlkiError('CORRUPT_ONNX', `${src} is not a valid ONNX model: attribute ${showValue(m.name)} of type ${m.type} has no ${field}`, 'export the model again; the file is damaged');
+    new AlkiError(
+      'CORRUPT_ONNX',
+      `${src} is not a valid ONNX model: attribute ${showValue(m.name)} of type ${m.type} has no ${field}`,
+      'export the model again; the file is damaged',
+    );
   switch (m.type) {
     case ATTR.float:
       return { type: 'float', value: m.f ?? 0 };
@@ -206,7 +210,11 @@ function attributeFromMsg(m: Msg, external: Map<Tensor, ExternalRef>, src: strin
       if (!m.g) throw missing('graph');
       return { type: 'graph', value: graphFromMsg(m.g, external, src) };
     default:
-      throw new AlkiError('CORRUPT_ONNX', `${src}: attribute ${showValue(m.name)} has unsupported type ${showValue(m.type)}`, 'Alki reads float, int, string, tensor and graph attributes');
+      throw new AlkiError(
+        'CORRUPT_ONNX',
+        `${src}: attribute ${showValue(m.name)} has unsupported type ${showValue(m.type)}`,
+        'Alki reads float, int, string, tensor and graph attributes',
+      );
   }
 }
 
@@ -246,7 +254,8 @@ function tensorFromMsg(m: Msg, external: Map<Tensor, ExternalRef>, src: string):
   const dataType = m.dataType as DataType;
   const dims: number[] = (m.dims ?? []).map(num);
   const name: string = m.name ?? '';
-  const bad = (what: string, hint = 'export the model again; the file is damaged') => new AlkiError('CORRUPT_ONNX', `${src} is not a valid ONNX model: tensor ${showValue(name)} ${what}`, hint);
+  const bad = (what: string, hint = 'export the model again; the file is damaged') =>
+    new AlkiError('CORRUPT_ONNX', `${src} is not a valid ONNX model: tensor ${showValue(name)} ${what}`, hint);
   if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`has invalid dims [${dims.slice(0, 8).join(', ')}]`);
   const count = safeNumel(dims);
   if (m.dataLocation === 1) {
@@ -258,7 +267,8 @@ function tensorFromMsg(m: Msg, external: Map<Tensor, ExternalRef>, src: string):
     const offset = kv.offset == null ? 0 : parseByteCount(kv.offset);
     const length = kv.length == null ? count * size : parseByteCount(kv.length);
     if (!Number.isSafeInteger(offset)) throw bad(`has an invalid external data offset ${showValue(kv.offset)}`);
-    if (!Number.isSafeInteger(length)) throw bad(`has an invalid external data length ${kv.length == null ? `(dims [${dims.slice(0, 8).join(', ')}] are too large)` : showValue(kv.length)}`);
+    if (!Number.isSafeInteger(length))
+      throw bad(`has an invalid external data length ${kv.length == null ? `(dims [${dims.slice(0, 8).join(', ')}] are too large)` : showValue(kv.length)}`);
     if (length !== count * size) throw bad(`declares ${length} bytes of external data but its dims [${dims.slice(0, 8).join(', ')}] need ${count * size}`);
     const t: Tensor = { name, dataType, dims, data: typedArrayFromBytes(dataType, new Uint8Array(0)) };
     external.set(t, { location: kv.location, offset, length });
@@ -286,7 +296,9 @@ function typedFieldData(dataType: DataType, m: Msg): Tensor['data'] {
       return BigInt64Array.from((m.int64Data ?? []).map((v: unknown) => BigInt(num(v))));
     case DataType.UINT64:
     case DataType.UINT32:
-      return dataType === DataType.UINT32 ? Uint32Array.from((m.uint64Data ?? []).map(num)) : BigUint64Array.from((m.uint64Data ?? []).map((v: unknown) => BigInt(num(v))));
+      return dataType === DataType.UINT32
+        ? Uint32Array.from((m.uint64Data ?? []).map(num))
+        : BigUint64Array.from((m.uint64Data ?? []).map((v: unknown) => BigInt(num(v))));
     case DataType.INT32:
       return Int32Array.from(m.int32Data ?? []);
     case DataType.INT16:

@@ -18,16 +18,7 @@ export enum DataType {
 
 /** Typed arrays a tensor's data may live in. FLOAT16/BFLOAT16 use Uint16Array bit patterns. */
 export type TensorData =
-  | Float32Array
-  | Float64Array
-  | Uint8Array
-  | Int8Array
-  | Uint16Array
-  | Int16Array
-  | Int32Array
-  | Uint32Array
-  | BigInt64Array
-  | BigUint64Array;
+  Float32Array | Float64Array | Uint8Array | Int8Array | Uint16Array | Int16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
 
 /** A named, typed, dense tensor held in memory. */
 export interface Tensor {

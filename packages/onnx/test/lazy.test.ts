@@ -2,7 +2,22 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DataType, GraphBuilder, TensorSpill, createModel, floatTensor, isLazy, lazyTensor, materialize, readModelFile, readTransposed, tensorByteLength, transpose, uint8Tensor, writeModelFile } from '../src/index.js';
+import {
+  DataType,
+  GraphBuilder,
+  TensorSpill,
+  createModel,
+  floatTensor,
+  isLazy,
+  lazyTensor,
+  materialize,
+  readModelFile,
+  readTransposed,
+  tensorByteLength,
+  transpose,
+  uint8Tensor,
+  writeModelFile,
+} from '../src/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'alki-lazy-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -36,7 +51,13 @@ describe('lazy tensors', () => {
   it('read transposed straight from the source layout, or by transposing', () => {
     const rows = values(12, 2); // [4, 3] as stored at the source
     let direct = 0;
-    const t = lazyTensor('w', DataType.FLOAT, [3, 4], () => transpose(rows, 4, 3), () => (direct++, rows));
+    const t = lazyTensor(
+      'w',
+      DataType.FLOAT,
+      [3, 4],
+      () => transpose(rows, 4, 3),
+      () => (direct++, rows),
+    );
     expect(readTransposed(t)).toBe(rows);
     expect(direct).toBe(1);
     const plain = floatTensor('p', [3, 4], transpose(rows, 4, 3));

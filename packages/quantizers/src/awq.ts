@@ -18,7 +18,15 @@ export interface AwqOptions extends BlockwiseOptions {
  * Prepares the loss of AWQ candidates for one group — mean over X [n, K] and outputs of (X·(Q(W·s)/s)ᵀ − ref)² —
  * as a function of s; onnxruntime's version runs the whole candidate as one graph.
  */
-export type CandidateLoss = (w: Float32Array, N: number, K: number, x: Float32Array, n: number, ref: Float32Array, o: BlockwiseOptions) => Promise<(s: Float32Array) => Promise<number>>;
+export type CandidateLoss = (
+  w: Float32Array,
+  N: number,
+  K: number,
+  x: Float32Array,
+  n: number,
+  ref: Float32Array,
+  o: BlockwiseOptions,
+) => Promise<(s: Float32Array) => Promise<number>>;
 
 /** A linear layer as AWQ sees it: W [N, K], rows = outputs. */
 export interface AwqLinear {
@@ -64,7 +72,16 @@ function meanSquaredDiff(a: Float32Array, b: Float32Array): number {
  * grid over [0, 1); the α whose Q(W·s)·(X/s) is closest to W·X wins. s = 1 is
  * the baseline (reported as α = null), so the result is never worse than RTN on X.
  */
-export async function awqSearchScale(x: Float32Array, n: number, K: number, xAbsMean: Float64Array | Float32Array, linears: AwqLinear[], o: AwqOptions, matmul: MatMulABt = matmulABt, candidates?: CandidateLoss): Promise<{ scale: Float32Array; alpha: number | null; loss: number; baseLoss: number }> {
+export async function awqSearchScale(
+  x: Float32Array,
+  n: number,
+  K: number,
+  xAbsMean: Float64Array | Float32Array,
+  linears: AwqLinear[],
+  o: AwqOptions,
+  matmul: MatMulABt = matmulABt,
+  candidates?: CandidateLoss,
+): Promise<{ scale: Float32Array; alpha: number | null; loss: number; baseLoss: number }> {
   const grid = o.grid ?? 20;
   const Nall = linears.reduce((s, l) => s + l.N, 0);
   const wAll = new Float32Array(Nall * K);
@@ -129,21 +146,24 @@ export const jsClipProducts: ClipProducts = {
   blockGram(x, n, K, b) {
     const nb = K / b;
     const g = new Float32Array(nb * b * b);
-    for (let t = 0; t < n; t++) for (let p = 0; p < nb; p++) for (let i = 0; i < b; i++) {
-      const xi = x[t * K + p * b + i];
-      if (xi === 0) continue;
-      for (let j = 0; j < b; j++) g[(p * b + i) * b + j] += xi * x[t * K + p * b + j];
-    }
+    for (let t = 0; t < n; t++)
+      for (let p = 0; p < nb; p++)
+        for (let i = 0; i < b; i++) {
+          const xi = x[t * K + p * b + i];
+          if (xi === 0) continue;
+          for (let j = 0; j < b; j++) g[(p * b + i) * b + j] += xi * x[t * K + p * b + j];
+        }
     return g;
   },
   quadratic(d, g, nb, N, b) {
     const e = new Float32Array(nb * N);
-    for (let p = 0; p < nb; p++) for (let r = 0; r < N; r++) {
-      const o = (p * N + r) * b;
-      let s = 0;
-      for (let i = 0; i < b; i++) for (let j = 0; j < b; j++) s += d[o + i] * g[(p * b + i) * b + j] * d[o + j];
-      e[p * N + r] = s;
-    }
+    for (let p = 0; p < nb; p++)
+      for (let r = 0; r < N; r++) {
+        const o = (p * N + r) * b;
+        let s = 0;
+        for (let i = 0; i < b; i++) for (let j = 0; j < b; j++) s += d[o + i] * g[(p * b + i) * b + j] * d[o + j];
+        e[p * N + r] = s;
+      }
     return e;
   },
 };

@@ -72,7 +72,16 @@ export function blockRange(w: ArrayLike<number>, offset: number, k0: number, k1:
  * Per output n < N, the smallest and largest value over the rows k ∈ [k0, k1) of a block, where element (n, k)
  * sits at rowStart(k) + n·nStep; into lo/hi. Walks each row once (contiguous for the MatMul layout).
  */
-export function rowRanges(w: ArrayLike<number>, k0: number, k1: number, rowStart: (k: number) => number, nStep: number, N: number, lo: Float32Array, hi: Float32Array): void {
+export function rowRanges(
+  w: ArrayLike<number>,
+  k0: number,
+  k1: number,
+  rowStart: (k: number) => number,
+  nStep: number,
+  N: number,
+  lo: Float32Array,
+  hi: Float32Array,
+): void {
   lo.fill(Infinity, 0, N);
   hi.fill(-Infinity, 0, N);
   for (let k = k0; k < k1; k++) {
@@ -96,7 +105,20 @@ export const MSE_SHRINK = [1, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7];
  * `stopAtMinimum` (RTN) an output stops at its first local minimum (the same choices on stories260K at half the
  * cost); GPTQ searches the whole grid, which measured better there (docs/performance.md).
  */
-export function mseBlockParams(w: ArrayLike<number>, k0: number, k1: number, rowStart: (k: number) => number, N: number, lo: Float32Array, hi: Float32Array, bits: number, symmetric: boolean, scale: Float32Array, zero: Uint8Array, stopAtMinimum = true): void {
+export function mseBlockParams(
+  w: ArrayLike<number>,
+  k0: number,
+  k1: number,
+  rowStart: (k: number) => number,
+  N: number,
+  lo: Float32Array,
+  hi: Float32Array,
+  bits: number,
+  symmetric: boolean,
+  scale: Float32Array,
+  zero: Uint8Array,
+  stopAtMinimum = true,
+): void {
   const levels = (1 << bits) - 1;
   const best = new Float64Array(N).fill(Infinity);
   const s = new Float32Array(N);
@@ -139,7 +161,16 @@ export function mseBlockParams(w: ArrayLike<number>, k0: number, k1: number, row
  * {@link mseBlockParams} for one block whose values are w[offset + k0 … offset + k1) with range [lo, hi]: the same
  * candidates in the same order and the same sums, so both give identical parameters.
  */
-export function mseBlockRange(w: ArrayLike<number>, offset: number, k0: number, k1: number, lo: number, hi: number, bits: number, symmetric: boolean): { scale: number; zero: number } {
+export function mseBlockRange(
+  w: ArrayLike<number>,
+  offset: number,
+  k0: number,
+  k1: number,
+  lo: number,
+  hi: number,
+  bits: number,
+  symmetric: boolean,
+): { scale: number; zero: number } {
   const levels = (1 << bits) - 1;
   let best = Infinity;
   let out = { scale: 1, zero: 0 };

@@ -45,7 +45,17 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
   const runner = new LayerRunner(model, spans, calibration.samples, hiddenSize, 4, o.signal);
   const results = new Map<string, BlockwiseQuantized>();
   const gemm = new OrtGemm();
-  const ctx: LayerContext = { model, runner, gemm, scratch: new Scratch(), weightScratch: new Scratch(), weight, o, results, opts: { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric } };
+  const ctx: LayerContext = {
+    model,
+    runner,
+    gemm,
+    scratch: new Scratch(),
+    weightScratch: new Scratch(),
+    weight,
+    o,
+    results,
+    opts: { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric },
+  };
   try {
     const total = spans.length;
     // One span's weights in memory at a time: lazy weights (a streamed export) are loaded for their span and
@@ -53,7 +63,8 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
     const hold = (i: number) => runner.initializersOf(i).filter(isLazy).map(materialize);
     const checkpoint = o.method === 'smoothquant' ? undefined : o.checkpoint;
     const resumed = checkpoint?.load();
-    if (resumed && resumed.done >= spans.length) throw new AlkiError('BAD_INPUT', 'the checkpoint has more layers than this model', 'build again without --resume');
+    if (resumed && resumed.done >= spans.length)
+      throw new AlkiError('BAD_INPUT', 'the checkpoint has more layers than this model', 'build again without --resume');
     let first = 0;
     if (resumed) {
       // Layers finished before the interruption: their codes and rewritten weights as they were recorded.
@@ -85,14 +96,15 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
       else if (o.method === 'gptq') {
         if (o.awqScales) await awqLayer(ctx, layer, true);
         await gptqLayer(ctx, layer);
-      }
-      else {
+      } else {
         await awqLayer(ctx, layer);
         roundLayer(ctx, layer);
       }
       // AWQ and SmoothQuant took the next layer's inputs from their statistics pass (see awqLayer).
       if (i < spans.length - 1 && o.method === 'gptq') await runner.advance(i);
-      const codes = layerGroups.flatMap((g) => g.linears).flatMap((name) => (results.has(name) ? [{ name, qw: results.get(name)!, error: o.errors?.get(name) ?? NaN }] : []));
+      const codes = layerGroups
+        .flatMap((g) => g.linears)
+        .flatMap((name) => (results.has(name) ? [{ name, qw: results.get(name)!, error: o.errors?.get(name) ?? NaN }] : []));
       // Besides the codes, what a layer rewrites that stays float: the norms AWQ folded its scales into.
       if (checkpoint && i < spans.length - 1) checkpoint.save(i, { codes, tensors: rewrittenFloats(ctx, layer) }, runner.hiddenStates);
       if (o.method !== 'smoothquant') for (const t of held) release(t);

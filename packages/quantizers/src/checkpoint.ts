@@ -42,7 +42,8 @@ export class FolderCheckpoint implements LayerCheckpoint {
   load(): CheckpointState | undefined {
     const statePath = join(this.dir, STATE);
     if (!existsSync(statePath)) return undefined;
-    const bad = (what: string) => new AlkiError('BAD_INPUT', `the checkpoint in ${this.dir} is damaged (${what})`, 'build again without --resume; the checkpoint is replaced');
+    const bad = (what: string) =>
+      new AlkiError('BAD_INPUT', `the checkpoint in ${this.dir} is damaged (${what})`, 'build again without --resume; the checkpoint is replaced');
     let state: { done?: unknown; batches?: unknown };
     try {
       state = JSON.parse(readFileSync(statePath, 'utf8'));
@@ -50,7 +51,8 @@ export class FolderCheckpoint implements LayerCheckpoint {
       throw bad('state.json is not JSON');
     }
     const { done, batches } = state;
-    if (!Number.isSafeInteger(done) || (done as number) < 1 || !Array.isArray(batches) || !batches.every((n) => Number.isSafeInteger(n) && n > 0)) throw bad('state.json');
+    if (!Number.isSafeInteger(done) || (done as number) < 1 || !Array.isArray(batches) || !batches.every((n) => Number.isSafeInteger(n) && n > 0))
+      throw bad('state.json');
     const layers: CheckpointLayer[] = [];
     for (let i = 0; i < (done as number); i++) layers.push(this.readLayer(i, bad));
     const raw = readFileSync(join(this.dir, 'hidden.bin'));
@@ -76,7 +78,10 @@ export class FolderCheckpoint implements LayerCheckpoint {
       return { name, error, bits: qw.bits, blockSize: qw.blockSize, N: qw.N, K: qw.K, nBlocks: qw.nBlocks, zeroPoints: !!qw.zeroPoints };
     });
     layer.tensors.forEach((t, j) => b.initializer({ ...t, name: `t${j}`, data: t.data }));
-    const model = createModel(b.build(), { opsets: { '': 17 }, metadata: { codes: JSON.stringify(meta), tensors: JSON.stringify(layer.tensors.map((t) => t.name)) } });
+    const model = createModel(b.build(), {
+      opsets: { '': 17 },
+      metadata: { codes: JSON.stringify(meta), tensors: JSON.stringify(layer.tensors.map((t) => t.name)) },
+    });
     writeModelFile(join(this.dir, `layer-${index}.onnx`), model, { externalData: 'never' });
     const bytes = Buffer.concat(hidden.map((h) => Buffer.from(h.buffer, h.byteOffset, h.byteLength)));
     writeFileSync(join(this.dir, 'hidden.tmp'), bytes);
@@ -108,7 +113,11 @@ export class FolderCheckpoint implements LayerCheckpoint {
     } catch {
       throw bad;
     }
-    const ok = Array.isArray(data?.samples) && data.samples.length > 0 && data.samples.every((s) => Array.isArray(s) && s.length === data.samples[0].length && s.every((id) => Number.isSafeInteger(id) && id >= 0)) && typeof data.source === 'string';
+    const ok =
+      Array.isArray(data?.samples) &&
+      data.samples.length > 0 &&
+      data.samples.every((s) => Array.isArray(s) && s.length === data.samples[0].length && s.every((id) => Number.isSafeInteger(id) && id >= 0)) &&
+      typeof data.source === 'string';
     if (!ok) throw bad;
     return data;
   }
@@ -137,7 +146,16 @@ export class FolderCheckpoint implements LayerCheckpoint {
       if (!t || t.dataType !== type) throw bad(`layer ${i} lacks ${name}`);
       return t.data;
     };
-    const meta = JSON.parse(model.metadata.codes ?? '[]') as { name: string; error: number; bits: number; blockSize: number; N: number; K: number; nBlocks: number; zeroPoints: boolean }[];
+    const meta = JSON.parse(model.metadata.codes ?? '[]') as {
+      name: string;
+      error: number;
+      bits: number;
+      blockSize: number;
+      N: number;
+      K: number;
+      nBlocks: number;
+      zeroPoints: boolean;
+    }[];
     const codes = meta.map((m, j) => {
       const qw: BlockwiseQuantized = {
         bits: m.bits,
@@ -149,7 +167,8 @@ export class FolderCheckpoint implements LayerCheckpoint {
         scales: get(`c${j}.scales`, DataType.FLOAT) as Float32Array,
         zeroPoints: m.zeroPoints ? (get(`c${j}.zero_points`, DataType.UINT8) as Uint8Array) : undefined,
       };
-      if (qw.q.length !== qw.N * qw.nBlocks * qw.blockSize || qw.scales.length !== qw.N * qw.nBlocks) throw bad(`layer ${i}'s codes of ${m.name} have the wrong size`);
+      if (qw.q.length !== qw.N * qw.nBlocks * qw.blockSize || qw.scales.length !== qw.N * qw.nBlocks)
+        throw bad(`layer ${i}'s codes of ${m.name} have the wrong size`);
       return { name: m.name, qw, error: m.error };
     });
     const names = JSON.parse(model.metadata.tensors ?? '[]') as string[];

@@ -1,4 +1,17 @@
-import { DataType, GraphBuilder, floatTensor, int64Tensor, readTiedEmbedding, tensorByteLength, uint8Tensor, unpackBits, type Model, type Node, type Tensor, type TensorSpill } from '@alki/onnx';
+import {
+  DataType,
+  GraphBuilder,
+  floatTensor,
+  int64Tensor,
+  readTiedEmbedding,
+  tensorByteLength,
+  uint8Tensor,
+  unpackBits,
+  type Model,
+  type Node,
+  type Tensor,
+  type TensorSpill,
+} from '@alki/onnx';
 import { rtnPacked } from './rtn-packed.js';
 import type { QuantizeReport } from './quantize.js';
 
@@ -73,7 +86,13 @@ function dequantizingGather(model: Model, site: EmbeddingSite, q: QuantizedTable
  * with {@link dequantizingGather}: the table is a large share of a small model (262 MB of a 1.1B model's 926 MB
  * int4 bundle in float32). `blockSize` must divide H. Returns the relative error ‖E − Ê‖ / ‖E‖.
  */
-export function quantizeEmbedding(model: Model, site: EmbeddingSite, o: { bits: 4 | 8; blockSize: number; symmetric: boolean }, report: QuantizeReport, spillFile?: TensorSpill): number {
+export function quantizeEmbedding(
+  model: Model,
+  site: EmbeddingSite,
+  o: { bits: 4 | 8; blockSize: number; symmetric: boolean },
+  report: QuantizeReport,
+  spillFile?: TensorSpill,
+): number {
   const name = site.table.name;
   const spill = (t: Tensor) => spillFile?.spill(t) ?? t;
   const p = rtnPacked(site.table.data as Float32Array, site.V, site.H, o);
@@ -82,7 +101,12 @@ export function quantizeEmbedding(model: Model, site: EmbeddingSite, o: { bits: 
   const scales = spill(floatTensor(`${name}.scales`, [site.V, p.nBlocks], p.scales));
   const zeroPoints = p.zeroPoints && spill(uint8Tensor(`${name}.zero_points`, [site.V, p.nBlocks], unpackRows(p.zeroPoints, o.bits, site.V, p.nBlocks)));
   const tensors = [codes, scales, ...(zeroPoints ? [zeroPoints] : [])];
-  dequantizingGather(model, site, { codes: codes.name, scales: scales.name, zeroPoints: zeroPoints?.name, bits: o.bits, blockSize: o.blockSize, nBlocks: p.nBlocks, H: site.H }, tensors);
+  dequantizingGather(
+    model,
+    site,
+    { codes: codes.name, scales: scales.name, zeroPoints: zeroPoints?.name, bits: o.bits, blockSize: o.blockSize, nBlocks: p.nBlocks, H: site.H },
+    tensors,
+  );
   report.embedding = { name, bits: o.bits, relativeError: p.relativeError };
   report.floatBytes += tensorByteLength(site.table);
   report.quantizedBytes += tensors.reduce((sum, t) => sum + tensorByteLength(t), 0);
@@ -119,7 +143,11 @@ export function shareTiedEmbedding(model: Model, site: EmbeddingSite, report: Qu
   const extra: Tensor[] = [];
   let zeroPoints: string | undefined;
   if (node.inputs[3]) {
-    const zp = uint8Tensor(`${site.table.name}.zero_points`, [site.V, nBlocks], unpackRows(inits.get(node.inputs[3])!.data as Uint8Array, bits, site.V, nBlocks));
+    const zp = uint8Tensor(
+      `${site.table.name}.zero_points`,
+      [site.V, nBlocks],
+      unpackRows(inits.get(node.inputs[3])!.data as Uint8Array, bits, site.V, nBlocks),
+    );
     extra.push(zp);
     zeroPoints = zp.name;
   }

@@ -3,7 +3,19 @@ import { tensorByteLength, type Model } from '@alki/onnx';
 import { relativeErrorOf } from './blockwise.js';
 import { calibratedQuantize } from './calibrated.js';
 import type { CalibrationData } from './calibration/types.js';
-import { bitsOf, emptyReport, finishQuantizedModel, quantizeEmbeddings, quantize, resolveQuantizeOptions, selectLinears, writeMatMulNBits, type QuantizeMethod, type QuantizeOptions, type QuantizeReport } from './quantize.js';
+import {
+  bitsOf,
+  emptyReport,
+  finishQuantizedModel,
+  quantizeEmbeddings,
+  quantize,
+  resolveQuantizeOptions,
+  selectLinears,
+  writeMatMulNBits,
+  type QuantizeMethod,
+  type QuantizeOptions,
+  type QuantizeReport,
+} from './quantize.js';
 import { rtn } from './rtn.js';
 import { findLinears, gemmToMatMul } from './graph/rewrite.js';
 import { DEFAULT_W8A8_FORMAT, writeDynamicQuantizeMatMul } from './smoothquant.js';
@@ -40,7 +52,8 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
     needsCalibration,
     async quantize(model, context = {}) {
       if (method !== 'smoothquant' && !needsCalibration) return quantize(model, o);
-      if (needsCalibration && !context.calibration) throw new AlkiError('BAD_INPUT', `${method} needs calibration data`, 'pass { calibration } (see calibrationFromText / calibrationFromModel)');
+      if (needsCalibration && !context.calibration)
+        throw new AlkiError('BAD_INPUT', `${method} needs calibration data`, 'pass { calibration } (see calibrationFromText / calibrationFromModel)');
       const t0 = performance.now();
       const report = emptyReport(o);
       gemmToMatMul(model);
@@ -58,7 +71,25 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
           writeMatMulNBits(model, siteOf.get(name)!, qw, errors.get(name)!, o.accuracyLevel, report, o.spill);
           written.add(name);
         };
-        await calibratedQuantize(model, cal, { method: method as 'awq' | 'gptq' | 'smoothquant', bits: o.bits, bitsOf: bitsOf(o, report), blockSize: o.blockSize, symmetric: o.symmetric, actOrder: o.actOrder, percDamp: o.percDamp, mseClip: o.mseClip, awqScales: o.awqScales, alpha: o.alpha, excluded, onProgress: o.onProgress, signal: o.signal, errors, onCodes, spill: o.spill, checkpoint: o.checkpoint });
+        await calibratedQuantize(model, cal, {
+          method: method as 'awq' | 'gptq' | 'smoothquant',
+          bits: o.bits,
+          bitsOf: bitsOf(o, report),
+          blockSize: o.blockSize,
+          symmetric: o.symmetric,
+          actOrder: o.actOrder,
+          percDamp: o.percDamp,
+          mseClip: o.mseClip,
+          awqScales: o.awqScales,
+          alpha: o.alpha,
+          excluded,
+          onProgress: o.onProgress,
+          signal: o.signal,
+          errors,
+          onCodes,
+          spill: o.spill,
+          checkpoint: o.checkpoint,
+        });
       }
       if (method === 'smoothquant') {
         // W8A8: int8 weights per output channel, activations quantized per tensor at run time.

@@ -36,7 +36,9 @@ export interface GptqHessian {
 export async function prepareGptqHessian(
   hessian: Float32Array | Float64Array,
   K: number,
-  o: Pick<GptqOptions, 'percDamp' | 'actOrder' | 'scratch'> & { /** Work in `hessian` itself (a Float32Array) instead of a copy; U ends up there. */ overwrite?: boolean } = {},
+  o: Pick<GptqOptions, 'percDamp' | 'actOrder' | 'scratch'> & {
+    /** Work in `hessian` itself (a Float32Array) instead of a copy; U ends up there. */ overwrite?: boolean;
+  } = {},
   gemm: MatMulABt = matmulABt,
 ): Promise<GptqHessian> {
   const H = o.overwrite && hessian instanceof Float32Array ? hessian : Float32Array.from(hessian);
@@ -63,7 +65,12 @@ export async function prepareGptqHessian(
     for (let i = 0; i < K; i++) for (let j = 0; j < K; j++) Hp[i * K + j] = H[perm[i] * K + perm[j]];
   }
   const U = await upperCholeskyOfInverse(Hp, K, gemm, { overwrite: true, scratch: o.scratch });
-  if (!U) throw new AlkiError('NUMERIC', 'GPTQ: the Hessian is not positive definite even after dampening', 'raise the dampening (percDamp), or use more calibration samples');
+  if (!U)
+    throw new AlkiError(
+      'NUMERIC',
+      'GPTQ: the Hessian is not positive definite even after dampening',
+      'raise the dampening (percDamp), or use more calibration samples',
+    );
   return { K, perm, pos, dead, U };
 }
 
@@ -142,7 +149,29 @@ export async function gptq(
         // finished sub-block reaches the rest of the lazy block with one GEMM (JS work K·sub/2·N instead of K·lazy/2·N).
         for (let s1 = 0; s1 < count; s1 += sub) {
           const s2 = Math.min(count, s1 + sub);
-          quantizeColumns({ tail, err, codes, sScale, sZero, haveParams, blo, bhi, U, K, Ns, perm, pos, i1, s1, s2, bs, bits: o.bits, symmetric: o.symmetric, levels, mseClip: o.mseClip ?? true });
+          quantizeColumns({
+            tail,
+            err,
+            codes,
+            sScale,
+            sZero,
+            haveParams,
+            blo,
+            bhi,
+            U,
+            K,
+            Ns,
+            perm,
+            pos,
+            i1,
+            s1,
+            s2,
+            bs,
+            bits: o.bits,
+            symmetric: o.symmetric,
+            levels,
+            mseClip: o.mseClip ?? true,
+          });
           if (s2 < count) await spread(i1 + s1, s2 - s1, count - s2, err.subarray(s1 * Ns, s2 * Ns), tail.subarray(s2 * Ns, count * Ns));
         }
         // Lazy batch update of all later columns: W[i2:] −= U[i1:i2, i2:]ᵀ · Err.
@@ -220,7 +249,8 @@ function quantizeColumns(c: ColumnWork): void {
       // The block's range per output, from its rows of the tail.
       const rowStart = (k: number) => (pos[k] - i1) * Ns;
       rowRanges(tail, k0, k1, rowStart, 1, Ns, blo, bhi);
-      if (c.mseClip) mseBlockParams(tail, k0, k1, rowStart, Ns, blo, bhi, c.bits, c.symmetric, sScale.subarray(pb, pb + Ns), sZero.subarray(pb, pb + Ns), false);
+      if (c.mseClip)
+        mseBlockParams(tail, k0, k1, rowStart, Ns, blo, bhi, c.bits, c.symmetric, sScale.subarray(pb, pb + Ns), sZero.subarray(pb, pb + Ns), false);
       else {
         for (let n = 0; n < Ns; n++) {
           const { scale, zero } = blockParams(blo[n], bhi[n], c.bits, c.symmetric);
@@ -257,9 +287,10 @@ function quantizeColumns(c: ColumnWork): void {
 export type GemmUpdate = (a: Float32Array, m: number, k: number, b: Float32Array, n: number, c: Float32Array) => void | Promise<void>;
 
 function jsGemmUpdate(a: Float32Array, m: number, k: number, b: Float32Array, n: number, c: Float32Array): void {
-  for (let i = 0; i < m; i++) for (let t = 0; t < k; t++) {
-    const v = a[t * m + i];
-    if (v === 0) continue;
-    for (let j = 0; j < n; j++) c[i * n + j] -= v * b[t * n + j];
-  }
+  for (let i = 0; i < m; i++)
+    for (let t = 0; t < k; t++) {
+      const v = a[t * m + i];
+      if (v === 0) continue;
+      for (let j = 0; j < n; j++) c[i * n + j] -= v * b[t * n + j];
+    }
 }

@@ -1,4 +1,13 @@
-export { quantize, resolveQuantizeOptions, QUANTIZE_METHODS, DEFAULT_HEAD_BITS, DEFAULT_EMBED_BITS, writeMatMulNBits, finishQuantizedModel, quantizeEmbeddings } from './quantize.js';
+export {
+  quantize,
+  resolveQuantizeOptions,
+  QUANTIZE_METHODS,
+  DEFAULT_HEAD_BITS,
+  DEFAULT_EMBED_BITS,
+  writeMatMulNBits,
+  finishQuantizedModel,
+  quantizeEmbeddings,
+} from './quantize.js';
 export { findEmbeddings, quantizeEmbedding, shareTiedEmbedding } from './embedding.js';
 export type { EmbeddingSite } from './embedding.js';
 export type { QuantizeOptions, QuantizeReport, QuantizeMethod, LayerReport, ResolvedQuantizeOptions } from './quantize.js';

@@ -158,7 +158,12 @@ function reverse(a: Float32Array | Float64Array): void {
  * U = V⁻¹ = P·L′⁻¹·P — one recursive Cholesky-inverse. With `overwrite`,
  * U is computed in `h` itself (a Float32Array) and returned.
  */
-export async function upperCholeskyOfInverse(h: Float32Array | Float64Array, n: number, gemm: MatMulABt = matmulABt, o: { overwrite?: boolean; scratch?: Scratch } = {}): Promise<Float32Array | undefined> {
+export async function upperCholeskyOfInverse(
+  h: Float32Array | Float64Array,
+  n: number,
+  gemm: MatMulABt = matmulABt,
+  o: { overwrite?: boolean; scratch?: Scratch } = {},
+): Promise<Float32Array | undefined> {
   const u = o.overwrite && h instanceof Float32Array ? h : Float32Array.from(h);
   const scratch = o.scratch ?? new Scratch();
   scratch.reserve(scratchFor(n));

@@ -130,28 +130,61 @@ export function resolveQuantizeOptions(o: QuantizeOptions): ResolvedQuantizeOpti
     throw new AlkiError('BAD_OPTION', `unknown quantization method "${o.method}"`, `choose one of: ${QUANTIZE_METHODS.join(', ')}`);
   }
   if (o.method === 'smoothquant' && o.bits !== undefined && o.bits !== 8) {
-    throw new AlkiError('BAD_OPTION', `SmoothQuant is W8A8: --bits ${o.bits} is not possible`, 'drop --bits (or use --bits 8) with smoothquant; for 4-bit weights use --quantize awq or gptq');
+    throw new AlkiError(
+      'BAD_OPTION',
+      `SmoothQuant is W8A8: --bits ${o.bits} is not possible`,
+      'drop --bits (or use --bits 8) with smoothquant; for 4-bit weights use --quantize awq or gptq',
+    );
   }
-  if (o.alpha !== undefined && o.method !== 'smoothquant') throw new AlkiError('BAD_OPTION', '--alpha applies to SmoothQuant only', 'use --quantize smoothquant --alpha 0.5');
-  if (o.smooth !== undefined && o.method !== 'smoothquant') throw new AlkiError('BAD_OPTION', 'smoothing applies to SmoothQuant only', 'use --quantize smoothquant');
-  if (o.smooth === false && o.alpha !== undefined) throw new AlkiError('BAD_OPTION', '--alpha has no meaning without smoothing', 'drop --alpha, or drop --no-smooth');
-  if (o.w8a8Format !== undefined && o.method !== 'smoothquant') throw new AlkiError('BAD_OPTION', '--w8a8-format applies to SmoothQuant (W8A8) only', 'use --quantize smoothquant --w8a8-format s7');
-  if (o.w8a8Format !== undefined && !W8A8_FORMATS.includes(o.w8a8Format)) throw new AlkiError('BAD_OPTION', `unknown W8A8 format "${o.w8a8Format}"`, `choose one of: ${W8A8_FORMATS.join(', ')} (s7: safe on every CPU, the default; s8: VNNI x86, arm64 and wasm only; u8: exact everywhere, slower prefill)`);
-  if (o.alpha !== undefined && !(o.alpha >= 0 && o.alpha <= 1)) throw new AlkiError('BAD_OPTION', `--alpha must be in [0, 1], got ${o.alpha}`, 'SmoothQuant uses 0.5 by default; 0.75–0.85 for models with strong outliers');
+  if (o.alpha !== undefined && o.method !== 'smoothquant')
+    throw new AlkiError('BAD_OPTION', '--alpha applies to SmoothQuant only', 'use --quantize smoothquant --alpha 0.5');
+  if (o.smooth !== undefined && o.method !== 'smoothquant')
+    throw new AlkiError('BAD_OPTION', 'smoothing applies to SmoothQuant only', 'use --quantize smoothquant');
+  if (o.smooth === false && o.alpha !== undefined)
+    throw new AlkiError('BAD_OPTION', '--alpha has no meaning without smoothing', 'drop --alpha, or drop --no-smooth');
+  if (o.w8a8Format !== undefined && o.method !== 'smoothquant')
+    throw new AlkiError('BAD_OPTION', '--w8a8-format applies to SmoothQuant (W8A8) only', 'use --quantize smoothquant --w8a8-format s7');
+  if (o.w8a8Format !== undefined && !W8A8_FORMATS.includes(o.w8a8Format))
+    throw new AlkiError(
+      'BAD_OPTION',
+      `unknown W8A8 format "${o.w8a8Format}"`,
+      `choose one of: ${W8A8_FORMATS.join(', ')} (s7: safe on every CPU, the default; s8: VNNI x86, arm64 and wasm only; u8: exact everywhere, slower prefill)`,
+    );
+  if (o.alpha !== undefined && !(o.alpha >= 0 && o.alpha <= 1))
+    throw new AlkiError(
+      'BAD_OPTION',
+      `--alpha must be in [0, 1], got ${o.alpha}`,
+      'SmoothQuant uses 0.5 by default; 0.75–0.85 for models with strong outliers',
+    );
   const bits = o.bits ?? (o.method === 'smoothquant' ? 8 : 4);
   if (![2, 4, 8].includes(bits)) throw new AlkiError('BAD_OPTION', `--bits ${bits} is not supported`, 'use 4 or 8 (2 for experiments)');
   const blockSize = o.blockSize ?? 32;
   if (!BLOCK_SIZES.includes(blockSize)) throw new AlkiError('BAD_OPTION', `--block-size ${blockSize} is not supported`, `use one of ${BLOCK_SIZES.join(', ')}`);
   // int8 activations inside MatMulNBits (level 4) by default: see docs/decisions.md for the measured trade.
   const accuracyLevel = o.accuracyLevel ?? 4;
-  if (![0, 1, 2, 3, 4].includes(accuracyLevel)) throw new AlkiError('BAD_OPTION', `accuracy level ${accuracyLevel} is not supported`, 'use 0 (exact float activations) or 4 (int8 activations)');
+  if (![0, 1, 2, 3, 4].includes(accuracyLevel))
+    throw new AlkiError('BAD_OPTION', `accuracy level ${accuracyLevel} is not supported`, 'use 0 (exact float activations) or 4 (int8 activations)');
   if (o.actOrder && o.method !== 'gptq') throw new AlkiError('BAD_OPTION', '--act-order applies to GPTQ only', 'use --quantize gptq --act-order');
-  if (o.awqScales && o.method !== 'gptq') throw new AlkiError('BAD_OPTION', `--awq-scales applies to GPTQ only, not ${o.method}`, 'use --quantize gptq --awq-scales');
-  if (o.mseClip !== undefined && o.method !== 'gptq' && o.method !== 'rtn') throw new AlkiError('BAD_OPTION', `--mse-clip applies to RTN and GPTQ, not ${o.method}`, o.method === 'awq' ? 'AWQ searches its own clipping: leave --mse-clip out' : 'leave --mse-clip out');
-  if (o.headBits !== undefined && ![4, 8, 32].includes(o.headBits)) throw new AlkiError('BAD_OPTION', `--head-bits ${o.headBits} is not supported`, 'use 4, 8 or 32 (32 keeps the output projection in float)');
-  if (o.headBits === 4 && o.method === 'smoothquant') throw new AlkiError('BAD_OPTION', 'SmoothQuant is W8A8: --head-bits 4 is not possible', 'use --head-bits 8 or 32 with smoothquant');
-  if (o.embedBits !== undefined && ![4, 8, 32].includes(o.embedBits)) throw new AlkiError('BAD_OPTION', `--embed-bits ${o.embedBits} is not supported`, 'use 4, 8 or 32 (32 keeps the embedding table in float)');
-  if (o.embedBits !== undefined && o.embedBits !== 32 && o.method === 'smoothquant') throw new AlkiError('BAD_OPTION', 'SmoothQuant leaves the embedding table in float: --embed-bits does not apply', 'drop --embed-bits, or use --quantize rtn, awq or gptq');
+  if (o.awqScales && o.method !== 'gptq')
+    throw new AlkiError('BAD_OPTION', `--awq-scales applies to GPTQ only, not ${o.method}`, 'use --quantize gptq --awq-scales');
+  if (o.mseClip !== undefined && o.method !== 'gptq' && o.method !== 'rtn')
+    throw new AlkiError(
+      'BAD_OPTION',
+      `--mse-clip applies to RTN and GPTQ, not ${o.method}`,
+      o.method === 'awq' ? 'AWQ searches its own clipping: leave --mse-clip out' : 'leave --mse-clip out',
+    );
+  if (o.headBits !== undefined && ![4, 8, 32].includes(o.headBits))
+    throw new AlkiError('BAD_OPTION', `--head-bits ${o.headBits} is not supported`, 'use 4, 8 or 32 (32 keeps the output projection in float)');
+  if (o.headBits === 4 && o.method === 'smoothquant')
+    throw new AlkiError('BAD_OPTION', 'SmoothQuant is W8A8: --head-bits 4 is not possible', 'use --head-bits 8 or 32 with smoothquant');
+  if (o.embedBits !== undefined && ![4, 8, 32].includes(o.embedBits))
+    throw new AlkiError('BAD_OPTION', `--embed-bits ${o.embedBits} is not supported`, 'use 4, 8 or 32 (32 keeps the embedding table in float)');
+  if (o.embedBits !== undefined && o.embedBits !== 32 && o.method === 'smoothquant')
+    throw new AlkiError(
+      'BAD_OPTION',
+      'SmoothQuant leaves the embedding table in float: --embed-bits does not apply',
+      'drop --embed-bits, or use --quantize rtn, awq or gptq',
+    );
   if (o.percDamp !== undefined && !(o.percDamp > 0 && o.percDamp < 1)) throw new AlkiError('BAD_OPTION', `dampening must be in (0, 1), got ${o.percDamp}`);
   return { ...o, bits: bits as 2 | 4 | 8, blockSize, symmetric: o.symmetric ?? false, accuracyLevel };
 }
@@ -167,7 +200,9 @@ export function emptyReport(o: ResolvedQuantizeOptions): QuantizeReport {
     ...(o.method === 'gptq' ? { actOrder: !!o.actOrder } : {}),
     ...(o.method === 'gptq' || o.method === 'rtn' ? { mseClip: o.mseClip ?? o.method === 'gptq' } : {}),
     ...(o.method === 'gptq' && o.awqScales ? { awqScales: true } : {}),
-    ...(o.method === 'smoothquant' ? { ...(o.smooth === false ? { smooth: false } : { alpha: o.alpha ?? 0.5 }), w8a8Format: o.w8a8Format ?? DEFAULT_W8A8_FORMAT } : {}),
+    ...(o.method === 'smoothquant'
+      ? { ...(o.smooth === false ? { smooth: false } : { alpha: o.alpha ?? 0.5 }), w8a8Format: o.w8a8Format ?? DEFAULT_W8A8_FORMAT }
+      : {}),
     layers: [],
     excluded: [],
     floatBytes: 0,
@@ -187,7 +222,11 @@ export function selectLinears(model: Model, o: QuantizeOptions, report: Quantize
   for (const p of o.exclude ?? []) {
     if (!linears.some((s) => matches(p, s.weight.name))) {
       const examples = linears.slice(0, 2).map((s) => s.weight.name);
-      throw new AlkiError('BAD_OPTION', `--exclude ${String(p)} matches no linear layer of this model`, `give weight names such as ${[...examples, linears.at(-1)?.weight.name].filter(Boolean).join(', ')}, or a /regular expression/ such as /mlp\\.down_proj/`);
+      throw new AlkiError(
+        'BAD_OPTION',
+        `--exclude ${String(p)} matches no linear layer of this model`,
+        `give weight names such as ${[...examples, linears.at(-1)?.weight.name].filter(Boolean).join(', ')}, or a /regular expression/ such as /mlp\\.down_proj/`,
+      );
     }
   }
   const head = findHead(model);
@@ -209,7 +248,15 @@ export function bitsOf(o: { bits: 2 | 4 | 8 }, report: QuantizeReport): (name: s
  * Replaces a MatMul by MatMulNBits holding `qw`, recording the layer in the
  * report with its relative error (see relativeErrorOf in blockwise.ts).
  */
-export function writeMatMulNBits(model: Model, site: LinearSite, qw: BlockwiseQuantized, relativeError: number, accuracyLevel: number, report: QuantizeReport, spill?: TensorSpill): void {
+export function writeMatMulNBits(
+  model: Model,
+  site: LinearSite,
+  qw: BlockwiseQuantized,
+  relativeError: number,
+  accuracyLevel: number,
+  report: QuantizeReport,
+  spill?: TensorSpill,
+): void {
   replaceWithMatMulNBits(model, site, qw, matMulNBitsTensors(qw, site.weight.name), relativeError, accuracyLevel, report, spill);
 }
 
@@ -232,7 +279,14 @@ function replaceWithMatMulNBits(
   report.quantizedBytes += tensorByteLength(t.B) + tensorByteLength(t.scales) + (t.zeroPoints ? tensorByteLength(t.zeroPoints) : 0);
   model.graph.initializers.push(t.B, t.scales, ...(t.zeroPoints ? [t.zeroPoints] : []));
   const idx = model.graph.nodes.indexOf(site.node);
-  model.graph.nodes[idx] = matMulNBitsNode(site.node.inputs[0], site.node.outputs[0], shape, { B: t.B.name, scales: t.scales.name, zeroPoints: t.zeroPoints?.name }, accuracyLevel, `${site.node.name ?? name}_Q${shape.bits}`);
+  model.graph.nodes[idx] = matMulNBitsNode(
+    site.node.inputs[0],
+    site.node.outputs[0],
+    shape,
+    { B: t.B.name, scales: t.scales.name, zeroPoints: t.zeroPoints?.name },
+    accuracyLevel,
+    `${site.node.name ?? name}_Q${shape.bits}`,
+  );
 }
 
 /**
@@ -259,7 +313,14 @@ export function quantizeEmbeddings(model: Model, o: ResolvedQuantizeOptions, rep
 export function finishQuantizedModel(model: Model, report: QuantizeReport): void {
   pruneInitializers(model);
   if (!model.opsetImports.some((x) => x.domain === 'com.microsoft')) model.opsetImports.push({ domain: 'com.microsoft', version: 1 });
-  model.metadata[ALKI_METADATA_KEYS.quantization] = JSON.stringify({ method: report.method, bits: report.bits, blockSize: report.blockSize, symmetric: report.symmetric, ...(report.head ? { headBits: report.head.bits } : {}), ...(report.embedding ? { embedBits: report.embedding.bits } : {}) });
+  model.metadata[ALKI_METADATA_KEYS.quantization] = JSON.stringify({
+    method: report.method,
+    bits: report.bits,
+    blockSize: report.blockSize,
+    symmetric: report.symmetric,
+    ...(report.head ? { headBits: report.head.bits } : {}),
+    ...(report.embedding ? { embedBits: report.embedding.bits } : {}),
+  });
 }
 
 /**
@@ -274,7 +335,8 @@ export function quantize(model: Model, options: QuantizeOptions): { model: Model
   const o = resolveQuantizeOptions(options);
   const report = emptyReport(o);
   if (o.method === 'none') return { model, report };
-  if (o.method !== 'rtn') throw new AlkiError('BAD_OPTION', `${o.method} needs calibration data`, 'use createQuantizer(method, options).quantize(model, { calibration })');
+  if (o.method !== 'rtn')
+    throw new AlkiError('BAD_OPTION', `${o.method} needs calibration data`, 'use createQuantizer(method, options).quantize(model, { calibration })');
   gemmToMatMul(model);
   const sites = selectLinears(model, o, report);
   const bits = bitsOf(o, report);

@@ -89,5 +89,15 @@ export function rtnPacked(w: Float32Array, N: number, K: number, o: BlockwiseOpt
       }
     }
   }
-  return { bits, blockSize: bs, N, K, nBlocks, B, scales, zeroPoints, relativeError: Number.isFinite(den) && Number.isFinite(num) ? Math.sqrt(num / (den || 1)) : NaN };
+  return {
+    bits,
+    blockSize: bs,
+    N,
+    K,
+    nBlocks,
+    B,
+    scales,
+    zeroPoints,
+    relativeError: Number.isFinite(den) && Number.isFinite(num) ? Math.sqrt(num / (den || 1)) : NaN,
+  };
 }

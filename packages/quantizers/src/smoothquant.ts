@@ -71,7 +71,15 @@ export function writeDynamicQuantizeMatMul(model: Model, site: LinearSite, forma
   const S = floatTensor(`${name}.int8_scale`, [site.N], scales);
   const tensors =
     format === 'u8'
-      ? [uint8Tensor(`${name}.uint8`, [site.K, site.N], Uint8Array.from(q, (v) => v + 128)), S, uint8Tensor(`${name}.uint8_zero_point`, [site.N], new Uint8Array(site.N).fill(128))]
+      ? [
+          uint8Tensor(
+            `${name}.uint8`,
+            [site.K, site.N],
+            Uint8Array.from(q, (v) => v + 128),
+          ),
+          S,
+          uint8Tensor(`${name}.uint8_zero_point`, [site.N], new Uint8Array(site.N).fill(128)),
+        ]
       : [int8Tensor(`${name}.int8`, [site.K, site.N], q), S];
   model.graph.initializers.push(...tensors);
   const node: Node = {

@@ -13,7 +13,9 @@ import { decoderLogits } from '../../../tools/fixtures/decoder.js';
 describe('AWQ core', () => {
   it('reports α = null when no scaling beats s = 1 (weights already on the int4 grid), not the grid’s α = 0', async () => {
     const rng = new SeededRandom(12);
-    const n = 32, K = 64, N = 8;
+    const n = 32,
+      K = 64,
+      N = 8;
     const x = new Float32Array(n * K).map(() => rng.normal());
     // Every block holds 0 and 15 steps of 1/8: RTN at s = 1 is exact, so any other s can only lose.
     const w = new Float32Array(N * K).map((_, i) => (i % 32 === 0 ? 0 : i % 32 === 1 ? 15 : rng.int(16)) / 8);
@@ -26,7 +28,9 @@ describe('AWQ core', () => {
 
   it('the onnxruntime candidate graph gives the JS candidate loss', async () => {
     const rng = new SeededRandom(6);
-    const n = 40, K = 96, N = 24;
+    const n = 40,
+      K = 96,
+      N = 24;
     const x = new Float32Array(n * K).map(() => rng.normal());
     const w = new Float32Array(N * K).map(() => rng.normal());
     const ref = matmulABt(x, n, K, w, N);
@@ -47,7 +51,8 @@ describe('AWQ core', () => {
 
   it('the fused candidate weights Q(W·s)/s equal quantizing W·s and dividing by s', () => {
     const rng = new SeededRandom(4);
-    const N = 5, K = 70;
+    const N = 5,
+      K = 70;
     const w = new Float32Array(N * K).map(() => rng.normal());
     const s = new Float32Array(K).map(() => 0.3 + 2 * rng.next());
     for (const symmetric of [false, true]) {
@@ -61,7 +66,9 @@ describe('AWQ core', () => {
 
   it('the chosen scales lower the output error versus s = 1 when a few input channels carry large activations', async () => {
     const rng = new SeededRandom(3);
-    const n = 256, K = 64, N = 48;
+    const n = 256,
+      K = 64,
+      N = 48;
     const x = new Float32Array(n * K);
     for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) x[t * K + k] = rng.normal() * (k % 16 === 0 ? 20 : 1);
     const w = new Float32Array(N * K).map(() => rng.normal());
@@ -86,16 +93,21 @@ describe('AWQ core', () => {
 });
 
 describe('AWQ against its plain reference (awqScaleReference, awqClipReference: every row, output and candidate)', () => {
-  it('the scale search picks the reference\'s α, with its loss', async () => {
+  it("the scale search picks the reference's α, with its loss", async () => {
     for (const seed of [3, 4, 5]) {
       const rng = new SeededRandom(seed);
-      const n = 128, K = 64, N = 40;
+      const n = 128,
+        K = 64,
+        N = 40;
       const x = new Float32Array(n * K).map((_, i) => rng.normal() * ((i % K) % 16 === 0 ? 20 : 1));
       const w = new Float32Array(N * K).map(() => rng.normal());
       const xMean = new Float64Array(K);
       for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) xMean[k] += Math.abs(x[t * K + k]) / n;
       const opts = { bits: 4, blockSize: 32, symmetric: false } as const;
-      const lin = [{ w: w.subarray(0, 24 * K), N: 24 }, { w: w.subarray(24 * K), N: 16 }];
+      const lin = [
+        { w: w.subarray(0, 24 * K), N: 24 },
+        { w: w.subarray(24 * K), N: 16 },
+      ];
       const ref = awqScaleReference(x, n, K, lin, opts);
       const fast = await awqSearchScale(x, n, K, xMean, lin, opts);
       expect(ref.alpha).not.toBeNull();
@@ -106,7 +118,9 @@ describe('AWQ against its plain reference (awqScaleReference, awqClipReference: 
 
   it('the clipping search (Gram matrices, coarse-to-fine steps) clips as the exhaustive reference does', async () => {
     const rng = new SeededRandom(11);
-    const n = 200, K = 96, N = 16;
+    const n = 200,
+      K = 96,
+      N = 16;
     const x = new Float32Array(n * K).map(() => rng.normal());
     const w = new Float32Array(N * K).map(() => rng.normal() * (rng.next() < 0.04 ? 6 : 1));
     const opts = { bits: 4, blockSize: 32, symmetric: false } as const;
@@ -124,7 +138,9 @@ describe('AWQ clipping', () => {
   // Heavy-tailed weights: a few large values per block stretch the range of the rest.
   const setup = (seed: number) => {
     const rng = new SeededRandom(seed);
-    const n = 200, K = 80, N = 12;
+    const n = 200,
+      K = 80,
+      N = 12;
     const x = new Float32Array(n * K).map(() => rng.normal());
     const w = new Float32Array(N * K).map(() => rng.normal() * (rng.next() < 0.04 ? 6 : 1));
     return { n, K, N, x, w, opts: { bits: 4, blockSize: 32, symmetric: false } as const };
@@ -160,27 +176,32 @@ describe('AWQ clipping', () => {
 });
 
 describe('folding scales into the graph', () => {
-  for (const flavour of ['portable', 'ort'] as const) it(`leaves the fp32 model logits unchanged (≤ 1e-5 relative), for norm- and linear-fed groups (${flavour})`, async () => {
-    const m = tinyLlama({ seed: 21, numHeads: 2, numKvHeads: 2, mlpBias: true });
-    const { model } = exportModel(openHfModel(m.dir), { flavour });
-    const ids = [1, 300, 301, 302, 303, 290];
-    const run = () => decoderLogits(model, ids);
-    const before = await run();
-    const groups = readDecoderLayout(model)!.scaleGroups;
-    const rng = new SeededRandom(9);
-    let folded = 0;
-    for (const g of groups) {
-      if (!canFoldScale(model, g)) continue;
-      const K = model.graph.initializers.find((t) => t.name === g.linears[0])!.dims[0];
-      applyScale(model, g, new Float32Array(K).map(() => 0.5 + 1.5 * rng.next()));
-      folded++;
-    }
-    // Multi-head attention: v→o folds too (4 groups per layer and the head) — except from a packed q/k/v projection.
-    expect(folded).toBe(flavour === 'portable' ? 2 * 4 + 1 : 2 * 3 + 1);
-    const after = await run();
-    let maxRel = 0;
-    for (let i = 0; i < before.length; i++) maxRel = Math.max(maxRel, Math.abs(after[i] - before[i]) / (1 + Math.abs(before[i])));
-    expect(maxRel).toBeLessThan(1e-5);
-    m.cleanup();
-  });
+  for (const flavour of ['portable', 'ort'] as const)
+    it(`leaves the fp32 model logits unchanged (≤ 1e-5 relative), for norm- and linear-fed groups (${flavour})`, async () => {
+      const m = tinyLlama({ seed: 21, numHeads: 2, numKvHeads: 2, mlpBias: true });
+      const { model } = exportModel(openHfModel(m.dir), { flavour });
+      const ids = [1, 300, 301, 302, 303, 290];
+      const run = () => decoderLogits(model, ids);
+      const before = await run();
+      const groups = readDecoderLayout(model)!.scaleGroups;
+      const rng = new SeededRandom(9);
+      let folded = 0;
+      for (const g of groups) {
+        if (!canFoldScale(model, g)) continue;
+        const K = model.graph.initializers.find((t) => t.name === g.linears[0])!.dims[0];
+        applyScale(
+          model,
+          g,
+          new Float32Array(K).map(() => 0.5 + 1.5 * rng.next()),
+        );
+        folded++;
+      }
+      // Multi-head attention: v→o folds too (4 groups per layer and the head) — except from a packed q/k/v projection.
+      expect(folded).toBe(flavour === 'portable' ? 2 * 4 + 1 : 2 * 3 + 1);
+      const after = await run();
+      let maxRel = 0;
+      for (let i = 0; i < before.length; i++) maxRel = Math.max(maxRel, Math.abs(after[i] - before[i]) / (1 + Math.abs(before[i])));
+      expect(maxRel).toBeLessThan(1e-5);
+      m.cleanup();
+    });
 });

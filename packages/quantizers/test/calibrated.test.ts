@@ -22,7 +22,13 @@ describe.skipIf(!stories260K || !tinyStoriesText)('GPTQ and AWQ on stories260K (
     const fresh = () => exportModel(openHfModel(stories260K!)).model;
     const ref = await decoderLogits(fresh(), evalIds);
     const errors: Record<string, number> = {};
-    for (const [method, extra] of [['rtn', {}], ['gptq', {}], ['awq', {}], ['gptq', { awqScales: true }], ['gptq', { mseClip: false }]] as const) {
+    for (const [method, extra] of [
+      ['rtn', {}],
+      ['gptq', {}],
+      ['awq', {}],
+      ['gptq', { awqScales: true }],
+      ['gptq', { mseClip: false }],
+    ] as const) {
       const q = createQuantizer(method, { bits: 4, blockSize: 32, ...extra });
       const { model, report } = await q.quantize(fresh(), { calibration });
       expect(model.graph.nodes.filter((n) => n.opType === 'MatMulNBits')).toHaveLength(36);
@@ -70,7 +76,9 @@ describe('calibration input errors', () => {
     b.initializer(floatTensor('w', [8, 4], new Float32Array(32).fill(0.5)));
     b.output(b.node('MatMul', [b.input('features', DataType.FLOAT, ['n', 8]), 'w'], {}, { outputs: ['y'] }), DataType.FLOAT);
     const foreign = createModel(b.build(), { opsets: { '': 17 } });
-    await expect(createQuantizer('gptq').quantize(foreign, { calibration: { samples: [[1, 2, 3]], source: 'x' } })).rejects.toThrow(/cannot feed the graph input "features"/);
+    await expect(createQuantizer('gptq').quantize(foreign, { calibration: { samples: [[1, 2, 3]], source: 'x' } })).rejects.toThrow(
+      /cannot feed the graph input "features"/,
+    );
     m.cleanup();
   });
 });
@@ -81,7 +89,10 @@ describe('calibrated quantizers on both graph flavours', () => {
       const m = tinyLlama({ seed: 8, numHeads: 2, numKvHeads: 1, hiddenSize: 64, intermediateSize: 128 });
       const fresh = () => exportModel(openHfModel(m.dir), { flavour }).model;
       const rng = new SeededRandom(3);
-      const calibration: CalibrationData = { samples: Array.from({ length: 8 }, () => [1, ...Array.from({ length: 63 }, () => 3 + rng.int(300))]), source: 'random ids' };
+      const calibration: CalibrationData = {
+        samples: Array.from({ length: 8 }, () => [1, ...Array.from({ length: 63 }, () => 3 + rng.int(300))]),
+        source: 'random ids',
+      };
       // Evaluated on fresh text from the calibration distribution (random ids): what AWQ and GPTQ optimize for.
       const r2 = new SeededRandom(77);
       const evalIds = [1, ...Array.from({ length: 63 }, () => 3 + r2.int(300))];
@@ -112,7 +123,10 @@ describe('exclude means bit-identical', () => {
       const fresh = () => exportModel(openHfModel(m.dir)).model;
       const original = new Map(fresh().graph.initializers.map((t) => [t.name, t.data.slice()]));
       const rng = new SeededRandom(9);
-      const calibration: CalibrationData = { samples: Array.from({ length: 4 }, () => [1, ...Array.from({ length: 31 }, () => 3 + rng.int(300))]), source: 'random ids' };
+      const calibration: CalibrationData = {
+        samples: Array.from({ length: 4 }, () => [1, ...Array.from({ length: 31 }, () => 3 + rng.int(300))]),
+        source: 'random ids',
+      };
       const { model, report } = await createQuantizer(method, { bits: method === 'smoothquant' ? 8 : 4, exclude: excluded }).quantize(fresh(), { calibration });
       expect(report.excluded.sort()).toEqual(excludedNames);
       for (const name of excludedNames) {
@@ -130,7 +144,9 @@ describe('exclude means bit-identical', () => {
 
   it('a pattern that matches nothing is refused with examples of the names', async () => {
     const m = tinyLlama({ seed: 5 });
-    expect(() => createQuantizer('rtn', { exclude: ['lm_head'] }).quantize(exportModel(openHfModel(m.dir)).model)).rejects.toThrow(/--exclude lm_head matches no linear layer/);
+    expect(() => createQuantizer('rtn', { exclude: ['lm_head'] }).quantize(exportModel(openHfModel(m.dir)).model)).rejects.toThrow(
+      /--exclude lm_head matches no linear layer/,
+    );
     m.cleanup();
   });
 });

@@ -43,9 +43,16 @@ describe('readCalibrationFile fuzz', () => {
     expect(readCalibrationFile(jsonl)).toBe('a\n\nb');
   });
 
-  it('any file contents give text or an AlkiError', () => {
-    fc.assert(fc.property(fc.constantFrom('.txt' as const, '.jsonl' as const), textFileContents(), (ext, bytes) => checkFile(ext, bytes)), fuzzParams());
-  }, fuzzTimeout());
+  it(
+    'any file contents give text or an AlkiError',
+    () => {
+      fc.assert(
+        fc.property(fc.constantFrom('.txt' as const, '.jsonl' as const), textFileContents(), (ext, bytes) => checkFile(ext, bytes)),
+        fuzzParams(),
+      );
+    },
+    fuzzTimeout(),
+  );
 
   it('a 100 MB one-line file does not hang', () => {
     const big = 'the little cat played in the sun. '.repeat(Math.ceil((100 * 1024 * 1024) / 34)).slice(0, 100 * 1024 * 1024);

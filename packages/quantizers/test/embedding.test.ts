@@ -18,7 +18,11 @@ function withRoundedEmbedding(model: Model, bits: 4 | 8, blockSize: number, symm
 }
 
 describe('quantized embeddings', () => {
-  for (const [bits, symmetric] of [[4, false], [8, false], [4, true]] as const) {
+  for (const [bits, symmetric] of [
+    [4, false],
+    [8, false],
+    [4, true],
+  ] as const) {
     it(`looks rows up in a ${bits}-bit${symmetric ? ' symmetric' : ''} table with the values RTN rounds them to (untied model)`, async () => {
       const m = tinyLlama({ hiddenSize: 64, vocabSize: 300, seed: 21 });
       try {

@@ -11,18 +11,32 @@ import { applyScale, createQuantizer, gemmToMatMul, inferScaleGroups, type Calib
  */
 function foreignModel(seed = 1): Model {
   const rng = new SeededRandom(seed);
-  const V = 64, H = 32, F = 96;
+  const V = 64,
+    H = 32,
+    F = 96;
   const rand = (n: number, std: number) => new Float32Array(n).map(() => rng.normal() * std);
   const b = new GraphBuilder('third_party');
   const ids = b.input('input_ids', DataType.INT64, ['batch', 'seq']);
   b.initializer(floatTensor('wte', [V, H], rand(V * H, 1)));
-  b.initializer(floatTensor('ln1.g', [H], rand(H, 0.1).map((x) => 1 + x)));
+  b.initializer(
+    floatTensor(
+      'ln1.g',
+      [H],
+      rand(H, 0.1).map((x) => 1 + x),
+    ),
+  );
   b.initializer(floatTensor('ln1.b', [H], rand(H, 0.1)));
   b.initializer(floatTensor('fc1.w', [F, H], rand(F * H, 1 / Math.sqrt(H))));
   b.initializer(floatTensor('fc1.b', [F], rand(F, 0.1)));
   b.initializer(floatTensor('fc2.w', [F, H], rand(F * H, 1 / Math.sqrt(F))));
   b.initializer(floatTensor('fc2.b', [H], rand(H, 0.1)));
-  b.initializer(floatTensor('ln2.g', [H], rand(H, 0.1).map((x) => 1 + x)));
+  b.initializer(
+    floatTensor(
+      'ln2.g',
+      [H],
+      rand(H, 0.1).map((x) => 1 + x),
+    ),
+  );
   b.initializer(floatTensor('ln2.b', [H], rand(H, 0.1)));
   b.initializer(floatTensor('head.w', [H, V], rand(H * V, 1 / Math.sqrt(H))));
   b.initializer(int64Tensor('flat', [2], [-1, H]));
@@ -74,7 +88,11 @@ describe('@alki/quantizers on a graph it did not build', () => {
     const r = new SeededRandom(4);
     for (const g of groups) {
       const K = model.graph.initializers.find((t) => t.name === g.linears[0])!.dims[0];
-      applyScale(model, g, new Float32Array(K).map(() => 0.5 + r.next()));
+      applyScale(
+        model,
+        g,
+        new Float32Array(K).map(() => 0.5 + r.next()),
+      );
     }
     expect(rel(await run(model, ids), ref)).toBeLessThan(1e-5);
   });
@@ -82,13 +100,38 @@ describe('@alki/quantizers on a graph it did not build', () => {
   it('Skip*Normalization: γ is input 2 (input 1 is the skip), β input 3; folding there leaves the float model unchanged', async () => {
     for (const op of ['SkipSimplifiedLayerNormalization', 'SkipLayerNormalization'] as const) {
       const rng = new SeededRandom(11);
-      const H = 32, V = 64;
+      const H = 32,
+        V = 64;
       const b = new GraphBuilder('skip_norm');
       const ids = b.input('input_ids', DataType.INT64, ['batch', 'seq']);
-      b.initializer(floatTensor('wte', [V, H], new Float32Array(V * H).map(() => rng.normal())));
-      b.initializer(floatTensor('gamma', [H], new Float32Array(H).map(() => 1 + 0.1 * rng.normal())));
-      b.initializer(floatTensor('beta', [H], new Float32Array(H).map(() => 0.1 * rng.normal())));
-      b.initializer(floatTensor('head.w', [H, V], new Float32Array(H * V).map(() => rng.normal() / Math.sqrt(H))));
+      b.initializer(
+        floatTensor(
+          'wte',
+          [V, H],
+          new Float32Array(V * H).map(() => rng.normal()),
+        ),
+      );
+      b.initializer(
+        floatTensor(
+          'gamma',
+          [H],
+          new Float32Array(H).map(() => 1 + 0.1 * rng.normal()),
+        ),
+      );
+      b.initializer(
+        floatTensor(
+          'beta',
+          [H],
+          new Float32Array(H).map(() => 0.1 * rng.normal()),
+        ),
+      );
+      b.initializer(
+        floatTensor(
+          'head.w',
+          [H, V],
+          new Float32Array(H * V).map(() => rng.normal() / Math.sqrt(H)),
+        ),
+      );
       const x = b.node('Gather', ['wte', ids]);
       const inputs = op === 'SkipLayerNormalization' ? [x, x, 'gamma', 'beta'] : [x, x, 'gamma'];
       const n = b.node(op, inputs, { epsilon: 1e-5 }, { domain: 'com.microsoft' });
@@ -97,7 +140,11 @@ describe('@alki/quantizers on a graph it did not build', () => {
       const groups = inferScaleGroups(model);
       expect(groups).toEqual([{ layer: 0, norm: 'gamma', normBias: op === 'SkipLayerNormalization' ? 'beta' : undefined, linears: ['head.w'] }]);
       const ref = await run(model, [1, 5, 9, 13]);
-      applyScale(model, groups[0], new Float32Array(H).map(() => 0.5 + rng.next()));
+      applyScale(
+        model,
+        groups[0],
+        new Float32Array(H).map(() => 0.5 + rng.next()),
+      );
       expect(rel(await run(model, [1, 5, 9, 13]), ref)).toBeLessThan(1e-5);
     }
   });

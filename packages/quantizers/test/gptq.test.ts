@@ -30,15 +30,16 @@ function hessian(x: Float32Array, n: number, K: number): Float64Array {
 
 function outputError(x: Float32Array, n: number, K: number, w: Float32Array, wq: Float32Array, N: number): number {
   let e = 0;
-  for (let t = 0; t < n; t++) for (let o = 0; o < N; o++) {
-    let a = 0;
-    let b = 0;
-    for (let k = 0; k < K; k++) {
-      a += x[t * K + k] * w[o * K + k];
-      b += x[t * K + k] * wq[o * K + k];
+  for (let t = 0; t < n; t++)
+    for (let o = 0; o < N; o++) {
+      let a = 0;
+      let b = 0;
+      for (let k = 0; k < K; k++) {
+        a += x[t * K + k] * w[o * K + k];
+        b += x[t * K + k] * wq[o * K + k];
+      }
+      e += (a - b) ** 2;
     }
-    e += (a - b) ** 2;
-  }
   return e;
 }
 
@@ -48,31 +49,40 @@ describe('GPTQ core', () => {
     const rng = new SeededRandom(2);
     const a = Array.from({ length: n * n }, () => rng.normal());
     const h = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-      for (let k = 0; k < n; k++) h[i * n + j] += a[i * n + k] * a[j * n + k];
-      if (i === j) h[i * n + j] += 0.5;
-    }
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) {
+        for (let k = 0; k < n; k++) h[i * n + j] += a[i * n + k] * a[j * n + k];
+        if (i === j) h[i * n + j] += 0.5;
+      }
     const u = (await upperCholeskyOfInverse(h, n))!;
     for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) expect(u[i * n + j]).toBe(0);
     // UᵀU·H = I, checked on a sample of entries (float32 GEMM panels: 1e-4).
     const utu = new Float64Array(n * n);
-    for (let m = 0; m < n; m++) for (let i = 0; i < n; i++) {
-      const a = u[m * n + i];
-      if (a === 0) continue;
-      for (let k = 0; k < n; k++) utu[i * n + k] += a * u[m * n + k];
-    }
+    for (let m = 0; m < n; m++)
+      for (let i = 0; i < n; i++) {
+        const a = u[m * n + i];
+        if (a === 0) continue;
+        for (let k = 0; k < n; k++) utu[i * n + k] += a * u[m * n + k];
+      }
     let maxErr = 0;
-    for (let i = 0; i < n; i += 7) for (let j = 0; j < n; j += 5) {
-      let s = 0;
-      for (let k = 0; k < n; k++) s += utu[i * n + k] * h[k * n + j];
-      maxErr = Math.max(maxErr, Math.abs(s - (i === j ? 1 : 0)));
-    }
+    for (let i = 0; i < n; i += 7)
+      for (let j = 0; j < n; j += 5) {
+        let s = 0;
+        for (let k = 0; k < n; k++) s += utu[i * n + k] * h[k * n + j];
+        maxErr = Math.max(maxErr, Math.abs(s - (i === j ? 1 : 0)));
+      }
     expect(maxErr).toBeLessThan(1e-4);
   });
 
-  for (const [bits, actOrder] of [[4, false], [4, true], [8, false]] as const) {
+  for (const [bits, actOrder] of [
+    [4, false],
+    [4, true],
+    [8, false],
+  ] as const) {
     it(`lowers the layer output error ‖XW − XŴ‖ below RTN's on correlated inputs (int${bits}${actOrder ? ', act-order' : ''})`, async () => {
-      const n = 512, K = 300, N = 24;
+      const n = 512,
+        K = 300,
+        N = 24;
       const x = correlatedInputs(n, K, 1);
       const rng = new SeededRandom(5);
       const w = new Float32Array(N * K).map(() => rng.normal());
@@ -85,7 +95,9 @@ describe('GPTQ core', () => {
   }
 
   describe('against Algorithm 1 as the paper states it (gptqReference: float64, full inverse, plain column loop)', () => {
-    const n = 256, K = 200, N = 20;
+    const n = 256,
+      K = 200,
+      N = 20;
     const x = correlatedInputs(n, K, 3);
     const rng = new SeededRandom(9);
     const w = new Float32Array(N * K).map(() => rng.normal());

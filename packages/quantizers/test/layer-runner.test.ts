@@ -15,13 +15,18 @@ describe('LayerRunner', () => {
       const m = tinyLlama({ seed: 5, numLayers: 3 });
       const { model } = exportModel(openHfModel(m.dir), { flavour });
       const layers = JSON.parse(model.metadata['alki.layers']) as LayerSpan[];
-      const samples = [[1, 5, 9, 200, 7, 3], [1, 8, 2, 44, 6, 30]];
+      const samples = [
+        [1, 5, 9, 200, 7, 3],
+        [1, 8, 2, 44, 6, 30],
+      ];
       const hidden = JSON.parse(readFileSync(join(m.dir, 'config.json'), 'utf8')).hidden_size as number;
       const runner = new LayerRunner(model, layers, samples, hidden, 1);
       await runner.start();
       const sessions = (runner as unknown as { sessions: SliceSessions }).sessions;
       for (let i = 0; i < layers.length; i++) {
-        const inputs = [...new Set(model.graph.nodes.filter((n) => n.opType === 'MatMul' && n.inputs[1].startsWith(`model.layers.${i}.`)).map((n) => n.inputs[0]))];
+        const inputs = [
+          ...new Set(model.graph.nodes.filter((n) => n.opType === 'MatMul' && n.inputs[1].startsWith(`model.layers.${i}.`)).map((n) => n.inputs[0])),
+        ];
         const stats = await runner.collect(i, inputs, { gram: true, absMax: true });
         for (const st of stats.values()) {
           expect(st.tokens).toBe(12);
@@ -44,11 +49,12 @@ describe('LayerRunner', () => {
       const V = w.dims[1];
       const full = await decoderLogits(model, samples[0]);
       let maxRel = 0;
-      for (let t = 0; t < samples[0].length; t++) for (let v = 0; v < V; v++) {
-        let y = 0;
-        for (let k = 0; k < hidden; k++) y += x[t * hidden + k] * (w.data as Float32Array)[k * V + v];
-        maxRel = Math.max(maxRel, Math.abs(y - full[t * V + v]) / (Math.abs(full[t * V + v]) + 1e-3));
-      }
+      for (let t = 0; t < samples[0].length; t++)
+        for (let v = 0; v < V; v++) {
+          let y = 0;
+          for (let k = 0; k < hidden; k++) y += x[t * hidden + k] * (w.data as Float32Array)[k * V + v];
+          maxRel = Math.max(maxRel, Math.abs(y - full[t * V + v]) / (Math.abs(full[t * V + v]) + 1e-3));
+        }
       expect(maxRel).toBeLessThan(1e-3);
       await runner.release();
       await withHead.release();
@@ -61,7 +67,11 @@ describe('LayerRunner', () => {
     const { model } = exportModel(openHfModel(m.dir));
     const layers = JSON.parse(model.metadata['alki.layers']) as LayerSpan[];
     const hidden = JSON.parse(readFileSync(join(m.dir, 'config.json'), 'utf8')).hidden_size as number;
-    const samples = [[1, 5, 9, 200, 7, 3, 8, 11], [1, 8, 2, 44, 6, 30, 9, 12], [1, 4, 4, 4, 6, 31, 90, 2]];
+    const samples = [
+      [1, 5, 9, 200, 7, 3, 8, 11],
+      [1, 8, 2, 44, 6, 30, 9, 12],
+      [1, 4, 4, 4, 6, 31, 90, 2],
+    ];
     // Two batches: the sums accumulate across runs.
     const runner = new LayerRunner(model, layers, [...samples, ...samples.map((s) => [...s].reverse())], hidden, 3);
     await runner.start();
@@ -72,12 +82,13 @@ describe('LayerRunner', () => {
     const x = st.rows!;
     let maxErr = 0;
     let scale = 0;
-    for (let a = 0; a < st.K; a += 7) for (let b = 0; b < st.K; b += 5) {
-      let v = 0;
-      for (let t = 0; t < 48; t++) v += x[t * st.K + a] * x[t * st.K + b];
-      maxErr = Math.max(maxErr, Math.abs(st.gram![a * st.K + b] - v));
-      scale = Math.max(scale, Math.abs(v));
-    }
+    for (let a = 0; a < st.K; a += 7)
+      for (let b = 0; b < st.K; b += 5) {
+        let v = 0;
+        for (let t = 0; t < 48; t++) v += x[t * st.K + a] * x[t * st.K + b];
+        maxErr = Math.max(maxErr, Math.abs(st.gram![a * st.K + b] - v));
+        scale = Math.max(scale, Math.abs(v));
+      }
     expect(scale).toBeGreaterThan(0);
     expect(maxErr / scale).toBeLessThan(1e-4);
     await runner.release();
@@ -95,7 +106,13 @@ describe('LayerRunner', () => {
     const b = await sessions.prepare(extractSubgraph(model, [layers[1].output], cut(1)));
     expect(b.session).toBe(a.session);
     expect(a.name(layers[0].output)).toBe(b.name(layers[1].output));
-    await sessions.prepare(extractSubgraph(model, ['logits'], cut(1).map((c) => ({ ...c, name: layers[1].output }))));
+    await sessions.prepare(
+      extractSubgraph(
+        model,
+        ['logits'],
+        cut(1).map((c) => ({ ...c, name: layers[1].output })),
+      ),
+    );
     expect(sessions.size).toBe(2);
     await sessions.release();
     m.cleanup();

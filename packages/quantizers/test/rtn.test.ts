@@ -15,11 +15,12 @@ function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
 /** Plain JS reference: y = x · dequant(Ŵ)ᵀ for x [M, K] and Ŵ [N, K]. */
 function referenceMatMul(x: Float32Array, M: number, K: number, wRows: Float32Array, N: number): Float64Array {
   const y = new Float64Array(M * N);
-  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
-    let s = 0;
-    for (let k = 0; k < K; k++) s += x[m * K + k] * wRows[n * K + k];
-    y[m * N + n] = s;
-  }
+  for (let m = 0; m < M; m++)
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += x[m * K + k] * wRows[n * K + k];
+      y[m * N + n] = s;
+    }
   return y;
 }
 
@@ -34,7 +35,8 @@ function matmulModel(wKN: Float32Array, K: number, N: number) {
 
 describe('RTN blockwise core', () => {
   it('gives the same codes from the MatMul layout [K, N], and relativeErrorOf matches the dequantized weight', () => {
-    const K = 70, N = 9;
+    const K = 70,
+      N = 9;
     const w = randomMatrix(N, K, 12);
     const kn = new Float32Array(K * N);
     for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) kn[k * N + n] = w[n * K + k];
@@ -60,10 +62,11 @@ describe('RTN blockwise core', () => {
         const q = rtn(w, N, K, { bits, blockSize: 32, symmetric });
         expect(q.nBlocks).toBe(3);
         const back = dequantizeBlockwise(q);
-        for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) {
-          const s = Math.abs(q.scales[n * 3 + Math.floor(k / 32)]);
-          expect(Math.abs(back[n * K + k] - w[n * K + k])).toBeLessThanOrEqual(s / 2 + 1e-6);
-        }
+        for (let n = 0; n < N; n++)
+          for (let k = 0; k < K; k++) {
+            const s = Math.abs(q.scales[n * 3 + Math.floor(k / 32)]);
+            expect(Math.abs(back[n * K + k] - w[n * K + k])).toBeLessThanOrEqual(s / 2 + 1e-6);
+          }
       }
     }
   });
@@ -109,7 +112,9 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
   }
 
   it('defaults to accuracy level 4 (int8 activations), close to the float-activation result', async () => {
-    const K = 128, N = 16, M = 4;
+    const K = 128,
+      N = 16,
+      M = 4;
     const wRows = randomMatrix(N, K, 77);
     const wKN = new Float32Array(K * N);
     for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wKN[k * N + n] = wRows[n * K + k];
@@ -120,8 +125,12 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
     const ref = referenceMatMul(x, M, K, dequantizeBlockwise(rtn(wRows, N, K, { bits: 8, blockSize: 32, symmetric: false })), N);
     const s = await ort.InferenceSession.create(encodeModel(model));
     const y = (await s.run({ x: new ort.Tensor('float32', x, [M, K]) })).y.data as Float32Array;
-    let num = 0, den = 0;
-    for (let i = 0; i < M * N; i++) { num += (y[i] - ref[i]) ** 2; den += ref[i] ** 2; }
+    let num = 0,
+      den = 0;
+    for (let i = 0; i < M * N; i++) {
+      num += (y[i] - ref[i]) ** 2;
+      den += ref[i] ** 2;
+    }
     // int8 activations: ~1e-2 relative error is the documented cost.
     expect(Math.sqrt(num / den)).toBeLessThan(0.03);
     expect(quantize(matmulModel(wKN, K, N), { method: 'rtn', bits: 4 }).report.accuracyLevel).toBe(4);
@@ -148,13 +157,22 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
 
 describe('RTN fast path (rtnPacked)', () => {
   it('is bit-identical to rtn + matMulNBitsTensors, with the same relative error, for every width, block and partial block, with and without the MSE range search', () => {
-    for (const [N, K] of [[9, 70], [16, 64], [5, 200]] as const) {
+    for (const [N, K] of [
+      [9, 70],
+      [16, 64],
+      [5, 200],
+    ] as const) {
       const rows = randomMatrix(N, K, N + K);
       const kn = new Float32Array(K * N);
       for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) kn[k * N + n] = rows[n * K + k];
       for (const bits of [2, 4, 8] as const) {
         for (const blockSize of [16, 32, 64]) {
-          for (const [symmetric, mseClip] of [[false, false], [true, false], [false, true], [true, true]]) {
+          for (const [symmetric, mseClip] of [
+            [false, false],
+            [true, false],
+            [false, true],
+            [true, true],
+          ]) {
             const o = { bits, blockSize, symmetric, mseClip };
             const ref = rtn(kn, N, K, o, 'KN');
             const t = matMulNBitsTensors(ref, 'w');
@@ -172,7 +190,8 @@ describe('RTN fast path (rtnPacked)', () => {
   });
 
   it('reports NaN and ±Inf weights by name and element through quantize()', () => {
-    const K = 64, N = 8;
+    const K = 64,
+      N = 8;
     for (const bad of [NaN, Infinity, -Infinity]) {
       const w = randomMatrix(K, N, 3);
       w[77] = bad;
@@ -181,7 +200,8 @@ describe('RTN fast path (rtnPacked)', () => {
   });
 
   it('gives the same model from lazy weights spilled to a file as from weights in memory', () => {
-    const K = 96, N = 40;
+    const K = 96,
+      N = 40;
     const w = randomMatrix(K, N, 8);
     const spill = new TensorSpill(join(mkdtempSync(join(tmpdir(), 'alki-rtn-')), 'q.spill'));
     try {

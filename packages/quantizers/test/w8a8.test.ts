@@ -6,13 +6,24 @@ import { detectCpu } from '@alki/hardware-presets/node';
 import { exportModel, openHfModel } from '@alki/models';
 import { DataType, GraphBuilder, createModel, encodeModel, floatTensor, type Model } from '@alki/onnx';
 import { loadTokenizer } from '@alki/runtime';
-import { calibrationFromText, createQuantizer, findLinears, int8PerChannel, readCalibrationFile, w8a8Codes, writeDynamicQuantizeMatMul, type W8A8Format } from '../src/index.js';
+import {
+  calibrationFromText,
+  createQuantizer,
+  findLinears,
+  int8PerChannel,
+  readCalibrationFile,
+  w8a8Codes,
+  writeDynamicQuantizeMatMul,
+  type W8A8Format,
+} from '../src/index.js';
 import { stories260K, tinyLlama, tinyStoriesText } from '../../../tools/fixtures/index.js';
 import { decoderLogits } from '../../../tools/fixtures/decoder.js';
 
 // Part of `pnpm test:isa`: what these assert depends on the int8 kernels of the CPU onnxruntime runs on.
 
-const M = 16, K = 128, N = 48;
+const M = 16,
+  K = 128,
+  N = 48;
 
 /** One MatMul with weight W [K, N]. */
 function linear(w: Float32Array): Model {
@@ -28,7 +39,8 @@ function linear(w: Float32Array): Model {
  * DynamicQuantizeLinear does (range including 0, zero point rounded), then Σ (qx − zx)·qw, scaled.
  */
 function exactW8A8(x: Float32Array, q: Int8Array, scales: Float32Array): Float64Array {
-  let lo = 0, hi = 0;
+  let lo = 0,
+    hi = 0;
   for (const v of x) {
     lo = Math.min(lo, v);
     hi = Math.max(hi, v);
@@ -37,11 +49,12 @@ function exactW8A8(x: Float32Array, q: Int8Array, scales: Float32Array): Float64
   const zx = Math.max(0, Math.min(255, Math.round(-lo / sx)));
   const qx = x.map((v) => Math.max(0, Math.min(255, Math.round(v / sx) + zx)) - zx);
   const y = new Float64Array(M * N);
-  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
-    let acc = 0;
-    for (let k = 0; k < K; k++) acc += qx[m * K + k] * q[k * N + n];
-    y[m * N + n] = acc * sx * scales[n];
-  }
+  for (let m = 0; m < M; m++)
+    for (let n = 0; n < N; n++) {
+      let acc = 0;
+      for (let k = 0; k < K; k++) acc += qx[m * K + k] * q[k * N + n];
+      y[m * N + n] = acc * sx * scales[n];
+    }
   return y;
 }
 
@@ -127,7 +140,8 @@ describe.skipIf(!stories260K || !tinyStoriesText)('SmoothQuant W8A8 on stories26
     const calibration = calibrationFromText(tok, text.slice(text.length / 2), { samples: 16, seqLen: 256, name: 'tinystories (second half)' });
     const fp32 = exportModel(openHfModel(stories260K!)).model;
     const { model } = await createQuantizer('smoothquant').quantize(exportModel(openHfModel(stories260K!)).model, { calibration });
-    let base = 0, q = 0;
+    let base = 0,
+      q = 0;
     for (const w of windows) {
       base += meanNll(await decoderLogits(fp32, w), w, 512);
       q += meanNll(await decoderLogits(model, w), w, 512);

@@ -25,7 +25,11 @@ export class ChatTemplate {
     try {
       this.template = new Template(source);
     } catch (e) {
-      throw new AlkiError('TOKENIZER', `the chat template of ${where} does not parse: ${String((e as Error).message).slice(0, 200)}`, 'fix chat_template in tokenizer_config.json, or chat without it (--prompt continues plain text)');
+      throw new AlkiError(
+        'TOKENIZER',
+        `the chat template of ${where} does not parse: ${String((e as Error).message).slice(0, 200)}`,
+        'fix chat_template in tokenizer_config.json, or chat without it (--prompt continues plain text)',
+      );
     }
   }
 
@@ -37,8 +41,14 @@ export class ChatTemplate {
     let source = config.chat_template;
     if (Array.isArray(source)) source = (source.find((t) => t?.name === 'default') ?? source[0])?.template;
     if (typeof source !== 'string' || source.trim() === '') return undefined;
-    if (source.length > MAX_TEMPLATE_CHARS) throw new AlkiError('TOKENIZER', `the chat template of ${where} has ${source.length} characters`, 'tokenizer_config.json is damaged: copy it again');
-    const token = (v: unknown) => (typeof v === 'string' ? v : v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : undefined);
+    if (source.length > MAX_TEMPLATE_CHARS)
+      throw new AlkiError('TOKENIZER', `the chat template of ${where} has ${source.length} characters`, 'tokenizer_config.json is damaged: copy it again');
+    const token = (v: unknown) =>
+      typeof v === 'string'
+        ? v
+        : v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string'
+          ? (v as { content: string }).content
+          : undefined;
     const specials: Record<string, string> = {};
     for (const k of ['bos_token', 'eos_token', 'unk_token', 'pad_token']) {
       const t = token(config[k]);
@@ -57,7 +67,11 @@ export class ChatTemplate {
       });
     } catch (e) {
       // Templates call raise_exception (built into @huggingface/jinja) to refuse a conversation they cannot render.
-      throw new AlkiError('BAD_INPUT', `the chat template of ${this.where} refused the conversation: ${String((e as Error).message).slice(0, 200)}`, 'templates often require turns to alternate user / assistant, with a system message only first; check tokenizer_config.json’s chat_template otherwise');
+      throw new AlkiError(
+        'BAD_INPUT',
+        `the chat template of ${this.where} refused the conversation: ${String((e as Error).message).slice(0, 200)}`,
+        'templates often require turns to alternate user / assistant, with a system message only first; check tokenizer_config.json’s chat_template otherwise',
+      );
     }
   }
 }

@@ -52,13 +52,18 @@ export class Decoder {
   async forward(ids: number[][], past: KvCache, pastLength: number): Promise<ForwardResult> {
     const batch = ids.length;
     const seq = ids[0]?.length ?? 0;
-    if (batch === 0 || seq === 0) throw new AlkiError('BAD_INPUT', 'nothing to run: the token sequence is empty', 'give at least one token (a prompt, or a tokenizer that adds BOS)');
+    if (batch === 0 || seq === 0)
+      throw new AlkiError('BAD_INPUT', 'nothing to run: the token sequence is empty', 'give at least one token (a prompt, or a tokenizer that adds BOS)');
     const V = this.vocabSize;
     for (const row of ids) {
       if (row.length !== seq) throw new AlkiError('BAD_INPUT', 'the sequences of one batch must have the same length');
       for (const id of row) {
         if (!Number.isInteger(id) || id < 0 || (V !== undefined && id >= V)) {
-          throw new AlkiError('BAD_INPUT', `token id ${id} is outside the model's vocabulary${V !== undefined ? ` (0 … ${V - 1})` : ''}`, 'the tokenizer does not belong to this model, or the ids were given by hand: check them');
+          throw new AlkiError(
+            'BAD_INPUT',
+            `token id ${id} is outside the model's vocabulary${V !== undefined ? ` (0 … ${V - 1})` : ''}`,
+            'the tokenizer does not belong to this model, or the ids were given by hand: check them',
+          );
         }
       }
     }
@@ -82,7 +87,12 @@ export class Decoder {
       out = await this.session.run(feeds);
     } catch (e) {
       const first = ortMessage(e);
-      throw new AlkiError('RUNTIME', `onnxruntime failed while running the model on ${batch} × ${seq} tokens after ${pastLength}: ${first}`, 'check that the bundle verifies (`alki info --verify`) and that the inputs fit its context; if both hold, report this with --verbose', { cause: e });
+      throw new AlkiError(
+        'RUNTIME',
+        `onnxruntime failed while running the model on ${batch} × ${seq} tokens after ${pastLength}: ${first}`,
+        'check that the bundle verifies (`alki info --verify`) and that the inputs fit its context; if both hold, report this with --verbose',
+        { cause: e },
+      );
     }
     const logits = out.logits as Tensor;
     return {
@@ -116,7 +126,11 @@ function kvLayout(session: InferenceSession): KvLayout {
     }
   }
   if (!session.inputNames.includes('input_ids') || !session.outputNames.includes('logits')) {
-    throw new AlkiError('BAD_BUNDLE', 'the ONNX model is not a decoder with input_ids → logits', 'Alki runs causal language-model graphs with the transformers.js input/output names');
+    throw new AlkiError(
+      'BAD_BUNDLE',
+      'the ONNX model is not a decoder with input_ids → logits',
+      'Alki runs causal language-model graphs with the transformers.js input/output names',
+    );
   }
   if (names.length > 0 && (!numKvHeads || !headDim)) {
     throw new AlkiError('BAD_BUNDLE', 'the KV-cache inputs of the model have no fixed head count/size', 'export the model with Alki');

@@ -25,13 +25,23 @@ export interface GenerateResult {
  * Autoregressive generation with KV cache: one forward pass over the prompt
  * (prefill), then one token per step feeding the cache back.
  */
-export async function generate(session: DecoderSession, promptIds: number[], options: GenerateOptions & { keepLogits?: boolean; maxPositions?: number } = {}): Promise<GenerateResult> {
-  if (promptIds.length === 0) throw new AlkiError('BAD_INPUT', 'the prompt is empty and the tokenizer adds no BOS token, so there is nothing to continue', 'give a prompt');
+export async function generate(
+  session: DecoderSession,
+  promptIds: number[],
+  options: GenerateOptions & { keepLogits?: boolean; maxPositions?: number } = {},
+): Promise<GenerateResult> {
+  if (promptIds.length === 0)
+    throw new AlkiError('BAD_INPUT', 'the prompt is empty and the tokenizer adds no BOS token, so there is nothing to continue', 'give a prompt');
   if (options.maxPositions && promptIds.length > options.maxPositions) {
-    throw new AlkiError('BAD_INPUT', `the prompt is ${promptIds.length} tokens long, more than the model's context of ${options.maxPositions}`, `shorten the prompt to at most ${options.maxPositions - 1} tokens (keep its end, which the continuation depends on)`);
+    throw new AlkiError(
+      'BAD_INPUT',
+      `the prompt is ${promptIds.length} tokens long, more than the model's context of ${options.maxPositions}`,
+      `shorten the prompt to at most ${options.maxPositions - 1} tokens (keep its end, which the continuation depends on)`,
+    );
   }
   const maxNewTokens = options.maxNewTokens ?? 128;
-  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new AlkiError('BAD_OPTION', `the number of new tokens must be a whole number ≥ 1, got ${maxNewTokens}`, 'e.g. --max-new-tokens 64');
+  if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1)
+    throw new AlkiError('BAD_OPTION', `the number of new tokens must be a whole number ≥ 1, got ${maxNewTokens}`, 'e.g. --max-new-tokens 64');
   const sampling = samplingDefaults(options);
   const rng = new SeededRandom(sampling.seed);
   const maxNew = maxNewTokens;

@@ -14,7 +14,8 @@ export interface SamplingOptions {
 /** Validates sampling options and fills defaults. */
 export function samplingDefaults(o: SamplingOptions = {}): Required<SamplingOptions> {
   const s = { temperature: o.temperature ?? 0, topK: o.topK ?? 0, topP: o.topP ?? 1, seed: o.seed ?? 0 };
-  if (!(s.temperature >= 0) || !Number.isFinite(s.temperature)) throw new AlkiError('BAD_OPTION', `temperature must be ≥ 0, got ${s.temperature}`, 'use 0 for greedy decoding, 0.7–1.0 for sampling');
+  if (!(s.temperature >= 0) || !Number.isFinite(s.temperature))
+    throw new AlkiError('BAD_OPTION', `temperature must be ≥ 0, got ${s.temperature}`, 'use 0 for greedy decoding, 0.7–1.0 for sampling');
   if (!Number.isInteger(s.topK) || s.topK < 0) throw new AlkiError('BAD_OPTION', `top-k must be a whole number ≥ 0, got ${s.topK}`, 'use 0 (off) or e.g. 40');
   if (!(s.topP > 0 && s.topP <= 1)) throw new AlkiError('BAD_OPTION', `top-p must be in (0, 1], got ${s.topP}`, 'use 1 (off) or e.g. 0.9');
   if (!Number.isSafeInteger(s.seed)) throw new AlkiError('BAD_OPTION', `the seed must be a whole number, got ${s.seed}`, 'e.g. --seed 42');

@@ -32,9 +32,13 @@ export class DecoderSession extends Decoder {
         extra: { session: { qdq_matmulnbits_accuracy_level: '0' } },
       });
     } catch (e) {
-      throw new AlkiError('RUNTIME', `onnxruntime could not load ${modelPath}: ${ortMessage(e)}`, 'the file may be damaged (run `alki info --verify`) or need a newer onnxruntime', { cause: e });
+      throw new AlkiError(
+        'RUNTIME',
+        `onnxruntime could not load ${modelPath}: ${ortMessage(e)}`,
+        'the file may be damaged (run `alki info --verify`) or need a newer onnxruntime',
+        { cause: e },
+      );
     }
     return new DecoderSession(session, ort.Tensor);
   }
-
 }

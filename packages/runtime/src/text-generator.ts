@@ -42,7 +42,11 @@ export class TextGenerator {
     // Ids the tokenizer can produce index the embedding table: a larger tokenizer does not belong to this model.
     if (session.vocabSize !== undefined && tokenizer.vocabSize > session.vocabSize) {
       await session.release();
-      throw new AlkiError('TOKENIZER', `the tokenizer of ${dir} has ${tokenizer.vocabSize} tokens but the model only ${session.vocabSize}`, 'the tokenizer files do not belong to this model: copy the bundle again or rebuild it');
+      throw new AlkiError(
+        'TOKENIZER',
+        `the tokenizer of ${dir} has ${tokenizer.vocabSize} tokens but the model only ${session.vocabSize}`,
+        'the tokenizer files do not belong to this model: copy the bundle again or rebuild it',
+      );
     }
     return new TextGenerator(session, tokenizer, options.maxPositions);
   }
@@ -63,14 +67,24 @@ export class TextGenerator {
    */
   async chat(messages: ChatMessage[], options: TextGenerationOptions = {}): Promise<TextGenerationResult> {
     const template = this.tokenizer.chatTemplate;
-    if (!template) throw new AlkiError('BAD_INPUT', 'this model has no chat template (tokenizer_config.json has no chat_template)', 'base models continue text instead: use --prompt; chat needs an instruction-tuned model');
+    if (!template)
+      throw new AlkiError(
+        'BAD_INPUT',
+        'this model has no chat template (tokenizer_config.json has no chat_template)',
+        'base models continue text instead: use --prompt; chat needs an instruction-tuned model',
+      );
     return this.generateFrom(this.tokenizer.encode(template.render(messages, true), { addSpecialTokens: false }), options);
   }
 
   private async generateFrom(promptIds: number[], options: TextGenerationOptions): Promise<TextGenerationResult> {
     const V = this.session.vocabSize;
     for (const id of options.extraStopTokenIds ?? []) {
-      if (!Number.isInteger(id) || id < 0 || (V !== undefined && id >= V)) throw new AlkiError('BAD_OPTION', `stop token id ${id} is not a token of this model${V !== undefined ? ` (0 … ${V - 1})` : ''}`, 'give token ids as whole numbers, e.g. --stop-token-ids 2 13');
+      if (!Number.isInteger(id) || id < 0 || (V !== undefined && id >= V))
+        throw new AlkiError(
+          'BAD_OPTION',
+          `stop token id ${id} is not a token of this model${V !== undefined ? ` (0 … ${V - 1})` : ''}`,
+          'give token ids as whole numbers, e.g. --stop-token-ids 2 13',
+        );
     }
     const stopTokenIds = options.stopTokenIds ?? [...this.defaultStopTokenIds, ...(options.extraStopTokenIds ?? [])];
     const streamer = new TextStreamer(this.tokenizer, options.onText ?? (() => {}), promptIds, new Set(stopTokenIds));

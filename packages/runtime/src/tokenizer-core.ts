@@ -26,11 +26,24 @@ const ID_SLACK = 65536;
 
 export const HINT_FILES = 'copy or download the tokenizer files again';
 
-
 /** tokenizer.json nests about 8 levels; far deeper is damage (and slows or overflows the library's recursion). */
 const MAX_DEPTH = 64;
 /** Fields of normalizers, pre-tokenizers, decoders and post-processors that the library uses as strings. */
-const STRING_FIELDS = new Set(['type', 'content', 'prepend', 'replacement', 'String', 'Regex', 'behavior', 'delimiter', 'prefix', 'suffix', 'prepend_scheme', 'pad_token', 'word_delimiter_token']);
+const STRING_FIELDS = new Set([
+  'type',
+  'content',
+  'prepend',
+  'replacement',
+  'String',
+  'Regex',
+  'behavior',
+  'delimiter',
+  'prefix',
+  'suffix',
+  'prepend_scheme',
+  'pad_token',
+  'word_delimiter_token',
+]);
 /**
  * Strings the pipeline inserts into the text (real ones are "▁", " ", "##", "</w>"). A long one
  * multiplies every text's length: 100 000 characters inserted by an empty pattern turned a
@@ -61,9 +74,11 @@ export function checkTokenizerJson(json: Record<string, unknown>, path: string):
       // special_tokens is keyed by the tokens themselves, which may be any string (even "content").
       const inPipeline = key !== 'special_tokens' && (pipeline || (depth === 1 && ['normalizer', 'pre_tokenizer', 'decoder', 'post_processor'].includes(key)));
       if (inPipeline && STRING_FIELDS.has(key) && x !== null && typeof x !== 'string') throw bad(`the field "${key}" holds ${showValue(x, 30)}, not a string`);
-      if (inPipeline && INSERTED_FIELDS.has(key) && typeof x === 'string' && x.length > MAX_INSERTED) throw bad(`the field "${key}" holds ${x.length} characters, more than the ${MAX_INSERTED} a tokenizer inserts`);
+      if (inPipeline && INSERTED_FIELDS.has(key) && typeof x === 'string' && x.length > MAX_INSERTED)
+        throw bad(`the field "${key}" holds ${x.length} characters, more than the ${MAX_INSERTED} a tokenizer inserts`);
       // FixedLength steps through the text by `length`: 0 or less never ends.
-      if (inPipeline && key === 'length' && !(Number.isInteger(x) && (x as number) >= 1)) throw bad(`a pre-tokenizer length ${showValue(x, 30)} is not a whole number ≥ 1`);
+      if (inPipeline && key === 'length' && !(Number.isInteger(x) && (x as number) >= 1))
+        throw bad(`a pre-tokenizer length ${showValue(x, 30)} is not a whole number ≥ 1`);
       // An empty pattern matches between every two characters.
       if (inPipeline && (key === 'String' || key === 'Regex') && x === '') throw bad(`a ${key} pattern is empty`);
       if (x !== null && typeof x === 'object') stack.push([x, depth + 1, inPipeline]);
@@ -80,7 +95,8 @@ export function checkTokenizerJson(json: Record<string, unknown>, path: string):
   if (Array.isArray(vocab)) {
     // Unigram's [piece, score] list; other models would index their id array by the list's values.
     if (type !== undefined && type !== 'Unigram') throw bad(`model.vocab of a ${showValue(type)} model is a list, not an object of token → id`);
-    if (!vocab.every((e) => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'number')) throw bad('model.vocab is a list but not of [piece, score] pairs');
+    if (!vocab.every((e) => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'number'))
+      throw bad('model.vocab is a list but not of [piece, score] pairs');
   } else if (vocab !== undefined && (typeof vocab !== 'object' || vocab === null)) {
     throw bad(`model.vocab holds ${showValue(vocab, 30)}, not an object of token → id`);
   }
@@ -91,13 +107,15 @@ export function checkTokenizerJson(json: Record<string, unknown>, path: string):
   else if (Array.isArray(vocab)) count += vocab.length;
   const limit = count + ID_SLACK;
   const checkId = (id: unknown, what: string) => {
-    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= limit) throw bad(`${what} has id ${showValue(id)}, not a whole number from 0 to ${limit - 1}`);
+    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= limit)
+      throw bad(`${what} has id ${showValue(id)}, not a whole number from 0 to ${limit - 1}`);
   };
   if (vocab && typeof vocab === 'object' && !Array.isArray(vocab)) {
     for (const [token, id] of Object.entries(vocab)) checkId(id, `token ${showValue(token)}`);
   }
   for (const t of added) {
-    if (typeof t !== 'object' || t === null || typeof (t as { content?: unknown }).content !== 'string') throw bad(`added token ${showValue(t)} has no string "content"`);
+    if (typeof t !== 'object' || t === null || typeof (t as { content?: unknown }).content !== 'string')
+      throw bad(`added token ${showValue(t)} has no string "content"`);
     checkId((t as { id?: unknown }).id, `added token ${showValue((t as { content: string }).content)}`);
   }
 }
@@ -108,7 +126,12 @@ function guard<T>(dir: string, what: string, fn: () => T): T {
     return fn();
   } catch (e) {
     if (isAlkiError(e)) throw e;
-    throw new AlkiError('TOKENIZER', `the tokenizer in ${dir} failed to ${what}: ${String((e as Error)?.message ?? e).slice(0, 200)}`, 'check that tokenizer.json is a HuggingFace tokenizers file; copy or download it again', { cause: e });
+    throw new AlkiError(
+      'TOKENIZER',
+      `the tokenizer in ${dir} failed to ${what}: ${String((e as Error)?.message ?? e).slice(0, 200)}`,
+      'check that tokenizer.json is a HuggingFace tokenizers file; copy or download it again',
+      { cause: e },
+    );
   }
 }
 
@@ -135,7 +158,12 @@ export function tokenizerFromJson(files: TokenizerFiles, dir: string): TextToken
   try {
     tok = new Tokenizer(tokJson, tokConfig);
   } catch (e) {
-    throw new AlkiError('TOKENIZER', `tokenizer.json in ${dir} could not be loaded: ${String((e as Error)?.message ?? e).slice(0, 200)}`, 'check that it is a HuggingFace tokenizers file', { cause: e });
+    throw new AlkiError(
+      'TOKENIZER',
+      `tokenizer.json in ${dir} could not be loaded: ${String((e as Error)?.message ?? e).slice(0, 200)}`,
+      'check that it is a HuggingFace tokenizers file',
+      { cause: e },
+    );
   }
   const gen = files.generationConfig ?? {};
   const cfg = files.config ?? {};
@@ -148,7 +176,13 @@ export function tokenizerFromJson(files: TokenizerFiles, dir: string): TextToken
   };
   const ids = (v: unknown): number[] => (Array.isArray(v) ? v.filter(isId) : idOf(v) !== undefined ? [idOf(v)!] : []);
   const { eos, bos, vocabSize } = guard(dir, 'load', () => {
-    const eosIds = [...new Set([...ids(gen.eos_token_id), ...ids(cfg.eos_token_id), ...(gen.eos_token_id == null && cfg.eos_token_id == null ? ids(tokConfig.eos_token) : [])])];
+    const eosIds = [
+      ...new Set([
+        ...ids(gen.eos_token_id),
+        ...ids(cfg.eos_token_id),
+        ...(gen.eos_token_id == null && cfg.eos_token_id == null ? ids(tokConfig.eos_token) : []),
+      ]),
+    ];
     const bosId = idOf(gen.bos_token_id) ?? idOf(cfg.bos_token_id) ?? idOf(tokConfig.bos_token);
     return { eos: eosIds, bos: bosId, vocabSize: tok.get_vocab(true).size };
   });
@@ -161,11 +195,16 @@ export function tokenizerFromJson(files: TokenizerFiles, dir: string): TextToken
     encode: (text, options) => {
       const out = guard(dir, 'encode text', () => tok.encode(text, { add_special_tokens: options?.addSpecialTokens ?? true }).ids);
       if (!out.every(isId)) {
-        throw new AlkiError('TOKENIZER', `the tokenizer in ${dir} has no id for some of the text (it has no unk_token for unknown pieces)`, 'remove the characters it cannot encode, or use a tokenizer with an unk_token or byte fallback');
+        throw new AlkiError(
+          'TOKENIZER',
+          `the tokenizer in ${dir} has no id for some of the text (it has no unk_token for unknown pieces)`,
+          'remove the characters it cannot encode, or use a tokenizer with an unk_token or byte fallback',
+        );
       }
       return out;
     },
-    decode: (idsIn, options) => (idsIn.length === 0 ? '' : guard(dir, 'decode ids', () => tok.decode(idsIn, { skip_special_tokens: options?.skipSpecialTokens ?? true }))),
+    decode: (idsIn, options) =>
+      idsIn.length === 0 ? '' : guard(dir, 'decode ids', () => tok.decode(idsIn, { skip_special_tokens: options?.skipSpecialTokens ?? true })),
     bosTokenId: bos,
     eosTokenIds: eos,
     vocabSize,

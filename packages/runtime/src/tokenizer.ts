@@ -20,7 +20,8 @@ function readJson(path: string, maxBytes = MAX_CONFIG_BYTES): Record<string, unk
     fd = openSync(path, READ_NONBLOCK);
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw new AlkiError('TOKENIZER', `${path} is not a regular file (a folder, pipe or device)`, HINT_FILES);
-    if (stat.size > maxBytes) throw new AlkiError('TOKENIZER', `${path} has ${stat.size} bytes, more than the ${maxBytes} a tokenizer file may have`, HINT_FILES);
+    if (stat.size > maxBytes)
+      throw new AlkiError('TOKENIZER', `${path} has ${stat.size} bytes, more than the ${maxBytes} a tokenizer file may have`, HINT_FILES);
     text = readFileSync(fd, 'utf8');
   } catch (e) {
     throw fsError(e, `reading ${path}`);
@@ -33,7 +34,8 @@ function readJson(path: string, maxBytes = MAX_CONFIG_BYTES): Record<string, unk
   } catch (e) {
     throw new AlkiError('TOKENIZER', `${path} is not valid JSON (${(e as Error).message.slice(0, 120)})`, HINT_FILES);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new AlkiError('TOKENIZER', `${path} is not a JSON object but ${showValue(json, 30)}`, HINT_FILES);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new AlkiError('TOKENIZER', `${path} is not a JSON object but ${showValue(json, 30)}`, HINT_FILES);
   return json as Record<string, unknown>;
 }
 

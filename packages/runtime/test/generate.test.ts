@@ -14,62 +14,63 @@ function exportTo(modelDir: string, out: string, flavour?: GraphFlavour): string
   return path;
 }
 
-for (const flavour of GRAPH_FLAVOURS) describe.skipIf(!stories260K)(`stories260K fp32 export (${flavour} flavour) reproduces llama2.c run.c (reference.json)`, () => {
-  const tmp = tempDir();
-  let session: DecoderSession;
-  const ref = stories260K ? JSON.parse(readFileSync(join(stories260K, 'reference.json'), 'utf8')) : undefined;
-  beforeAll(async () => {
-    session = await DecoderSession.load(exportTo(stories260K!, tmp.dir, flavour));
-  });
-  afterAll(async () => {
-    await session?.release();
-    tmp.cleanup();
-  });
-
-  it('tokenizes every reference prompt to run.c ids', () => {
-    const tok = loadTokenizer(stories260K!);
-    expect(tok.encode(ref.prompt)).toEqual(ref.prompt_ids);
-    for (const c of ref.extra_cases) expect(tok.encode(c.prompt)).toEqual(c.prompt_ids);
-    expect(tok.eosTokenIds).toEqual([2]);
-    expect(tok.bosTokenId).toBe(1);
-  });
-
-  it('matches last-prompt logits within 1e-4 and all greedy ids, for every case', async () => {
-    for (const c of [ref, ...ref.extra_cases]) {
-      const res = await generate(session, c.prompt_ids, { maxNewTokens: c.n_new_tokens, keepLogits: true });
-      expect(res.ids).toEqual(c.greedy_ids);
-      const first = res.stepLogits![0];
-      let maxDiff = 0;
-      for (let i = 0; i < first.length; i++) maxDiff = Math.max(maxDiff, Math.abs(first[i] - c.last_prompt_position_logits[i]));
-      // reference.json prints float32 values with 9 digits; a faithful float32 forward agrees to ~1e-5.
-      expect(maxDiff).toBeLessThan(1e-4);
-      const lastStep = res.stepLogits![c.n_new_tokens - 1];
-      c.final_position_logits_first8.forEach((v: number, i: number) => expect(Math.abs(lastStep[i] - v)).toBeLessThan(1e-4));
-    }
-  });
-
-  it('gives the same logits with KV cache as a full recompute', async () => {
-    const all = [...ref.prompt_ids, ...ref.greedy_ids];
-    const full = await session.forward([all], session.emptyCache(), 0);
-    const cached = await generate(session, ref.prompt_ids, { maxNewTokens: 32, keepLogits: true });
-    const V = full.vocabSize;
-    let maxDiff = 0;
-    cached.stepLogits!.forEach((row, step) => {
-      const pos = ref.prompt_ids.length - 1 + step;
-      for (let i = 0; i < V; i++) maxDiff = Math.max(maxDiff, Math.abs(row[i] - full.logits[pos * V + i]));
+for (const flavour of GRAPH_FLAVOURS)
+  describe.skipIf(!stories260K)(`stories260K fp32 export (${flavour} flavour) reproduces llama2.c run.c (reference.json)`, () => {
+    const tmp = tempDir();
+    let session: DecoderSession;
+    const ref = stories260K ? JSON.parse(readFileSync(join(stories260K, 'reference.json'), 'utf8')) : undefined;
+    beforeAll(async () => {
+      session = await DecoderSession.load(exportTo(stories260K!, tmp.dir, flavour));
     });
-    expect(maxDiff).toBeLessThan(1e-4);
-  });
+    afterAll(async () => {
+      await session?.release();
+      tmp.cleanup();
+    });
 
-  it('streams the reference continuation as text', async () => {
-    const tok = loadTokenizer(stories260K!);
-    let text = '';
-    const streamer = new TextStreamer(tok, (d) => (text += d), ref.prompt_ids);
-    await generate(session, ref.prompt_ids, { maxNewTokens: 32, onToken: (id) => streamer.push(id) });
-    expect(text).toBe(ref.greedy_text);
-    expect(streamer.text).toBe(ref.greedy_text);
+    it('tokenizes every reference prompt to run.c ids', () => {
+      const tok = loadTokenizer(stories260K!);
+      expect(tok.encode(ref.prompt)).toEqual(ref.prompt_ids);
+      for (const c of ref.extra_cases) expect(tok.encode(c.prompt)).toEqual(c.prompt_ids);
+      expect(tok.eosTokenIds).toEqual([2]);
+      expect(tok.bosTokenId).toBe(1);
+    });
+
+    it('matches last-prompt logits within 1e-4 and all greedy ids, for every case', async () => {
+      for (const c of [ref, ...ref.extra_cases]) {
+        const res = await generate(session, c.prompt_ids, { maxNewTokens: c.n_new_tokens, keepLogits: true });
+        expect(res.ids).toEqual(c.greedy_ids);
+        const first = res.stepLogits![0];
+        let maxDiff = 0;
+        for (let i = 0; i < first.length; i++) maxDiff = Math.max(maxDiff, Math.abs(first[i] - c.last_prompt_position_logits[i]));
+        // reference.json prints float32 values with 9 digits; a faithful float32 forward agrees to ~1e-5.
+        expect(maxDiff).toBeLessThan(1e-4);
+        const lastStep = res.stepLogits![c.n_new_tokens - 1];
+        c.final_position_logits_first8.forEach((v: number, i: number) => expect(Math.abs(lastStep[i] - v)).toBeLessThan(1e-4));
+      }
+    });
+
+    it('gives the same logits with KV cache as a full recompute', async () => {
+      const all = [...ref.prompt_ids, ...ref.greedy_ids];
+      const full = await session.forward([all], session.emptyCache(), 0);
+      const cached = await generate(session, ref.prompt_ids, { maxNewTokens: 32, keepLogits: true });
+      const V = full.vocabSize;
+      let maxDiff = 0;
+      cached.stepLogits!.forEach((row, step) => {
+        const pos = ref.prompt_ids.length - 1 + step;
+        for (let i = 0; i < V; i++) maxDiff = Math.max(maxDiff, Math.abs(row[i] - full.logits[pos * V + i]));
+      });
+      expect(maxDiff).toBeLessThan(1e-4);
+    });
+
+    it('streams the reference continuation as text', async () => {
+      const tok = loadTokenizer(stories260K!);
+      let text = '';
+      const streamer = new TextStreamer(tok, (d) => (text += d), ref.prompt_ids);
+      await generate(session, ref.prompt_ids, { maxNewTokens: 32, onToken: (id) => streamer.push(id) });
+      expect(text).toBe(ref.greedy_text);
+      expect(streamer.text).toBe(ref.greedy_text);
+    });
   });
-});
 
 describe('generation on a generated tiny model', () => {
   const model = tinyLlama({ seed: 7, numLayers: 2, hiddenSize: 32, intermediateSize: 64, numHeads: 4, numKvHeads: 1 });
@@ -102,7 +103,9 @@ describe('generation on a generated tiny model', () => {
 
   it('refuses what onnxruntime would choke on: ids outside the vocabulary, an empty or over-long prompt', async () => {
     expect(session.vocabSize).toBeGreaterThan(0);
-    await expect(session.forward([[1, session.vocabSize!]], session.emptyCache(1), 0)).rejects.toThrow(new RegExp(`token id ${session.vocabSize} is outside the model's vocabulary`));
+    await expect(session.forward([[1, session.vocabSize!]], session.emptyCache(1), 0)).rejects.toThrow(
+      new RegExp(`token id ${session.vocabSize} is outside the model's vocabulary`),
+    );
     await expect(session.forward([[1, -1]], session.emptyCache(1), 0)).rejects.toThrow(/token id -1 is outside/);
     await expect(generate(session, [], {})).rejects.toThrow(/the prompt is empty/);
     await expect(generate(session, [1, 2, 3, 4, 5], { maxPositions: 4 })).rejects.toThrow(/the prompt is 5 tokens long, more than the model's context of 4/);
@@ -118,7 +121,14 @@ describe('generation on a generated tiny model', () => {
 
   it('batches rows independently', async () => {
     const one = await session.forward([[1, 300, 301]], session.emptyCache(1), 0);
-    const two = await session.forward([[1, 300, 301], [1, 305, 302]], session.emptyCache(2), 0);
+    const two = await session.forward(
+      [
+        [1, 300, 301],
+        [1, 305, 302],
+      ],
+      session.emptyCache(2),
+      0,
+    );
     const n = one.logits.length;
     for (let i = 0; i < n; i += 37) expect(two.logits[i]).toBeCloseTo(one.logits[i], 5);
   });

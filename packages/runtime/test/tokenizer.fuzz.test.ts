@@ -9,7 +9,20 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tinyTokenizer } from '@alki/models';
 import { loadTokenizer, type TextTokenizer } from '../src/index.js';
-import { applyByteOps, applyJsonOps, byteOps, checkAlkiError, fuzzParams, fuzzTempDir, fuzzTimeout, jsonOps, makeFifo, outcome, RawJson, stringifyJson } from '../../../tools/fixtures/fuzz.js';
+import {
+  applyByteOps,
+  applyJsonOps,
+  byteOps,
+  checkAlkiError,
+  fuzzParams,
+  fuzzTempDir,
+  fuzzTimeout,
+  jsonOps,
+  makeFifo,
+  outcome,
+  RawJson,
+  stringifyJson,
+} from '../../../tools/fixtures/fuzz.js';
 
 const t = fuzzTempDir('alki-fuzz-tok-');
 afterAll(() => t.cleanup());
@@ -64,61 +77,155 @@ describe('loadTokenizer fuzz', () => {
     expect(tk.eosTokenIds).toEqual([2]);
   });
 
-  it('mutated tokenizer.json bytes give a working tokenizer or an AlkiError', () => {
-    fc.assert(
-      fc.property(byteOps(4), (ops) => {
-        writeAll({ 'tokenizer.json': applyByteOps(Buffer.from(validText['tokenizer.json']), ops) });
-        checkLoad();
-      }),
-      fuzzParams(300),
-    );
-  }, fuzzTimeout());
+  it(
+    'mutated tokenizer.json bytes give a working tokenizer or an AlkiError',
+    () => {
+      fc.assert(
+        fc.property(byteOps(4), (ops) => {
+          writeAll({ 'tokenizer.json': applyByteOps(Buffer.from(validText['tokenizer.json']), ops) });
+          checkLoad();
+        }),
+        fuzzParams(300),
+      );
+    },
+    fuzzTimeout(),
+  );
 
-  it('hostile tokenizer.json structure gives a working tokenizer or an AlkiError', () => {
-    const values = fc.constantFrom<unknown>(
-      'BPE', 'WordPiece', 'Unigram', 'FixedLength', 'Sequence', 'Replace', 'Split', 'ByteLevel', 'Metaspace', 'TemplateProcessing', 'ByteFallback', 'Fuse', 'Strip', 'NFKC', '<unk>', '<s>',
-      { type: 'Split', pattern: { Regex: '(' }, behavior: 'Isolated' }, { type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'Removed' }, { type: 'Sequence', normalizers: null },
-      { type: 'Sequence', pretokenizers: [null] }, { String: 5 }, { Regex: '[' }, 4294967294, 1e9, new RawJson('{"type":"Sequence","normalizers":' + '[{"type":"Sequence","normalizers":'.repeat(3000) + '[]' + '}]'.repeat(3000) + '}'),
-    );
-    fc.assert(
-      fc.property(jsonOps(3, ['type', 'model', 'vocab', 'merges', 'added_tokens', 'normalizer', 'pre_tokenizer', 'post_processor', 'decoder', 'id', 'content', 'unk_token', 'byte_fallback', 'pattern'], values), fc.boolean(), (ops, anywhere) => {
-        writeAll({ 'tokenizer.json': stringifyJson(applyJsonOps(files['tokenizer.json'], ops, anywhere ? undefined : notVocab)) });
-        checkLoad();
-      }),
-      fuzzParams(300),
-    );
-  }, fuzzTimeout());
+  it(
+    'hostile tokenizer.json structure gives a working tokenizer or an AlkiError',
+    () => {
+      const values = fc.constantFrom<unknown>(
+        'BPE',
+        'WordPiece',
+        'Unigram',
+        'FixedLength',
+        'Sequence',
+        'Replace',
+        'Split',
+        'ByteLevel',
+        'Metaspace',
+        'TemplateProcessing',
+        'ByteFallback',
+        'Fuse',
+        'Strip',
+        'NFKC',
+        '<unk>',
+        '<s>',
+        { type: 'Split', pattern: { Regex: '(' }, behavior: 'Isolated' },
+        { type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'Removed' },
+        { type: 'Sequence', normalizers: null },
+        { type: 'Sequence', pretokenizers: [null] },
+        { String: 5 },
+        { Regex: '[' },
+        4294967294,
+        1e9,
+        new RawJson('{"type":"Sequence","normalizers":' + '[{"type":"Sequence","normalizers":'.repeat(3000) + '[]' + '}]'.repeat(3000) + '}'),
+      );
+      fc.assert(
+        fc.property(
+          jsonOps(
+            3,
+            [
+              'type',
+              'model',
+              'vocab',
+              'merges',
+              'added_tokens',
+              'normalizer',
+              'pre_tokenizer',
+              'post_processor',
+              'decoder',
+              'id',
+              'content',
+              'unk_token',
+              'byte_fallback',
+              'pattern',
+            ],
+            values,
+          ),
+          fc.boolean(),
+          (ops, anywhere) => {
+            writeAll({ 'tokenizer.json': stringifyJson(applyJsonOps(files['tokenizer.json'], ops, anywhere ? undefined : notVocab)) });
+            checkLoad();
+          },
+        ),
+        fuzzParams(300),
+      );
+    },
+    fuzzTimeout(),
+  );
 
-  it('hostile side files (tokenizer_config, generation_config, config) give a working tokenizer or an AlkiError', () => {
-    const side = fc.constantFrom('tokenizer_config.json', 'generation_config.json', 'config.json');
-    fc.assert(
-      fc.property(side, jsonOps(3, ['bos_token', 'eos_token', 'bos_token_id', 'eos_token_id', 'additional_special_tokens', 'remove_space', 'unk_token']), byteOps(2), fc.boolean(), (name, ops, bops, bytes) => {
-        const text = bytes ? applyByteOps(Buffer.from(validText[name]), bops) : stringifyJson(applyJsonOps(files[name], ops));
-        writeAll({ [name]: text });
-        checkLoad();
-      }),
-      fuzzParams(300),
-    );
-  }, fuzzTimeout());
+  it(
+    'hostile side files (tokenizer_config, generation_config, config) give a working tokenizer or an AlkiError',
+    () => {
+      const side = fc.constantFrom('tokenizer_config.json', 'generation_config.json', 'config.json');
+      fc.assert(
+        fc.property(
+          side,
+          jsonOps(3, ['bos_token', 'eos_token', 'bos_token_id', 'eos_token_id', 'additional_special_tokens', 'remove_space', 'unk_token']),
+          byteOps(2),
+          fc.boolean(),
+          (name, ops, bops, bytes) => {
+            const text = bytes ? applyByteOps(Buffer.from(validText[name]), bops) : stringifyJson(applyJsonOps(files[name], ops));
+            writeAll({ [name]: text });
+            checkLoad();
+          },
+        ),
+        fuzzParams(300),
+      );
+    },
+    fuzzTimeout(),
+  );
 
   // Inputs that crashed or hung loadTokenizer before it was hardened.
   it('regressions: huge ids, null and non-object JSON, folders, broken pipelines', () => {
     const tj = tok.tokenizerJson as { model: { vocab: Record<string, number> }; added_tokens: object[] };
     const cases: [string, Record<string, string>][] = [
-      ['an added token id of 2^32-2 (get_vocab walks a 4-billion-slot array)', { 'tokenizer.json': JSON.stringify({ ...tj, added_tokens: [...tj.added_tokens, { id: 2 ** 32 - 2, content: '<big>', special: true }] }) }],
+      [
+        'an added token id of 2^32-2 (get_vocab walks a 4-billion-slot array)',
+        { 'tokenizer.json': JSON.stringify({ ...tj, added_tokens: [...tj.added_tokens, { id: 2 ** 32 - 2, content: '<big>', special: true }] }) },
+      ],
       ['a vocab id of 1e9', { 'tokenizer.json': JSON.stringify({ ...tj, model: { ...tj.model, vocab: { ...tj.model.vocab, big: 1e9 } } }) }],
-      ['a BPE vocab that is the list [1e9] (its ids array grew to 1e9 slots: 34 s to load)', { 'tokenizer.json': JSON.stringify({ ...tj, model: { ...tj.model, vocab: [1e9] } }) }],
+      [
+        'a BPE vocab that is the list [1e9] (its ids array grew to 1e9 slots: 34 s to load)',
+        { 'tokenizer.json': JSON.stringify({ ...tj, model: { ...tj.model, vocab: [1e9] } }) },
+      ],
       ['a fractional vocab id', { 'tokenizer.json': JSON.stringify({ ...tj, model: { ...tj.model, vocab: { ...tj.model.vocab, half: 1.5 } } }) }],
       ['tokenizer.json that is null (reported as missing)', { 'tokenizer.json': 'null' }],
       ['tokenizer.json that is an array', { 'tokenizer.json': '[1, 2]' }],
       ['an empty tokenizer.json', { 'tokenizer.json': '' }],
       ['tokenizer_config.json that is a string', { 'tokenizer_config.json': '"x"' }],
-      ['a decoder whose replacement is a 3000-deep array (re-stringified for every token: over 1 s per decode)', { 'tokenizer.json': stringifyJson({ ...tj, decoder: { type: 'Replace', pattern: { String: '▁' }, content: new RawJson('['.repeat(3000) + ']'.repeat(3000)) } }) }],
-      ['a decoder whose replacement is a 20000-element array', { 'tokenizer.json': JSON.stringify({ ...tj, decoder: { type: 'Replace', pattern: { String: '▁' }, content: Array.from({ length: 20_000 }, (_, i) => i) } }) }],
-      ['an empty Replace pattern inserting 100 000 characters (a 300-character text became 30 million tokens: 21 s)', { 'tokenizer.json': JSON.stringify({ ...tj, normalizer: { type: 'Replace', pattern: { String: '' }, content: 'x'.repeat(100_000) } }) }],
+      [
+        'a decoder whose replacement is a 3000-deep array (re-stringified for every token: over 1 s per decode)',
+        {
+          'tokenizer.json': stringifyJson({
+            ...tj,
+            decoder: { type: 'Replace', pattern: { String: '▁' }, content: new RawJson('['.repeat(3000) + ']'.repeat(3000)) },
+          }),
+        },
+      ],
+      [
+        'a decoder whose replacement is a 20000-element array',
+        {
+          'tokenizer.json': JSON.stringify({
+            ...tj,
+            decoder: { type: 'Replace', pattern: { String: '▁' }, content: Array.from({ length: 20_000 }, (_, i) => i) },
+          }),
+        },
+      ],
+      [
+        'an empty Replace pattern inserting 100 000 characters (a 300-character text became 30 million tokens: 21 s)',
+        { 'tokenizer.json': JSON.stringify({ ...tj, normalizer: { type: 'Replace', pattern: { String: '' }, content: 'x'.repeat(100_000) } }) },
+      ],
       ['an empty Replace pattern', { 'tokenizer.json': JSON.stringify({ ...tj, normalizer: { type: 'Replace', pattern: { Regex: '' }, content: 'x' } }) }],
-      ['a FixedLength pre-tokenizer of length 0 (encode looped forever, growing memory)', { 'tokenizer.json': JSON.stringify({ ...tj, pre_tokenizer: { type: 'FixedLength', length: 0 } }) }],
-      ['a regex pre-tokenizer that does not compile', { 'tokenizer.json': JSON.stringify({ ...tj, pre_tokenizer: { type: 'Split', pattern: { Regex: '(' }, behavior: 'Isolated' } }) }],
+      [
+        'a FixedLength pre-tokenizer of length 0 (encode looped forever, growing memory)',
+        { 'tokenizer.json': JSON.stringify({ ...tj, pre_tokenizer: { type: 'FixedLength', length: 0 } }) },
+      ],
+      [
+        'a regex pre-tokenizer that does not compile',
+        { 'tokenizer.json': JSON.stringify({ ...tj, pre_tokenizer: { type: 'Split', pattern: { Regex: '(' }, behavior: 'Isolated' } }) },
+      ],
     ];
     for (const [what, overrides] of cases) {
       writeAll(overrides);

@@ -40,7 +40,10 @@ describe.skipIf(!stories260K || !hasChromium)('@huggingface/transformers in head
   const ref = stories260K ? reference(stories260K) : undefined;
   beforeAll(async () => {
     bundles = await buildCompatBundles(stories260K!, work.dir);
-    server = await serveStatic({ folders: { '/models/': work.dir, '/tjs/': transformersDist, '/ort/': ortDist }, pages: { '/': { type: 'text/html; charset=utf-8', body: PAGE } } });
+    server = await serveStatic({
+      folders: { '/models/': work.dir, '/tjs/': transformersDist, '/ort/': ortDist },
+      pages: { '/': { type: 'text/html; charset=utf-8', body: PAGE } },
+    });
     browser = await launchChromium({ webgpu: true });
   });
   afterAll(async () => {
@@ -57,7 +60,10 @@ describe.skipIf(!stories260K || !hasChromium)('@huggingface/transformers in head
     try {
       await page.goto(`${server.url}/`);
       await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true, undefined, { timeout: 60_000 });
-      const ids = await page.evaluate(([n, p, k, d]) => (window as unknown as { greedy: (a: string, b: number[], c: number, d: string) => Promise<number[]> }).greedy(n, p, k, d), [name, ref!.prompt_ids, ref!.n_new_tokens, device] as const);
+      const ids = await page.evaluate(
+        ([n, p, k, d]) => (window as unknown as { greedy: (a: string, b: number[], c: number, d: string) => Promise<number[]> }).greedy(n, p, k, d),
+        [name, ref!.prompt_ids, ref!.n_new_tokens, device] as const,
+      );
       expect(errors).toEqual([]);
       return ids;
     } finally {

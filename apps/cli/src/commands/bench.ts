@@ -20,7 +20,11 @@ export function benchCommand(y: Argv, signal: AbortSignal) {
           .option('baseline', { type: 'string', describe: 'baseline bundle (usually the fp32 one) for ratios, KL and top-1' })
           .option('report', { type: 'string', describe: 'also write a self-contained HTML report here' })
           .option('verify', { type: 'boolean', default: true, describe: 'check file hashes first (--no-verify to skip)' })
-          .option('browser', { type: 'boolean', default: false, describe: 'measure in headless Chromium with onnxruntime-web (the web-bench page, served on 127.0.0.1)' })
+          .option('browser', {
+            type: 'boolean',
+            default: false,
+            describe: 'measure in headless Chromium with onnxruntime-web (the web-bench page, served on 127.0.0.1)',
+          })
           .option('backend', { type: 'string', choices: ['wasm', 'webgpu'], describe: 'with --browser: onnxruntime-web backend (default wasm)' })
           .option('screenshot', { type: 'string', describe: 'with --browser: save a PNG of the page with its results' })
           .example('alki bench dist/s260k-rtn4 --baseline dist/s260k-fp32 --text tinystories.txt --report report.html', '')
@@ -35,21 +39,36 @@ export function benchCommand(y: Argv, signal: AbortSignal) {
       if (args.verify) {
         for (const b of bundles) {
           const v = verifyBundle(b.dir);
-          if (!v.ok) throw new AlkiError('VERIFY_FAILED', `${b.dir} failed verification: ${v.problems.map((p) => `${p.path} (${p.problem})`).join(', ')}`, 'the bundle was changed or damaged after it was built; rebuild it (or pass --no-verify to measure it anyway)');
+          if (!v.ok)
+            throw new AlkiError(
+              'VERIFY_FAILED',
+              `${b.dir} failed verification: ${v.problems.map((p) => `${p.path} (${p.problem})`).join(', ')}`,
+              'the bundle was changed or damaged after it was built; rebuild it (or pass --no-verify to measure it anyway)',
+            );
         }
       }
       const [bundle, base] = bundles;
       const warnings = (await Promise.all(bundles.map((b) => machineWarnings(b.manifest)))).flatMap((w, i) => w.map((x) => `${bundles[i].dir}: ${x}`));
       warnings.forEach(warn);
       if (!args.browser && (args.backend !== undefined || args.screenshot !== undefined)) {
-        throw new AlkiError('BAD_OPTION', `--${args.backend !== undefined ? 'backend' : 'screenshot'} only applies to --browser`, 'add --browser to measure in Chromium with onnxruntime-web');
+        throw new AlkiError(
+          'BAD_OPTION',
+          `--${args.backend !== undefined ? 'backend' : 'screenshot'} only applies to --browser`,
+          'add --browser to measure in Chromium with onnxruntime-web',
+        );
       }
       if (args.screenshot !== undefined) assertWritableFile(args.screenshot as string, '--screenshot');
       const speed = { ...(targetThreads(bundle.manifest) ? { threads: targetThreads(bundle.manifest) } : {}), ...speedFlags(args) };
       let report: EvaluationReport;
       if (args.browser) {
         const browserMetrics = metrics.filter((m) => m !== 'size');
-        validateEvaluateOptions({ metrics: browserMetrics, context: args.context as number | undefined, maxWindows: args['max-windows'] as number | undefined, maxPositions: bundle.manifest.model.maxPositions, speed });
+        validateEvaluateOptions({
+          metrics: browserMetrics,
+          context: args.context as number | undefined,
+          maxWindows: args['max-windows'] as number | undefined,
+          maxPositions: bundle.manifest.model.maxPositions,
+          speed,
+        });
         report = await runBrowserBench({
           pageDir: webBenchDir,
           bundleDir: bundle.dir,

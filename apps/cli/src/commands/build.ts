@@ -11,7 +11,11 @@ import { describeBundle } from './info.js';
 
 /** dist/<source>-<method>[-int<bits>], e.g. dist/stories260k-rtn-int4. */
 function defaultOut(id: string, method: string, bits: number): string {
-  const name = id.split('/').pop()!.toLowerCase().replace(/[^a-z0-9.-]+/g, '-');
+  const name = id
+    .split('/')
+    .pop()!
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]+/g, '-');
   return `dist/${name}-${method === 'none' ? 'fp32' : `${method}-int${bits}`}`;
 }
 
@@ -24,7 +28,11 @@ export function parseExclude(values: string[] | undefined): (string | RegExp)[] 
     try {
       return new RegExp(m[1], m[2]);
     } catch (e) {
-      throw new AlkiError('BAD_OPTION', `--exclude ${v} is not a valid regular expression: ${(e as Error).message}`, 'write it as /pattern/, e.g. /mlp\\.down_proj/ or /^lm_head/');
+      throw new AlkiError(
+        'BAD_OPTION',
+        `--exclude ${v} is not a valid regular expression: ${(e as Error).message}`,
+        'write it as /pattern/, e.g. /mlp\\.down_proj/ or /^lm_head/',
+      );
     }
   });
 }
@@ -40,34 +48,83 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('bits', { type: 'number', describe: 'weight bits: 4 (default) or 8; SmoothQuant is always 8' })
         .option('block-size', { type: 'number', describe: 'inputs per scale: 16, 32 (default), 64, 128 or 256' })
         .option('symmetric', { type: 'boolean', default: false, describe: 'no zero points (default: per-block zero points)' })
-        .option('accuracy-level', { type: 'number', describe: 'MatMulNBits accuracy_level: 4 = int8 activations (default; 2.3× faster int4 decode, +0.1% perplexity), 0 = float activations (exact, slower)' })
+        .option('accuracy-level', {
+          type: 'number',
+          describe:
+            'MatMulNBits accuracy_level: 4 = int8 activations (default; 2.3× faster int4 decode, +0.1% perplexity), 0 = float activations (exact, slower)',
+        })
         .option('alpha', { type: 'number', describe: 'SmoothQuant migration strength α in [0, 1] (default 0.5)' })
         .option('smooth', { type: 'boolean', describe: 'SmoothQuant: --no-smooth builds the naive W8A8 baseline (no smoothing, no calibration)' })
-        .option('w8a8-format', { type: 'string', choices: ['s7', 's8', 'u8'], describe: 'SmoothQuant weight codes: s7 (default; safe on every CPU), s8 (VNNI x86, arm64, wasm only), u8 (exact everywhere, slower prefill)' })
+        .option('w8a8-format', {
+          type: 'string',
+          choices: ['s7', 's8', 'u8'],
+          describe: 'SmoothQuant weight codes: s7 (default; safe on every CPU), s8 (VNNI x86, arm64, wasm only), u8 (exact everywhere, slower prefill)',
+        })
         .option('exclude', { type: 'string', array: true, describe: 'weights to keep in float: exact names or /regular expressions/ (repeatable)' })
         .option('head-bits', { type: 'number', describe: 'bits of the output projection (lm_head): 4, 8 (default) or 32 (float)' })
-        .option('embed-bits', { type: 'number', describe: 'bits of the token embedding table: 4, 8 (default) or 32 (float); a tied table is stored once, at the head\'s width' })
+        .option('embed-bits', {
+          type: 'number',
+          describe: "bits of the token embedding table: 4, 8 (default) or 32 (float); a tied table is stored once, at the head's width",
+        })
         .option('act-order', { type: 'boolean', default: false, describe: 'GPTQ: quantize columns by decreasing activation energy' })
-        .option('awq-scales', { type: 'boolean', describe: 'GPTQ: fold AWQ’s activation-aware scales into the graph first, then round with GPTQ (slower; stories260K int4 b32 +5.7% → +5.2% on average)' })
-        .option('mse-clip', { type: 'boolean', describe: 'RTN/GPTQ: each block’s range by the least squared error of its rounding (default on for GPTQ, off for RTN)' })
-        .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (.txt, or .jsonl with a "text" field); default: text sampled from an int8 copy of the model' })
+        .option('awq-scales', {
+          type: 'boolean',
+          describe:
+            'GPTQ: fold AWQ’s activation-aware scales into the graph first, then round with GPTQ (slower; stories260K int4 b32 +5.7% → +5.2% on average)',
+        })
+        .option('mse-clip', {
+          type: 'boolean',
+          describe: 'RTN/GPTQ: each block’s range by the least squared error of its rounding (default on for GPTQ, off for RTN)',
+        })
+        .option('calib', {
+          type: 'string',
+          describe: 'AWQ/GPTQ calibration text (.txt, or .jsonl with a "text" field); default: text sampled from an int8 copy of the model',
+        })
         .option('calib-samples', { type: 'number', describe: 'calibration samples (default 32, 8 with --quick; 128 for the full-size set)' })
         .option('calib-seqlen', { type: 'number', describe: 'tokens per calibration sample (default min(512, context); 256 with --quick)' })
-        .option('quick', { type: 'boolean', default: false, describe: 'small calibration (8 × 256 tokens): AWQ/GPTQ of a 1.1B model in ~6–7 min on 2 cores, ~1.5 of them sampling the text (pnpm bench:build)' })
+        .option('quick', {
+          type: 'boolean',
+          default: false,
+          describe: 'small calibration (8 × 256 tokens): AWQ/GPTQ of a 1.1B model in ~6–7 min on 2 cores, ~1.5 of them sampling the text (pnpm bench:build)',
+        })
         .option('out', { alias: 'o', type: 'string', describe: 'bundle folder (default dist/<model>-<method>-int<bits>)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
-        .option('test-run', { type: 'boolean', default: true, describe: 'run the written model on a few tokens before committing it (--no-test-run to build on a machine that cannot run the model)' })
-        .option('resume', { type: 'boolean', default: false, describe: 'AWQ/GPTQ: continue an interrupted build of the same model and options after its last finished layer' })
-        .option('flavour', { type: 'string', choices: ['ort', 'portable'], describe: 'graph: ort (default) = onnxruntime fused ops (GroupQueryAttention, SkipSimplifiedLayerNormalization; fastest), portable = the float graph in standard ONNX ops (quantized layers stay com.microsoft ops)' })
-        .option('target', { type: 'string', describe: 'build for a device: a preset (alki presets) or auto (this machine); explicit flags win and are reported' })
+        .option('test-run', {
+          type: 'boolean',
+          default: true,
+          describe: 'run the written model on a few tokens before committing it (--no-test-run to build on a machine that cannot run the model)',
+        })
+        .option('resume', {
+          type: 'boolean',
+          default: false,
+          describe: 'AWQ/GPTQ: continue an interrupted build of the same model and options after its last finished layer',
+        })
+        .option('flavour', {
+          type: 'string',
+          choices: ['ort', 'portable'],
+          describe:
+            'graph: ort (default) = onnxruntime fused ops (GroupQueryAttention, SkipSimplifiedLayerNormalization; fastest), portable = the float graph in standard ONNX ops (quantized layers stay com.microsoft ops)',
+        })
+        .option('target', {
+          type: 'string',
+          describe: 'build for a device: a preset (alki presets) or auto (this machine); explicit flags win and are reported',
+        })
         .option('memory', { type: 'string', describe: 'with --target: the device’s memory, e.g. 2GB (default: the preset’s)' })
         .option('force-fit', { type: 'boolean', describe: 'with --target: build even when the estimate says it will not fit' })
-        .option('external-data', { type: 'string', default: 'auto', choices: ['auto', 'always', 'never'], describe: 'weights in onnx/model*.onnx_data (the transformers.js name)' })
+        .option('external-data', {
+          type: 'string',
+          default: 'auto',
+          choices: ['auto', 'always', 'never'],
+          describe: 'weights in onnx/model*.onnx_data (the transformers.js name)',
+        })
         .option('revision', { type: 'string', describe: 'hub branch, tag or commit (default main); the commit it resolves to is recorded in alki.json' })
         .option('offline', { type: 'boolean', describe: 'no network: use the Hugging Face cache only (also HF_HUB_OFFLINE=1)' })
         .option('benchmark', { type: 'boolean', describe: 'measure the bundle against fp32 and store the figures in alki.json (default: on for demo)' })
         .option('metrics', { type: 'string', describe: 'with --benchmark: perplexity,speed,memory,size or all (default all)' })
-        .option('max-ppl-increase', { type: 'string', describe: 'with --benchmark: fail when perplexity rises more than this percentage over fp32 (default 10)' })
+        .option('max-ppl-increase', {
+          type: 'string',
+          describe: 'with --benchmark: fail when perplexity rises more than this percentage over fp32 (default 10)',
+        })
         .option('allow-degraded', { type: 'boolean', describe: 'with --benchmark: keep the bundle even above --max-ppl-increase' })
         .example('alki build demo', 'offline: the embedded stories260K, GPTQ int4 (quick calibration), measured against fp32, with a sample')
         .example('alki build ./stories260K --quantize rtn --bits 4 --block-size 32 --out dist/s260k-rtn4', ''),
@@ -78,10 +135,31 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       const demo = args.model === 'demo';
       const benchmark = (args.benchmark as boolean | undefined) ?? demo;
       if (!benchmark) {
-        const stray = ['metrics', 'max-ppl-increase', 'allow-degraded', 'text', 'context', 'max-windows', 'runs', 'prompt-tokens', 'new-tokens', 'threads'].filter((k) => args[k] !== undefined);
-        if (stray.length) throw new AlkiError('BAD_OPTION', `${stray.map((k) => `--${k}`).join(', ')} only ${stray.length > 1 ? 'apply' : 'applies'} with --benchmark`, 'add --benchmark to measure the bundle while building it, or drop them');
+        const stray = [
+          'metrics',
+          'max-ppl-increase',
+          'allow-degraded',
+          'text',
+          'context',
+          'max-windows',
+          'runs',
+          'prompt-tokens',
+          'new-tokens',
+          'threads',
+        ].filter((k) => args[k] !== undefined);
+        if (stray.length)
+          throw new AlkiError(
+            'BAD_OPTION',
+            `${stray.map((k) => `--${k}`).join(', ')} only ${stray.length > 1 ? 'apply' : 'applies'} with --benchmark`,
+            'add --benchmark to measure the bundle while building it, or drop them',
+          );
       }
-      if (args.target === undefined && (args.memory !== undefined || args['force-fit'] !== undefined)) throw new AlkiError('BAD_OPTION', `${args.memory !== undefined ? '--memory' : '--force-fit'} only applies with --target`, 'add --target <preset> (alki presets lists them), or drop it');
+      if (args.target === undefined && (args.memory !== undefined || args['force-fit'] !== undefined))
+        throw new AlkiError(
+          'BAD_OPTION',
+          `${args.memory !== undefined ? '--memory' : '--force-fit'} only applies with --target`,
+          'add --target <preset> (alki presets lists them), or drop it',
+        );
       // What the user set explicitly: with --target, the rest comes from the preset; without, from the defaults.
       const explicit: Partial<TargetSettings> = {
         method: args.quantize as TargetSettings['method'] | undefined,
@@ -95,15 +173,49 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       const t = args.target !== undefined ? resolveTarget(args.target as string) : undefined;
       if (t?.note) note(flags, t.note);
       const chosen = t ? targetSettings(t.preset, explicit) : undefined;
-      if (chosen) note(flags, `target ${t!.preset.id}: ${chosen.settings.method} ${chosen.settings.method === 'none' ? 'fp32' : `int${chosen.settings.bits}`}, block ${chosen.settings.blockSize}, head ${chosen.settings.headBits} bits, ${chosen.settings.flavour}${chosen.overrides.length ? ` (overridden by your flags: ${chosen.overrides.join(', ')})` : ''}`);
+      if (chosen)
+        note(
+          flags,
+          `target ${t!.preset.id}: ${chosen.settings.method} ${chosen.settings.method === 'none' ? 'fp32' : `int${chosen.settings.bits}`}, block ${chosen.settings.blockSize}, head ${chosen.settings.headBits} bits, ${chosen.settings.flavour}${chosen.overrides.length ? ` (overridden by your flags: ${chosen.overrides.join(', ')})` : ''}`,
+        );
       // The demo's default is GPTQ with a quick calibration: on stories260K RTN int4 costs +10.3% perplexity (over the
       // guard's budget), GPTQ +6.6%, and the whole demo takes seconds.
       const demoGptq = demo && !chosen && explicit.method === undefined;
       const method = chosen?.settings.method ?? explicit.method ?? (demoGptq ? 'gptq' : 'rtn');
       const quantize: BuildBundleOptions['quantize'] = chosen
-        ? { ...(quantizeOptionsOf(chosen.settings) as BuildBundleOptions['quantize']), symmetric: args.symmetric as boolean, actOrder: (args['act-order'] as boolean) || undefined, mseClip: args['mse-clip'] as boolean | undefined, awqScales: (args['awq-scales'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, exclude: parseExclude(args.exclude as string[] | undefined), embedBits: args['embed-bits'] as 8 | undefined }
-        : { method: method as 'rtn', blockSize: explicit.blockSize ?? 32, symmetric: args.symmetric as boolean, accuracyLevel: explicit.accuracyLevel as 0 | undefined, actOrder: (args['act-order'] as boolean) || undefined, mseClip: args['mse-clip'] as boolean | undefined, awqScales: (args['awq-scales'] as boolean) || undefined, alpha: args.alpha as number | undefined, smooth: args.smooth === false ? false : undefined, w8a8Format: explicit.w8a8Format, exclude: parseExclude(args.exclude as string[] | undefined), headBits: explicit.headBits, embedBits: args['embed-bits'] as 8 | undefined, bits: explicit.bits as 4 | undefined };
-      const source = await resolveModel(args.model as string, { revision: args.revision as string | undefined, offline: args.offline as boolean | undefined, onProgress, signal });
+        ? {
+            ...(quantizeOptionsOf(chosen.settings) as BuildBundleOptions['quantize']),
+            symmetric: args.symmetric as boolean,
+            actOrder: (args['act-order'] as boolean) || undefined,
+            mseClip: args['mse-clip'] as boolean | undefined,
+            awqScales: (args['awq-scales'] as boolean) || undefined,
+            alpha: args.alpha as number | undefined,
+            smooth: args.smooth === false ? false : undefined,
+            exclude: parseExclude(args.exclude as string[] | undefined),
+            embedBits: args['embed-bits'] as 8 | undefined,
+          }
+        : {
+            method: method as 'rtn',
+            blockSize: explicit.blockSize ?? 32,
+            symmetric: args.symmetric as boolean,
+            accuracyLevel: explicit.accuracyLevel as 0 | undefined,
+            actOrder: (args['act-order'] as boolean) || undefined,
+            mseClip: args['mse-clip'] as boolean | undefined,
+            awqScales: (args['awq-scales'] as boolean) || undefined,
+            alpha: args.alpha as number | undefined,
+            smooth: args.smooth === false ? false : undefined,
+            w8a8Format: explicit.w8a8Format,
+            exclude: parseExclude(args.exclude as string[] | undefined),
+            headBits: explicit.headBits,
+            embedBits: args['embed-bits'] as 8 | undefined,
+            bits: explicit.bits as 4 | undefined,
+          };
+      const source = await resolveModel(args.model as string, {
+        revision: args.revision as string | undefined,
+        offline: args.offline as boolean | undefined,
+        onProgress,
+        signal,
+      });
       const bits = (quantize as { bits?: number }).bits ?? (method === 'smoothquant' ? 8 : 4);
       const out = (args.out as string | undefined) ?? defaultOut(source.id, method, bits);
       note(flags, `building ${out} from ${source.id} (${source.dir})`);
@@ -116,8 +228,21 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         commitSha: source.commitSha,
         quantize,
         flavour: (chosen?.settings.flavour ?? explicit.flavour ?? 'ort') as 'ort',
-        target: chosen ? { preset: t!.preset, settings: chosen.settings, overrides: chosen.overrides, memoryBytes: args.memory !== undefined ? parseMemory(args.memory as string) : t!.detectedMemoryBytes, forceFit: args['force-fit'] as boolean | undefined } : undefined,
-        calibration: { path: args.calib as string | undefined, samples: args['calib-samples'] as number | undefined, seqLen: args['calib-seqlen'] as number | undefined, quick: (args.quick as boolean) || (demoGptq && args['calib-samples'] === undefined && args['calib-seqlen'] === undefined) },
+        target: chosen
+          ? {
+              preset: t!.preset,
+              settings: chosen.settings,
+              overrides: chosen.overrides,
+              memoryBytes: args.memory !== undefined ? parseMemory(args.memory as string) : t!.detectedMemoryBytes,
+              forceFit: args['force-fit'] as boolean | undefined,
+            }
+          : undefined,
+        calibration: {
+          path: args.calib as string | undefined,
+          samples: args['calib-samples'] as number | undefined,
+          seqLen: args['calib-seqlen'] as number | undefined,
+          quick: (args.quick as boolean) || (demoGptq && args['calib-samples'] === undefined && args['calib-seqlen'] === undefined),
+        },
         externalData: args['external-data'] as 'auto',
         overwrite: args.force as boolean,
         resume: args.resume as boolean,
@@ -138,13 +263,16 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       });
       const sample = demo ? await sampleText(result.dir) : undefined;
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ dir: result.dir, manifest: result.manifest, report: result.report, ...(sample ? { sample } : {}) }, null, 2)}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ dir: result.dir, manifest: result.manifest, report: result.report, ...(sample ? { sample } : {}) }, null, 2)}\n`,
+        );
         return;
       }
       note(flags, `built in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
       process.stdout.write(`${describeBundle(result.dir, result.manifest)}\n`);
       if (result.evaluation) process.stdout.write(`\n${formatTerminal(result.evaluation)}\n`);
-      if (sample) process.stdout.write(`\nsample (greedy, ${sample.tokens} tokens): ${sample.text}\n\nnext: alki run ${result.dir} --prompt "${DEMO.prompt}"\n`);
+      if (sample)
+        process.stdout.write(`\nsample (greedy, ${sample.tokens} tokens): ${sample.text}\n\nnext: alki run ${result.dir} --prompt "${DEMO.prompt}"\n`);
     },
   );
 }

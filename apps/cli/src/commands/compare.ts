@@ -13,7 +13,11 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
       evalFlags(
         a
           .positional('model', { type: 'string', demandOption: true, describe: 'local model folder, hub id, or "demo"' })
-          .option('methods', { type: 'string', default: 'all', describe: 'all, or a comma list of none, rtn8, gptq8, smoothquant, w8a8-naive, rtn4, awq4, gptq4, rtn4-b128' })
+          .option('methods', {
+            type: 'string',
+            default: 'all',
+            describe: 'all, or a comma list of none, rtn8, gptq8, smoothquant, w8a8-naive, rtn4, awq4, gptq4, rtn4-b128',
+          })
           .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (default: sampled from an int8 copy of the model)' })
           .option('calib-samples', { type: 'number', describe: 'calibration samples (default 32, 8 × 256 tokens with --quick)' })
           .option('metrics', { type: 'string', default: 'all' })
@@ -30,7 +34,12 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
       const methods = parseMethods(args.methods as string);
       const metrics = parseMetrics(args.metrics as string);
       const maxPerplexityIncrease = parsePercent(args['max-ppl-increase'], '--max-ppl-increase');
-      const source = await resolveModel(args.model as string, { revision: args.revision as string | undefined, offline: args.offline as boolean | undefined, onProgress, signal });
+      const source = await resolveModel(args.model as string, {
+        revision: args.revision as string | undefined,
+        offline: args.offline as boolean | undefined,
+        onProgress,
+        signal,
+      });
       const out = (args.out as string | undefined) ?? `dist/compare-${source.id.split('/').pop()!.toLowerCase()}`;
       const quick = args.quick as boolean;
       const speed = { ...(quick ? { runs: 2, warmupRuns: 1 } : {}), ...speedFlags(args) };

@@ -21,11 +21,21 @@ export function parsePercent(v: unknown, flag: string): number {
   const s = String(v).trim();
   const body = s.endsWith('%') ? s.slice(0, -1).trim() : s;
   const n = body === '' ? NaN : Number(body);
-  if (!Number.isFinite(n) || n < 0) throw new AlkiError('BAD_OPTION', `${flag} must be a percentage such as 5 or 5%, got "${s}"`, 'a bare number is a percentage too: 5 means 5%, 0.5 means half a percent');
+  if (!Number.isFinite(n) || n < 0)
+    throw new AlkiError(
+      'BAD_OPTION',
+      `${flag} must be a percentage such as 5 or 5%, got "${s}"`,
+      'a bare number is a percentage too: 5 means 5%, 0.5 means half a percent',
+    );
   return n / 100;
 }
 
 export function speedFlags(args: Record<string, unknown>) {
   const pick = (k: string) => (args[k] === undefined ? {} : { [k]: args[k] as number });
-  return { ...pick('runs'), ...pick('threads'), ...(args['prompt-tokens'] !== undefined ? { promptTokens: args['prompt-tokens'] as number } : {}), ...(args['new-tokens'] !== undefined ? { newTokens: args['new-tokens'] as number } : {}) };
+  return {
+    ...pick('runs'),
+    ...pick('threads'),
+    ...(args['prompt-tokens'] !== undefined ? { promptTokens: args['prompt-tokens'] as number } : {}),
+    ...(args['new-tokens'] !== undefined ? { newTokens: args['new-tokens'] as number } : {}),
+  };
 }

@@ -11,7 +11,10 @@ export function describePreset(p: HardwarePreset): string {
   const rows: [string, string][] = [
     ['preset', `${p.id} — ${p.name}`],
     ['cpu', `${p.arch}, ${p.cores} cores, ${p.features.join(' ')}`],
-    ['memory', `${p.memoryGiB} GiB assumed (sold with ${p.memoryVariantsGiB.join(' / ')} GiB; --memory overrides), ${Math.round(p.usableMemoryFraction * 100)}% usable${p.addressSpaceLimitGiB ? `, ${p.addressSpaceLimitGiB} GiB address-space limit` : ''}`],
+    [
+      'memory',
+      `${p.memoryGiB} GiB assumed (sold with ${p.memoryVariantsGiB.join(' / ')} GiB; --memory overrides), ${Math.round(p.usableMemoryFraction * 100)}% usable${p.addressSpaceLimitGiB ? `, ${p.addressSpaceLimitGiB} GiB address-space limit` : ''}`,
+    ],
     ['providers', p.executionProviders.join(', ')],
     ...Object.entries(r).map(([k, v]) => [k, `${v.value} — ${v.why}`] as [string, string]),
   ];
@@ -29,9 +32,19 @@ export function presetsCommand(y: Argv) {
         process.stdout.write(`${JSON.stringify(PRESETS, (_, v) => (v instanceof RegExp ? v.source : v), 2)}\n`);
         return;
       }
-      const rows = PRESETS.map((p) => [p.id, p.arch, String(p.cores), `${p.memoryVariantsGiB.join('/')} GiB`, p.executionProviders.join(','), `${p.recommended.method.value} int${p.recommended.bits.value} b${p.recommended.blockSize.value}`, `ctx ${p.recommended.context.value}`]);
+      const rows = PRESETS.map((p) => [
+        p.id,
+        p.arch,
+        String(p.cores),
+        `${p.memoryVariantsGiB.join('/')} GiB`,
+        p.executionProviders.join(','),
+        `${p.recommended.method.value} int${p.recommended.bits.value} b${p.recommended.blockSize.value}`,
+        `ctx ${p.recommended.context.value}`,
+      ]);
       const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-      process.stdout.write(`${rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ')).join('\n')}\n\nalki presets --json shows every field with its reason; docs/hardware.md explains them.\n`);
+      process.stdout.write(
+        `${rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ')).join('\n')}\n\nalki presets --json shows every field with its reason; docs/hardware.md explains them.\n`,
+      );
     },
   );
 }
@@ -45,7 +58,9 @@ export function detectCommand(y: Argv) {
       const flags = args as OutputFlags;
       const d = detectDevice();
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ preset: d.preset.id, cpu: d.cpu, cores: d.cores, totalMemoryBytes: d.totalMemoryBytes, availableMemoryBytes: d.availableMemoryBytes, os: d.os, decidedBy: d.decidedBy, notes: d.notes }, null, 2)}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ preset: d.preset.id, cpu: d.cpu, cores: d.cores, totalMemoryBytes: d.totalMemoryBytes, availableMemoryBytes: d.availableMemoryBytes, os: d.os, decidedBy: d.decidedBy, notes: d.notes }, null, 2)}\n`,
+        );
         return;
       }
       const rows: [string, string][] = [

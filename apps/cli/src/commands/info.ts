@@ -6,7 +6,9 @@ import { formatBytes, keyValues, type OutputFlags } from '../output.js';
 /** The human summary of a bundle, shared by `info` and `build`. */
 export function describeBundle(dir: string, m: BundleManifest): string {
   const q = m.quantization;
-  const head = (q.headBits === undefined ? '' : q.headBits === 32 ? ', lm_head float32' : q.headBits !== q.bits ? `, lm_head int${q.headBits}` : '') + (q.embedBits === undefined ? '' : q.embedBits === 32 ? ', embedding float32' : `, embedding int${q.embedBits}`);
+  const head =
+    (q.headBits === undefined ? '' : q.headBits === 32 ? ', lm_head float32' : q.headBits !== q.bits ? `, lm_head int${q.headBits}` : '') +
+    (q.embedBits === undefined ? '' : q.embedBits === 32 ? ', embedding float32' : `, embedding int${q.embedBits}`);
   const layers = `${q.quantizedLayers} layers${q.excluded.length ? `, ${q.excluded.length} excluded` : ''}${head}`;
   const quant =
     q.method === 'none'
@@ -17,7 +19,10 @@ export function describeBundle(dir: string, m: BundleManifest): string {
   const calib = q.calibration ? `${q.calibration.samples} × ${q.calibration.sequenceLength} tokens, ${q.calibration.source}` : undefined;
   const rows: [string, string][] = [
     ['bundle', dir],
-    ['source', `${m.source.id}${m.source.revision ? ` @ ${m.source.revision}` : ''}${m.source.commitSha && m.source.commitSha !== m.source.revision ? ` (commit ${m.source.commitSha.slice(0, 12)})` : ''}`],
+    [
+      'source',
+      `${m.source.id}${m.source.revision ? ` @ ${m.source.revision}` : ''}${m.source.commitSha && m.source.commitSha !== m.source.revision ? ` (commit ${m.source.commitSha.slice(0, 12)})` : ''}`,
+    ],
     ['architecture', `${m.source.architecture} (${m.source.modelType}), ${m.source.parameters.toLocaleString('en-US')} parameters`],
     ['shape', `${m.model.numLayers} layers, ${m.model.numKvHeads} kv heads × ${m.model.headDim}, vocab ${m.model.vocabSize}, context ${m.model.maxPositions}`],
     ['quantization', quant],
@@ -28,7 +33,8 @@ export function describeBundle(dir: string, m: BundleManifest): string {
     ['bundle size', `${formatBytes(m.metrics.sizeBytes.value)} in ${m.files.length} files`],
   ];
   const qb = m.metrics.quantizedWeightBytes?.value;
-  if (qb) rows.push(['quantized layers', `${formatBytes(qb.float)} → ${formatBytes(qb.quantized)} (${((100 * qb.quantized) / qb.float).toFixed(1)}% of float32)`]);
+  if (qb)
+    rows.push(['quantized layers', `${formatBytes(qb.float)} → ${formatBytes(qb.quantized)} (${((100 * qb.quantized) / qb.float).toFixed(1)}% of float32)`]);
   for (const [name, v] of Object.entries(m.metrics)) {
     if (!v || ['modelBytes', 'sizeBytes', 'quantizedWeightBytes'].includes(name)) continue;
     rows.push([name, `${typeof v.value === 'number' ? Number(v.value.toPrecision(4)) : JSON.stringify(v.value)}  (${v.method})`]);
@@ -65,7 +71,11 @@ export function infoCommand(y: Argv) {
       const verify = args.verify ? verifyBundle(bundle.dir) : undefined;
       const failure =
         verify && !verify.ok
-          ? new AlkiError('VERIFY_FAILED', `${bundle.dir} failed verification: ${verify.problems.map((p) => `${p.path} (${p.problem})`).join(', ')}`, 'the bundle was changed or damaged after it was built; copy it again or rebuild it')
+          ? new AlkiError(
+              'VERIFY_FAILED',
+              `${bundle.dir} failed verification: ${verify.problems.map((p) => `${p.path} (${p.problem})`).join(', ')}`,
+              'the bundle was changed or damaged after it was built; copy it again or rebuild it',
+            )
           : undefined;
       if (flags.json) {
         // One document, with the failure inside it, and a non-zero exit.

@@ -10,7 +10,11 @@ import { formatBytes, note, progressPrinter, type OutputFlags } from '../output.
 export function resolveTarget(target: string): { preset: HardwarePreset; detectedMemoryBytes?: number; note?: string } {
   if (target === 'auto') {
     const d = detectDevice();
-    return { preset: d.preset, detectedMemoryBytes: d.totalMemoryBytes, note: `--target auto: ${d.preset.id} (${d.decidedBy.join('; ')})${d.notes.length ? `; ${d.notes.join('; ')}` : ''}` };
+    return {
+      preset: d.preset,
+      detectedMemoryBytes: d.totalMemoryBytes,
+      note: `--target auto: ${d.preset.id} (${d.decidedBy.join('; ')})${d.notes.length ? `; ${d.notes.join('; ')}` : ''}`,
+    };
   }
   try {
     return { preset: presetById(target) };
@@ -25,13 +29,20 @@ function describePlan(p: Plan, modelId: string): string {
     '',
     'build                          bundle     peak memory   fits',
   ];
-  for (const r of p.rows) lines.push(`${(r === p.chosen ? '▶ ' : '  ') + r.label.padEnd(29)} ${formatBytes(r.bundleBytes).padStart(9)} ${formatBytes(r.peakBytes).padStart(13)}   ${r.fits ? 'yes' : 'no'}`);
+  for (const r of p.rows)
+    lines.push(
+      `${(r === p.chosen ? '▶ ' : '  ') + r.label.padEnd(29)} ${formatBytes(r.bundleBytes).padStart(9)} ${formatBytes(r.peakBytes).padStart(13)}   ${r.fits ? 'yes' : 'no'}`,
+    );
   lines.push('');
   const c = p.chosen;
   if (c) {
     const rec = p.preset.recommended;
-    lines.push(`chosen: ${c.label} — alki build <model> --target ${p.preset.id}${c.bits !== rec.bits.value || c.blockSize !== rec.blockSize.value || c.headBits !== rec.headBits.value ? ` --bits ${c.bits} --block-size ${c.blockSize} --head-bits ${c.headBits}` : ''}`);
-    lines.push(`peak = ${formatBytes(c.parts.baseBytes)} runtime + ${formatBytes(c.parts.weightBytes)} weights + ${formatBytes(c.parts.kvBytes)} KV cache (2 × ${p.context} tokens) + ${formatBytes(c.parts.activationBytes)} prompt logits`);
+    lines.push(
+      `chosen: ${c.label} — alki build <model> --target ${p.preset.id}${c.bits !== rec.bits.value || c.blockSize !== rec.blockSize.value || c.headBits !== rec.headBits.value ? ` --bits ${c.bits} --block-size ${c.blockSize} --head-bits ${c.headBits}` : ''}`,
+    );
+    lines.push(
+      `peak = ${formatBytes(c.parts.baseBytes)} runtime + ${formatBytes(c.parts.weightBytes)} weights + ${formatBytes(c.parts.kvBytes)} KV cache (2 × ${p.context} tokens) + ${formatBytes(c.parts.activationBytes)} prompt logits`,
+    );
   }
   lines.push(`memory model: measured with onnxruntime-node 1.30 on an x86 Sapphire Rapids machine (docs/models.md); base ${formatBytes(RUN_MEMORY.baseBytes)}`);
   return lines.join('\n');
@@ -54,10 +65,21 @@ export function planCommand(y: Argv, signal: AbortSignal) {
       const flags = args as OutputFlags;
       const t = resolveTarget(args.target as string);
       if (t.note) note(flags, t.note);
-      const source = await resolveModelConfig(args.model as string, { revision: args.revision as string | undefined, offline: args.offline as boolean | undefined, onProgress: progressPrinter(flags), signal });
+      const source = await resolveModelConfig(args.model as string, {
+        revision: args.revision as string | undefined,
+        offline: args.offline as boolean | undefined,
+        onProgress: progressPrinter(flags),
+        signal,
+      });
       const memoryBytes = args.memory !== undefined ? parseMemory(args.memory as string) : t.detectedMemoryBytes;
       const plan = planBuilds(source.config, t.preset, { memoryBytes, context: args.context as number | undefined });
-      const failure = plan.chosen ? undefined : new AlkiError('TOO_LARGE', `no build of ${source.id} fits ${t.preset.id} (${formatBytes(plan.usableBytes)} usable at ${plan.context} tokens)`, plan.suggestion ?? 'choose a smaller model');
+      const failure = plan.chosen
+        ? undefined
+        : new AlkiError(
+            'TOO_LARGE',
+            `no build of ${source.id} fits ${t.preset.id} (${formatBytes(plan.usableBytes)} usable at ${plan.context} tokens)`,
+            plan.suggestion ?? 'choose a smaller model',
+          );
       if (flags.json) {
         // One document, the failure inside it.
         const error = failure ? { error: { code: failure.code, message: failure.message, hint: failure.hint } } : {};

@@ -27,7 +27,12 @@ function readRegularFile(path: string): Uint8Array {
     throw new AlkiError('NOT_FOUND', `prompt file not found: ${path}`, 'check the path of --prompt-file');
   }
   if (!st.isFile()) throw new AlkiError('BAD_INPUT', `--prompt-file ${path} is not a regular file`, 'give a text file, or "-" to read standard input');
-  if (st.size > MAX_PROMPT_BYTES) throw new AlkiError('BAD_INPUT', `--prompt-file ${path} is ${st.size} bytes, more than the ${MAX_PROMPT_BYTES} Alki reads`, 'give a shorter prompt: a model reads at most its context');
+  if (st.size > MAX_PROMPT_BYTES)
+    throw new AlkiError(
+      'BAD_INPUT',
+      `--prompt-file ${path} is ${st.size} bytes, more than the ${MAX_PROMPT_BYTES} Alki reads`,
+      'give a shorter prompt: a model reads at most its context',
+    );
   return readFileSync(path);
 }
 
@@ -36,7 +41,8 @@ async function readStdin(): Promise<Uint8Array> {
   let n = 0;
   for await (const chunk of process.stdin) {
     n += (chunk as Buffer).length;
-    if (n > MAX_PROMPT_BYTES) throw new AlkiError('BAD_INPUT', `standard input is longer than the ${MAX_PROMPT_BYTES} bytes Alki reads as a prompt`, 'give a shorter prompt');
+    if (n > MAX_PROMPT_BYTES)
+      throw new AlkiError('BAD_INPUT', `standard input is longer than the ${MAX_PROMPT_BYTES} bytes Alki reads as a prompt`, 'give a shorter prompt');
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);

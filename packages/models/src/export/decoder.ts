@@ -73,7 +73,13 @@ export function exportDecoder(config: DecoderConfig, weights: WeightStore, optio
   const model = createModel(b.build(), {
     opsets: ctx.ort ? { '': PORTABLE_OPSET, 'com.microsoft': MS_OPSET } : { '': PORTABLE_OPSET },
     producerVersion: options.producerVersion,
-    metadata: exportMetadataEntries({ scaleGroups, layers, flavour, modelType: c.modelType, tiedEmbedding: c.tieWordEmbeddings ? { embedding: embeddingName(ctx), head: head.weight } : undefined }),
+    metadata: exportMetadataEntries({
+      scaleGroups,
+      layers,
+      flavour,
+      modelType: c.modelType,
+      tiedEmbedding: c.tieWordEmbeddings ? { embedding: embeddingName(ctx), head: head.weight } : undefined,
+    }),
   });
   return { model, scaleGroups, layers };
 }
@@ -131,9 +137,13 @@ function lmHead(ctx: ExportContext, h: string): { weight: string; scaleGroup: Sc
   const source = c.tieWordEmbeddings ? embeddingName(ctx) : `${name}.weight`;
   weights.checkShape(source, [c.vocabSize, c.hiddenSize]);
   const rows = () => weights.get(source).data;
-  const weight = b.initializer(lazyTensor(`${name}.weight`, DataType.FLOAT, [c.hiddenSize, c.vocabSize], () => transpose(rows(), c.vocabSize, c.hiddenSize), rows));
+  const weight = b.initializer(
+    lazyTensor(`${name}.weight`, DataType.FLOAT, [c.hiddenSize, c.vocabSize], () => transpose(rows(), c.vocabSize, c.hiddenSize), rows),
+  );
   const headBias = c.headBias ? vector(ctx, `${name}.bias`, c.vocabSize) : undefined;
-  const logits = headBias ? b.node('Add', [b.node('MatMul', [xf, weight]), headBias], {}, { outputs: ['logits'] }) : b.node('MatMul', [xf, weight], {}, { outputs: ['logits'] });
+  const logits = headBias
+    ? b.node('Add', [b.node('MatMul', [xf, weight]), headBias], {}, { outputs: ['logits'] })
+    : b.node('MatMul', [xf, weight], {}, { outputs: ['logits'] });
   b.output(logits, DataType.FLOAT, ['batch_size', 'sequence_length', c.vocabSize]);
   return { weight, scaleGroup: normGroup(-1, finalNorm, [weight]) };
 }

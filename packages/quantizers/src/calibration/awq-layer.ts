@@ -15,7 +15,11 @@ export async function awqLayer(c: LayerContext, l: LayerWork, scalesOnly = false
   const abt = c.gemm.abt;
   // One pass per layer, as AutoAWQ: the next layer is calibrated on this layer's float outputs before its scales
   // (exact in float) and clipping (not reflected in the next layer's inputs, as in AutoAWQ).
-  const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], { absMean: true, rows: c.o.awqRows ?? 4096, advance: !l.last && !scalesOnly });
+  const stats = await c.runner.collect(l.index, [...new Set(l.groups.map(l.inputOf))], {
+    absMean: true,
+    rows: c.o.awqRows ?? 4096,
+    advance: !l.last && !scalesOnly,
+  });
   for (const g of l.groups) {
     const size = g.linears.reduce((sum, name) => sum + c.weight(name).data.length, 0);
     if (size > (c.o.awqMaxGroup ?? 32 * 1024 * 1024)) continue;
@@ -32,7 +36,10 @@ export async function awqLayer(c: LayerContext, l: LayerWork, scalesOnly = false
       // Each candidate costs outputs × K (fake quantization) + rows × outputs × K (the product): large groups
       // are measured on a sample of their outputs, and on fewer rows.
       const searchOutputs = c.o.awqSearchOutputs ?? 1024;
-      const outputs = Math.min(searchOutputs, lin.reduce((sum, x) => sum + x.N, 0));
+      const outputs = Math.min(
+        searchOutputs,
+        lin.reduce((sum, x) => sum + x.N, 0),
+      );
       const searchRows = Math.min(n, Math.max(256, Math.floor((c.o.awqSearchBudget ?? 2e9) / (outputs * K))));
       // The candidate graph cuts K into whole blocks; otherwise the JS path quantizes the candidates.
       const candidates = K % c.opts.blockSize === 0 ? c.gemm.candidateLoss : undefined;

@@ -5,11 +5,17 @@ import { readUtf8Text } from '@alki/core/node';
 import { DecoderSession, sampleSequences, type TextTokenizer } from '@alki/runtime';
 import type { CalibrationData } from './types.js';
 
-const HINT_CALIB = 'pass --calib with a UTF-8 text file or a JSONL file whose lines are objects with a "text" field, or leave it out to calibrate on text sampled from the model';
+const HINT_CALIB =
+  'pass --calib with a UTF-8 text file or a JSONL file whose lines are objects with a "text" field, or leave it out to calibrate on text sampled from the model';
 
 /** Reads a calibration file: plain text, or JSONL whose lines carry a "text" field. */
 export function readCalibrationFile(path: string): string {
-  if (!existsSync(path)) throw new AlkiError('NOT_FOUND', `calibration file not found: ${path}`, 'pass --calib with an existing text or JSONL file, or leave it out to calibrate on text sampled from the model');
+  if (!existsSync(path))
+    throw new AlkiError(
+      'NOT_FOUND',
+      `calibration file not found: ${path}`,
+      'pass --calib with an existing text or JSONL file, or leave it out to calibrate on text sampled from the model',
+    );
   const raw = readUtf8Text(path, 'calibration file', HINT_CALIB);
   let text = raw;
   if (path.endsWith('.jsonl')) {
@@ -46,25 +52,42 @@ export function calibrationFromText(tokenizer: TextTokenizer, text: string, o: {
   const ids = tokenizer.encode(text);
   const available = Math.floor(ids.length / o.seqLen);
   if (available === 0) {
-    throw new AlkiError('BAD_INPUT', `the calibration text has ${ids.length} tokens, fewer than one sample of ${o.seqLen}`, `use a longer text, or a smaller --calib-seqlen (at most ${ids.length})`);
+    throw new AlkiError(
+      'BAD_INPUT',
+      `the calibration text has ${ids.length} tokens, fewer than one sample of ${o.seqLen}`,
+      `use a longer text, or a smaller --calib-seqlen (at most ${ids.length})`,
+    );
   }
   const n = Math.min(o.samples, available);
   const samples = Array.from({ length: n }, (_, i) => ids.slice(i * o.seqLen, (i + 1) * o.seqLen));
   const sha256 = createHash('sha256').update(text).digest('hex');
-  return { samples, source: `${o.name ?? 'text'} (sha256 ${sha256.slice(0, 12)}…)${n < o.samples ? `, only ${n} of ${o.samples} samples available` : ''}`, sha256 };
+  return {
+    samples,
+    source: `${o.name ?? 'text'} (sha256 ${sha256.slice(0, 12)}…)${n < o.samples ? `, only ${n} of ${o.samples} samples available` : ''}`,
+    sha256,
+  };
 }
 
 /** Calibration samples sampled from the (fp32) model itself: no text and no network needed. */
 export async function calibrationFromModel(
   modelPath: string,
   bosTokenId: number,
-  o: { samples: number; seqLen: number; seed?: number; onProgress?: ProgressCallback; signal?: AbortSignal; /** What the model is, for the record (default "the fp32 model"). */ label?: string },
+  o: {
+    samples: number;
+    seqLen: number;
+    seed?: number;
+    onProgress?: ProgressCallback;
+    signal?: AbortSignal;
+    /** What the model is, for the record (default "the fp32 model"). */ label?: string;
+  },
 ): Promise<CalibrationData> {
   const session = await DecoderSession.load(modelPath);
   const label = o.label ?? 'the fp32 model';
   try {
     // Token by token, so that a long sampling shows its pace and ETA instead of sitting at 0/1.
-    const onTokens = o.onProgress ? (done: number, total: number) => o.onProgress!({ step: 'calibration data', done, total, unit: 'tokens', detail: `sampling from ${label}` }) : undefined;
+    const onTokens = o.onProgress
+      ? (done: number, total: number) => o.onProgress!({ step: 'calibration data', done, total, unit: 'tokens', detail: `sampling from ${label}` })
+      : undefined;
     const samples = await sampleSequences(session, bosTokenId, o.samples, o.seqLen, o.seed ?? 0, 16, { onTokens, signal: o.signal });
     return { samples, source: `sampled from ${label} (temperature 1, seed ${o.seed ?? 0})` };
   } finally {

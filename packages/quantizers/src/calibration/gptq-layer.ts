@@ -23,7 +23,15 @@ export async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       if (excluded.has(name)) continue;
       const t = c.weight(name);
       const [K, N] = t.dims;
-      const qw = await gptq(t.data as Float32Array, prepared.get(l.inputOf(g))!, N, K, { ...options, bits: c.o.bitsOf?.(name) ?? options.bits, layout: 'KN' }, abt, c.gemm.update);
+      const qw = await gptq(
+        t.data as Float32Array,
+        prepared.get(l.inputOf(g))!,
+        N,
+        K,
+        { ...options, bits: c.o.bitsOf?.(name) ?? options.bits, layout: 'KN' },
+        abt,
+        c.gemm.update,
+      );
       c.results.set(name, qw);
       // The error, and (in the same pass) the weights replaced by their dequantized values: later layers calibrate
       // on these; after the last span nothing reads them.

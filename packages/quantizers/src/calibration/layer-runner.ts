@@ -99,7 +99,11 @@ export class LayerRunner {
   private checkFinite(where: string, data: Float32Array): void {
     for (let i = 0; i < data.length; i++) {
       if (!Number.isFinite(data[i])) {
-        throw new AlkiError('NUMERIC', `activations ${where} contain ${Number.isNaN(data[i]) ? 'NaN' : 'Inf'}`, 'the model overflows in float32 on the calibration data, or its weights are damaged; check the checkpoint, or try other calibration text');
+        throw new AlkiError(
+          'NUMERIC',
+          `activations ${where} contain ${Number.isNaN(data[i]) ? 'NaN' : 'Inf'}`,
+          'the model overflows in float32 on the calibration data, or its weights are damaged; check the checkpoint, or try other calibration text',
+        );
       }
     }
   }
@@ -138,7 +142,8 @@ export class LayerRunner {
         const names = b.outputs.get(name)!;
         const st = stats.get(name)!;
         if (names.x) fetches[p.name(names.x)] = new ort.Tensor('float32', this.buffer(`x${j}`, tokens * st.K), [tokens, st.K]);
-        for (const blk of names.gram ?? []) feeds[p.name(blk.acc)] = fetches[p.name(blk.out)] = new ort.Tensor('float32', sums.get(blk.acc)!, [blk.r1 - blk.r0, blk.r1]);
+        for (const blk of names.gram ?? [])
+          feeds[p.name(blk.acc)] = fetches[p.name(blk.out)] = new ort.Tensor('float32', sums.get(blk.acc)!, [blk.r1 - blk.r0, blk.r1]);
       });
       if (request.advance) fetches[p.name(this.layers[i].output)] = this.nextHidden(bi);
       await p.session.run(feeds, fetches);
@@ -247,7 +252,8 @@ export class LayerRunner {
 
   private layerFeeds(graph: Graph, p: PreparedSlice, i: number, bi: number): Record<string, ort.Tensor> {
     const feeds = this.feeds(graph, p, this.batches[bi]);
-    if (this.layers[i].input) feeds[p.name(this.layers[i].input)] = new ort.Tensor('float32', this.hidden[bi], [this.batches[bi].length, this.seqLen, this.hiddenSize]);
+    if (this.layers[i].input)
+      feeds[p.name(this.layers[i].input)] = new ort.Tensor('float32', this.hidden[bi], [this.batches[bi].length, this.seqLen, this.hiddenSize]);
     return feeds;
   }
 
@@ -318,13 +324,22 @@ export class LayerRunner {
       const key = p.name(name);
       if (name === 'input_ids') feeds[key] = new ort.Tensor('int64', BigInt64Array.from(batch.flat().map(BigInt)), [B, S]);
       else if (name === 'attention_mask') feeds[key] = new ort.Tensor('int64', new BigInt64Array(B * S).fill(1n), [B, S]);
-      else if (name === 'position_ids') feeds[key] = new ort.Tensor('int64', BigInt64Array.from({ length: B * S }, (_, k) => BigInt(k % S)), [B, S]);
+      else if (name === 'position_ids')
+        feeds[key] = new ort.Tensor(
+          'int64',
+          BigInt64Array.from({ length: B * S }, (_, k) => BigInt(k % S)),
+          [B, S],
+        );
       else if (name.startsWith('past_key_values.')) {
         const info = this.model.graph.inputs.find((v) => v.name === name)!;
         const dims = (info.shape ?? []).map((d, k) => (k === 0 ? B : typeof d === 'number' ? d : 0));
         feeds[key] = new ort.Tensor('float32', new Float32Array(0), dims);
       } else if (!this.layers.some((l) => l.input === name) && !name.startsWith('alki_calib_')) {
-        throw new AlkiError('BAD_INPUT', `calibration cannot feed the graph input "${name}"`, 'calibrated methods run decoder graphs fed by input_ids (with optional attention_mask, position_ids, past_key_values.*); use method "rtn" for other graphs');
+        throw new AlkiError(
+          'BAD_INPUT',
+          `calibration cannot feed the graph input "${name}"`,
+          'calibrated methods run decoder graphs fed by input_ids (with optional attention_mask, position_ids, past_key_values.*); use method "rtn" for other graphs',
+        );
       }
     }
     return feeds;

@@ -79,7 +79,13 @@ function canonicalize(graph: Graph): { canonical: Graph; key: string; names: Map
   const nodes = graph.nodes.map((n) => ({ ...n, name: undefined, inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) }));
   const byName = <T extends { name: string }>(list: T[]) => list.map((v) => ({ ...v, name: rename(v.name) })).sort((a, b) => order(a.name) - order(b.name));
   const order = (name: string) => (hasSubgraphs ? 0 : Number(name.slice(1)));
-  const canonical: Graph = { name: 'slice', inputs: byName(inputs), initializers: byName(baked), nodes, outputs: graph.outputs.map((v) => ({ ...v, name: rename(v.name) })) };
+  const canonical: Graph = {
+    name: 'slice',
+    inputs: byName(inputs),
+    initializers: byName(baked),
+    nodes,
+    outputs: graph.outputs.map((v) => ({ ...v, name: rename(v.name) })),
+  };
   const key = hasSubgraphs
     ? `unshared:${Math.random()}`
     : JSON.stringify(

@@ -29,7 +29,14 @@ export function matMulNBitsTensors(qw: BlockwiseQuantized, prefix: string): { B:
 }
 
 /** A MatMulNBits node computing `input` @ dequant(B)ᵀ into `output`. */
-export function matMulNBitsNode(input: string, output: string, qw: Pick<BlockwiseQuantized, 'K' | 'N' | 'bits' | 'blockSize'>, names: { B: string; scales: string; zeroPoints?: string }, accuracyLevel: number, name: string): Node {
+export function matMulNBitsNode(
+  input: string,
+  output: string,
+  qw: Pick<BlockwiseQuantized, 'K' | 'N' | 'bits' | 'blockSize'>,
+  names: { B: string; scales: string; zeroPoints?: string },
+  accuracyLevel: number,
+  name: string,
+): Node {
   return {
     opType: 'MatMulNBits',
     domain: 'com.microsoft',
@@ -45,4 +52,3 @@ export function matMulNBitsNode(input: string, output: string, qw: Pick<Blockwis
     },
   };
 }
-

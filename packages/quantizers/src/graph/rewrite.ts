@@ -42,7 +42,11 @@ export function findHead(model: Model): string | undefined {
 export function assertFinite(name: string, data: Float32Array): void {
   for (let i = 0; i < data.length; i++) {
     if (!Number.isFinite(data[i])) {
-      throw new AlkiError('NUMERIC', `weight "${name}" contains ${Number.isNaN(data[i]) ? 'NaN' : 'Inf'} (element ${i})`, 'the checkpoint is damaged or was saved after a diverged training step; download it again');
+      throw new AlkiError(
+        'NUMERIC',
+        `weight "${name}" contains ${Number.isNaN(data[i]) ? 'NaN' : 'Inf'} (element ${i})`,
+        'the checkpoint is damaged or was saved after a diverged training step; download it again',
+      );
     }
   }
 }

@@ -16,7 +16,11 @@ function insertMul(model: Model, g: ScaleGroup): (s: Float32Array) => void {
   return (s) => {
     const targets = model.graph.nodes.filter((n) => n.opType === 'MatMul' && g.linears.includes(n.inputs[1]));
     const x = targets[0].inputs[0];
-    const inv = floatTensor(`${g.linears[0]}.input_scale`, [s.length], s.map((v) => 1 / v));
+    const inv = floatTensor(
+      `${g.linears[0]}.input_scale`,
+      [s.length],
+      s.map((v) => 1 / v),
+    );
     const out = `${x}_scaled_${model.graph.initializers.length}`;
     model.graph.initializers.push(inv);
     const at = Math.min(...targets.map((n) => model.graph.nodes.indexOf(n)));
@@ -61,10 +65,16 @@ function foldFor(model: Model, g: ScaleGroup): ((s: Float32Array) => void) | und
   const first = inits.get(g.linears[0]);
   if (!first) return undefined;
   // Folding rewrites values in place: lazy tensors (a streamed export) are loaded and kept first.
-  return foldTarget(g, (name) => {
-    const t = inits.get(name);
-    return t && materialize(t);
-  }, consumers, matmulOf, first.dims[0]);
+  return foldTarget(
+    g,
+    (name) => {
+      const t = inits.get(name);
+      return t && materialize(t);
+    },
+    consumers,
+    matmulOf,
+    first.dims[0],
+  );
 }
 
 /**
@@ -72,7 +82,13 @@ function foldFor(model: Model, g: ScaleGroup): ((s: Float32Array) => void) | und
  * weight (divided by s) when only that norm's Mul reads it, or the output
  * columns (and bias) of the preceding linear when its width matches.
  */
-function foldTarget(g: ScaleGroup, weight: (n: string) => Tensor | undefined, consumers: Map<string, Node[]>, matmulOf: Map<string, Node>, K: number): ((s: Float32Array) => void) | undefined {
+function foldTarget(
+  g: ScaleGroup,
+  weight: (n: string) => Tensor | undefined,
+  consumers: Map<string, Node[]>,
+  matmulOf: Map<string, Node>,
+  K: number,
+): ((s: Float32Array) => void) | undefined {
   if (g.norm) {
     const t = weight(g.norm)!;
     if ((consumers.get(g.norm) ?? []).length !== 1 || t.dims.length !== 1 || t.dims[0] !== K) return undefined;

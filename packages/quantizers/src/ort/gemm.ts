@@ -60,7 +60,10 @@ export class OrtGemm {
         g.output(g.node('MatMul', [xt, xb], {}, { outputs: ['G'] }), DataType.FLOAT, ['nb', 'b', 'b']);
       }),
     );
-    const out = await s.run({ X: new ort.Tensor('float32', x, [n, K]), SHAPE: new ort.Tensor('int64', BigInt64Array.from([BigInt(n), BigInt(K / b), BigInt(b)]), [3]) });
+    const out = await s.run({
+      X: new ort.Tensor('float32', x, [n, K]),
+      SHAPE: new ort.Tensor('int64', BigInt64Array.from([BigInt(n), BigInt(K / b), BigInt(b)]), [3]),
+    });
     return out.G.data as Float32Array;
   };
 
@@ -151,7 +154,9 @@ function awqCandidateGraph(o: BlockwiseOptions): Graph {
   const zp = o.symmetric ? '' : g.node('Clip', [g.node('Round', [g.node('Div', [g.node('Neg', [mn]), scale])]), zero, levels]);
   // (clip(round(w/scale) + zp, 0, L) − zp)·scale, as clip(round(w·(1/scale)), −zp, L − zp)·scale: fewer passes over W.
   const r = g.node('Round', [g.node('Mul', [blocks, g.node('Reciprocal', [scale])])]);
-  const centered = o.symmetric ? g.node('Clip', [r, negHalf, c('top', (1 << o.bits) - 1 - half)]) : g.node('Min', [g.node('Max', [r, g.node('Neg', [zp])]), g.node('Sub', [levels, zp])]);
+  const centered = o.symmetric
+    ? g.node('Clip', [r, negHalf, c('top', (1 << o.bits) - 1 - half)])
+    : g.node('Min', [g.node('Max', [r, g.node('Neg', [zp])]), g.node('Sub', [levels, zp])]);
   const deq = g.node('Reshape', [g.node('Mul', [centered, scale]), g.node('Shape', [W])]);
   // Q(W·s)/s against X equals Q(W·s) against X/s, and X is the smaller operand.
   const y = g.node('Gemm', [g.node('Div', [X, S]), deq], { transB: 1 });

@@ -33,7 +33,13 @@ function fakeQuantizeRows(w: Float64Array, N: number, K: number, o: BlockwiseOpt
  * over its block maximum), loss = mean over rows and outputs of (X·Wᵀ − (X/s)·Q(W·s)ᵀ)²; s = 1 is the baseline
  * (α = null). Returns the winning α and its loss.
  */
-export function awqScaleReference(x: Float32Array, n: number, K: number, ws: { w: Float32Array; N: number }[], o: BlockwiseOptions & { grid?: number }): { alpha: number | null; loss: number } {
+export function awqScaleReference(
+  x: Float32Array,
+  n: number,
+  K: number,
+  ws: { w: Float32Array; N: number }[],
+  o: BlockwiseOptions & { grid?: number },
+): { alpha: number | null; loss: number } {
   const grid = o.grid ?? 20;
   const xMean = Array.from({ length: K }, (_, k) => {
     let s = 0;
@@ -83,7 +89,14 @@ export function awqScaleReference(x: Float32Array, n: number, K: number, ws: { w
  * i < grid·maxShrink whose rounding gives the least mean squared block output error over the rows of X; W clipped
  * to the winners.
  */
-export function awqClipReference(w: Float32Array, N: number, K: number, x: Float32Array, n: number, o: BlockwiseOptions & { grid?: number; maxShrink?: number; first?: number }): Float32Array {
+export function awqClipReference(
+  w: Float32Array,
+  N: number,
+  K: number,
+  x: Float32Array,
+  n: number,
+  o: BlockwiseOptions & { grid?: number; maxShrink?: number; first?: number },
+): Float32Array {
   const grid = o.grid ?? 20;
   const steps = Math.max(1, Math.floor(grid * (o.maxShrink ?? 0.5)));
   const out = Float32Array.from(w);
