@@ -29,7 +29,7 @@ import {
 import { loadTokenizer } from '@alki/runtime';
 import { evaluateTargets, formatMarkdown, type EvalTarget, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
 import { assertWritableBundleDir, tempSibling, writeDirAtomically } from './atomic-dir.js';
-import { quantizationLabel } from './eval-target.js';
+import { bundleEvalTarget } from './eval-target.js';
 import { manifestMetrics } from './metrics.js';
 import { hashFile } from './hash.js';
 import { SCHEMA_VERSION, serializeManifest, type BundleManifest } from './manifest.js';
@@ -400,16 +400,8 @@ async function writeBundle(
  */
 async function benchmarkBundle(o: BuildBundleOptions, tmp: string, manifest: BundleManifest, baselineDir?: string): Promise<EvaluationReport> {
   const b = o.benchmark!;
-  const target: EvalTarget = {
-    name: quantizationLabel(manifest.quantization),
-    dir: tmp,
-    modelPath: join(tmp, manifest.model.path),
-    method: manifest.quantization.method,
-    bits: manifest.quantization.bits,
-    blockSize: manifest.quantization.groupSize,
-    modelBytes: manifest.metrics.modelBytes.value,
-    bundleBytes: manifest.metrics.sizeBytes.value,
-  };
+  // The bundle being written, measured in its temporary folder.
+  const target = bundleEvalTarget({ dir: tmp, modelPath: join(tmp, manifest.model.path), manifest });
   const baseline: EvalTarget | undefined = baselineDir
     ? {
         name: 'fp32',

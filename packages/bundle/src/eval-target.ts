@@ -9,7 +9,7 @@ export function quantizationLabel(q: { method: string; bits: number; groupSize?:
 }
 
 /** What @alki/eval needs to measure a bundle. */
-export function bundleEvalTarget(b: Bundle, name?: string): EvalTarget {
+export function bundleEvalTarget(b: Pick<Bundle, 'dir' | 'modelPath' | 'manifest'>, name?: string): EvalTarget {
   const m = b.manifest;
   return {
     name: name ?? quantizationLabel(m.quantization),
