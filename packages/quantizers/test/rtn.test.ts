@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -203,7 +203,8 @@ describe('RTN fast path (rtnPacked)', () => {
     const K = 96,
       N = 40;
     const w = randomMatrix(K, N, 8);
-    const spill = new TensorSpill(join(mkdtempSync(join(tmpdir(), 'alki-rtn-')), 'q.spill'));
+    const dir = mkdtempSync(join(tmpdir(), 'alki-rtn-'));
+    const spill = new TensorSpill(join(dir, 'q.spill'));
     try {
       const lazy = matmulModel(w, K, N);
       lazy.graph.initializers[0] = lazyTensor('w', DataType.FLOAT, [K, N], () => Float32Array.from(w));
@@ -214,6 +215,7 @@ describe('RTN fast path (rtnPacked)', () => {
       expect(a.report).toEqual(b.report);
     } finally {
       spill.remove();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

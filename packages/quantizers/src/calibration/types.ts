@@ -24,6 +24,12 @@ export interface CalibratedOptions {
   blockSize: number;
   symmetric: boolean;
   actOrder?: boolean;
+  /**
+   * GPTQ: also quantize an 8-bit head with GPTQ (default false: rounded to nearest, as AWQ does; AutoGPTQ leaves
+   * the head in float). At 8 bits GPTQ's error feedback changes nothing measurable, and the head's span (a
+   * 32000-wide product and Hessian) cost a TinyLlama-shaped --quick build ~15 s.
+   */
+  gptqHead?: boolean;
   /** GPTQ: MSE-searched block ranges (see GptqOptions.mseClip). */
   mseClip?: boolean;
   /** GPTQ: search and fold AWQ's per-channel scales first, then round with GPTQ (see QuantizeOptions.awqScales). */
