@@ -3,7 +3,7 @@
 // Node and npm exist. A pnpm of that version on PATH is used as is; otherwise npm installs it once into .cache/pnpm
 // (inside the repository: nothing global, no root needed) and it goes first on PATH, so that turbo finds it too.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -36,8 +36,11 @@ if (version('pnpm', env) !== want) {
     }
   }
 }
-// `npm test` on a fresh clone: install first (pnpm exec finds nothing without node_modules).
-if (process.argv[2] === 'exec' && !existsSync(join(root, 'node_modules', '.modules.yaml'))) {
+// `npm test` on a fresh clone, or after a pull that changed the lockfile: install first (pnpm exec and run find
+// nothing, or stale tools, otherwise).
+const modules = join(root, 'node_modules', '.modules.yaml');
+const stale = !existsSync(modules) || statSync(join(root, 'pnpm-lock.yaml')).mtimeMs > statSync(modules).mtimeMs;
+if ((process.argv[2] === 'exec' || process.argv[2] === 'run') && stale) {
   const install = spawnSync('pnpm', ['install', '--frozen-lockfile'], { stdio: 'inherit', env, cwd: root, shell: process.platform === 'win32' });
   if (install.status !== 0) process.exit(install.status ?? 1);
 }

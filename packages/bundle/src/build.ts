@@ -3,7 +3,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSy
 import { basename, join, relative, resolve } from 'node:path';
 import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { runWorker } from '@alki/core/node';
-import { ALKI_METADATA_KEYS, readModelFile, TensorSpill, writeModelFile, type Model } from '@alki/onnx';
+import { readExportFlavour, readModelFile, TensorSpill, writeModelFile, type Model } from '@alki/onnx';
 import {
   countParameters,
   defaultCacheDir,
@@ -345,7 +345,7 @@ async function writeBundle(
           opset: PORTABLE_OPSET,
           domains: quantized || qmodel.opsetImports.some((o) => o.domain === 'com.microsoft') ? ['ai.onnx', 'com.microsoft'] : ['ai.onnx'],
           executionProviders: ['cpu', 'wasm'],
-          flavour: qmodel.metadata[ALKI_METADATA_KEYS.flavour] ?? 'portable',
+          flavour: readExportFlavour(qmodel) ?? 'portable',
         },
         model: {
           path: `onnx/${graphFile}`,

@@ -114,6 +114,12 @@ export function readDecoderLayout(model: Model): { layers: LayerSpan[]; scaleGro
   return { layers: layers as LayerSpan[], scaleGroups };
 }
 
+/** The graph flavour the export recorded ('ort' or 'portable'), or undefined for a graph that records none or another value. */
+export function readExportFlavour(model: Model): 'ort' | 'portable' | undefined {
+  const f = model.metadata[ALKI_METADATA_KEYS.flavour];
+  return f === 'ort' || f === 'portable' ? f : undefined;
+}
+
 /** The tied embedding and head the export recorded (names only: a quantizer may have replaced the head since). */
 export function readTiedEmbedding(model: Model): TiedEmbedding | undefined {
   const json = model.metadata[ALKI_METADATA_KEYS.tiedEmbedding];

@@ -10,5 +10,5 @@ export { halfToFloat, floatToHalf, float16ToFloat32, float32ToFloat16, bfloat16T
 export { packBits, unpackBits } from './packing.js';
 export { transpose } from './transpose.js';
 export { lazyTensor, readTransposed, isLazy, materialize, release, materializeModel, tensorByteLength, TensorSpill } from './lazy.js';
-export { ALKI_METADATA_KEYS, exportMetadataEntries, readDecoderLayout, readTiedEmbedding } from './alki-metadata.js';
+export { ALKI_METADATA_KEYS, exportMetadataEntries, readDecoderLayout, readExportFlavour, readTiedEmbedding } from './alki-metadata.js';
 export type { ScaleGroup, LayerSpan, TiedEmbedding, ExportMetadata } from './alki-metadata.js';

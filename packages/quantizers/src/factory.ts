@@ -36,8 +36,9 @@ export interface Quantizer {
 }
 
 /**
- * The one entry point for every method: validates the options up front (bad
- * flags fail before any work) and returns a quantizer.
+ * The entry point for every method: validates the options up front (bad
+ * flags fail before any work) and returns a quantizer. `quantize()` is the
+ * synchronous path it takes for methods without calibration (RTN, naive W8A8).
  *
  * @example
  * const q = createQuantizer('gptq', { bits: 4, blockSize: 32 });

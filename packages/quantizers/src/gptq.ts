@@ -139,8 +139,15 @@ export async function gptq(
       } else {
         for (let n = 0; n < Ns; n++) for (let j = 0; j < K; j++) tail[j * Ns + n] = dead[perm[j]] ? 0 : w[(n0 + n) * K + perm[j]];
       }
-      // Static groups: a block's scale/zero come from its current (updated) weights when first needed.
+      // A block's scale/zero come from its current (updated) weights when its first column is reached; with
+      // act-order (a block's columns scattered over the order) all blocks' from the weights before any update, as
+      // gptq.py's static_groups, so that the result does not depend on where lazy batches happen to cut.
       const haveParams = new Uint8Array(nBlocks);
+      const mseClip = o.mseClip ?? true;
+      if (o.actOrder) {
+        for (let blk = 0; blk < nBlocks; blk++)
+          setBlockParams({ tail, sScale, sZero, haveParams, blo, bhi, K, Ns, pos, i1: 0, bs, bits: o.bits, symmetric: o.symmetric, mseClip }, blk);
+      }
       for (let i1 = 0; i1 < K; i1 += lazy) {
         const i2 = Math.min(K, i1 + lazy);
         const count = i2 - i1;
@@ -170,7 +177,7 @@ export async function gptq(
             bits: o.bits,
             symmetric: o.symmetric,
             levels,
-            mseClip: o.mseClip ?? true,
+            mseClip,
           });
           if (s2 < count) await spread(i1 + s1, s2 - s1, count - s2, err.subarray(s1 * Ns, s2 * Ns), tail.subarray(s2 * Ns, count * Ns));
         }
@@ -237,29 +244,13 @@ interface ColumnWork {
  * function, so that V8 keeps the arrays in registers (inside the async caller the loop ran ~4× slower).
  */
 function quantizeColumns(c: ColumnWork): void {
-  const { tail, err, codes, sScale, sZero, haveParams, blo, bhi, U, K, Ns, perm, pos, i1, s1, s2, bs, levels } = c;
+  const { tail, err, codes, sScale, sZero, haveParams, U, K, Ns, perm, i1, s1, s2, bs, levels } = c;
   for (let i = s1; i < s2; i++) {
     const j = i1 + i;
     const col = perm[j];
     const blk = Math.floor(col / bs);
     const pb = blk * Ns;
-    if (!haveParams[blk]) {
-      const k0 = blk * bs;
-      const k1 = Math.min(K, k0 + bs);
-      // The block's range per output, from its rows of the tail.
-      const rowStart = (k: number) => (pos[k] - i1) * Ns;
-      rowRanges(tail, k0, k1, rowStart, 1, Ns, blo, bhi);
-      if (c.mseClip)
-        mseBlockParams(tail, k0, k1, rowStart, Ns, blo, bhi, c.bits, c.symmetric, sScale.subarray(pb, pb + Ns), sZero.subarray(pb, pb + Ns), false);
-      else {
-        for (let n = 0; n < Ns; n++) {
-          const { scale, zero } = blockParams(blo[n], bhi[n], c.bits, c.symmetric);
-          sScale[pb + n] = scale;
-          sZero[pb + n] = zero;
-        }
-      }
-      haveParams[blk] = 1;
-    }
+    if (!haveParams[blk]) setBlockParams(c, blk);
     const d = U[j * K + j];
     const row = i * Ns;
     const crow = j * Ns;
@@ -278,6 +269,28 @@ function quantizeColumns(c: ColumnWork): void {
       for (let n = 0; n < Ns; n++) tail[trow + n] -= err[row + n] * u;
     }
   }
+}
+
+/** A block's scale and zero point per output of the strip, from its rows of the tail (min/max or MSE ranges). */
+function setBlockParams(
+  c: Pick<ColumnWork, 'tail' | 'sScale' | 'sZero' | 'haveParams' | 'blo' | 'bhi' | 'K' | 'Ns' | 'pos' | 'i1' | 'bs' | 'bits' | 'symmetric' | 'mseClip'>,
+  blk: number,
+): void {
+  const { tail, sScale, sZero, blo, bhi, K, Ns, pos, i1, bs } = c;
+  const pb = blk * Ns;
+  const k0 = blk * bs;
+  const k1 = Math.min(K, k0 + bs);
+  const rowStart = (k: number) => (pos[k] - i1) * Ns;
+  rowRanges(tail, k0, k1, rowStart, 1, Ns, blo, bhi);
+  if (c.mseClip) mseBlockParams(tail, k0, k1, rowStart, Ns, blo, bhi, c.bits, c.symmetric, sScale.subarray(pb, pb + Ns), sZero.subarray(pb, pb + Ns), false);
+  else {
+    for (let n = 0; n < Ns; n++) {
+      const { scale, zero } = blockParams(blo[n], bhi[n], c.bits, c.symmetric);
+      sScale[pb + n] = scale;
+      sZero[pb + n] = zero;
+    }
+  }
+  c.haveParams[blk] = 1;
 }
 
 /**

@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { SeededRandom } from '@alki/core';
-import { dequantizeBlockwise, gptq, rtn } from '../src/index.js';
+import { dequantizeBlockwise, gptq, rtn, type BlockwiseQuantized } from '../src/index.js';
+import { OrtGemm } from '../src/ort/gemm.js';
 import { upperCholeskyOfInverse } from '../src/linalg.js';
 import { gptqReference } from '../src/reference/gptq-reference.js';
 
@@ -102,28 +103,48 @@ describe('GPTQ core', () => {
     const rng = new SeededRandom(9);
     const w = new Float32Array(N * K).map(() => rng.normal());
     const h = hessian(x, n, K);
-    const sameCodes = (a: { q: Uint8Array }, b: { q: Uint8Array }) => a.q.reduce((s, v, i) => s + (v === b.q[i] ? 1 : 0), 0) / a.q.length;
+    // Codes of real inputs only: the padding of a last partial block always matches.
+    const sameCodes = (a: BlockwiseQuantized, b: BlockwiseQuantized) => {
+      const stride = a.nBlocks * a.blockSize;
+      let same = 0;
+      for (let r = 0; r < N; r++) for (let k = 0; k < K; k++) if (a.q[r * stride + k] === b.q[r * stride + k]) same++;
+      return same / (N * K);
+    };
     const toKN = (nk: Float32Array) => Float32Array.from({ length: N * K }, (_, i) => nk[(i % N) * K + Math.floor(i / N)]);
+    const gemm = new OrtGemm();
+    afterAll(() => gemm.release());
     for (const symmetric of [false, true]) {
-      const ref = gptqReference(w, h, N, K, { bits: 4, blockSize: 32, symmetric });
-      const base = { bits: 4, blockSize: 32, symmetric, mseClip: false } as const;
       it.each([
-        ['the defaults', {}],
+        ['the defaults (MSE block ranges)', {}],
+        ['min/max block ranges', { mseClip: false }],
+        ['act-order with static groups', { actOrder: true }],
         ['strips of 7 outputs, sub-blocks of 8, lazy batches of 64', { stripWidth: 7, subBlock: 8, lazyBlock: 64 }],
         ['the column-by-column loop inside one lazy batch', { subBlock: 64, lazyBlock: 64, stripWidth: N }],
         ['the MatMul layout [K, N]', { layout: 'KN' }],
+        ["onnxruntime's GEMMs (the pipeline's path), act-order", { ort: true, actOrder: true }],
       ] as const)(`${symmetric ? 'symmetric' : 'asymmetric'}, %s: the same codes up to float32 rounding, the same output error`, async (_, extra) => {
-        const fast = await gptq('layout' in extra ? toKN(w) : w, h, N, K, { ...base, ...extra });
-        expect(sameCodes(fast, ref)).toBeGreaterThan(0.995);
-        const e = (qw: typeof ref) => outputError(x, n, K, w, dequantizeBlockwise(qw), N);
+        const o = { bits: 4, blockSize: 32, symmetric, mseClip: true, actOrder: false, ...extra } as const;
+        const ref = gptqReference(w, h, N, K, o);
+        const input = 'layout' in extra ? toKN(w) : w;
+        const fast = 'ort' in extra ? await gptq(input, h, N, K, o, gemm.abt, gemm.update) : await gptq(input, h, N, K, o);
+        expect(sameCodes(fast, ref)).toBeGreaterThan(0.99);
+        const e = (qw: BlockwiseQuantized) => outputError(x, n, K, w, dequantizeBlockwise(qw), N);
         expect(Math.abs(e(fast) / e(ref) - 1)).toBeLessThan(0.01);
       });
     }
 
-    it('a wrong propagation (sub-block errors never reaching the rest of the lazy batch) is caught by the oracle', async () => {
+    it('a wrong propagation (lazy-batch updates dropped) is caught by the oracle', async () => {
       const ref = gptqReference(w, h, N, K, { bits: 4, blockSize: 32, symmetric: false });
       const noProp = await gptq(w, h, N, K, { bits: 4, blockSize: 32, symmetric: false, mseClip: false, subBlock: 8 }, undefined, () => {});
       expect(sameCodes(noProp, ref)).toBeLessThan(0.95);
+    });
+
+    it('so is act-order against the natural order, and min/max ranges against MSE ranges', async () => {
+      const natural = gptqReference(w, h, N, K, { bits: 4, blockSize: 32, symmetric: false, mseClip: true });
+      const ordered = await gptq(w, h, N, K, { bits: 4, blockSize: 32, symmetric: false, mseClip: true, actOrder: true });
+      const minmax = await gptq(w, h, N, K, { bits: 4, blockSize: 32, symmetric: false, mseClip: false });
+      expect(sameCodes(ordered, natural)).toBeLessThan(0.95);
+      expect(sameCodes(minmax, natural)).toBeLessThan(0.95);
     });
   });
 });

@@ -27,7 +27,7 @@ export interface CalibratedOptions {
   /**
    * GPTQ: also quantize an 8-bit head with GPTQ (default false: rounded to nearest, as AWQ does; AutoGPTQ leaves
    * the head in float). At 8 bits GPTQ's error feedback changes nothing measurable, and the head's span (a
-   * 32000-wide product and Hessian) cost a TinyLlama-shaped --quick build ~15 s.
+   * 32000-wide product and Hessian) cost a TinyLlama-shaped --quick build 11.6 s against 3.2 s rounded.
    */
   gptqHead?: boolean;
   /** GPTQ: MSE-searched block ranges (see GptqOptions.mseClip). */
