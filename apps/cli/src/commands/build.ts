@@ -85,7 +85,8 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('quick', {
           type: 'boolean',
           default: false,
-          describe: 'small calibration (8 × 256 tokens): AWQ/GPTQ of a 1.1B model in ~6 min on 2 cores, ~1.5 of them writing an int8 copy and sampling the text (pnpm bench:build)',
+          describe:
+            'small calibration (8 × 256 tokens): AWQ/GPTQ of a 1.1B model in ~6 min on 2 cores, ~1.5 of them writing an int8 copy and sampling the text (pnpm bench:build)',
         })
         .option('out', { alias: 'o', type: 'string', describe: 'bundle folder (default dist/<model>-<method>-int<bits>)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
