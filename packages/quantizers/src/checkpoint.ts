@@ -14,7 +14,8 @@ export interface CheckpointLayer {
 /** What an interrupted calibration finished: layers 0 … done − 1, and the inputs of layer `done`. */
 export interface CheckpointState {
   done: number;
-  layers: CheckpointLayer[];
+  /** Read one at a time as they are iterated: a 7B model's recorded codes are ~5 GB. */
+  layers: Iterable<CheckpointLayer>;
   hidden: Float32Array[];
 }
 
@@ -53,8 +54,10 @@ export class FolderCheckpoint implements LayerCheckpoint {
     const { done, batches } = state;
     if (!Number.isSafeInteger(done) || (done as number) < 1 || !Array.isArray(batches) || !batches.every((n) => Number.isSafeInteger(n) && n > 0))
       throw bad('state.json');
-    const layers: CheckpointLayer[] = [];
-    for (let i = 0; i < (done as number); i++) layers.push(this.readLayer(i, bad));
+    const read = (i: number) => this.readLayer(i, bad);
+    const layers = (function* () {
+      for (let i = 0; i < (done as number); i++) yield read(i);
+    })();
     const raw = readFileSync(join(this.dir, 'hidden.bin'));
     const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
     const total = (batches as number[]).reduce((a, b) => a + b, 0);
