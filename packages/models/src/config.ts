@@ -43,8 +43,10 @@ export interface DecoderConfig {
   qkNorm?: 'shared' | 'per_head';
   /** Activation of the MLP (of the gate when gated): SiLU (SwiGLU) or tanh-approximate GELU (GeGLU, gemma; phi's gelu_new). */
   activation: 'silu' | 'gelu_tanh';
-  /** RMSNorm computes x̂·(1 + w): gemma, whose embeddings are also scaled by √hidden (its record's plusOne and scaleEmbeddings). */
-  gemmaNorm: boolean;
+  /** RMSNorm computes x̂·(1 + w): the checkpoint stores each norm weight as an offset from 1 (gemma). */
+  normPlusOne: boolean;
+  /** Embeddings are multiplied by √hidden before the first layer (gemma). */
+  scaleEmbeddings: boolean;
   /** Keys further back than this from the query are masked (mistral sliding_window). */
   slidingWindow?: number;
   ropeScaling?: RopeScaling;
@@ -252,7 +254,8 @@ export function parseDecoderConfig(raw: Record<string, unknown>): DecoderConfig 
     parallelResidual: on(arch.parallelResidual),
     qkNorm: raw.qk_layernorm === true ? arch.qkNorm : undefined,
     activation,
-    gemmaNorm: arch.norm.plusOne,
+    normPlusOne: arch.norm.plusOne,
+    scaleEmbeddings: arch.scaleEmbeddings,
     slidingWindow,
     ropeScaling,
     bosTokenId,

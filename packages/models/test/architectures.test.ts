@@ -18,7 +18,8 @@ describe('architecture records', () => {
       expect(c.modelType).toBe(type);
       expect(c.norm).toBe(arch.norm.kind);
       expect(c.mlp).toBe(arch.mlp);
-      expect(c.gemmaNorm).toBe(arch.norm.plusOne);
+      expect(c.normPlusOne).toBe(arch.norm.plusOne);
+      expect(c.scaleEmbeddings).toBe(arch.scaleEmbeddings);
       expect(c.headBias).toBe(arch.bias.head);
       expect(c.tieWordEmbeddings).toBe(false);
       expect(c.rotaryDim).toBe(arch.partialRotary ? Math.floor(arch.partialRotary.default * c.headDim) : c.headDim);

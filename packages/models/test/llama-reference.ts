@@ -51,7 +51,7 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
       for (let i = 0; i < H; i++) ss += x[r * H + i] ** 2;
       const inv = 1 / Math.sqrt(ss / H + c.normEps);
       // Gemma: x̂·(1 + w).
-      for (let i = 0; i < H; i++) y[r * H + i] = x[r * H + i] * inv * (c.gemmaNorm ? 1 + w[i] : w[i]);
+      for (let i = 0; i < H; i++) y[r * H + i] = x[r * H + i] * inv * (c.normPlusOne ? 1 + w[i] : w[i]);
     }
     return y;
   };
@@ -101,7 +101,7 @@ export function llamaReference(hf: HfModel, ids: number[]): Float64Array {
   const emb = W('model.embed_tokens.weight');
   let h = new Float64Array(S * H);
   ids.forEach((id, s) => h.set(emb.subarray(id * H, (id + 1) * H), s * H));
-  if (c.gemmaNorm) h = h.map((v) => v * Math.sqrt(H));
+  if (c.scaleEmbeddings) h = h.map((v) => v * Math.sqrt(H));
   const nRep = c.numHeads / c.numKvHeads;
   const phi = c.modelType === 'phi';
   for (let l = 0; l < c.numLayers; l++) {

@@ -41,10 +41,10 @@ export interface BlockwiseOptions {
  * symmetric maps the value of largest magnitude onto −2^(b−1), using all
  * 2^b levels (llama.cpp's Q4_0 rule), so the scale may be negative.
  */
-export function blockParams(lo: number, hi: number, bits: number, symmetric: boolean, signedMax?: number): { scale: number; zero: number } {
+export function blockParams(lo: number, hi: number, bits: number, symmetric: boolean): { scale: number; zero: number } {
   const levels = (1 << bits) - 1;
   if (symmetric) {
-    const m = signedMax ?? (Math.abs(lo) > Math.abs(hi) ? lo : hi);
+    const m = Math.abs(lo) > Math.abs(hi) ? lo : hi;
     const scale = m / -(1 << (bits - 1));
     return { scale: scale === 0 ? 1 : scale, zero: 1 << (bits - 1) };
   }

@@ -97,7 +97,7 @@ function embed(ctx: ExportContext): string {
   b.initializer(lazyTensor(name, DataType.FLOAT, [c.vocabSize, c.hiddenSize], () => weights.get(name).data));
   const h = b.node('Gather', [name, ctx.ids], { axis: 0 });
   // Gemma scales embeddings by √hidden, rounded to the embedding's dtype (float32 here).
-  return ctx.arch.scaleEmbeddings ? b.node('Mul', [h, ctx.ops.f32(Math.fround(Math.sqrt(c.hiddenSize)))]) : h;
+  return c.scaleEmbeddings ? b.node('Mul', [h, ctx.ops.f32(Math.fround(Math.sqrt(c.hiddenSize)))]) : h;
 }
 
 /**

@@ -15,7 +15,7 @@ export interface Norm {
 export function normParams(ctx: ExportContext, name: string, n = ctx.c.hiddenSize): Norm {
   const { b, c, weights } = ctx;
   const w = Float32Array.from(weights.get(`${name}.weight`, [n]).data);
-  if (ctx.arch.norm.plusOne) for (let i = 0; i < n; i++) w[i] = Math.fround(1 + w[i]);
+  if (ctx.c.normPlusOne) for (let i = 0; i < n; i++) w[i] = Math.fround(1 + w[i]);
   const weight = b.initializer(floatTensor(`${name}.weight`, [n], w));
   return { weight, bias: c.norm === 'layer' ? vector(ctx, `${name}.bias`, n) : undefined };
 }
