@@ -14,11 +14,12 @@ import { fileURLToPath } from 'node:url';
 import { machineInfo } from '@alki/eval';
 import { writeSyntheticLlama } from '@alki/models';
 import { writeLargeLlama } from './large-model.mjs';
+import { TINYLLAMA_SHAPE } from './fixtures.mjs';
 
 const big = process.env.ALKI_BENCH_SHAPE === '7b';
 const shape = big
   ? { hiddenSize: 4096, intermediateSize: 14336, numLayers: 32, numHeads: 32, numKvHeads: 8, vocabSize: 32000, maxPositions: 4096, seed: 7 }
-  : { hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 5 };
+  : { ...TINYLLAMA_SHAPE, numLayers: 22 };
 const methods = (process.env.ALKI_BENCH_METHODS ?? (big ? 'rtn' : 'none,rtn,awq,gptq')).split(',');
 const keep = process.env.ALKI_BENCH_WORK;
 const work = keep ?? mkdtempSync(join(tmpdir(), 'alki-build-bench-'));

@@ -12,21 +12,12 @@ import { writeSyntheticLlama } from '@alki/models';
 import { DataType, GraphBuilder, createModel, encodeModel } from '@alki/onnx';
 import * as ort from 'onnxruntime-node';
 import { enableGarbageCollection } from '@alki/core/node';
+import { TINYLLAMA_SHAPE } from './fixtures.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
 
-const shape = {
-  hiddenSize: 2048,
-  intermediateSize: 5632,
-  numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22),
-  numHeads: 32,
-  numKvHeads: 4,
-  vocabSize: 32000,
-  maxPositions: 2048,
-  dtype: 'BF16',
-  seed: 5,
-};
+const shape = TINYLLAMA_SHAPE;
 const runs = Number(process.env.ALKI_BENCH_RUNS ?? 3);
 const speed = { runs, warmupRuns: 1, promptTokens: 128, newTokens: 32, vocabSize: shape.vocabSize };
 // ALKI_BENCH_WORK: keep the generated model and bundles there and reuse them on the next run.

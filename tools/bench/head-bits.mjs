@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { buildBundle, bundleEvalTarget, readBundle } from '@alki/bundle';
 import { evaluateTargets, machineInfo, measureIsolated } from '@alki/eval';
 import { writeSyntheticLlama } from '@alki/models';
-import { fixture } from './fixtures.mjs';
+import { fixture, TINYLLAMA_SHAPE } from './fixtures.mjs';
 import { enableGarbageCollection } from '@alki/core/node';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
@@ -20,17 +20,7 @@ enableGarbageCollection();
 const HEADS = [4, 8, 32];
 const runs = Number(process.env.ALKI_BENCH_RUNS ?? 3);
 const windows = Number(process.env.ALKI_BENCH_WINDOWS ?? 100);
-const shape = {
-  hiddenSize: 2048,
-  intermediateSize: 5632,
-  numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22),
-  numHeads: 32,
-  numKvHeads: 4,
-  vocabSize: 32000,
-  maxPositions: 2048,
-  dtype: 'BF16',
-  seed: 5,
-};
+const shape = TINYLLAMA_SHAPE;
 const keep = process.env.ALKI_BENCH_WORK;
 const work = keep ?? mkdtempSync(join(tmpdir(), 'alki-head-'));
 const log = (s) => process.stderr.write(`${s}\n`);

@@ -10,21 +10,12 @@ import { buildBundle, estimateRunMemory, readBundle } from '@alki/bundle';
 import { machineInfo, measureIsolated } from '@alki/eval';
 import { openHfModel, writeSyntheticLlama } from '@alki/models';
 import { enableGarbageCollection } from '@alki/core/node';
+import { TINYLLAMA_SHAPE } from './fixtures.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
 
-const shape = {
-  hiddenSize: 2048,
-  intermediateSize: 5632,
-  numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22),
-  numHeads: 32,
-  numKvHeads: 4,
-  vocabSize: 32000,
-  maxPositions: 2048,
-  dtype: 'BF16',
-  seed: 5,
-};
+const shape = TINYLLAMA_SHAPE;
 const contexts = (process.env.ALKI_BENCH_CONTEXTS ?? '512,2048').split(',').map(Number);
 const keep = process.env.ALKI_BENCH_WORK;
 const work = keep ?? mkdtempSync(join(tmpdir(), 'alki-memory-'));

@@ -15,22 +15,13 @@ import { buildBundle, readBundle } from '@alki/bundle';
 import { machineInfo, measureIsolated } from '@alki/eval';
 import { openHfModel, writeGguf, writeSyntheticLlama } from '@alki/models';
 import { enableGarbageCollection } from '@alki/core/node';
+import { TINYLLAMA_SHAPE } from './fixtures.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
 
 const here = dirname(fileURLToPath(import.meta.url));
-const shape = {
-  hiddenSize: 2048,
-  intermediateSize: 5632,
-  numLayers: 22,
-  numHeads: 32,
-  numKvHeads: 4,
-  vocabSize: 32000,
-  maxPositions: 2048,
-  dtype: 'BF16',
-  seed: 5,
-};
+const shape = { ...TINYLLAMA_SHAPE, numLayers: 22 };
 const rounds = Number(process.env.ALKI_PEER_ROUNDS ?? 4);
 const threads = Number(process.env.ALKI_PEER_THREADS ?? 2);
 const variants = (process.env.ALKI_PEER_VARIANTS ?? 'q4_0,alki,alki-b128').split(',');

@@ -10,11 +10,13 @@ import { SeededRandom } from '@alki/core';
 import { exportModel, openHfModel, writeSyntheticLlama } from '@alki/models';
 import { createQuantizer } from '@alki/quantizers';
 import { enableGarbageCollection } from '@alki/core/node';
+import { TINYLLAMA_SHAPE } from './fixtures.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
 
-const shape = { hiddenSize: 2048, intermediateSize: 5632, numLayers: 2, numHeads: 32, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, seed: 3 };
+// Float32 checkpoint (no dtype), its own seed: the figures in docs/quantization.md were measured on this one.
+const shape = { ...TINYLLAMA_SHAPE, numLayers: 2, dtype: undefined, seed: 3 };
 const layerParams = (4 * shape.hiddenSize * shape.hiddenSize * (1 + shape.numKvHeads / shape.numHeads)) / 2 + 3 * shape.hiddenSize * shape.intermediateSize;
 const headParams = shape.vocabSize * shape.hiddenSize;
 // Calibration sizes to run (samples × tokens each), e.g. "8x256,32x256": the per-token slope comes out of two.

@@ -15,7 +15,7 @@ import { detectCpu } from '@alki/hardware-presets/node';
 import { writeSyntheticLlama } from '@alki/models';
 import { w8a8Codes } from '@alki/quantizers';
 import { probeInt8Products } from '@alki/runtime';
-import { fixture } from './fixtures.mjs';
+import { fixture, TINYLLAMA_SHAPE } from './fixtures.mjs';
 import { enableGarbageCollection } from '@alki/core/node';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
@@ -24,17 +24,7 @@ enableGarbageCollection();
 const FORMATS = ['s8', 's7', 'u8'];
 const runs = Number(process.env.ALKI_BENCH_RUNS ?? 3);
 const windows = Number(process.env.ALKI_BENCH_WINDOWS ?? 100);
-const shape = {
-  hiddenSize: 2048,
-  intermediateSize: 5632,
-  numLayers: Number(process.env.ALKI_BENCH_LAYERS ?? 22),
-  numHeads: 32,
-  numKvHeads: 4,
-  vocabSize: 32000,
-  maxPositions: 2048,
-  dtype: 'BF16',
-  seed: 5,
-};
+const shape = TINYLLAMA_SHAPE;
 const keep = process.env.ALKI_BENCH_WORK;
 const work = keep ?? mkdtempSync(join(tmpdir(), 'alki-w8a8-'));
 const log = (s) => process.stderr.write(`${s}\n`);

@@ -11,23 +11,14 @@ import { machineInfo, measureIsolated, runBrowserBench } from '@alki/eval';
 import { writeSyntheticLlama } from '@alki/models';
 import { webBenchDir } from '@alki/web-bench';
 import { enableGarbageCollection } from '@alki/core/node';
+import { TINYLLAMA_SHAPE } from './fixtures.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
 
 const shapes = {
   small: { hiddenSize: 1024, intermediateSize: 2816, numLayers: 8, numHeads: 16, numKvHeads: 4, vocabSize: 32000, maxPositions: 2048, dtype: 'BF16', seed: 7 },
-  tinyllama: {
-    hiddenSize: 2048,
-    intermediateSize: 5632,
-    numLayers: 22,
-    numHeads: 32,
-    numKvHeads: 4,
-    vocabSize: 32000,
-    maxPositions: 2048,
-    dtype: 'BF16',
-    seed: 5,
-  },
+  tinyllama: { ...TINYLLAMA_SHAPE, numLayers: 22 },
 };
 const shapeName = process.env.ALKI_BENCH_SHAPE ?? 'small';
 const shape = shapes[shapeName];

@@ -55,6 +55,7 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
     o,
     results,
     opts: { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric },
+    bitsOf: (name) => o.bitsOf?.(name) ?? o.bits,
   };
   try {
     const total = spans.length;

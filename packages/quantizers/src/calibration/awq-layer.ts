@@ -1,9 +1,8 @@
 import { transpose } from '@alki/onnx';
 import { awqBlockGram, awqClip, awqSearchScale } from '../awq.js';
-import { relativeErrorOf } from '../blockwise.js';
 import { applyScale, canFoldScale } from '../graph/scale-folding.js';
-import { rtn } from '../rtn.js';
 import { touchesExcluded } from './excluded.js';
+import { roundLinears } from './round-linears.js';
 import type { LayerContext, LayerWork } from './types.js';
 
 /**
@@ -44,7 +43,7 @@ export async function awqLayer(c: LayerContext, l: LayerWork, scalesOnly = false
       // The candidate graph cuts K into whole blocks; otherwise the JS path quantizes the candidates.
       const candidates = K % c.opts.blockSize === 0 ? c.gemm.candidateLoss : undefined;
       // A group's linears share one width (the head, the only one with its own, is alone in its group).
-      const options = { ...c.opts, bits: c.o.bitsOf?.(g.linears[0]) ?? c.opts.bits, searchOutputs };
+      const options = { ...c.opts, bits: c.bitsOf(g.linears[0]), searchOutputs };
       const { scale } = await awqSearchScale(evenRows(st.rows!, n, K, searchRows), Math.min(n, searchRows), K, xMean, lin, options, abt, candidates);
       applyScale(c.model, g, scale);
       // Later searches of this layer see the input as the scaled graph produces it.
@@ -64,29 +63,19 @@ export async function awqLayer(c: LayerContext, l: LayerWork, scalesOnly = false
       gram ??= await awqBlockGram(st.rows!, n, K, c.opts.blockSize, products);
       c.weightScratch.reserve(N * Kw);
       const rows = transpose(t.data as Float32Array, Kw, N, c.weightScratch.take(N * Kw));
-      await awqClip(rows, N, Kw, st.rows!, n, { ...c.opts, bits: c.o.bitsOf?.(name) ?? c.opts.bits, first, inPlace: true, scratch: c.scratch, gram }, products);
+      await awqClip(rows, N, Kw, st.rows!, n, { ...c.opts, bits: c.bitsOf(name), first, inPlace: true, scratch: c.scratch, gram }, products);
       transpose(rows, N, Kw, t.data as Float32Array);
       c.weightScratch.release(0);
     }
   }
 }
 
-/**
- * AWQ's final rounding: RTN of the scaled, clipped weights (as AutoAWQ), with the error against the weight it
- * rounds (scaling is exact; clipping is part of the error).
- */
+/** AWQ's final rounding: RTN of the scaled, clipped weights (as AutoAWQ); clipping is part of the error. */
 export function roundLayer(c: LayerContext, l: LayerWork): void {
-  for (const g of l.groups) {
-    for (const name of g.linears) {
-      if (c.o.excluded?.has(name)) continue;
-      const t = c.weight(name);
-      const w = t.data as Float32Array;
-      const [K, N] = t.dims;
-      const qw = rtn(w, N, K, { ...c.opts, bits: c.o.bitsOf?.(name) ?? c.opts.bits }, 'KN');
-      c.results.set(name, qw);
-      c.o.errors?.set(name, relativeErrorOf(qw, w, 'KN'));
-    }
-  }
+  roundLinears(
+    c,
+    l.groups.flatMap((g) => g.linears),
+  );
 }
 
 /** `count` rows of x [n, K] spread evenly (all of them when count ≥ n). */

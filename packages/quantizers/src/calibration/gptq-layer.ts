@@ -1,25 +1,15 @@
 import { measureBlockwise } from '../blockwise.js';
 import { gptq, prepareGptqHessian, type GptqHessian } from '../gptq.js';
-import { rtn } from '../rtn.js';
+import { roundLinears } from './round-linears.js';
 import type { LayerContext, LayerWork } from './types.js';
 
 /** GPTQ: H = 2XᵀX/n per input, one factorisation per input, then every linear reading it; weights become their dequantized values. */
 export async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
   const abt = c.gemm.abt;
   const excluded = c.o.excluded ?? new Set<string>();
-  const bitsOf = (name: string) => c.o.bitsOf?.(name) ?? c.opts.bits;
   // The head's 8-bit weights are rounded to nearest, as AWQ does (see CalibratedOptions.gptqHead).
-  const rounded = (name: string) => l.last && bitsOf(name) >= 8 && !c.o.gptqHead;
-  for (const g of l.groups) {
-    for (const name of g.linears) {
-      if (excluded.has(name) || !rounded(name)) continue;
-      const t = c.weight(name);
-      const [K, N] = t.dims;
-      const qw = rtn(t.data as Float32Array, N, K, { ...c.opts, bits: bitsOf(name) }, 'KN');
-      c.results.set(name, qw);
-      c.o.errors?.set(name, measureBlockwise(qw, t.data as Float32Array, 'KN'));
-    }
-  }
+  const rounded = (name: string) => l.last && c.bitsOf(name) >= 8 && !c.o.gptqHead;
+  roundLinears(c, l.groups.flatMap((g) => g.linears).filter(rounded));
   const inputs = [...new Set(l.groups.filter((g) => g.linears.some((w) => !excluded.has(w) && !rounded(w))).map(l.inputOf))];
   if (inputs.length === 0) return; // every linear of this span is excluded or rounded: nothing to measure
   const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp, mseClip: c.o.mseClip, scratch: c.scratch };
@@ -39,7 +29,7 @@ export async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       if (excluded.has(name) || rounded(name)) continue;
       const t = c.weight(name);
       const [K, N] = t.dims;
-      const qw = await gptq(t.data as Float32Array, hessian, N, K, { ...options, bits: bitsOf(name), layout: 'KN' }, abt, c.gemm.update);
+      const qw = await gptq(t.data as Float32Array, hessian, N, K, { ...options, bits: c.bitsOf(name), layout: 'KN' }, abt, c.gemm.update);
       c.results.set(name, qw);
       // The error, and (in the same pass) the weights replaced by their dequantized values: later layers calibrate
       // on these; after the last span nothing reads them.

@@ -91,6 +91,8 @@ export interface LayerContext {
   o: CalibratedOptions;
   results: Map<string, BlockwiseQuantized>;
   opts: { bits: 2 | 4 | 8; blockSize: number; symmetric: boolean };
+  /** A weight's width: its own (the head's) or `opts.bits`. */
+  bitsOf: (name: string) => 2 | 4 | 8;
 }
 
 /** One span of the model to calibrate: its index, its scale groups and where each group reads its input. */
