@@ -87,7 +87,7 @@ export interface BuildBundleOptions {
 
 /**
  * Parameters above which calibration text is sampled from an int4 copy instead of an int8 one: the sampling process
- * of a 7B-shaped model held 11.5 GB with the int8 copy (onnxruntime keeps its packed weights beside the mapped file).
+ * of a 7B-shaped model peaked at 11.8 GB with the int8 copy, 8.5 GB with the int4 one (docs/models.md).
  */
 export const INT4_SAMPLER_PARAMETERS = 3e9;
 
