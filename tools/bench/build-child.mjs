@@ -27,7 +27,9 @@ let resettable = resetPeak();
 const result = await buildBundle({
   ...opts,
   onProgress: (p) => {
-    const name = p.step === 'write' ? `write: ${p.detail ?? 'done'}` : p.step;
+    // The calibration data stage in its two parts: writing the sampler's copy of the model, then sampling from it.
+    const part = p.step === 'calibration data' && p.detail ? (p.detail.startsWith('writing') ? ': sampler copy' : ': sampling') : '';
+    const name = p.step === 'write' ? `write: ${p.detail ?? 'done'}` : `${p.step}${part}`;
     if (name === current?.name) return;
     close();
     resettable = resetPeak() && resettable;

@@ -282,7 +282,7 @@ function setBlockParams(
   const k1 = Math.min(K, k0 + bs);
   const rowStart = (k: number) => (pos[k] - i1) * Ns;
   rowRanges(tail, k0, k1, rowStart, 1, Ns, blo, bhi);
-  if (c.mseClip) mseBlockParams(tail, k0, k1, rowStart, Ns, blo, bhi, c.bits, c.symmetric, sScale.subarray(pb, pb + Ns), sZero.subarray(pb, pb + Ns), false);
+  if (c.mseClip) mseBlockParams(tail, k0, k1, rowStart, Ns, blo, bhi, c.bits, c.symmetric, sScale.subarray(pb, pb + Ns), sZero.subarray(pb, pb + Ns));
   else {
     for (let n = 0; n < Ns; n++) {
       const { scale, zero } = blockParams(blo[n], bhi[n], c.bits, c.symmetric);

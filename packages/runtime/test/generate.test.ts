@@ -152,6 +152,40 @@ describe('sampling', () => {
     const rng = new SeededRandom(4);
     for (let i = 0; i < 50; i++) expect(sampleToken(logits, 0, 4, samplingDefaults({ temperature: 1, topP: 0.6 }), rng)).toBe(1);
   });
+  it('samples from softmax(logits / T) without filters', () => {
+    const rng = new SeededRandom(5);
+    const counts = [0, 0, 0, 0];
+    const n = 20000;
+    for (let i = 0; i < n; i++) counts[sampleToken(logits, 0, 4, samplingDefaults({ temperature: 1 }), rng)]++;
+    const e = [...logits].map((v) => Math.exp(v - 3));
+    const z = e.reduce((a, b) => a + b, 0);
+    // Binomial standard deviation at n = 20000 is ≤ 0.0036: 0.015 is > 4σ.
+    for (let t = 0; t < 4; t++) expect(Math.abs(counts[t] / n - e[t] / z)).toBeLessThan(0.015);
+  });
+  it('top-k and top-p pick what a sort of the whole vocabulary picks', () => {
+    // The plain algorithm: sort every token, keep top-k, then the nucleus, draw in sorted order.
+    const reference = (l: Float32Array, o: ReturnType<typeof samplingDefaults>, rng: SeededRandom) => {
+      const idx = Array.from({ length: l.length }, (_, i) => i).sort((a, b) => l[b] - l[a]);
+      const k = o.topK > 0 ? Math.min(o.topK, l.length) : l.length;
+      const p = idx.slice(0, k).map((i) => Math.exp((l[i] - l[idx[0]]) / o.temperature));
+      const sum = p.reduce((a, b) => a + b, 0);
+      let keep = k;
+      let cum = 0;
+      for (let i = 0; o.topP < 1 && i < k && keep === k; i++) if ((cum += p[i] / sum) >= o.topP) keep = i + 1;
+      let r = rng.next() * p.slice(0, keep).reduce((a, b) => a + b, 0);
+      for (let i = 0; i < keep; i++) if ((r -= p[i]) <= 0) return idx[i];
+      return idx[keep - 1];
+    };
+    const gen = new SeededRandom(6);
+    let differ = 0;
+    for (let trial = 0; trial < 300; trial++) {
+      const l = Float32Array.from({ length: 1000 }, () => gen.normal() * 3);
+      const o = samplingDefaults({ temperature: 0.5 + (trial % 3) * 0.5, topK: [0, 1, 40, 2000][trial % 4], topP: trial % 5 === 0 ? 1 : 0.9 });
+      if (o.topK === 0 && o.topP === 1) continue;
+      if (sampleToken(l, 0, 1000, o, new SeededRandom(trial)) !== reference(l, o, new SeededRandom(trial))) differ++;
+    }
+    expect(differ).toBe(0);
+  });
   it('rejects invalid options', () => {
     expect(() => samplingDefaults({ temperature: -1 })).toThrow(/temperature/);
     expect(() => samplingDefaults({ topP: 0 })).toThrow(/top-p/);

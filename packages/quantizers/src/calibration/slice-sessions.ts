@@ -1,5 +1,6 @@
 import { ort } from '@alki/runtime';
 import { DataType, createModel, encodeModel, type Graph, type Model, type Tensor, type ValueInfo } from '@alki/onnx';
+import { CALIBRATION_SESSION_OPTIONS } from '../ort/no-spin.js';
 
 /** Float initializers larger than this are fed as session inputs (weights, norms, biases); smaller ones stay constants. */
 const FED_MIN = 16;
@@ -32,7 +33,11 @@ export class SliceSessions {
     let s = this.sessions.get(key);
     if (!s) {
       const opsets = Object.fromEntries(this.model.opsetImports.map((o) => [o.domain, o.version]));
-      s = ort.InferenceSession.create(encodeModel(createModel(canonical, { opsets })), { graphOptimizationLevel: 'all', interOpNumThreads: 1 });
+      s = ort.InferenceSession.create(encodeModel(createModel(canonical, { opsets })), {
+        ...CALIBRATION_SESSION_OPTIONS,
+        graphOptimizationLevel: 'all',
+        interOpNumThreads: 1,
+      });
       this.sessions.set(key, s);
     }
     const session = await s;

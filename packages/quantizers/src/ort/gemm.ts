@@ -3,6 +3,7 @@ import { DataType, GraphBuilder, createModel, encodeModel, float, floatTensor, i
 import type { CandidateLoss } from '../awq.js';
 import type { BlockwiseOptions } from '../blockwise.js';
 import { noteOrtOutput } from './memory.js';
+import { CALIBRATION_SESSION_OPTIONS } from './no-spin.js';
 
 /** A small graph written by `build`. */
 function graph(name: string, build: (g: GraphBuilder) => void): Graph {
@@ -24,7 +25,7 @@ export class OrtGemm {
   private session(key: string, build: () => Graph): Promise<ort.InferenceSession> {
     let s = this.sessions.get(key);
     if (!s) {
-      s = ort.InferenceSession.create(encodeModel(createModel(build(), { opsets: { '': 17 } })));
+      s = ort.InferenceSession.create(encodeModel(createModel(build(), { opsets: { '': 17 } })), CALIBRATION_SESSION_OPTIONS);
       this.sessions.set(key, s);
     }
     return s;

@@ -55,7 +55,7 @@ export function gptqReference(
     if (o.mseClip) {
       // mseBlockParams reads rows of inputs ([k, n]): the block transposed.
       const block = Float32Array.from({ length: (k1 - k0) * N }, (_, i) => W[(i % N) * K + k0 + Math.floor(i / N)]);
-      mseBlockParams(block, k0, k1, (k) => (k - k0) * N, N, lo, hi, o.bits, o.symmetric, sc, zp, false);
+      mseBlockParams(block, k0, k1, (k) => (k - k0) * N, N, lo, hi, o.bits, o.symmetric, sc, zp);
     } else {
       for (let n = 0; n < N; n++) ({ scale: sc[n], zero: zp[n] } = blockParams(lo[n], hi[n], o.bits, o.symmetric));
     }
