@@ -21,7 +21,7 @@ describe('alki build --quantize gptq|awq', () => {
     expect(m.quantization).toMatchObject({
       method: 'gptq',
       bits: 4,
-      calibration: { samples: 4, sequenceLength: 32, source: expect.stringMatching(/sampled from an int8 copy of the model/) },
+      calibration: { samples: 4, sequenceLength: 32, source: expect.stringMatching(/sampled from an int4 copy of the model/) },
     });
     expect(alki(['run', out, '--prompt', 'the cat', '-n', '4']).status).toBe(0);
   });

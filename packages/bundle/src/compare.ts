@@ -52,7 +52,7 @@ export interface CompareOptions extends Pick<EvaluateOptions, 'metrics' | 'textP
   methods: MethodSpec[];
   /** Folder for the bundles (one subfolder per method) and report.{json,html,md}. */
   out: string;
-  /** Calibration of AWQ/GPTQ bundles (default: sampled from an int8 copy of the model). */
+  /** Calibration of AWQ/GPTQ bundles (default: sampled from an int4 copy of the model). */
   calibration?: CalibrationOptions;
   /** Reuse bundles already in `out` that match (default true). */
   reuse?: boolean;

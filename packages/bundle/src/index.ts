@@ -1,4 +1,4 @@
-export { buildBundle, CALIBRATION_SAMPLES, INT4_SAMPLER_PARAMETERS } from './build.js';
+export { buildBundle, CALIBRATION_SAMPLES } from './build.js';
 export { listFiles } from './list-files.js';
 export type { BuildBundleOptions, BuildBundleResult } from './build.js';
 export { readBundle, verifyBundle } from './read.js';

@@ -189,7 +189,7 @@ describe('calibration size', () => {
     });
     const context = JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8')).max_position_embeddings as number;
     expect(manifest.quantization.calibration).toMatchObject({ samples: 8, sequenceLength: Math.min(256, context) });
-    expect(manifest.quantization.calibration?.source).toMatch(/^sampled from an int8 copy of the model/);
+    expect(manifest.quantization.calibration?.source).toMatch(/^sampled from an int4 copy of the model/);
     const events: { done: number; total: number; unit?: string }[] = [];
     const { manifest: custom } = await buildBundle({
       modelDir: model.dir,

@@ -78,7 +78,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         })
         .option('calib', {
           type: 'string',
-          describe: 'AWQ/GPTQ calibration text (.txt, or .jsonl with a "text" field); default: text sampled from an int8 copy of the model',
+          describe: 'AWQ/GPTQ calibration text (.txt, or .jsonl with a "text" field); default: text sampled from an int4 copy of the model',
         })
         .option('calib-samples', { type: 'number', describe: 'calibration samples (default 32, 8 with --quick; 128 for the full-size set)' })
         .option('calib-seqlen', { type: 'number', describe: 'tokens per calibration sample (default min(512, context); 256 with --quick)' })
@@ -86,7 +86,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
           type: 'boolean',
           default: false,
           describe:
-            'small calibration (8 × 256 tokens): AWQ/GPTQ of a 1.1B model in ~6 min on 2 cores, ~1.5 of them writing an int8 copy and sampling the text (pnpm bench:build)',
+            'small calibration (8 × 256 tokens): AWQ/GPTQ of a 1.1B model in ~5 min on 2 cores, 1 of them writing an int4 copy and sampling the text (pnpm bench:build)',
         })
         .option('out', { alias: 'o', type: 'string', describe: 'bundle folder (default dist/<model>-<method>-int<bits>)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })

@@ -18,7 +18,7 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
             default: 'all',
             describe: 'all, or a comma list of none, rtn8, gptq8, smoothquant, w8a8-naive, rtn4, awq4, gptq4, rtn4-b128',
           })
-          .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (default: sampled from an int8 copy of the model)' })
+          .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (default: sampled from an int4 copy of the model)' })
           .option('calib-samples', { type: 'number', describe: 'calibration samples (default 32, 8 × 256 tokens with --quick)' })
           .option('metrics', { type: 'string', default: 'all' })
           .option('revision', { type: 'string', describe: 'hub branch, tag or commit (default main)' })
