@@ -1,5 +1,8 @@
 import { blockParams, mseBlockParams, quantizeValue, rowRanges, type BlockwiseOptions, type BlockwiseQuantized, type WeightLayout } from './blockwise.js';
 
+/** Outputs per tile of the rounding pass. */
+const TILE = 64;
+
 /**
  * Round-to-nearest blockwise quantization of a weight given as [N, K] rows
  * (row n = the K inputs of output feature n) or, with `layout` 'KN', in the
@@ -36,10 +39,15 @@ export function rtn(w: Float32Array, N: number, K: number, o: BlockwiseOptions, 
       // Padding codes of a last partial block equal the zero point (they multiply zero inputs).
       for (let k = k1; k < k0 + bs; k++) q[n * stride + k] = zero;
     }
-    for (let k = k0; k < k1; k++) {
-      for (let n = 0; n < N; n++) {
-        const z = zeroPoints ? zeroPoints[n * nBlocks + b] : 1 << (o.bits - 1);
-        q[n * stride + k] = quantizeValue(w[n * rowStep + k * colStep], scales[n * nBlocks + b], z, levels);
+    // In tiles of outputs, so that each output's codes of the block stay in one cache line while the block's rows
+    // are walked (in the KN layout, a whole row of outputs at a time wrote a page apart per code: 1.8× slower in all).
+    for (let t0 = 0; t0 < N; t0 += TILE) {
+      const t1 = Math.min(N, t0 + TILE);
+      for (let k = k0; k < k1; k++) {
+        for (let n = t0; n < t1; n++) {
+          const z = zeroPoints ? zeroPoints[n * nBlocks + b] : 1 << (o.bits - 1);
+          q[n * stride + k] = quantizeValue(w[n * rowStep + k * colStep], scales[n * nBlocks + b], z, levels);
+        }
       }
     }
   }
