@@ -207,12 +207,18 @@ export function quantizeValue(x: number, scale: number, zero: number, levels: nu
 }
 
 /**
- * Visits every element (n, k) of `qw` with its code's dequantized value, in tiles of `TILE` outputs × one block:
- * the float side is walked along rows of the MatMul layout [K, N] (contiguous in n) while each output's codes of
- * the block stay in one cache line. A per-element callback over a strided walk was 5× slower (a third of a GPTQ
- * build's post-processing on the TinyLlama shape).
+ * Outputs per tile when a walk along rows of the MatMul layout [K, N] (contiguous in n) reads or writes codes kept
+ * per output ([N, …]): within a tile, each output's codes of a block stay in one cache line (see below, rtn and
+ * gptq's transposes).
  */
-const TILE = 64;
+export const TILE = 64;
+
+/**
+ * Visits every element (n, k) of `qw` with its code's dequantized value, in tiles of `TILE` outputs × one block:
+ * the float side is walked along rows of the MatMul layout while each output's codes of the block stay in one cache
+ * line. A per-element callback over a strided walk was 5× slower (a third of a GPTQ build's post-processing on the
+ * TinyLlama shape).
+ */
 
 /**
  * Dequantizes, dropping padding: to [N, K] (row n = output n, the default) or,

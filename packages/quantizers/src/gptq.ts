@@ -1,5 +1,5 @@
 import { AlkiError } from '@alki/core';
-import { blockParams, mseBlockParams, quantizeValue, rowRanges, type BlockwiseOptions, type BlockwiseQuantized, type WeightLayout } from './blockwise.js';
+import { blockParams, mseBlockParams, quantizeValue, rowRanges, TILE, type BlockwiseOptions, type BlockwiseQuantized, type WeightLayout } from './blockwise.js';
 import { matmulABt, Scratch, upperCholeskyOfInverse, type MatMulABt } from './linalg.js';
 
 /** GPTQ options (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers"). */
@@ -186,8 +186,8 @@ export async function gptq(
         if (K > i2) await spread(i1, count, K - i2, err, tail);
       }
       // The strip's codes and parameters to their [N, …] layouts, in tiles of outputs (cache-friendly transposes).
-      for (let t0 = 0; t0 < Ns; t0 += 64) {
-        const t1 = Math.min(Ns, t0 + 64);
+      for (let t0 = 0; t0 < Ns; t0 += TILE) {
+        const t1 = Math.min(Ns, t0 + TILE);
         for (let j = 0; j < K; j++) {
           const dst = (n0 + t0) * stride + perm[j];
           const src = j * Ns;

@@ -1,7 +1,4 @@
-import { blockParams, mseBlockParams, quantizeValue, rowRanges, type BlockwiseOptions, type BlockwiseQuantized, type WeightLayout } from './blockwise.js';
-
-/** Outputs per tile of the rounding pass. */
-const TILE = 64;
+import { blockParams, mseBlockParams, quantizeValue, rowRanges, TILE, type BlockwiseOptions, type BlockwiseQuantized, type WeightLayout } from './blockwise.js';
 
 /**
  * Round-to-nearest blockwise quantization of a weight given as [N, K] rows

@@ -34,20 +34,9 @@ function matmulModel(wKN: Float32Array, K: number, N: number) {
 }
 
 describe('RTN blockwise core', () => {
-  it('rounds the MatMul layout like the row layout across output tiles (150 outputs: tiles of 64, 64, 22)', () => {
-    const K = 70,
-      N = 150;
-    const w = randomMatrix(N, K, 13);
-    const kn = new Float32Array(K * N);
-    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) kn[k * N + n] = w[n * K + k];
-    const a = rtn(w, N, K, { bits: 4, blockSize: 32, symmetric: false });
-    const b = rtn(kn, N, K, { bits: 4, blockSize: 32, symmetric: false }, 'KN');
-    expect(b.q).toEqual(a.q);
-    expect(b.zeroPoints).toEqual(a.zeroPoints);
-  });
-  it('gives the same codes from the MatMul layout [K, N], and relativeErrorOf matches the dequantized weight', () => {
-    const K = 70,
-      N = 9;
+  // 150 outputs cross the tiles of the MatMul-layout walk (64, 64, 22).
+  it.each([9, 150])('gives the same codes from the MatMul layout [K, N] (%i outputs), and relativeErrorOf matches the dequantized weight', (N) => {
+    const K = 70;
     const w = randomMatrix(N, K, 12);
     const kn = new Float32Array(K * N);
     for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) kn[k * N + n] = w[n * K + k];
@@ -56,6 +45,7 @@ describe('RTN blockwise core', () => {
       const b = rtn(kn, N, K, { bits: 4, blockSize: 32, symmetric }, 'KN');
       expect(b.q).toEqual(a.q);
       expect(b.scales).toEqual(a.scales);
+      expect(b.zeroPoints).toEqual(a.zeroPoints);
       const back = dequantizeBlockwise(a);
       const expected = Math.sqrt(w.reduce((s, v, i) => s + (v - back[i]) ** 2, 0) / w.reduce((s, v) => s + v * v, 0));
       expect(relativeErrorOf(a, w)).toBeCloseTo(expected, 6);
