@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SeededRandom } from '@alki/core';
 import { dequantizeBlockwise, gptq, rtn, type BlockwiseQuantized } from '../src/index.js';
 import { OrtGemm } from '../src/ort/gemm.js';
-import { upperCholeskyOfInverse } from '../src/linalg.js';
+import { matmulABt, upperCholeskyOfInverse, type MatMulABt } from '../src/linalg.js';
 import { gptqReference } from '../src/reference/gptq-reference.js';
 
 /** Inputs with strongly correlated channels (a few latent factors), as in real activations. */
@@ -45,7 +45,8 @@ function outputError(x: Float32Array, n: number, K: number, w: Float32Array, wq:
 }
 
 describe('GPTQ core', () => {
-  it('the upper Cholesky factor of H⁻¹ satisfies UᵀU·H = I (blocked, several blocks)', async () => {
+  // Panels of 40 split every structured product of the recursion into several (the default, 256, into one at n = 300).
+  it.each([undefined, 40])('the upper Cholesky factor of H⁻¹ satisfies UᵀU·H = I (blocked, several blocks; panel %s)', async (panel) => {
     const n = 300;
     const rng = new SeededRandom(2);
     const a = Array.from({ length: n * n }, () => rng.normal());
@@ -55,7 +56,12 @@ describe('GPTQ core', () => {
         for (let k = 0; k < n; k++) h[i * n + j] += a[i * n + k] * a[j * n + k];
         if (i === j) h[i * n + j] += 0.5;
       }
-    const u = (await upperCholeskyOfInverse(h, n))!;
+    // onnxruntime's GEMM needs an output of exactly m × n: so does this one.
+    const strict: MatMulABt = (a, m, k, b, n2, out) => {
+      if (out && out.length !== m * n2) throw new Error(`output of ${out.length} for ${m} × ${n2}`);
+      return matmulABt(a, m, k, b, n2, out);
+    };
+    const u = (await upperCholeskyOfInverse(h, n, strict, { panel }))!;
     for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) expect(u[i * n + j]).toBe(0);
     // UᵀU·H = I, checked on a sample of entries (float32 GEMM panels: 1e-4).
     const utu = new Float64Array(n * n);
