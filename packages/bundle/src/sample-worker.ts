@@ -5,5 +5,5 @@ import { workerMain, workerProgress } from '@alki/core/node';
 import { calibrationFromModel } from '@alki/quantizers';
 
 const [modelPath, json] = process.argv.slice(2);
-const o = JSON.parse(json) as { bos: number; samples: number; seqLen: number; seed?: number; label: string };
+const o = JSON.parse(json) as { bos: number; samples: number; seqLen: number; seed?: number; label: string; memoryArena?: boolean };
 await workerMain(async () => ({ data: await calibrationFromModel(modelPath, o.bos, { ...o, onProgress: workerProgress }) }));

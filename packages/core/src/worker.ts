@@ -11,9 +11,16 @@ import type { ProgressCallback, ProgressEvent } from './progress.js';
  * model in onnxruntime (whose freed memory is not returned to the system, and whose crash would end a build).
  * An interrupt kills the child; the child exits when the parent goes away (its stdin is a lifeline).
  */
-export function runWorker<T>(script: string, args: string[], what: string, signal?: AbortSignal, onProgress?: ProgressCallback): Promise<T> {
+export function runWorker<T>(
+  script: string,
+  args: string[],
+  what: string,
+  signal?: AbortSignal,
+  onProgress?: ProgressCallback,
+  /** Variables added to the child's environment (read at its start, as the C library's allocator settings are). */ env?: Record<string, string>,
+): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'], signal });
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'pipe'], signal, env: env && { ...process.env, ...env } });
     const unregister = onInterrupt(() => child.kill('SIGKILL'));
     let out = '';
     let err = '';

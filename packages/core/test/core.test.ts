@@ -72,3 +72,22 @@ describe('file helpers that cannot hang', () => {
     expect(order).toEqual([4, 1]);
   });
 });
+
+describe('runWorker', () => {
+  it('adds the given variables to the child environment, and only to that child', async () => {
+    const { runWorker } = await import('../src/node.js');
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const root = mkdtempSync(join(tmpdir(), 'alki-core-'));
+    const script = join(root, 'env.mjs');
+    writeFileSync(script, "process.stdout.write(JSON.stringify({ ok: true, x: process.env.ALKI_TEST_X ?? null, path: !!process.env.PATH }) + '\\n');\n");
+    try {
+      expect(await runWorker(script, [], 'env test', undefined, undefined, { ALKI_TEST_X: 'set' })).toMatchObject({ x: 'set', path: true });
+      expect(await runWorker(script, [], 'env test')).toMatchObject({ x: null, path: true });
+      expect(process.env.ALKI_TEST_X).toBeUndefined();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});

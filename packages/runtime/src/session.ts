@@ -8,6 +8,11 @@ export interface SessionOptions {
   threads?: number;
   /** Execution providers, default ['cpu']. */
   executionProviders?: string[];
+  /**
+   * onnxruntime's CPU memory arena (default true). The arena keeps what it once allocated: a long generation whose
+   * key/value tensors grow every step leaves each step's slightly larger buffers behind in it (see calibrationFromModel).
+   */
+  memoryArena?: boolean;
 }
 
 /** A {@link Decoder} over an onnxruntime-node session, loaded from a file. */
@@ -28,6 +33,7 @@ export class DecoderSession extends Decoder {
         ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
+        ...(options.memoryArena === false ? { enableCpuMemArena: false } : {}),
         // Keep constant DequantizeLinear→MatMul exact instead of letting ORT requantize activations.
         extra: { session: { qdq_matmulnbits_accuracy_level: '0' } },
       });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeModelFile } from '@alki/onnx';
 import { GRAPH_FLAVOURS, exportModel, openHfModel, type GraphFlavour } from '@alki/models';
-import { DecoderSession, TextStreamer, generate, loadTokenizer, sampleToken, samplingDefaults, argmax } from '../src/index.js';
+import { DecoderSession, TextStreamer, generate, loadTokenizer, sampleSequences, sampleToken, samplingDefaults, argmax } from '../src/index.js';
 import { ortMessage } from '../src/decoder.js';
 import { SeededRandom } from '@alki/core';
 import { stories260K, tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
@@ -117,6 +117,17 @@ describe('generation on a generated tiny model', () => {
     const dump =
       'Load model from /tmp/x.onnx failed:/onnxruntime_src/onnxruntime/core/graph/model.cc:180 onnxruntime::Model::Model(onnx::ModelProto&&, const PathString&, const IOnnxRuntimeOpSchemaRegistryList*, const onnxruntime::logging::Logger&, const onnxruntime::ModelOptions&) Unsupported model IR version: 0, max supported IR version: 11';
     expect(ortMessage(new Error(dump))).toBe('Load model from /tmp/x.onnx failed: Unsupported model IR version: 0, max supported IR version: 11');
+  });
+
+  it('samples the same sequences without the onnxruntime memory arena (how large models are sampled for calibration)', async () => {
+    const lean = await DecoderSession.load(join(tmp.dir, 'model.onnx'), { memoryArena: false });
+    try {
+      const a = await sampleSequences(session, 1, 3, 12, 5, 2);
+      expect(await sampleSequences(lean, 1, 3, 12, 5, 2)).toEqual(a);
+      expect(await sampleSequences(lean, 1, 3, 12, 6, 2)).not.toEqual(a);
+    } finally {
+      await lean.release();
+    }
   });
 
   it('batches rows independently', async () => {

@@ -79,9 +79,11 @@ export async function calibrationFromModel(
     onProgress?: ProgressCallback;
     signal?: AbortSignal;
     /** What the model is, for the record (default "the fp32 model"). */ label?: string;
+    /** onnxruntime's memory arena (default true; see SessionOptions.memoryArena: off, a long sampling's memory stops growing step by step, at some speed). */
+    memoryArena?: boolean;
   },
 ): Promise<CalibrationData> {
-  const session = await DecoderSession.load(modelPath);
+  const session = await DecoderSession.load(modelPath, { memoryArena: o.memoryArena });
   const label = o.label ?? 'the fp32 model';
   try {
     // Token by token, so that a long sampling shows its pace and ETA instead of sitting at 0/1.
