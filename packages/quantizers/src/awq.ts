@@ -1,6 +1,7 @@
 import { blockParams, blockRange, dequantizeBlockwise, quantizeValue, type BlockwiseOptions } from './blockwise.js';
 import { rtn } from './rtn.js';
-import { matmulABt, Scratch, type MatMulABt } from './linalg.js';
+import { matmulABt, type MatMulABt } from './linalg.js';
+import { Scratch } from './scratch.js';
 
 /** AWQ options (Lin et al. 2023, "AWQ: Activation-aware Weight Quantization for LLM Compression and Acceleration"). */
 export interface AwqOptions extends BlockwiseOptions {
@@ -225,9 +226,12 @@ export async function awqClip(
   // The weight errors of one evaluation, [nb, rows, b] (zeros in padding), and W's blocks in the same order: the
   // evaluations then walk both sequentially (walking W's rows block by block, a page apart, took 1.5× as long).
   const scratch = o.scratch ?? new Scratch();
-  scratch.reserve(2 * nb * rows * b);
+  scratch.reserve(2 * nb * rows * b + 5 * nb * rows);
   const d = scratch.take(nb * rows * b).fill(0);
   const wt = scratch.take(nb * rows * b);
+  // Each block's (clo, chi, 1/scale, scale, zero) for the SIMD kernel, which needs whole blocks of a multiple of 4.
+  const params = scratch.take(5 * nb * rows);
+  const simd = K % b === 0 && b % 4 === 0 ? scratch.simd(d, wt, params) : undefined;
   for (let r = 0; r < rows; r++) {
     for (let p = 0; p < nb; p++) {
       const k0 = p * b;
@@ -237,6 +241,30 @@ export async function awqClip(
   }
   /** Errors with block (p, r) shrunk by its own step stepOf(p·rows + r); keeps the best step of each. */
   const evaluate = async (stepOf: (j: number) => number): Promise<void> => {
+    if (simd) {
+      for (let j = 0; j < nb * rows; j++) {
+        const f = 1 - stepOf(j) / grid;
+        const clo = lo[j] * f;
+        const chi = hi[j] * f;
+        const { scale, zero } = blockParams(clo, chi, o.bits, o.symmetric);
+        params[5 * j] = clo;
+        params[5 * j + 1] = chi;
+        params[5 * j + 2] = 1 / scale;
+        params[5 * j + 3] = scale;
+        params[5 * j + 4] = zero;
+      }
+      simd.clipErrors(wt.byteOffset, d.byteOffset, params.byteOffset, nb * rows, b, levels);
+    } else evaluateJs(stepOf);
+    const err = await products.quadratic(d, G, nb, rows, b);
+    for (let j = 0; j < nb * rows; j++) {
+      if (err[j] < bestErr[j]) {
+        bestErr[j] = err[j];
+        bestStep[j] = stepOf(j);
+      }
+    }
+  };
+  /** The same errors in JS, in float64 (any block size and K). */
+  const evaluateJs = (stepOf: (j: number) => number): void => {
     for (let p = 0; p < nb; p++) {
       const width = Math.min(K, (p + 1) * b) - p * b;
       for (let r = 0; r < rows; r++) {
@@ -255,13 +283,6 @@ export async function awqClip(
           q = q < 0 ? 0 : q > levels ? levels : q;
           d[k] = (q - zero) * scale - wv;
         }
-      }
-    }
-    const err = await products.quadratic(d, G, nb, rows, b);
-    for (let j = 0; j < nb * rows; j++) {
-      if (err[j] < bestErr[j]) {
-        bestErr[j] = err[j];
-        bestStep[j] = stepOf(j);
       }
     }
   };

@@ -1,6 +1,8 @@
 import { AlkiError } from '@alki/core';
 import { blockParams, mseBlockParams, quantizeValue, rowRanges, TILE, type BlockwiseOptions, type BlockwiseQuantized, type WeightLayout } from './blockwise.js';
-import { matmulABt, Scratch, upperCholeskyOfInverse, type MatMulABt } from './linalg.js';
+import { matmulABt, upperCholeskyOfInverse, type MatMulABt } from './linalg.js';
+import { Scratch } from './scratch.js';
+import type { KernelExports } from './simd/kernels.js';
 
 /** GPTQ options (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for Generative Pre-trained Transformers"). */
 export interface GptqOptions extends BlockwiseOptions {
@@ -114,6 +116,7 @@ export async function gptq(
   const tailBuf = scratch.take(K * strip);
   const errBuf = scratch.take(lazy * strip);
   const uBuf = scratch.take(K * lazy);
+  const simd = scratch.simd(tailBuf, errBuf);
   const blo = new Float32Array(strip);
   const bhi = new Float32Array(strip);
   // A strip's codes and block parameters with the outputs contiguous ([column or block, output]): the column loop
@@ -178,6 +181,7 @@ export async function gptq(
             symmetric: o.symmetric,
             levels,
             mseClip,
+            simd,
           });
           if (s2 < count) await spread(i1 + s1, s2 - s1, count - s2, err.subarray(s1 * Ns, s2 * Ns), tail.subarray(s2 * Ns, count * Ns));
         }
@@ -236,6 +240,8 @@ interface ColumnWork {
   symmetric: boolean;
   levels: number;
   mseClip?: boolean;
+  /** The SIMD kernels over `tail` and `err`'s memory, when they are in a WebAssembly scratch. */
+  simd: KernelExports | undefined;
 }
 
 /**
@@ -244,7 +250,9 @@ interface ColumnWork {
  * function, so that V8 keeps the arrays in registers (inside the async caller the loop ran ~4× slower).
  */
 function quantizeColumns(c: ColumnWork): void {
-  const { tail, err, codes, sScale, sZero, haveParams, U, K, Ns, perm, i1, s1, s2, bs, levels } = c;
+  const { tail, err, codes, sScale, sZero, haveParams, U, K, Ns, perm, i1, s1, s2, bs, levels, simd } = c;
+  const tailAt = tail.byteOffset;
+  const errAt = err.byteOffset;
   for (let i = s1; i < s2; i++) {
     const j = i1 + i;
     const col = perm[j];
@@ -266,7 +274,8 @@ function quantizeColumns(c: ColumnWork): void {
       const u = U[j * K + i1 + t];
       if (u === 0) continue;
       const trow = t * Ns;
-      for (let n = 0; n < Ns; n++) tail[trow + n] -= err[row + n] * u;
+      if (simd) simd.subScaled(tailAt + 4 * trow, errAt + 4 * row, Ns, u);
+      else for (let n = 0; n < Ns; n++) tail[trow + n] -= err[row + n] * u;
     }
   }
 }

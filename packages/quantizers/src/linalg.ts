@@ -9,6 +9,9 @@
  */
 
 import { transpose } from '@alki/onnx';
+import { Scratch } from './scratch.js';
+
+export { Scratch };
 
 /** C = A·Bᵀ for A [m, k] and B [n, k], into `out` when given (a new array otherwise). */
 export type MatMulABt = (a: Float32Array, m: number, k: number, b: Float32Array, n: number, out?: Float32Array) => Float32Array | Promise<Float32Array>;
@@ -25,37 +28,6 @@ export function matmulABt(a: Float32Array, m: number, k: number, b: Float32Array
     }
   }
   return out;
-}
-
-/**
- * Work memory kept between calls: one growing buffer handed out as a stack
- * of sub-arrays. Callers that quantize layer after layer pass the same one.
- */
-export class Scratch {
-  private buf = new Float32Array(0);
-  private top = 0;
-
-  /** Makes room for `length` floats above the current top (only while nothing is taken). */
-  reserve(length: number): void {
-    if (this.top !== 0) throw new Error('Scratch.reserve while buffers are taken');
-    if (this.buf.length < length) this.buf = new Float32Array(length);
-  }
-
-  /** `length` floats (not zeroed) until {@link release}(mark). */
-  take(length: number): Float32Array {
-    if (this.top + length > this.buf.length) throw new Error('Scratch: reserve more before taking');
-    const out = this.buf.subarray(this.top, this.top + length);
-    this.top += length;
-    return out;
-  }
-
-  get mark(): number {
-    return this.top;
-  }
-
-  release(mark: number): void {
-    this.top = mark;
-  }
 }
 
 /** Size at or below which a block is factored directly (float64 JS). */
