@@ -1,5 +1,15 @@
 import { AlkiError } from '@alki/core';
-import { blockParams, mseBlockParams, quantizeValue, rowRanges, TILE, type BlockwiseOptions, type BlockwiseQuantized, type WeightLayout } from './blockwise.js';
+import {
+  blockParams,
+  MSE_SHRINK,
+  mseBlockParams,
+  quantizeValue,
+  rowRanges,
+  TILE,
+  type BlockwiseOptions,
+  type BlockwiseQuantized,
+  type WeightLayout,
+} from './blockwise.js';
 import { matmulABt, upperCholeskyOfInverse, type MatMulABt } from './linalg.js';
 import { Scratch } from './scratch.js';
 import type { KernelExports } from './simd/kernels.js';
@@ -112,11 +122,12 @@ export async function gptq(
   // down_proj's updates 45 MB outputs, each fresh memory (page faults), 2–3× slower overall (see ort/memory.ts).
   const strip = Math.min(N, o.stripWidth ?? 512);
   const scratch = o.scratch ?? new Scratch();
-  scratch.reserve(K * strip + lazy * strip + K * lazy);
+  scratch.reserve(K * strip + lazy * strip + K * lazy + 3 * strip);
   const tailBuf = scratch.take(K * strip);
   const errBuf = scratch.take(lazy * strip);
   const uBuf = scratch.take(K * lazy);
-  const simd = scratch.simd(tailBuf, errBuf);
+  const rangeBuf = { s: scratch.take(strip), z: scratch.take(strip), e: scratch.take(strip) };
+  const simd = scratch.simd(tailBuf, errBuf, rangeBuf.s, rangeBuf.z, rangeBuf.e);
   const blo = new Float32Array(strip);
   const bhi = new Float32Array(strip);
   // A strip's codes and block parameters with the outputs contiguous ([column or block, output]): the column loop
@@ -147,6 +158,8 @@ export async function gptq(
       // gptq.py's static_groups, so that the result does not depend on where lazy batches happen to cut.
       const haveParams = new Uint8Array(nBlocks);
       const mseClip = o.mseClip ?? true;
+      // The SIMD range search reads a block's rows as one strided run: not under act-order, whose blocks' rows are scattered.
+      const rangeSimd = simd && mseClip && !o.actOrder && Ns % 4 === 0 ? { kernels: simd, ...rangeBuf } : undefined;
       if (o.actOrder) {
         for (let blk = 0; blk < nBlocks; blk++)
           setBlockParams({ tail, sScale, sZero, haveParams, blo, bhi, K, Ns, pos, i1: 0, bs, bits: o.bits, symmetric: o.symmetric, mseClip }, blk);
@@ -182,6 +195,7 @@ export async function gptq(
             levels,
             mseClip,
             simd,
+            rangeSimd,
           });
           if (s2 < count) await spread(i1 + s1, s2 - s1, count - s2, err.subarray(s1 * Ns, s2 * Ns), tail.subarray(s2 * Ns, count * Ns));
         }
@@ -242,6 +256,15 @@ interface ColumnWork {
   mseClip?: boolean;
   /** The SIMD kernels over `tail` and `err`'s memory, when they are in a WebAssembly scratch. */
   simd: KernelExports | undefined;
+  /** The SIMD range search and its buffers (a candidate's scales, zero points and errors per output), where it applies. */
+  rangeSimd?: RangeSimd;
+}
+
+interface RangeSimd {
+  kernels: KernelExports;
+  s: Float32Array;
+  z: Float32Array;
+  e: Float32Array;
 }
 
 /**
@@ -282,7 +305,10 @@ function quantizeColumns(c: ColumnWork): void {
 
 /** A block's scale and zero point per output of the strip, from its rows of the tail (min/max or MSE ranges). */
 function setBlockParams(
-  c: Pick<ColumnWork, 'tail' | 'sScale' | 'sZero' | 'haveParams' | 'blo' | 'bhi' | 'K' | 'Ns' | 'pos' | 'i1' | 'bs' | 'bits' | 'symmetric' | 'mseClip'>,
+  c: Pick<
+    ColumnWork,
+    'tail' | 'sScale' | 'sZero' | 'haveParams' | 'blo' | 'bhi' | 'K' | 'Ns' | 'pos' | 'i1' | 'bs' | 'bits' | 'symmetric' | 'mseClip' | 'rangeSimd'
+  >,
   blk: number,
 ): void {
   const { tail, sScale, sZero, blo, bhi, K, Ns, pos, i1, bs } = c;
@@ -291,7 +317,9 @@ function setBlockParams(
   const k1 = Math.min(K, k0 + bs);
   const rowStart = (k: number) => (pos[k] - i1) * Ns;
   rowRanges(tail, k0, k1, rowStart, 1, Ns, blo, bhi);
-  if (c.mseClip) mseBlockParams(tail, k0, k1, rowStart, Ns, blo, bhi, c.bits, c.symmetric, sScale.subarray(pb, pb + Ns), sZero.subarray(pb, pb + Ns));
+  if (c.mseClip && c.rangeSimd)
+    mseBlockParamsSimd(c.rangeSimd, tail, rowStart(k0), k1 - k0, Ns, blo, bhi, c.bits, c.symmetric, sScale.subarray(pb, pb + Ns), sZero.subarray(pb, pb + Ns));
+  else if (c.mseClip) mseBlockParams(tail, k0, k1, rowStart, Ns, blo, bhi, c.bits, c.symmetric, sScale.subarray(pb, pb + Ns), sZero.subarray(pb, pb + Ns));
   else {
     for (let n = 0; n < Ns; n++) {
       const { scale, zero } = blockParams(blo[n], bhi[n], c.bits, c.symmetric);
@@ -300,6 +328,48 @@ function setBlockParams(
     }
   }
   c.haveParams[blk] = 1;
+}
+
+/**
+ * mseBlockParams for a block whose `rows` rows of `Ns` outputs follow each other in `tail` from `at`: each candidate
+ * range's errors for all outputs at once in SIMD (float32), then, as there, each output keeps its range at its first
+ * minimum (the candidates after it are computed but not looked at).
+ */
+function mseBlockParamsSimd(
+  r: RangeSimd,
+  tail: Float32Array,
+  at: number,
+  rows: number,
+  Ns: number,
+  lo: Float32Array,
+  hi: Float32Array,
+  bits: number,
+  symmetric: boolean,
+  scale: Float32Array,
+  zero: Uint8Array,
+): void {
+  const levels = (1 << bits) - 1;
+  const best = new Float32Array(Ns).fill(Infinity);
+  const open = new Uint8Array(Ns).fill(1);
+  for (const a of MSE_SHRINK) {
+    for (let n = 0; n < Ns; n++) {
+      const p = blockParams(a * lo[n], a * hi[n], bits, symmetric);
+      r.s[n] = p.scale;
+      r.z[n] = p.zero;
+    }
+    r.kernels.blockSquaredErrors(tail.byteOffset + 4 * at, 4 * Ns, rows, Ns, r.s.byteOffset, r.z.byteOffset, r.e.byteOffset, levels);
+    let searching = false;
+    for (let n = 0; n < Ns; n++) {
+      if (!open[n]) continue;
+      if (r.e[n] < best[n]) {
+        best[n] = r.e[n];
+        scale[n] = r.s[n];
+        zero[n] = r.z[n];
+        searching = true;
+      } else open[n] = 0;
+    }
+    if (!searching) return;
+  }
 }
 
 /**

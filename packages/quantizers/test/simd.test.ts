@@ -70,6 +70,33 @@ describe('SIMD kernels (WebAssembly)', () => {
     expect(d.some((v) => v !== 0)).toBe(true);
   });
 
+  it('blockSquaredErrors: per output, the squared rounding error summed over strided rows', () => {
+    const rows = 7;
+    const Ns = 12;
+    const stride = 20; // floats between rows: outputs 12 … 19 of each row must not count
+    const s = new Scratch();
+    s.reserve(rows * stride + 3 * Ns);
+    const w = s.take(rows * stride);
+    const [sc, z, e] = [s.take(Ns), s.take(Ns), s.take(Ns)];
+    const rng = new SeededRandom(3);
+    for (let i = 0; i < w.length; i++) w[i] = rng.normal();
+    for (let n = 0; n < Ns; n++) {
+      const p = blockParams(-1.5 + 0.1 * n, 1.2, 4, n % 3 === 0);
+      sc[n] = p.scale;
+      z[n] = p.zero;
+    }
+    s.simd(w, sc, z, e)!.blockSquaredErrors(w.byteOffset, 4 * stride, rows, Ns, sc.byteOffset, z.byteOffset, e.byteOffset, 15);
+    for (let n = 0; n < Ns; n++) {
+      let want = 0;
+      for (let r = 0; r < rows; r++) {
+        const v = w[r * stride + n];
+        const q = Math.min(15, Math.max(0, Math.floor(v / sc[n] + 0.5) + z[n]));
+        want += (v - (q - z[n]) * sc[n]) ** 2;
+      }
+      expect(e[n]).toBeCloseTo(want, 4);
+    }
+  });
+
   it('are offered only for arrays of the same scratch', () => {
     const a = new Scratch();
     const b = new Scratch();

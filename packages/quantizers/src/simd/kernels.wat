@@ -59,4 +59,45 @@
         (local.set $p (i32.add (local.get $p) (i32.const 20)))
         (br $blocks)))
   )
+  ;; GPTQ's range search, one candidate range for n outputs (n a multiple of 4) at once: rows values per output, row r
+  ;; at w + r·stride bytes, outputs contiguous; per output its scale s[] and zero z[] (float32); into e[] the squared
+  ;; error sum of (v − (clamp(floor(v/s + 0.5) + z, 0, levels) − z)·s)² over the rows.
+  (func (export "blockSquaredErrors") (param $w i32) (param $stride i32) (param $rows i32) (param $n i32) (param $s i32) (param $z i32) (param $e i32) (param $levels f32)
+    (local $nend i32) (local $r i32) (local $at i32)
+    (local $sv v128) (local $zv v128) (local $acc v128) (local $x v128) (local $q v128) (local $d v128)
+    (local $half v128) (local $zerov v128) (local $lv v128)
+    (local.set $half (f32x4.splat (f32.const 0.5)))
+    (local.set $zerov (f32x4.splat (f32.const 0)))
+    (local.set $lv (f32x4.splat (local.get $levels)))
+    (local.set $nend (i32.add (local.get $s) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done
+      (loop $outs
+        (br_if $done (i32.ge_u (local.get $s) (local.get $nend)))
+        (local.set $sv (v128.load (local.get $s)))
+        (local.set $zv (v128.load (local.get $z)))
+        (local.set $acc (local.get $zerov))
+        (local.set $at (local.get $w))
+        (local.set $r (local.get $rows))
+        (block $rdone
+          (loop $rowsl
+            (br_if $rdone (i32.eqz (local.get $r)))
+            (local.set $x (v128.load (local.get $at)))
+            (local.set $q
+              (f32x4.pmin
+                (f32x4.pmax
+                  (f32x4.add (f32x4.floor (f32x4.add (f32x4.div (local.get $x) (local.get $sv)) (local.get $half))) (local.get $zv))
+                  (local.get $zerov))
+                (local.get $lv)))
+            (local.set $d (f32x4.sub (local.get $x) (f32x4.mul (f32x4.sub (local.get $q) (local.get $zv)) (local.get $sv))))
+            (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $d) (local.get $d))))
+            (local.set $at (i32.add (local.get $at) (local.get $stride)))
+            (local.set $r (i32.sub (local.get $r) (i32.const 1)))
+            (br $rowsl)))
+        (v128.store (local.get $e) (local.get $acc))
+        (local.set $w (i32.add (local.get $w) (i32.const 16)))
+        (local.set $s (i32.add (local.get $s) (i32.const 16)))
+        (local.set $z (i32.add (local.get $z) (i32.const 16)))
+        (local.set $e (i32.add (local.get $e) (i32.const 16)))
+        (br $outs)))
+  )
 )
