@@ -232,14 +232,16 @@ function checkpointDir(o: BuildBundleOptions, hf: SourceFolder): string {
     flavour: o.flavour ?? 'ort',
     quantize,
     calibration: { ...calib, path: undefined, ...calibSource },
+    samplerBlockSize: calib.path ? undefined : SAMPLER_BLOCK_SIZE,
   });
   return join(o.cacheDir ?? defaultCacheDir(), 'checkpoints', createHash('sha256').update(key).digest('hex').slice(0, 32));
 }
 
 /**
  * Inputs per scale of the RTN copy that default calibration text is sampled from: 128, not the bundles' 32 — faster
- * to write and to run, and lighter after onnxruntime re-packs it (the 7B shape's sampler loads at 5.42 GB against
- * 6.49 GB); GPTQ and AWQ calibrated on its text did as well on stories260K within the seed-to-seed spread
+ * to write and to run, and lighter after onnxruntime re-packs it (the 7B shape's sampling process peaks at 5.42 GB
+ * while loading it, against 6.49 GB for block 32); GPTQ and AWQ calibrated on its text did as well on stories260K
+ * within the seed-to-seed spread
  * (docs/quantization.md).
  */
 const SAMPLER_BLOCK_SIZE = 128;
@@ -252,8 +254,8 @@ const LEAN_SAMPLER_PARAMETERS = 3e9;
  * fixed mmap threshold. The key/value tensors grow a little every step; the arena keeps each step's buffers, and
  * glibc's threshold, which rises to the size of each freed mapped block, soon puts them on the heap, whose freed
  * blocks neither fit the next step's nor go back to the system. On the 7B shape's int4 copy (8 sequences, 48 steps;
- * Xeon Sapphire Rapids, 2 cores) the process grew 7 MB per step by default, 3.4 MB (about the live cache's own
- * growth) with both settings, and not less with either alone. They cost time where the weights are small: the
+ * Xeon Sapphire Rapids, 2 cores) the process grew 7 MB per step by default, 3.4 MB with both settings (the cache
+ * itself grows 2.1 MB per step, and a step holds its past and its present), and no less with either alone. They cost time where the weights are small: the
  * TinyLlama shape's sampling took 39.5 s with them against 32 s without, hence only for large models. Other C
  * libraries ignore the variable.
  */

@@ -126,7 +126,7 @@ export async function gptq(
   const tailBuf = scratch.take(K * strip);
   const errBuf = scratch.take(lazy * strip);
   const uBuf = scratch.take(K * lazy);
-  const rangeBuf = { s: scratch.take(strip), z: scratch.take(strip), e: scratch.take(strip) };
+  const rangeBuf = { s: scratch.take(strip), z: scratch.take(strip), e: scratch.take(strip), best: new Float32Array(strip), open: new Uint8Array(strip) };
   const simd = scratch.simd(tailBuf, errBuf, rangeBuf.s, rangeBuf.z, rangeBuf.e);
   const blo = new Float32Array(strip);
   const bhi = new Float32Array(strip);
@@ -265,6 +265,9 @@ interface RangeSimd {
   s: Float32Array;
   z: Float32Array;
   e: Float32Array;
+  /** Each output's least error so far, and whether it is still searching (JS memory: the kernel does not read them). */
+  best: Float32Array;
+  open: Uint8Array;
 }
 
 /**
@@ -349,8 +352,8 @@ function mseBlockParamsSimd(
   zero: Uint8Array,
 ): void {
   const levels = (1 << bits) - 1;
-  const best = new Float32Array(Ns).fill(Infinity);
-  const open = new Uint8Array(Ns).fill(1);
+  const best = r.best.fill(Infinity, 0, Ns);
+  const open = r.open.fill(1, 0, Ns);
   for (const a of MSE_SHRINK) {
     for (let n = 0; n < Ns; n++) {
       const p = blockParams(a * lo[n], a * hi[n], bits, symmetric);

@@ -233,6 +233,7 @@ export async function upperCholeskyOfInverse(
   const u = o.overwrite && h instanceof Float32Array ? h : Float32Array.from(h);
   const scratch = o.scratch ?? new Scratch();
   const panel = o.panel ?? DEFAULT_PANEL;
+  if (!(Number.isInteger(panel) && panel >= 32)) throw new Error(`upperCholeskyOfInverse: panel must be a whole number ≥ 32, got ${panel}`);
   scratch.reserve(scratchFor(n, panel));
   // Reversing the element order maps (r, c) to (n−1−r, n−1−c).
   u.subarray(0, n * n).reverse();

@@ -1,7 +1,10 @@
 import { instantiateKernels, type KernelExports } from './simd/kernels.js';
 
-/** WebAssembly's 32-bit memories end at 65,536 pages of 64 KiB (4 GiB). */
-const MAX_PAGES = 65536;
+/**
+ * WebAssembly's 32-bit memories end at 65,536 pages of 64 KiB (4 GiB); one page less, so that the kernels' end
+ * addresses (32-bit sums) cannot wrap to 0.
+ */
+const MAX_PAGES = 65535;
 const PAGE_FLOATS = 65536 / 4;
 
 /** An empty growable WebAssembly memory, or undefined where the system would not reserve one. */
@@ -16,8 +19,8 @@ function newMemory(): WebAssembly.Memory | undefined {
 /**
  * Work memory kept between calls: one growing buffer handed out as a stack of sub-arrays. Callers that quantize
  * layer after layer pass the same one (fresh memory is slow to touch: see slice-sessions.ts). The buffer is a
- * WebAssembly memory, so that the SIMD kernels (simd/kernels.ts) work on what it hands out; past WebAssembly's
- * 4 GiB it becomes plain memory and {@link simd} answers undefined (callers then run their JS loops).
+ * WebAssembly memory, so that the SIMD kernels (simd/kernels.ts) work on what it hands out; a request past
+ * WebAssembly's 4 GiB gets plain memory, for which {@link simd} answers undefined (callers then run their JS loops).
  */
 export class Scratch {
   private memory = newMemory();
@@ -25,25 +28,29 @@ export class Scratch {
   private top = 0;
   private kernels: KernelExports | undefined;
 
-  /** Makes room for `length` floats above the current top (only while nothing is taken). */
+  /**
+   * Makes room for `length` floats above the current top (only while nothing is taken). A request the WebAssembly
+   * memory cannot grow to gets plain memory for itself (without SIMD); later, smaller ones go back to the memory.
+   */
   reserve(length: number): void {
     if (this.top !== 0) throw new Error('Scratch.reserve while buffers are taken');
-    if (this.buf.length >= length) return;
-    if (this.memory) {
+    const m = this.memory;
+    if (m) {
       const pages = Math.ceil(length / PAGE_FLOATS);
-      if (pages <= MAX_PAGES) {
+      const have = m.buffer.byteLength / 65536;
+      if (pages > have && pages <= MAX_PAGES) {
         try {
-          this.memory.grow(pages - this.memory.buffer.byteLength / 65536);
-          this.buf = new Float32Array(this.memory.buffer);
-          return;
+          m.grow(pages - have);
         } catch {
           // the system would not map that much: plain memory below
         }
       }
-      this.memory = undefined;
-      this.kernels = undefined;
+      if (m.buffer.byteLength / 4 >= length) {
+        if (this.buf.buffer !== m.buffer) this.buf = new Float32Array(m.buffer);
+        return;
+      }
     }
-    this.buf = new Float32Array(length);
+    if (this.buf.length < length || this.buf.buffer === m?.buffer) this.buf = new Float32Array(length);
   }
 
   /** `length` floats (not zeroed) until {@link release}(mark). */

@@ -105,5 +105,7 @@ describe('SIMD kernels (WebAssembly)', () => {
     expect(a.simd(a.take(4))).toBeDefined();
     expect(a.simd(b.take(4))).toBeUndefined();
     expect(a.simd(new Float32Array(4))).toBeUndefined();
+    // A scratch that never grew still links the module (its memory has 0 pages).
+    expect(new Scratch().simd()).toBeDefined();
   });
 });

@@ -79,7 +79,11 @@ export async function calibrationFromModel(
     onProgress?: ProgressCallback;
     signal?: AbortSignal;
     /** What the model is, for the record (default "the fp32 model"). */ label?: string;
-    /** onnxruntime's memory arena (default true; see SessionOptions.memoryArena: off, a long sampling's memory stops growing step by step, at some speed). */
+    /**
+     * onnxruntime's memory arena (default true; see SessionOptions.memoryArena). Off, together with glibc's
+     * MALLOC_MMAP_THRESHOLD_ set before the process starts (as buildBundle's sampling process does for large
+     * models), a long sampling's memory stops growing step by step, at some speed; either alone does not help.
+     */
     memoryArena?: boolean;
   },
 ): Promise<CalibrationData> {

@@ -1,5 +1,5 @@
 (module
-  (import "env" "memory" (memory 1))
+  (import "env" "memory" (memory 0))
   ;; dst[i] -= src[i] * u for i < n (float32; byte offsets)
   (func (export "subScaled") (param $dst i32) (param $src i32) (param $n i32) (param $u f32)
     (local $end i32) (local $end4 i32) (local $uv v128)
