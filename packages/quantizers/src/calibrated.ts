@@ -9,7 +9,7 @@ import type { CalibratedOptions, CalibrationData, LayerContext, LayerWork } from
 import { inferScaleGroups } from './graph/infer-groups.js';
 import { graphIndex } from './graph/scale-folding.js';
 import { assertFinite } from './graph/rewrite.js';
-import { Scratch } from './linalg.js';
+import { Scratch } from './scratch.js';
 import { OrtGemm } from './ort/gemm.js';
 
 /**

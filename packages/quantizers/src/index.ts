@@ -24,7 +24,7 @@ export { rtn } from './rtn.js';
 export { rtnPacked } from './rtn-packed.js';
 export type { PackedRtn } from './rtn-packed.js';
 export { gptq, prepareGptqHessian } from './gptq.js';
-export { Scratch } from './linalg.js';
+export { Scratch } from './scratch.js';
 export type { GptqOptions, GptqHessian, GemmUpdate } from './gptq.js';
 export { awqSearchScale, awqClip, awqBlockGram, fakeQuantize } from './awq.js';
 export type { AwqOptions, AwqLinear, ClipProducts } from './awq.js';

@@ -11,8 +11,6 @@
 import { transpose } from '@alki/onnx';
 import { Scratch } from './scratch.js';
 
-export { Scratch };
-
 /** C = A·Bᵀ for A [m, k] and B [n, k], into `out` when given (a new array otherwise). */
 export type MatMulABt = (a: Float32Array, m: number, k: number, b: Float32Array, n: number, out?: Float32Array) => Float32Array | Promise<Float32Array>;
 

@@ -2,7 +2,7 @@ import type { ProgressCallback } from '@alki/core';
 import type { Model, ScaleGroup, Tensor, TensorSpill } from '@alki/onnx';
 import type { BlockwiseQuantized } from '../blockwise.js';
 import type { LayerCheckpoint } from '../checkpoint.js';
-import type { Scratch } from '../linalg.js';
+import type { Scratch } from '../scratch.js';
 import type { OrtGemm } from '../ort/gemm.js';
 import type { LayerRunner } from './layer-runner.js';
 
