@@ -23,6 +23,7 @@ describe.skipIf(!stories260K || !tinyStoriesText)('GPTQ and AWQ on stories260K (
     const ref = await decoderLogits(fresh(), evalIds);
     const errors: Record<string, number> = {};
     for (const [method, extra] of [
+      ['rtn', { mseClip: false }],
       ['rtn', {}],
       ['gptq', {}],
       ['awq', {}],
@@ -37,11 +38,14 @@ describe.skipIf(!stories260K || !tinyStoriesText)('GPTQ and AWQ on stories260K (
       if (method === 'gptq') expect(report).toMatchObject({ mseClip: !('mseClip' in extra), ...('awqScales' in extra ? { awqScales: true } : {}) });
       errors[`${method}${Object.keys(extra).join('+')}`] = mse(await decoderLogits(model, evalIds), ref);
     }
-    expect(errors.gptq).toBeLessThan(errors.rtn);
-    expect(errors.awq).toBeLessThan(errors.rtn);
+    // Against RTN with min/max ranges (RTN's default searches its ranges since; GPTQ, which searches them too, beats that).
+    expect(errors.gptq).toBeLessThan(errors.rtnmseClip);
+    expect(errors.awq).toBeLessThan(errors.rtnmseClip);
     // AWQ's scales under GPTQ's rounding, and GPTQ with min/max ranges, are GPTQ variants: better than RTN too.
-    expect(errors.gptqawqScales).toBeLessThan(errors.rtn);
-    expect(errors.gptqmseClip).toBeLessThan(errors.rtn);
+    expect(errors.gptqawqScales).toBeLessThan(errors.rtnmseClip);
+    expect(errors.gptqmseClip).toBeLessThan(errors.rtnmseClip);
+    expect(errors.rtn).toBeLessThan(errors.rtnmseClip);
+    expect(errors.gptq).toBeLessThan(errors.rtn);
   });
 });
 
@@ -99,7 +103,9 @@ describe('calibrated quantizers on both graph flavours', () => {
       const ref = await decoderLogits(fresh(), evalIds);
       const errors: Record<string, number> = {};
       for (const method of ['rtn', 'gptq', 'awq', 'smoothquant'] as const) {
-        const { model } = await createQuantizer(method, method === 'smoothquant' ? {} : { bits: 4, blockSize: 32 }).quantize(fresh(), { calibration });
+        // RTN with min/max ranges: on this random 64-wide model the calibrated methods beat it, not always RTN's range search.
+        const options = method === 'smoothquant' ? {} : { bits: 4 as const, blockSize: 32, ...(method === 'rtn' ? { mseClip: false } : {}) };
+        const { model } = await createQuantizer(method, options).quantize(fresh(), { calibration });
         const packed = model.graph.nodes.some((n) => n.opType === 'GroupQueryAttention') && model.graph.nodes.some((n) => n.inputs[1]?.includes('qkv_proj'));
         expect(packed).toBe(flavour === 'ort');
         errors[method] = mse(await decoderLogits(model, evalIds), ref);

@@ -74,7 +74,8 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         })
         .option('mse-clip', {
           type: 'boolean',
-          describe: 'RTN/GPTQ: each block’s range by the least squared error of its rounding (default on for GPTQ, off for RTN)',
+          describe:
+            'RTN/GPTQ: each block’s range by the least squared error of its rounding (default on for GPTQ and for RTN below 8 bits; --no-mse-clip for min/max)',
         })
         .option('calib', {
           type: 'string',
