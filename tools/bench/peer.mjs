@@ -4,8 +4,9 @@
 // defaults) run by @alki/runtime — each measurement in its own process (speed and the process's peak RSS),
 // alternating in one run for ALKI_PEER_ROUNDS rounds (default 4): prompt 128, 64 new tokens, 2 threads. Prints
 // paired ratios (alki ÷ llama.cpp, per round, then their median) and writes JSON to bench-results/.
+// Then each Alki variant once more under onnxruntime's profiler (peer-profile-worker.mjs): where the time goes.
 // Env: ALKI_BENCH_WORK (keep the model, GGUF and bundles), ALKI_PEER_ROUNDS, ALKI_PEER_THREADS,
-// ALKI_PEER_VARIANTS (comma list of: q4_0, q8_0, alki, alki-b128, alki-b128-h4).
+// ALKI_PEER_VARIANTS (comma list of: q4_0, q8_0, alki, alki-sym, alki-b128, alki-b128-h4).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +38,7 @@ const VARIANTS = {
   q4_0: { label: 'llama.cpp Q4_0 (output Q8_0)', engine: 'llama', gguf: { type: 'Q4_0' } },
   q8_0: { label: 'llama.cpp Q8_0', engine: 'llama', gguf: { type: 'Q8_0' } },
   alki: { label: 'alki --bits 4 (defaults)', engine: 'alki', quantize: { method: 'rtn', bits: 4 } },
+  'alki-sym': { label: 'alki --bits 4 --symmetric', engine: 'alki', quantize: { method: 'rtn', bits: 4, symmetric: true } },
   'alki-b128': { label: 'alki --bits 4 --block-size 128', engine: 'alki', quantize: { method: 'rtn', bits: 4, blockSize: 128 } },
   'alki-b128-h4': { label: 'alki b128, head 4, embed 4', engine: 'alki', quantize: { method: 'rtn', bits: 4, blockSize: 128, headBits: 4, embedBits: 4 } },
 };
@@ -119,6 +121,43 @@ try {
     Object.assign(result.variants[v], summary);
     console.log(
       `${VARIANTS[v].label.padEnd(34)} ${mb(files[v].bytes).padStart(5)} ${summary.prefill.toFixed(1).padStart(8)} ${summary.decode.toFixed(1).padStart(7)} ${`${mb(summary.peakRssBytes)} MB`.padStart(9)} ${summary.prefillRatio.toFixed(2).padStart(9)}× ${summary.decodeRatio.toFixed(2).padStart(8)}× ${summary.rssRatio.toFixed(2).padStart(5)}×`,
+    );
+  }
+  // Where the time goes: each Alki variant once more under onnxruntime's profiler (its own process), against the
+  // read bandwidth measured there; llama.cpp's bytes per token are its file less the embedding table's rows.
+  console.log('\nwhere the time goes (decode: per step; prefill: the whole prompt):');
+  const fmt = (ops, total) =>
+    Object.entries(ops)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 4)
+      .map(([op, ms]) => `${op} ${ms.toFixed(1)} ms (${((100 * ms) / total).toFixed(0)}%)`)
+      .join(', ');
+  for (const v of variants) {
+    const summary = result.variants[v];
+    if (VARIANTS[v].engine === 'llama') {
+      const table = (shape.vocabSize * shape.hiddenSize * (VARIANTS[v].gguf.type === 'Q8_0' ? 34 : 18)) / 32;
+      summary.bytesPerToken = files[v].bytes - table;
+      console.log(
+        `  ${VARIANTS[v].label}: reads ~${mb(summary.bytesPerToken)} MB per token → ${((summary.bytesPerToken * summary.decode) / 1e9).toFixed(1)} GB/s at its decode speed`,
+      );
+      continue;
+    }
+    const out = execFileSync(process.execPath, [join(here, 'peer-profile-worker.mjs'), files[v].path, JSON.stringify(run)], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 20,
+    });
+    const p = JSON.parse(out.trim().split('\n').pop());
+    summary.profile = p;
+    summary.bytesPerToken = p.bytesPerToken;
+    const d = p.decode;
+    console.log(
+      `  ${VARIANTS[v].label}: decode step ${d.wallMs.toFixed(1)} ms wall, ${d.modelRunMs.toFixed(1)} in onnxruntime's run, ${d.kernelsMs.toFixed(1)} in kernels ` +
+        `(${(d.wallMs - d.kernelsMs).toFixed(1)} ms outside them); KV cache ${p.kvInPlace ? 'updated in place' : 'copied'}\n` +
+        `    decode kernels: ${fmt(d.ops, d.kernelsMs)}\n` +
+        `    prefill kernels (${p.prefill.kernelsMs.toFixed(0)} ms): ${fmt(p.prefill.ops, p.prefill.kernelsMs)}\n` +
+        `    reads ${mb(p.bytesPerToken)} MB per token (MatMulNBits ${mb(p.matMulNBitsBytes)} MB in ${d.ops.MatMulNBits?.toFixed(1)} ms: ` +
+        `${(p.matMulNBitsBytes / (d.ops.MatMulNBits ?? NaN) / 1e6).toFixed(1)} GB/s) against ${p.bandwidthGBs.toFixed(1)} GB/s read bandwidth (fp32 GEMV, ${threads} threads): ` +
+        `≤ ${((p.bandwidthGBs * 1e9) / p.bytesPerToken).toFixed(1)} tok/s if bandwidth-bound`,
     );
   }
   console.log('\ntarget (issue 15): decode and prefill ≥ 1.2× llama.cpp Q4_0, peak RSS ≤ 1.0×, at Q4_0 quality or better (pnpm bench:q4_0)');

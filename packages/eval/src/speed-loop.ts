@@ -24,7 +24,8 @@ export async function timeGeneration(
   const times: GenerationTimes = { prefill: [], decode: [], ttft: [] };
   for (let r = 0; r < o.warmupRuns + o.runs; r++) {
     const a = performance.now();
-    const first = await decoder.forward([prompt], decoder.emptyCache(1), 0);
+    // Room for the whole run: a graph that can, appends to it in place (Decoder.kvInPlace), as generate() does.
+    const first = await decoder.forward([prompt], decoder.emptyCache(1, P + N), 0);
     let next = argmax(first.logits, (P - 1) * first.vocabSize, first.vocabSize);
     const b = performance.now();
     let past = first.present;

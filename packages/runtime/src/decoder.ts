@@ -25,24 +25,53 @@ export interface ForwardResult {
   present: KvCache;
 }
 
+/** How a {@link Decoder} runs its graph. */
+export interface DecoderOptions {
+  /**
+   * The graph's past_key_values inputs feed only GroupQueryAttention nodes, which append to a max-length buffer
+   * when their past and present are the same memory (onnxruntime's past_present_share_buffer): a cache from
+   * emptyCache(batch, capacity) is then updated in place instead of copied into new tensors every step.
+   * DecoderSession.load finds this out from the graph; default false.
+   */
+  kvInPlace?: boolean;
+}
+
 /**
  * A decoder graph with the transformers.js I/O names (input_ids, attention_mask, position_ids,
  * past_key_values.*) over an onnxruntime session of any build: onnxruntime-node (DecoderSession.load)
  * or onnxruntime-web (the browser entry, `@alki/runtime/web`). Browser-safe.
  */
 export class Decoder {
+  readonly kv: KvLayout;
+  private readonly hasPositionIds: boolean;
+  /** The logits' last dimension when the graph fixes it: token ids must stay below it. */
+  readonly vocabSize: number | undefined;
+  /** Whether the graph can update a max-length cache in place (see {@link DecoderOptions.kvInPlace}). */
+  readonly kvInPlace: boolean;
+
   constructor(
     readonly session: InferenceSession,
     private readonly TensorClass: TensorConstructor,
-    readonly kv: KvLayout = kvLayout(session),
-    private readonly hasPositionIds = session.inputNames.includes('position_ids'),
-    /** The logits' last dimension when the graph fixes it: token ids must stay below it. */
-    readonly vocabSize: number | undefined = logitsWidth(session),
-  ) {}
+    options: DecoderOptions = {},
+  ) {
+    this.kv = kvLayout(session);
+    this.hasPositionIds = session.inputNames.includes('position_ids');
+    this.vocabSize = logitsWidth(session);
+    this.kvInPlace = !!options.kvInPlace && this.kv.names.length > 0;
+  }
 
-  /** An empty cache for `batch` sequences. */
-  emptyCache(batch = 1): KvCache {
-    return this.kv.names.map(() => new this.TensorClass('float32', new Float32Array(0), [batch, this.kv.numKvHeads, 0, this.kv.headDim]));
+  /**
+   * An empty cache for `batch` sequences. With a `capacity` and a graph that updates its cache in place
+   * ({@link kvInPlace}), one buffer of `capacity` positions per key/value that every step writes into (no copy of
+   * the cache per step); otherwise a cache that grows by one copy per step, as transformers.js keeps it.
+   */
+  emptyCache(batch = 1, capacity = 0): KvCache {
+    const { numKvHeads: h, headDim: d } = this.kv;
+    if (this.kvInPlace && capacity > 0) {
+      if (!Number.isInteger(capacity)) throw new AlkiError('BAD_INPUT', `the cache capacity must be a whole number of positions, got ${capacity}`);
+      return this.kv.names.map(() => new this.TensorClass('float32', new Float32Array(batch * h * capacity * d), [batch, h, capacity, d]));
+    }
+    return this.kv.names.map(() => new this.TensorClass('float32', new Float32Array(0), [batch, h, 0, d]));
   }
 
   /**
@@ -68,6 +97,20 @@ export class Decoder {
       }
     }
     const total = pastLength + seq;
+    // A cache longer than what it holds is a max-length buffer (emptyCache with a capacity): updated in place.
+    const room = past[0]?.dims[2] ?? pastLength;
+    const inPlace = room !== pastLength;
+    if (inPlace && (!this.kvInPlace || total > room)) {
+      throw new AlkiError(
+        'BAD_INPUT',
+        this.kvInPlace
+          ? `the KV cache has room for ${room} positions, and this step needs ${total}`
+          : `the KV cache holds ${room} positions but ${pastLength} were said to be past, and this graph cannot update a longer buffer in place`,
+        this.kvInPlace
+          ? 'allocate it with emptyCache(batch, capacity) for the whole prompt plus every new token'
+          : 'pass the present tensors of the previous step as they are',
+      );
+    }
     const flat = new BigInt64Array(batch * seq);
     const pos = new BigInt64Array(batch * seq);
     for (let b = 0; b < batch; b++) {
@@ -84,7 +127,9 @@ export class Decoder {
     this.kv.names.forEach((n, i) => (feeds[n] = past[i]));
     let out: InferenceSession.OnnxValueMapType;
     try {
-      out = await this.session.run(feeds);
+      // In place: each present output is bound to its past buffer (GroupQueryAttention sees the same pointer and
+      // appends instead of copying the cache into a fresh output).
+      out = inPlace ? await this.session.run(feeds, this.boundOutputs(past)) : await this.session.run(feeds);
     } catch (e) {
       const first = ortMessage(e);
       throw new AlkiError(
@@ -98,8 +143,15 @@ export class Decoder {
     return {
       logits: logits.data as Float32Array,
       vocabSize: logits.dims[logits.dims.length - 1],
-      present: this.kv.presentNames.map((n) => out[n] as Tensor),
+      present: inPlace ? past : this.kv.presentNames.map((n) => out[n] as Tensor),
     };
+  }
+
+  /** Fetches that write each present output into its past buffer, and the logits into a fresh tensor. */
+  private boundOutputs(past: KvCache): InferenceSession.NullableOnnxValueMapType {
+    const fetches: Record<string, Tensor | null> = { logits: null };
+    this.kv.presentNames.forEach((n, i) => (fetches[n] = past[i]));
+    return fetches;
   }
 
   async release(): Promise<void> {

@@ -48,7 +48,8 @@ export async function generate(
   const stop = new Set(options.stopTokenIds ?? []);
   const ids: number[] = [];
   const stepLogits: Float32Array[] = [];
-  let past = session.emptyCache(1);
+  // One buffer for the prompt and every new token where the graph can append in place (Decoder.kvInPlace).
+  let past = session.emptyCache(1, Math.min(promptIds.length + maxNew, options.maxPositions ?? Infinity));
   let pastLen = 0;
   let input = promptIds;
   let stopReason: GenerateResult['stopReason'] = 'max-tokens';

@@ -1,7 +1,7 @@
-export { DecoderSession } from './session.js';
+export { DecoderSession, cacheUpdatedInPlace } from './session.js';
 export type { SessionOptions } from './session.js';
 export { Decoder, ortMessage } from './decoder.js';
-export type { KvCache, KvLayout, ForwardResult, TensorConstructor } from './decoder.js';
+export type { KvCache, KvLayout, ForwardResult, TensorConstructor, DecoderOptions } from './decoder.js';
 export { loadTokenizer } from './tokenizer.js';
 export { tokenizerFromJson } from './tokenizer-core.js';
 export type { TextTokenizer, TokenizerFiles } from './tokenizer-core.js';

@@ -1,7 +1,11 @@
 import { existsSync, statSync } from 'node:fs';
+import { readModelFile, type Graph } from '@alki/onnx';
 import { ort } from './ort.js';
 import { AlkiError } from '@alki/core';
 import { Decoder, ortMessage } from './decoder.js';
+
+/** Graph files read to find out whether the cache can be updated in place: above this, the weights are inside. */
+const MAX_GRAPH_PROBE_BYTES = 64 * 2 ** 20;
 
 export interface SessionOptions {
   /** Intra-op threads (default: onnxruntime's choice, all cores). */
@@ -45,6 +49,34 @@ export class DecoderSession extends Decoder {
         { cause: e },
       );
     }
-    return new DecoderSession(session, ort.Tensor);
+    return new DecoderSession(session, ort.Tensor, { kvInPlace: st.size <= MAX_GRAPH_PROBE_BYTES && cacheUpdatedInPlace(modelPath) });
   }
+}
+
+/**
+ * Whether every past_key_values input of the graph at `modelPath` feeds only GroupQueryAttention's past key/value
+ * (inputs 3 and 4), whose present outputs are the matching present.* outputs: then a max-length buffer bound as both
+ * is appended to in place (DecoderOptions.kvInPlace). Any other reader of the cache (a Concat, a Shape) rules it out.
+ */
+export function cacheUpdatedInPlace(modelPath: string): boolean {
+  let graph: Graph;
+  try {
+    graph = readModelFile(modelPath, { loadExternalData: false }).graph;
+  } catch {
+    return false; // onnxruntime has read it already: whatever this reader dislikes, the copying cache still works
+  }
+  const past = graph.inputs.filter((i) => i.name.startsWith('past_key_values.')).map((i) => i.name);
+  if (past.length === 0) return false;
+  return past.every((name) => {
+    const readers = graph.nodes.filter((n) => n.inputs.includes(name));
+    return (
+      readers.length > 0 &&
+      readers.every((n) => {
+        if (n.opType !== 'GroupQueryAttention' || n.domain !== 'com.microsoft') return false;
+        const slot = n.inputs.indexOf(name);
+        const present = name.replace('past_key_values.', 'present.');
+        return (slot === 3 || slot === 4) && n.inputs.lastIndexOf(name) === slot && n.outputs[slot - 2] === present;
+      })
+    );
+  });
 }

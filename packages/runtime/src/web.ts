@@ -1,7 +1,7 @@
 // @alki/runtime/web: what runs a bundle with no Node built-ins (a browser with onnxruntime-web, a worker):
 // the decoder over any onnxruntime session, the tokenizer from its JSON files, generation and sampling.
 export { Decoder, ortMessage } from './decoder.js';
-export type { KvCache, KvLayout, ForwardResult, TensorConstructor } from './decoder.js';
+export type { KvCache, KvLayout, ForwardResult, TensorConstructor, DecoderOptions } from './decoder.js';
 export { tokenizerFromJson } from './tokenizer-core.js';
 export type { TextTokenizer, TokenizerFiles } from './tokenizer-core.js';
 export { generate } from './generate.js';

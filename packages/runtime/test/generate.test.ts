@@ -202,3 +202,54 @@ describe('sampling', () => {
     expect(() => samplingDefaults({ topP: 0 })).toThrow(/top-p/);
   });
 });
+
+describe('KV cache updated in place (GroupQueryAttention sharing past and present)', () => {
+  // head_dim 16: the ort flavour uses GroupQueryAttention (the portable flavour concatenates its cache).
+  const model = tinyLlama({ seed: 9, numLayers: 2, hiddenSize: 64, intermediateSize: 96, numHeads: 4, numKvHeads: 2 });
+  const tmp = tempDir();
+  afterAll(() => {
+    tmp.cleanup();
+    model.cleanup();
+  });
+
+  it('is found in the graph, and gives the logits of the copying cache step by step', async () => {
+    const ort = await DecoderSession.load(exportTo(model.dir, tmp.dir, 'ort'));
+    const copying = new DecoderSession(ort.session, (await import('onnxruntime-node')).Tensor);
+    try {
+      expect(ort.kvInPlace).toBe(true);
+      expect(copying.kvInPlace).toBe(false);
+      const prompt = [1, 40, 41, 42, 43];
+      let a = await ort.forward([prompt], ort.emptyCache(1, 9), 0);
+      let b = await copying.forward([prompt], copying.emptyCache(1, 9), 0);
+      const buffers = a.present;
+      expect(buffers[0].dims).toEqual([1, 2, 9, 16]);
+      expect(b.present[0].dims).toEqual([1, 2, 5, 16]);
+      for (let step = 0; step < 4; step++) {
+        expect(Array.from(a.logits)).toEqual(Array.from(b.logits));
+        const next = argmax(a.logits, (a.logits.length / a.vocabSize - 1) * a.vocabSize, a.vocabSize);
+        [a, b] = [await ort.forward([[next]], a.present, 5 + step), await copying.forward([[next]], b.present, 5 + step)];
+        expect(a.present).toBe(buffers); // the same buffers, written in place
+      }
+      expect(Array.from(a.logits)).toEqual(Array.from(b.logits));
+      // Greedy generation through either cache: the same tokens.
+      const g = await generate(ort, prompt, { maxNewTokens: 6, temperature: 0 });
+      expect((await generate(copying, prompt, { maxNewTokens: 6, temperature: 0 })).ids).toEqual(g.ids);
+      // A full buffer is refused before onnxruntime could write past its end.
+      await expect(ort.forward([[3, 4]], ort.emptyCache(1, 9), 8)).rejects.toThrow(/room for 9 positions, and this step needs 10/);
+      // A graph that cannot append in place refuses a buffer longer than its past.
+      await expect(copying.forward([[3]], ort.emptyCache(1, 9), 2)).rejects.toThrow(/cannot update a longer buffer in place/);
+    } finally {
+      await ort.release();
+    }
+  });
+
+  it('is not used where the cache is concatenated (portable flavour)', async () => {
+    const portable = await DecoderSession.load(exportTo(model.dir, join(tmp.dir), 'portable'));
+    try {
+      expect(portable.kvInPlace).toBe(false);
+      expect(portable.emptyCache(1, 9)[0].dims).toEqual([1, 2, 0, 16]);
+    } finally {
+      await portable.release();
+    }
+  });
+});
