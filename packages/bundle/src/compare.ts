@@ -8,7 +8,13 @@ import { assertOutsideProtected } from './atomic-dir.js';
 import { buildBundle, CALIBRATION_SAMPLES, type CalibrationOptions } from './build.js';
 import { bundleEvalTarget } from './eval-target.js';
 import { readBundle, type Bundle } from './read.js';
-import { readCalibrationFile, type QuantizeOptions } from '@alki/quantizers';
+import { readCalibrationFile, resolveQuantizeOptions, type QuantizeOptions } from '@alki/quantizers';
+
+/** Whether a method's bundle records searched block ranges (as its manifest's quantization.mseClip would say). */
+function searchesRanges(q: MethodSpec['quantize']): boolean {
+  const r = resolveQuantizeOptions(q);
+  return r.method === 'gptq' ? (r.mseClip ?? true) : r.method === 'rtn' && !!r.mseClip;
+}
 
 /** One method of a comparison, e.g. rtn4 = RTN int4 block 32. */
 export interface MethodSpec {
@@ -21,6 +27,8 @@ const KNOWN: Record<string, MethodSpec['quantize']> = {
   rtn8: { method: 'rtn', bits: 8, blockSize: 32 },
   rtn4: { method: 'rtn', bits: 4, blockSize: 32 },
   'rtn4-b128': { method: 'rtn', bits: 4, blockSize: 128 },
+  // RTN int4 with min/max block ranges (RTN's default before it searched them).
+  'rtn4-minmax': { method: 'rtn', bits: 4, blockSize: 32, mseClip: false },
   awq4: { method: 'awq', bits: 4, blockSize: 32 },
   gptq4: { method: 'gptq', bits: 4, blockSize: 32 },
   gptq8: { method: 'gptq', bits: 8, blockSize: 32 },
@@ -90,6 +98,8 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       q!.method === m.quantize.method &&
       m.quantize.method !== 'smoothquant' &&
       (m.quantize.method === 'none' || (q!.bits === (m.quantize.bits ?? 4) && q!.groupSize === (m.quantize.blockSize ?? 32))) &&
+      // RTN's default ranges changed (min/max → searched): a bundle of the other kind is not this method's.
+      !!q!.mseClip === searchesRanges(m.quantize) &&
       sameCalibration(existing.manifest.quantization.calibration, o.calibration);
     if (matches) {
       bundles.push(existing);

@@ -35,9 +35,11 @@ export interface QuantizeOptions {
   percDamp?: number;
   /**
    * Each block's range chosen by the least squared error of its own rounding (a shrink grid, see mseBlockParams)
-   * instead of min/max. Default: on for GPTQ, and for RTN below 8 bits — where it puts plain int4 at llama.cpp Q4_0's
-   * quality or better (stories260K +8.69% against Q4_0's +9.17%, RTN min/max +9.48%) for ~15 s more on a 1.1B
-   * model (docs/performance.md); off for 8-bit RTN, whose 255 levels leave no outlier worth clipping.
+   * instead of min/max. Default: on for GPTQ, and for RTN's weights below 8 bits in blocks of at most 64 — where it
+   * puts plain int4 at llama.cpp Q4_0's quality or better (stories260K +8.69% against Q4_0's +9.17%, RTN min/max
+   * +9.48%) for ~15 s more on a 1.1B model (docs/performance.md). Off for 8-bit weights (the 8-bit head of an int4
+   * build included: 255 levels leave no outlier worth clipping) and for blocks of 128 or 256 (stories260K: +11.58%
+   * with it against +10.83%). Given explicitly, it applies to every weight.
    */
   mseClip?: boolean;
   /** GPTQ: AWQ's activation-aware per-channel scales folded into the graph first, then GPTQ's rounding. */
@@ -187,8 +189,9 @@ export function resolveQuantizeOptions(o: QuantizeOptions): ResolvedQuantizeOpti
       'drop --embed-bits, or use --quantize rtn, awq or gptq',
     );
   if (o.percDamp !== undefined && !(o.percDamp > 0 && o.percDamp < 1)) throw new AlkiError('BAD_OPTION', `dampening must be in (0, 1), got ${o.percDamp}`);
-  // RTN's block ranges by least squared error below 8 bits unless asked otherwise (see QuantizeOptions.mseClip).
-  const mseClip = o.method === 'rtn' ? (o.mseClip ?? bits < 8) : o.mseClip;
+  // RTN's block ranges by least squared error for int4 in small blocks unless asked otherwise (QuantizeOptions.mseClip);
+  // per weight, an 8-bit head keeps min/max (see rtnMseClip).
+  const mseClip = o.method === 'rtn' ? (o.mseClip ?? (bits < 8 && blockSize <= 64)) : o.mseClip;
   return { ...o, bits: bits as 2 | 4 | 8, blockSize, symmetric: o.symmetric ?? false, accuracyLevel, mseClip };
 }
 
@@ -349,7 +352,8 @@ export function quantize(model: Model, options: QuantizeOptions): { model: Model
     // Rows [N, K] straight from the checkpoint when the export is lazy: no transpose, contiguous blocks.
     const rows = readTransposed(site.weight);
     const name = site.weight.name;
-    const p = rtnPacked(rows, site.N, site.K, { bits: bits(name), blockSize: o.blockSize, symmetric: o.symmetric, mseClip: o.mseClip });
+    const mseClip = !!o.mseClip && (options.mseClip !== undefined || bits(name) < 8);
+    const p = rtnPacked(rows, site.N, site.K, { bits: bits(name), blockSize: o.blockSize, symmetric: o.symmetric, mseClip });
     // A NaN error means a NaN or ±Inf weight: find and report it (a pass that costs nothing when all is well).
     if (Number.isNaN(p.relativeError)) assertFinite(name, site.weight.data as Float32Array);
     const tensors = {

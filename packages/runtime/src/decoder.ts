@@ -21,7 +21,10 @@ export interface ForwardResult {
   /** [batch, seq, vocab], row-major. */
   logits: Float32Array;
   vocabSize: number;
-  /** Updated cache, to pass as `past` of the next step. */
+  /**
+   * Updated cache, to pass as `past` of the next step. With a max-length cache (emptyCache with a capacity) it is
+   * `past` itself, written in place: keep a copy before a step if an earlier state is needed again (a shared prefix).
+   */
   present: KvCache;
 }
 
@@ -31,7 +34,8 @@ export interface DecoderOptions {
    * The graph's past_key_values inputs feed only GroupQueryAttention nodes, which append to a max-length buffer
    * when their past and present are the same memory (onnxruntime's past_present_share_buffer): a cache from
    * emptyCache(batch, capacity) is then updated in place instead of copied into new tensors every step.
-   * DecoderSession.load finds this out from the graph; default false.
+   * DecoderSession.load finds this out from the graph (cacheUpdatedInPlace); set it only where that says true.
+   * Default false. Nothing to gain with onnxruntime-web, which copies tensors in and out of its heap anyway.
    */
   kvInPlace?: boolean;
 }

@@ -48,8 +48,9 @@ export async function generate(
   const stop = new Set(options.stopTokenIds ?? []);
   const ids: number[] = [];
   const stepLogits: Float32Array[] = [];
-  // One buffer for the prompt and every new token where the graph can append in place (Decoder.kvInPlace).
-  let past = session.emptyCache(1, Math.min(promptIds.length + maxNew, options.maxPositions ?? Infinity));
+  // One buffer for the prompt and the new tokens where the graph can append in place (Decoder.kvInPlace), reserved
+  // for at most 1024 new ones: a full buffer simply continues as the copying cache (forward, pastLength = capacity).
+  let past = session.emptyCache(1, Math.min(promptIds.length + Math.min(maxNew, 1024), options.maxPositions ?? Infinity));
   let pastLen = 0;
   let input = promptIds;
   let stopReason: GenerateResult['stopReason'] = 'max-tokens';

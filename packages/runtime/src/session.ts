@@ -14,14 +14,19 @@ export interface SessionOptions {
   executionProviders?: string[];
   /**
    * onnxruntime's CPU memory arena (default true). The arena keeps what it once allocated: a long generation whose
-   * key/value tensors grow every step leaves each step's slightly larger buffers behind in it (see calibrationFromModel).
+   * key/value tensors grow every step (a copying cache, as sampleSequences keeps) leaves each step's slightly larger
+   * buffers behind in it (see calibrationFromModel).
    */
   memoryArena?: boolean;
 }
 
 /** A {@link Decoder} over an onnxruntime-node session, loaded from a file. */
 export class DecoderSession extends Decoder {
-  /** Loads an ONNX decoder (external data beside it is found by onnxruntime). */
+  /**
+   * Loads an ONNX decoder (external data beside it is found by onnxruntime). On the CPU provider, a graph file of at
+   * most 64 MiB (weights in external data, as in Alki's bundles) is read once more to find out whether its KV cache
+   * can be updated in place ({@link cacheUpdatedInPlace}); larger files keep the copying cache.
+   */
   static async load(modelPath: string, options: SessionOptions = {}): Promise<DecoderSession> {
     if (!existsSync(modelPath)) throw new AlkiError('NOT_FOUND', `model file not found: ${modelPath}`, 'check the bundle path');
     const st = statSync(modelPath);
@@ -49,7 +54,9 @@ export class DecoderSession extends Decoder {
         { cause: e },
       );
     }
-    return new DecoderSession(session, ort.Tensor, { kvInPlace: st.size <= MAX_GRAPH_PROBE_BYTES && cacheUpdatedInPlace(modelPath) });
+    // The shared buffer is onnxruntime's CPU path; a graph file past 64 MiB holds its weights, and is not read twice.
+    const cpu = (options.executionProviders ?? ['cpu']).every((p) => p === 'cpu');
+    return new DecoderSession(session, ort.Tensor, { kvInPlace: cpu && st.size <= MAX_GRAPH_PROBE_BYTES && cacheUpdatedInPlace(modelPath) });
   }
 }
 

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeModelFile } from '@alki/onnx';
@@ -236,6 +236,21 @@ describe('KV cache updated in place (GroupQueryAttention sharing past and presen
       expect((await generate(copying, prompt, { maxNewTokens: 6, temperature: 0 })).ids).toEqual(g.ids);
       // A full buffer is refused before onnxruntime could write past its end.
       await expect(ort.forward([[3, 4]], ort.emptyCache(1, 9), 8)).rejects.toThrow(/room for 9 positions, and this step needs 10/);
+      // A buffer used up exactly continues as the copying cache: the same logits as the copying cache's next step.
+      const full = ort.emptyCache(1, 6);
+      const p1 = await ort.forward([prompt], full, 0);
+      const p2 = await ort.forward([[7]], p1.present, 5);
+      expect(p2.present).toBe(full);
+      const p3 = await ort.forward([[8, 9]], p2.present, 6);
+      expect(p3.present).not.toBe(full);
+      expect(p3.present[0].dims).toEqual([1, 2, 8, 16]);
+      const c1 = await copying.forward([prompt], copying.emptyCache(1), 0);
+      const c3 = await copying.forward([[8, 9]], (await copying.forward([[7]], c1.present, 5)).present, 6);
+      expect(Array.from(p3.logits)).toEqual(Array.from(c3.logits));
+      // generate() within a context shorter than prompt + new tokens: the same ids as the copying cache.
+      const short = await generate(ort, prompt, { maxNewTokens: 10, temperature: 0, maxPositions: 8 });
+      expect(short.stopReason).toBe('context-full');
+      expect((await generate(copying, prompt, { maxNewTokens: 10, temperature: 0, maxPositions: 8 })).ids).toEqual(short.ids);
       // A graph that cannot append in place refuses a buffer longer than its past.
       await expect(copying.forward([[3]], ort.emptyCache(1, 9), 2)).rejects.toThrow(/cannot update a longer buffer in place/);
     } finally {
@@ -244,7 +259,8 @@ describe('KV cache updated in place (GroupQueryAttention sharing past and presen
   });
 
   it('is not used where the cache is concatenated (portable flavour)', async () => {
-    const portable = await DecoderSession.load(exportTo(model.dir, join(tmp.dir), 'portable'));
+    mkdirSync(join(tmp.dir, 'portable'));
+    const portable = await DecoderSession.load(exportTo(model.dir, join(tmp.dir, 'portable'), 'portable'));
     try {
       expect(portable.kvInPlace).toBe(false);
       expect(portable.emptyCache(1, 9)[0].dims).toEqual([1, 2, 0, 16]);
