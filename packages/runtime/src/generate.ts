@@ -48,9 +48,9 @@ export async function generate(
   const stop = new Set(options.stopTokenIds ?? []);
   const ids: number[] = [];
   const stepLogits: Float32Array[] = [];
-  // One buffer for the prompt and the new tokens where the graph can append in place (Decoder.kvInPlace), reserved
-  // for at most 1024 new ones: a full buffer simply continues as the copying cache (forward, pastLength = capacity).
-  let past = session.emptyCache(1, Math.min(promptIds.length + Math.min(maxNew, 1024), options.maxPositions ?? Infinity));
+  // Where the graph can, a cache appended to in place (Decoder.kvInPlace): sized for the prompt and the first new
+  // tokens, grown as generation goes on (a buffer reserved for every new token would be copied out whole each step).
+  let past = session.emptyCache(1, promptIds.length + Math.min(maxNew, 32));
   let pastLen = 0;
   let input = promptIds;
   let stopReason: GenerateResult['stopReason'] = 'max-tokens';

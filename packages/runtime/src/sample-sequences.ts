@@ -24,7 +24,9 @@ export async function sampleSequences(
   for (let b0 = 0; b0 < count; b0 += batch) {
     const B = Math.min(batch, count - b0);
     const seqs = Array.from({ length: B }, () => [startId]);
-    let past = session.emptyCache(B);
+    // Where the graph allows, a cache appended to in place (Decoder.kvInPlace) and grown as the sequences do: no
+    // step has onnxruntime allocate a new, slightly longer cache (which its arena would keep, step after step).
+    let past = session.emptyCache(B, Math.min(length, 32));
     let input = seqs.map((s) => [s[0]]);
     while (seqs[0].length < length) {
       const res = await session.forward(input, past, seqs[0].length - 1);

@@ -234,25 +234,33 @@ describe('KV cache updated in place (GroupQueryAttention sharing past and presen
       // Greedy generation through either cache: the same tokens.
       const g = await generate(ort, prompt, { maxNewTokens: 6, temperature: 0 });
       expect((await generate(copying, prompt, { maxNewTokens: 6, temperature: 0 })).ids).toEqual(g.ids);
-      // A full buffer is refused before onnxruntime could write past its end.
-      await expect(ort.forward([[3, 4]], ort.emptyCache(1, 9), 8)).rejects.toThrow(/room for 9 positions, and this step needs 10/);
-      // A buffer used up exactly continues as the copying cache: the same logits as the copying cache's next step.
-      const full = ort.emptyCache(1, 6);
-      const p1 = await ort.forward([prompt], full, 0);
+      // A full buffer grows (by at least 32 positions), keeping what it held: the same logits as the copying cache.
+      const small = ort.emptyCache(1, 6);
+      const p1 = await ort.forward([prompt], small, 0);
       const p2 = await ort.forward([[7]], p1.present, 5);
-      expect(p2.present).toBe(full);
+      expect(p2.present).toBe(small);
       const p3 = await ort.forward([[8, 9]], p2.present, 6);
-      expect(p3.present).not.toBe(full);
-      expect(p3.present[0].dims).toEqual([1, 2, 8, 16]);
+      expect(p3.present).not.toBe(small);
+      expect(p3.present[0].dims).toEqual([1, 2, 40, 16]);
+      const p4 = await ort.forward([[10]], p3.present, 8);
+      expect(p4.present).toBe(p3.present);
       const c1 = await copying.forward([prompt], copying.emptyCache(1), 0);
-      const c3 = await copying.forward([[8, 9]], (await copying.forward([[7]], c1.present, 5)).present, 6);
+      const c2 = await copying.forward([[7]], c1.present, 5);
+      const c3 = await copying.forward([[8, 9]], c2.present, 6);
+      const c4 = await copying.forward([[10]], c3.present, 8);
       expect(Array.from(p3.logits)).toEqual(Array.from(c3.logits));
-      // generate() within a context shorter than prompt + new tokens: the same ids as the copying cache.
+      expect(Array.from(p4.logits)).toEqual(Array.from(c4.logits));
+      await expect(ort.forward([[3]], ort.emptyCache(1, 4), 5)).rejects.toThrow(/room for 4 positions, fewer than the 5 said to be past/);
+      // generate() within a context shorter than prompt + new tokens, and past its first buffer: the copying cache's ids.
       const short = await generate(ort, prompt, { maxNewTokens: 10, temperature: 0, maxPositions: 8 });
       expect(short.stopReason).toBe('context-full');
       expect((await generate(copying, prompt, { maxNewTokens: 10, temperature: 0, maxPositions: 8 })).ids).toEqual(short.ids);
-      // A graph that cannot append in place refuses a buffer longer than its past.
-      await expect(copying.forward([[3]], ort.emptyCache(1, 9), 2)).rejects.toThrow(/cannot update a longer buffer in place/);
+      const long = await generate(ort, prompt, { maxNewTokens: 60, temperature: 0 });
+      expect((await generate(copying, prompt, { maxNewTokens: 60, temperature: 0 })).ids).toEqual(long.ids);
+      // The sampler through either cache (batch of 3, grown buffers): the same sequences.
+      expect(await sampleSequences(ort, 1, 3, 50, 4, 3)).toEqual(await sampleSequences(copying, 1, 3, 50, 4, 3));
+      // A cache that is not one of this decoder's buffers must hold exactly its past.
+      await expect(copying.forward([[3]], ort.emptyCache(1, 9), 2)).rejects.toThrow(/holds 9 positions but 2 were said to be past/);
     } finally {
       await ort.release();
     }
