@@ -6,7 +6,8 @@
 // paired ratios (alki ÷ llama.cpp, per round, then their median) and writes JSON to bench-results/.
 // Then each Alki variant once more under onnxruntime's profiler (peer-profile-worker.mjs): where the time goes.
 // Env: ALKI_BENCH_WORK (keep the model, GGUF and bundles), ALKI_PEER_ROUNDS, ALKI_PEER_THREADS,
-// ALKI_PEER_VARIANTS (comma list of: q4_0, q8_0, alki, alki-sym, alki-b128, alki-b128-h4).
+// ALKI_PEER_VARIANTS (comma list of: q4_0, q8_0, q4_0-native, alki, alki-sym, alki-b128, alki-b128-h4),
+// ALKI_PEER_LLAMA_BENCH (a native llama-bench for q4_0-native).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,18 +31,35 @@ const run = { promptTokens: 128, newTokens: 64, runs: 3, warmupRuns: 1, threads,
 const keep = process.env.ALKI_BENCH_WORK;
 const work = keep ?? mkdtempSync(join(tmpdir(), 'alki-peer-'));
 const log = (s) => process.stderr.write(`${s}\n`);
-const mb = (b) => (b / 1e6).toFixed(0);
+const mb = (b) => (Number.isFinite(b) ? (b / 1e6).toFixed(0) : '—');
 const result = { benchmark: 'peer', machine: machineInfo(), shape: { name: 'TinyLlama-1.1B', ...shape }, run, rounds: [], variants: {} };
 
 /** What each variant is and how it is measured. */
 const VARIANTS = {
   q4_0: { label: 'llama.cpp Q4_0 (output Q8_0)', engine: 'llama', gguf: { type: 'Q4_0' } },
   q8_0: { label: 'llama.cpp Q8_0', engine: 'llama', gguf: { type: 'Q8_0' } },
+  // The same Q4_0 file through a native llama-bench (ALKI_PEER_LLAMA_BENCH): is node-llama-cpp's build as fast?
+  'q4_0-native': { label: 'llama.cpp Q4_0, native llama-bench', engine: 'llama-bench', gguf: { type: 'Q4_0' } },
   alki: { label: 'alki --bits 4 (defaults)', engine: 'alki', quantize: { method: 'rtn', bits: 4 } },
   'alki-sym': { label: 'alki --bits 4 --symmetric', engine: 'alki', quantize: { method: 'rtn', bits: 4, symmetric: true } },
   'alki-b128': { label: 'alki --bits 4 --block-size 128', engine: 'alki', quantize: { method: 'rtn', bits: 4, blockSize: 128 } },
   'alki-b128-h4': { label: 'alki b128, head 4, embed 4', engine: 'alki', quantize: { method: 'rtn', bits: 4, blockSize: 128, headBits: 4, embedBits: 4 } },
 };
+
+/**
+ * A native llama-bench (the command in ALKI_PEER_LLAMA_BENCH, e.g. a llama.cpp build's bin/llama-bench): prefill of
+ * the prompt from an empty context, decode of the new tokens after the prompt (-d), as Alki's loop measures them.
+ * Its process's peak memory is not measured.
+ */
+function llamaBenchRun(path) {
+  const cmd = process.env.ALKI_PEER_LLAMA_BENCH;
+  if (!cmd) throw new Error('variant q4_0-native needs ALKI_PEER_LLAMA_BENCH=<path of a llama-bench with -d (2025 or later)>');
+  const P = run.promptTokens;
+  const args = ['-m', path, '-p', String(P), '-n', String(run.newTokens), '-d', `0,${P}`, '-t', String(threads), '-r', '3', '-o', 'json'];
+  const rows = JSON.parse(execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 22, stdio: ['ignore', 'pipe', 'ignore'] }));
+  const find = (prompt, gen, depth) => rows.find((x) => x.n_prompt === prompt && x.n_gen === gen && (x.n_depth ?? 0) === depth)?.avg_ts ?? NaN;
+  return { prefill: find(P, 0, 0), decode: find(0, run.newTokens, P), peakRssBytes: NaN, loadMs: NaN };
+}
 
 function llamaRun(path) {
   const out = execFileSync(process.execPath, [join(here, 'peer-llama-worker.mjs'), path, JSON.stringify(run)], { encoding: 'utf8', maxBuffer: 1 << 20 });
@@ -61,8 +79,8 @@ try {
   for (const v of variants) {
     const spec = VARIANTS[v];
     if (!spec) throw new Error(`unknown variant ${v} (ALKI_PEER_VARIANTS: ${Object.keys(VARIANTS).join(', ')})`);
-    if (spec.engine === 'llama') {
-      const path = join(work, `model-${v}.gguf`);
+    if (spec.engine !== 'alki') {
+      const path = join(work, `model-${spec.gguf.type.toLowerCase()}.gguf`);
       if (!existsSync(path)) {
         const t0 = performance.now();
         writeGguf(openHfModel(modelDir), path, spec.gguf);
@@ -81,8 +99,8 @@ try {
     const row = {};
     for (const v of variants) {
       const spec = VARIANTS[v];
-      if (spec.engine === 'llama') {
-        const m = llamaRun(files[v].path);
+      if (spec.engine !== 'alki') {
+        const m = spec.engine === 'llama' ? llamaRun(files[v].path) : llamaBenchRun(files[v].path);
         row[v] = { prefill: m.prefill, decode: m.decode, peakRssBytes: m.peakRssBytes, loadMs: m.loadMs };
       } else {
         const m = await measureIsolated(files[v].path, run);
@@ -134,7 +152,7 @@ try {
       .join(', ');
   for (const v of variants) {
     const summary = result.variants[v];
-    if (VARIANTS[v].engine === 'llama') {
+    if (VARIANTS[v].engine !== 'alki') {
       const table = (shape.vocabSize * shape.hiddenSize * (VARIANTS[v].gguf.type === 'Q8_0' ? 34 : 18)) / 32;
       summary.bytesPerToken = files[v].bytes - table;
       console.log(
