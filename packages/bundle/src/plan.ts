@@ -40,7 +40,8 @@ export interface Plan {
  * - a base of Node, onnxruntime and a session with its arena: 130 MB (stories260K at its full 512-token context);
  * - the weights, by format, as a multiple of their bytes on disk (external data; TinyLlama shape): onnxruntime
  *   prepacks MatMulNBits and DynamicQuantizeMatMul weights into its own layout, and maps external data;
- * - the KV cache twice (a step holds its past and its present);
+ * - the KV cache twice (a step holds its past and its present; with the cache updated in place, the buffer and the
+ *   copy onnxruntime-node hands back);
  * - the prompt's logits twice (the output and its copy).
  * Other CPUs pack weights differently; `pnpm bench:memory` measures the model against `alki run` on any machine.
  */
