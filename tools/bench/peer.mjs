@@ -55,10 +55,13 @@ function llamaBenchRun(path) {
   const cmd = process.env.ALKI_PEER_LLAMA_BENCH;
   if (!cmd) throw new Error('variant q4_0-native needs ALKI_PEER_LLAMA_BENCH=<path of a llama-bench with -d (2025 or later)>');
   const P = run.promptTokens;
-  const args = ['-m', path, '-p', String(P), '-n', String(run.newTokens), '-d', `0,${P}`, '-t', String(threads), '-r', '3', '-o', 'json'];
-  const rows = JSON.parse(execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 22, stdio: ['ignore', 'pipe', 'ignore'] }));
+  const args = ['-m', path, '-p', String(P), '-n', String(run.newTokens), '-d', `0,${P}`, '-t', String(threads), '-r', String(run.runs), '-o', 'json'];
+  const rows = JSON.parse(execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 22, stdio: ['ignore', 'pipe', 'inherit'] }));
   const find = (prompt, gen, depth) => rows.find((x) => x.n_prompt === prompt && x.n_gen === gen && (x.n_depth ?? 0) === depth)?.avg_ts ?? NaN;
-  return { prefill: find(P, 0, 0), decode: find(0, run.newTokens, P), peakRssBytes: NaN, loadMs: NaN };
+  const m = { prefill: find(P, 0, 0), decode: find(0, run.newTokens, P), peakRssBytes: NaN, loadMs: NaN };
+  if (!Number.isFinite(m.prefill) || !Number.isFinite(m.decode))
+    throw new Error(`llama-bench gave no pp${P} / tg${run.newTokens}@d${P} result: ${JSON.stringify(rows.map((x) => [x.n_prompt, x.n_gen, x.n_depth]))}`);
+  return m;
 }
 
 function llamaRun(path) {
@@ -112,7 +115,7 @@ try {
         };
       }
       log(
-        `round ${r + 1}/${rounds} ${v.padEnd(10)} prefill ${row[v].prefill.toFixed(1)} tok/s, decode ${row[v].decode.toFixed(1)} tok/s, peak ${mb(row[v].peakRssBytes)} MB`,
+        `round ${r + 1}/${rounds} ${v.padEnd(12)} prefill ${row[v].prefill.toFixed(1)} tok/s, decode ${row[v].decode.toFixed(1)} tok/s, peak ${mb(row[v].peakRssBytes)} MB`,
       );
     }
     result.rounds.push(row);

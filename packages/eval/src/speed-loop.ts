@@ -24,7 +24,7 @@ export async function timeGeneration(
   const times: GenerationTimes = { prefill: [], decode: [], ttft: [] };
   for (let r = 0; r < o.warmupRuns + o.runs; r++) {
     const a = performance.now();
-    // Room for the whole run: a graph that can, appends to it in place (Decoder.kvInPlace), as generate() does.
+    // Room for the whole run (no growth inside the timed steps): a graph that can appends to it in place (Decoder.kvInPlace).
     const first = await decoder.forward([prompt], decoder.emptyCache(1, P + N), 0);
     let next = argmax(first.logits, (P - 1) * first.vocabSize, first.vocabSize);
     const b = performance.now();

@@ -23,8 +23,8 @@ export interface ForwardResult {
   vocabSize: number;
   /**
    * Updated cache, to pass as `past` of the next step. With a cache from emptyCache with a capacity it is `past`
-   * itself, written in place (or a larger buffer when it was full): keep a copy before a step if an earlier state is
-   * needed again (a shared prefix).
+   * itself, written in place (or a larger buffer when it was full): take a copyCache before a step if an earlier
+   * state is needed again (a shared prefix).
    */
   present: KvCache;
 }
@@ -55,8 +55,8 @@ export class Decoder {
   readonly vocabSize: number | undefined;
   /** Whether the graph can update a max-length cache in place (see {@link DecoderOptions.kvInPlace}). */
   readonly kvInPlace: boolean;
-  /** The buffers emptyCache (or a step that grew them) made: a cache the graph appends to in place. */
-  private readonly buffers = new WeakSet<Tensor>();
+  /** The buffers emptyCache, copyCache or a growing step made (the graph appends to them in place), with their limit. */
+  private readonly buffers = new WeakMap<Tensor, number>();
 
   constructor(
     readonly session: InferenceSession,
@@ -75,38 +75,53 @@ export class Decoder {
    * cache per step inside onnxruntime; grown by about an eighth when a step needs more room); otherwise a cache that
    * grows by one copy per step, as transformers.js keeps it. Size it to what is about to be used: onnxruntime-node
    * copies the whole buffer out after every step (a 4096-position buffer made decode 2.7× slower than the copying
-   * cache on the TinyLlama shape).
+   * cache on the TinyLlama shape). `maxPositions` (the model's context) bounds how far a growth reaches ahead.
    */
-  emptyCache(batch = 1, capacity = 0): KvCache {
+  emptyCache(batch = 1, capacity = 0, maxPositions = Infinity): KvCache {
     if (this.kvInPlace && capacity > 0) {
       if (!Number.isInteger(capacity)) throw new AlkiError('BAD_INPUT', `the cache capacity must be a whole number of positions, got ${capacity}`);
-      return this.buffersOf(batch, capacity);
+      return this.buffersOf(batch, capacity, maxPositions);
     }
     const { numKvHeads: h, headDim: d } = this.kv;
     return this.kv.names.map(() => new this.TensorClass('float32', new Float32Array(0), [batch, h, 0, d]));
   }
 
-  /** Zeroed in-place buffers of `capacity` positions, marked as such. */
-  private buffersOf(batch: number, capacity: number): KvCache {
+  /**
+   * A copy of a cache's first `length` positions that later steps can append to without touching the original (to
+   * branch from a shared prefix: `present` is written in place). A copying cache is copied as it is.
+   */
+  copyCache(past: KvCache, length: number): KvCache {
+    const limit = past.length > 0 ? this.buffers.get(past[0]) : undefined;
+    if (limit === undefined) return past.map((t) => new this.TensorClass('float32', (t.data as Float32Array).slice(), t.dims));
+    return this.moved(past, length, Math.max(past[0].dims[2], length, 1), limit);
+  }
+
+  /** Zeroed in-place buffers of `capacity` positions, marked as such, that growths keep within `limit` positions. */
+  private buffersOf(batch: number, capacity: number, limit: number): KvCache {
     const { numKvHeads: h, headDim: d } = this.kv;
     return this.kv.names.map(() => {
       const t = new this.TensorClass('float32', new Float32Array(batch * h * capacity * d), [batch, h, capacity, d]);
-      this.buffers.add(t);
+      this.buffers.set(t, limit);
       return t;
     });
   }
 
-  /** `past`'s first `used` positions in new buffers with room for `total` and an eighth more (at least 32). */
-  private grown(past: KvCache, used: number, total: number): KvCache {
+  /** `past`'s first `used` positions in new buffers of `capacity` positions. */
+  private moved(past: KvCache, used: number, capacity: number, limit: number): KvCache {
     const [batch, h, room, d] = past[0].dims;
-    const capacity = total + Math.max(32, total >> 3);
-    const next = this.buffersOf(batch, capacity);
+    const next = this.buffersOf(batch, capacity, limit);
     past.forEach((t, i) => {
       const from = t.data as Float32Array;
       const to = next[i].data as Float32Array;
       for (let r = 0; r < batch * h; r++) to.set(from.subarray(r * room * d, (r * room + used) * d), r * capacity * d);
     });
     return next;
+  }
+
+  /** `past`'s first `used` positions with room for `total` and an eighth more (at least 32), within its limit. */
+  private grown(past: KvCache, used: number, total: number): KvCache {
+    const limit = this.buffers.get(past[0]) ?? Infinity;
+    return this.moved(past, used, Math.max(total, Math.min(limit, total + Math.max(32, total >> 3))), limit);
   }
 
   /**
@@ -133,7 +148,10 @@ export class Decoder {
     }
     const total = pastLength + seq;
     // A cache from emptyCache with a capacity is appended to in place (and grown first when this step needs more).
-    const inPlace = past.length > 0 && this.buffers.has(past[0]);
+    const own = past.filter((t) => this.buffers.has(t)).length;
+    if (own !== 0 && own !== past.length)
+      throw new AlkiError('BAD_INPUT', 'the KV cache mixes this decoder’s buffers with other tensors', 'pass the cache the previous step returned, as it is');
+    const inPlace = own > 0;
     const room = past[0]?.dims[2] ?? 0;
     if (inPlace && pastLength > room)
       throw new AlkiError(
@@ -146,7 +164,7 @@ export class Decoder {
       throw new AlkiError(
         'BAD_INPUT',
         `the KV cache holds ${room} positions but ${pastLength} were said to be past`,
-        'pass the present tensors of the previous step as they are, or a cache from emptyCache',
+        'pass the present tensors of the previous step as they are, or a cache from this decoder’s emptyCache or copyCache',
       );
     }
     const flat = new BigInt64Array(batch * seq);

@@ -50,7 +50,7 @@ export async function generate(
   const stepLogits: Float32Array[] = [];
   // Where the graph can, a cache appended to in place (Decoder.kvInPlace): sized for the prompt and the first new
   // tokens, grown as generation goes on (a buffer reserved for every new token would be copied out whole each step).
-  let past = session.emptyCache(1, promptIds.length + Math.min(maxNew, 32));
+  let past = session.emptyCache(1, promptIds.length + Math.min(maxNew, 32), options.maxPositions);
   let pastLen = 0;
   let input = promptIds;
   let stopReason: GenerateResult['stopReason'] = 'max-tokens';

@@ -14,7 +14,7 @@ export interface SessionOptions {
   executionProviders?: string[];
   /**
    * onnxruntime's CPU memory arena (default true). The arena keeps what it once allocated: a long generation whose
-   * key/value tensors grow every step (a copying cache, as sampleSequences keeps) leaves each step's slightly larger
+   * key/value tensors grow every step (a copying cache, where the graph cannot append in place) leaves each step's slightly larger
    * buffers behind in it (see calibrationFromModel).
    */
   memoryArena?: boolean;

@@ -251,7 +251,29 @@ describe('KV cache updated in place (GroupQueryAttention sharing past and presen
       expect(Array.from(p3.logits)).toEqual(Array.from(c3.logits));
       expect(Array.from(p4.logits)).toEqual(Array.from(c4.logits));
       await expect(ort.forward([[3]], ort.emptyCache(1, 4), 5)).rejects.toThrow(/room for 4 positions, fewer than the 5 said to be past/);
-      // generate() within a context shorter than prompt + new tokens, and past its first buffer: the copying cache's ids.
+      // A prompt longer than the buffer (batch 2), and a two-token step into a partly used one (batch 1: GroupQueryAttention
+      // takes several new tokens after a past only for one sequence): the same logits.
+      const rows = [prompt, [1, 50, 51, 52, 53]];
+      const q1 = await ort.forward(rows, ort.emptyCache(2, 2), 0);
+      expect(q1.present[0].dims).toEqual([2, 2, 37, 16]);
+      const r1 = await copying.forward(rows, copying.emptyCache(2), 0);
+      expect(Array.from(q1.logits)).toEqual(Array.from(r1.logits));
+      const q2 = await ort.forward([[7], [8]], q1.present, 5);
+      const r2 = await copying.forward([[7], [8]], r1.present, 5);
+      const half = ort.emptyCache(1, 6);
+      const h1 = await ort.forward([prompt], half, 0);
+      const h2 = await ort.forward([[7, 9]], h1.present, 5);
+      const r3 = await copying.forward([[7, 9]], (await copying.forward([prompt], copying.emptyCache(1), 0)).present, 5);
+      expect(Array.from(q2.logits)).toEqual(Array.from(r2.logits));
+      expect(h2.present).not.toBe(half);
+      expect(Array.from(h2.logits)).toEqual(Array.from(r3.logits));
+      // copyCache branches from a shared prefix: each branch as if computed alone.
+      const base = await ort.forward([prompt], ort.emptyCache(1, 9), 0);
+      const branch = ort.copyCache(base.present, 5);
+      const [x, y] = [await ort.forward([[7]], base.present, 5), await ort.forward([[8]], branch, 5)];
+      expect(Array.from(x.logits)).toEqual(Array.from(c2.logits));
+      expect(Array.from(y.logits)).toEqual(Array.from((await copying.forward([[8]], c1.present, 5)).logits));
+      // generate() within a context shorter than prompt + new tokens: the copying cache's ids; a longer run grows its buffer.
       const short = await generate(ort, prompt, { maxNewTokens: 10, temperature: 0, maxPositions: 8 });
       expect(short.stopReason).toBe('context-full');
       expect((await generate(copying, prompt, { maxNewTokens: 10, temperature: 0, maxPositions: 8 })).ids).toEqual(short.ids);
