@@ -7,7 +7,7 @@
 // Then each Alki variant once more under onnxruntime's profiler (peer-profile-worker.mjs): where the time goes.
 // Env: ALKI_BENCH_WORK (keep the model, GGUF and bundles), ALKI_PEER_ROUNDS, ALKI_PEER_THREADS,
 // ALKI_PEER_VARIANTS (comma list of: q4_0, q8_0, q4_0-native, alki, alki-sym, alki-b128, alki-b128-h4),
-// ALKI_PEER_LLAMA_BENCH (a native llama-bench for q4_0-native).
+// ALKI_PEER_LLAMA_BENCH (a native llama-bench for q4_0-native; tools/bench/debian-llama-bench.sh fetches Debian's).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
