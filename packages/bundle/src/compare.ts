@@ -12,8 +12,7 @@ import { readCalibrationFile, resolveQuantizeOptions, type QuantizeOptions } fro
 
 /** Whether a method's bundle records searched block ranges (as its manifest's quantization.mseClip would say). */
 function searchesRanges(q: MethodSpec['quantize']): boolean {
-  const r = resolveQuantizeOptions(q);
-  return r.method === 'gptq' ? (r.mseClip ?? true) : r.method === 'rtn' && !!r.mseClip;
+  return !!resolveQuantizeOptions(q).mseClip;
 }
 
 /** One method of a comparison, e.g. rtn4 = RTN int4 block 32. */

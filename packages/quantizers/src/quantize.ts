@@ -189,9 +189,9 @@ export function resolveQuantizeOptions(o: QuantizeOptions): ResolvedQuantizeOpti
       'drop --embed-bits, or use --quantize rtn, awq or gptq',
     );
   if (o.percDamp !== undefined && !(o.percDamp > 0 && o.percDamp < 1)) throw new AlkiError('BAD_OPTION', `dampening must be in (0, 1), got ${o.percDamp}`);
-  // RTN's block ranges by least squared error for int4 in small blocks unless asked otherwise (QuantizeOptions.mseClip);
-  // per weight, an 8-bit head keeps min/max (see rtnMseClip).
-  const mseClip = o.method === 'rtn' ? (o.mseClip ?? (bits < 8 && blockSize <= 64)) : o.mseClip;
+  // Block ranges by least squared error, unless asked otherwise (QuantizeOptions.mseClip): always for GPTQ, for RTN
+  // int4 in small blocks (per weight, quantize() keeps an 8-bit head's min/max); other methods do not use it.
+  const mseClip = o.method === 'gptq' ? (o.mseClip ?? true) : o.method === 'rtn' ? (o.mseClip ?? (bits < 8 && blockSize <= 64)) : o.mseClip;
   return { ...o, bits: bits as 2 | 4 | 8, blockSize, symmetric: o.symmetric ?? false, accuracyLevel, mseClip };
 }
 
@@ -204,7 +204,7 @@ export function emptyReport(o: ResolvedQuantizeOptions): QuantizeReport {
     symmetric: o.symmetric,
     accuracyLevel: o.accuracyLevel,
     ...(o.method === 'gptq' ? { actOrder: !!o.actOrder } : {}),
-    ...(o.method === 'gptq' || o.method === 'rtn' ? { mseClip: o.mseClip ?? o.method === 'gptq' } : {}),
+    ...(o.method === 'gptq' || o.method === 'rtn' ? { mseClip: !!o.mseClip } : {}),
     ...(o.method === 'gptq' && o.awqScales ? { awqScales: true } : {}),
     ...(o.method === 'smoothquant'
       ? { ...(o.smooth === false ? { smooth: false } : { alpha: o.alpha ?? 0.5 }), w8a8Format: o.w8a8Format ?? DEFAULT_W8A8_FORMAT }
