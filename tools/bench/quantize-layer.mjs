@@ -43,7 +43,9 @@ try {
       const onProgress = (e) => {
         if (e.step.endsWith('calibrate')) marks[e.done] = performance.now();
       };
-      const { report } = await createQuantizer(method, { bits: 4, blockSize: 32, onProgress }).quantize(model, { calibration });
+      // gptq-plain: without true-sequential passes and float targets (GPTQ's defaults), gptq-seq: without float targets.
+      const variant = { 'gptq-plain': { trueSequential: false, floatTargets: false }, 'gptq-seq': { floatTargets: false } }[method] ?? {};
+      const { report } = await createQuantizer(method.split('-')[0], { bits: 4, blockSize: 32, onProgress, ...variant }).quantize(model, { calibration });
       const total = (performance.now() - t0) / 1000;
       // RTN's time is all in the rest, which scales with parameters.
       const [first, layer, head] = method === 'rtn' ? [0, 0, 0] : [1, 2, 3].map((k) => (marks[k] - marks[k - 1]) / 1000);

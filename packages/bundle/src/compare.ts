@@ -5,14 +5,15 @@ import { AlkiError, type ProgressCallback } from '@alki/core';
 import { makeDirs } from '@alki/core/node';
 import { evaluateTargets, formatHtml, formatMarkdown, formatTerminal, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
 import { assertOutsideProtected } from './atomic-dir.js';
-import { buildBundle, CALIBRATION_SAMPLES, type CalibrationOptions } from './build.js';
+import { buildBundle, CALIBRATION_SAMPLES, withQuickDefaults, type CalibrationOptions } from './build.js';
 import { bundleEvalTarget } from './eval-target.js';
 import { readBundle, type Bundle } from './read.js';
 import { readCalibrationFile, resolveQuantizeOptions, type QuantizeOptions } from '@alki/quantizers';
 
-/** Whether a method's bundle records searched block ranges (as its manifest's quantization.mseClip would say). */
-function searchesRanges(q: MethodSpec['quantize']): boolean {
-  return !!resolveQuantizeOptions(q).mseClip;
+/** Whether a bundle's recorded GPTQ/RTN settings are the ones a method resolves to (defaults that changed over time). */
+function sameResolvedSettings(recorded: { mseClip?: boolean; trueSequential?: boolean; floatTargets?: boolean }, q: MethodSpec['quantize']): boolean {
+  const r = resolveQuantizeOptions(q);
+  return !!recorded.mseClip === !!r.mseClip && !!recorded.trueSequential === !!r.trueSequential && !!recorded.floatTargets === !!r.floatTargets;
 }
 
 /** One method of a comparison, e.g. rtn4 = RTN int4 block 32. */
@@ -97,8 +98,8 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       q!.method === m.quantize.method &&
       m.quantize.method !== 'smoothquant' &&
       (m.quantize.method === 'none' || (q!.bits === (m.quantize.bits ?? 4) && q!.groupSize === (m.quantize.blockSize ?? 32))) &&
-      // RTN's default ranges changed (min/max → searched): a bundle of the other kind is not this method's.
-      !!q!.mseClip === searchesRanges(m.quantize) &&
+      // Defaults changed (RTN's ranges min/max → searched; GPTQ fitted to float outputs): a bundle of the other kind is not this method's.
+      sameResolvedSettings(q!, withQuickDefaults(m.quantize as Parameters<typeof withQuickDefaults>[0], o.calibration)) &&
       sameCalibration(existing.manifest.quantization.calibration, o.calibration);
     if (matches) {
       bundles.push(existing);

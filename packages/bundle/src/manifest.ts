@@ -46,6 +46,10 @@ export interface BundleManifest {
     mseClip?: boolean;
     /** GPTQ ran on weights scaled by AWQ's search (absent when not). */
     awqScales?: boolean;
+    /** GPTQ: each input's statistics after the layer's earlier linears were quantized (absent in older bundles). */
+    trueSequential?: boolean;
+    /** GPTQ: linears fitted to the float model's outputs (asymmetric calibration; absent in older bundles). */
+    floatTargets?: boolean;
     calibration: null | { source: string; samples: number; sequenceLength: number; sha256?: string };
     /** SmoothQuant: the migration strength α, or null for the unsmoothed (naive) W8A8 baseline. */
     alpha?: number | null;
@@ -192,6 +196,8 @@ export function validateManifest(json: unknown, where: string): BundleManifest {
   if (!(q.accuracyLevel === null || isCount(q.accuracyLevel, 64))) throw bad(`quantization.accuracyLevel ${showValue(q.accuracyLevel)} is not a level or null`);
   if (!optional(q.mseClip, (v) => typeof v === 'boolean')) throw bad(`quantization.mseClip ${showValue(q.mseClip)} is not a boolean`);
   if (!optional(q.awqScales, (v) => v === true)) throw bad(`quantization.awqScales ${showValue(q.awqScales)} is not true`);
+  for (const key of ['trueSequential', 'floatTargets'] as const)
+    if (!optional(q[key], (v) => typeof v === 'boolean')) throw bad(`quantization.${key} ${showValue(q[key])} is not a boolean`);
   const calib = q.calibration;
   if (!(
     calib === null ||

@@ -42,7 +42,7 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
     return t;
   };
   const hiddenSize = spans[0].input ? weight(groups[0].linears[0]).dims[0] : 0;
-  const runner = new LayerRunner(model, spans, calibration.samples, hiddenSize, 4, o.signal);
+  const runner = new LayerRunner(model, spans, calibration.samples, hiddenSize, 4, o.signal, o.method === 'gptq' && !!o.floatTargets);
   const results = new Map<string, BlockwiseQuantized>();
   const gemm = new OrtGemm();
   const ctx: LayerContext = {

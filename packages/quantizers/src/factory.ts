@@ -82,6 +82,8 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
           percDamp: o.percDamp,
           mseClip: o.mseClip,
           awqScales: o.awqScales,
+          trueSequential: o.trueSequential,
+          floatTargets: o.floatTargets,
           alpha: o.alpha,
           excluded,
           onProgress: o.onProgress,

@@ -4,6 +4,7 @@ export {
   QUANTIZE_METHODS,
   DEFAULT_HEAD_BITS,
   DEFAULT_EMBED_BITS,
+  DEFAULT_GPTQ_FLOAT_TARGETS,
   writeMatMulNBits,
   finishQuantizedModel,
   quantizeEmbeddings,

@@ -72,6 +72,15 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
           describe:
             'GPTQ: fold AWQ’s activation-aware scales into the graph first, then round with GPTQ (slower; stories260K int4 b32 +5.7% → +5.2% on average)',
         })
+        .option('true-sequential', {
+          type: 'boolean',
+          describe:
+            'GPTQ: statistics of each linear input after the layer’s earlier linears are quantized (default on; --no-true-sequential: one pass per layer)',
+        })
+        .option('float-targets', {
+          type: 'boolean',
+          describe: 'GPTQ: fit each linear to the float model’s outputs, not to its float weights (default on; --no-float-targets for plain GPTQ)',
+        })
         .option('mse-clip', {
           type: 'boolean',
           describe:
@@ -87,7 +96,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
           type: 'boolean',
           default: false,
           describe:
-            'small calibration (8 × 256 tokens): AWQ/GPTQ of a 1.1B model in ~5 min on 2 cores, 1 of them writing an int4 copy and sampling the text (pnpm bench:build)',
+            'small calibration (8 × 256 tokens) and plain GPTQ (no --true-sequential / --float-targets unless given): AWQ/GPTQ of a 1.1B model in ~5 min on 2 cores, 1 of them writing an int4 copy and sampling the text (pnpm bench:build)',
         })
         .option('out', { alias: 'o', type: 'string', describe: 'bundle folder (default dist/<model>-<method>-int<bits>)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
@@ -191,6 +200,8 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
             actOrder: (args['act-order'] as boolean) || undefined,
             mseClip: args['mse-clip'] as boolean | undefined,
             awqScales: (args['awq-scales'] as boolean) || undefined,
+            trueSequential: args['true-sequential'] as boolean | undefined,
+            floatTargets: args['float-targets'] as boolean | undefined,
             alpha: args.alpha as number | undefined,
             smooth: args.smooth === false ? false : undefined,
             exclude: parseExclude(args.exclude as string[] | undefined),
@@ -204,6 +215,8 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
             actOrder: (args['act-order'] as boolean) || undefined,
             mseClip: args['mse-clip'] as boolean | undefined,
             awqScales: (args['awq-scales'] as boolean) || undefined,
+            trueSequential: args['true-sequential'] as boolean | undefined,
+            floatTargets: args['float-targets'] as boolean | undefined,
             alpha: args.alpha as number | undefined,
             smooth: args.smooth === false ? false : undefined,
             w8a8Format: explicit.w8a8Format,

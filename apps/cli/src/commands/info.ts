@@ -15,7 +15,7 @@ export function describeBundle(dir: string, m: BundleManifest): string {
       ? 'none (float32)'
       : q.method === 'smoothquant'
         ? `smoothquant W8A8 (${q.w8a8Format ?? 's8'} per-channel weights, ${q.alpha === null ? 'no smoothing' : `α ${q.alpha ?? 0.5}`}, int8 dynamic activations), ${layers}`
-        : `${q.method}${q.awqScales ? ' (on AWQ scales)' : ''} int${q.bits}, block ${q.groupSize}, ${q.symmetric ? 'symmetric' : 'zero points'}${q.mseClip ? ', MSE ranges' : ''}, ${layers}`;
+        : `${q.method}${q.awqScales ? ' (on AWQ scales)' : ''} int${q.bits}, block ${q.groupSize}, ${q.symmetric ? 'symmetric' : 'zero points'}${q.mseClip ? ', MSE ranges' : ''}${q.floatTargets ? ', fitted to float outputs' : ''}, ${layers}`;
   const calib = q.calibration ? `${q.calibration.samples} × ${q.calibration.sequenceLength} tokens, ${q.calibration.source}` : undefined;
   const rows: [string, string][] = [
     ['bundle', dir],

@@ -1,40 +1,74 @@
 import { measureBlockwise } from '../blockwise.js';
-import { gptq, prepareGptqHessian, type GptqHessian } from '../gptq.js';
+import { gptq, prepareGptqHessian, type GptqOptions } from '../gptq.js';
+import type { InputStats } from './layer-runner.js';
+import { shiftToFloatTargets } from './float-targets.js';
 import { roundLinears } from './round-linears.js';
 import type { LayerContext, LayerWork } from './types.js';
 
-/** GPTQ: H = 2XᵀX/n per input, one factorisation per input, then every linear reading it; weights become their dequantized values. */
+/**
+ * GPTQ: H = 2XᵀX/n per input, one factorisation per input, then every linear reading it; weights become their
+ * dequantized values. With `trueSequential` each input's statistics are collected after the linears before it in the
+ * layer are quantized (one pass per input, in the order they run); with `floatTargets` the layer also runs on the
+ * float model's hidden states and each linear is fitted to the float model's outputs (see shiftToFloatTargets).
+ */
 export async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
-  const abt = c.gemm.abt;
   const excluded = c.o.excluded ?? new Set<string>();
   // The head's 8-bit weights are rounded to nearest, as AWQ does (see CalibratedOptions.gptqHead).
   const rounded = (name: string) => l.last && c.bitsOf(name) >= 8 && !c.o.gptqHead;
   roundLinears(c, l.groups.flatMap((g) => g.linears).filter(rounded));
-  const inputs = [...new Set(l.groups.filter((g) => g.linears.some((w) => !excluded.has(w) && !rounded(w))).map(l.inputOf))];
+  const quantized = (name: string) => !excluded.has(name) && !rounded(name);
+  const inputs = runOrder(c, [...new Set(l.groups.filter((g) => g.linears.some(quantized)).map(l.inputOf))]);
   if (inputs.length === 0) return; // every linear of this span is excluded or rounded: nothing to measure
   const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp, mseClip: c.o.mseClip, scratch: c.scratch };
-  const stats = await c.runner.collect(l.index, inputs, { gram: true });
-  const prepared = new Map<string, GptqHessian>();
-  for (const input of inputs) {
-    const st = stats.get(input)!;
-    // H = 2XᵀX/n, formed in the runner's buffer, which then holds U (the sums are not needed afterwards).
-    const H = st.gram!;
-    for (let j = 0; j < H.length; j++) H[j] *= 2 / st.tokens;
-    prepared.set(input, await prepareGptqHessian(H, st.K, { ...options, overwrite: true }, abt));
-  }
-  for (const g of l.groups) {
-    const hessian = prepared.get(l.inputOf(g));
-    if (!hessian) continue;
-    for (const name of g.linears) {
-      if (excluded.has(name) || rounded(name)) continue;
-      const t = c.weight(name);
-      const [K, N] = t.dims;
-      const qw = await gptq(t.data as Float32Array, hessian, N, K, { ...options, bits: c.bitsOf(name), layout: 'KN' }, abt, c.gemm.update);
-      c.results.set(name, qw);
-      // The error, and (in the same pass) the weights replaced by their dequantized values: later layers calibrate
-      // on these; after the last span nothing reads them.
-      const w = t.data as Float32Array;
-      c.o.errors?.set(name, measureBlockwise(qw, w, 'KN', l.last ? undefined : w));
+  // The float stream runs on copies of the layer's float weights: GPTQ replaces them as it goes.
+  const floats =
+    c.o.floatTargets && c.runner.hasFloatStream && !l.last
+      ? new Map(l.groups.flatMap((g) => g.linears).map((n) => [n, Float32Array.from(c.weight(n).data as Float32Array)]))
+      : undefined;
+  const passes = c.o.trueSequential ? inputs.map((x) => [x]) : [inputs];
+  for (let p = 0; p < passes.length; p++) {
+    const stats = await c.runner.collect(l.index, passes[p], { gram: true, float: floats, advanceFloat: !!floats && p === 0 });
+    for (const input of passes[p]) {
+      const linears = l.groups.filter((g) => l.inputOf(g) === input).flatMap((g) => g.linears.filter(quantized));
+      await gptqInput(c, l, stats.get(input)!, linears, options);
     }
   }
+}
+
+/** GPTQ of the linears reading one input, from that input's statistics. */
+async function gptqInput(c: LayerContext, l: LayerWork, st: InputStats, linears: string[], options: GptqOptions): Promise<void> {
+  // H = 2XᵀX/n, formed in the runner's buffer, which then holds U (the sums are not needed afterwards).
+  const H = st.gram!;
+  const { K, tokens } = st;
+  for (let j = 0; j < H.length; j++) H[j] *= 2 / tokens;
+  // D = 2/n·X̃ᵀX − H, in the runner's cross-product buffer, before H is dampened.
+  const D = st.cross;
+  if (D) for (let j = 0; j < D.length; j++) D[j] = (2 / tokens) * D[j] - H[j];
+  const hessian = await prepareGptqHessian(H, K, { ...options, overwrite: true }, c.gemm.abt);
+  if (D)
+    await shiftToFloatTargets(
+      D,
+      hessian,
+      linears.map((n) => ({ w: c.weight(n).data as Float32Array, N: c.weight(n).dims[1] })),
+      c.gemm,
+    );
+  for (const name of linears) {
+    const t = c.weight(name);
+    const [, N] = t.dims;
+    const w = t.data as Float32Array;
+    const qw = await gptq(w, hessian, N, K, { ...options, bits: c.bitsOf(name), layout: 'KN' }, c.gemm.abt, c.gemm.update);
+    c.results.set(name, qw);
+    // The error, and (in the same pass) the weights replaced by their dequantized values: later layers calibrate
+    // on these; after the last span nothing reads them.
+    c.o.errors?.set(name, measureBlockwise(qw, w, 'KN', l.last ? undefined : w));
+  }
+}
+
+/** Linear inputs in the order the graph computes them (the first MatMul reading each). */
+function runOrder(c: LayerContext, inputs: string[]): string[] {
+  const first = new Map<string, number>();
+  c.model.graph.nodes.forEach((n, i) => {
+    if (n.opType === 'MatMul' && !first.has(n.inputs[0])) first.set(n.inputs[0], i);
+  });
+  return [...inputs].sort((a, b) => (first.get(a) ?? 0) - (first.get(b) ?? 0));
 }

@@ -17,6 +17,8 @@ export interface InputStats {
   absMax?: Float32Array;
   /** Token rows of X spread over all batches and positions, [rows, K] (AWQ's output-error search). */
   rows?: Float32Array;
+  /** Σ X̃ᵀX [K, K] against the float model's input X (StatsRequest.float). */
+  cross?: Float32Array;
 }
 
 export interface StatsRequest {
@@ -30,6 +32,13 @@ export interface StatsRequest {
    * of `collect` + `advance`; right for methods whose changes are exact in float, as AutoAWQ does for AWQ).
    */
   advance?: boolean;
+  /**
+   * Asymmetric calibration: also run the layer on the float model's own hidden states with these float weights
+   * (by initializer name; others as they are), and return Σ X̃ᵀX (X̃: this model's input, X: the float model's).
+   */
+  float?: ReadonlyMap<string, Float32Array>;
+  /** With `float`: keep the float layer's outputs as the float stream's next inputs. */
+  advanceFloat?: boolean;
 }
 
 /**
@@ -47,6 +56,10 @@ export interface StatsRequest {
 export class LayerRunner {
   private hidden: Float32Array[] = [];
   private spare: Float32Array[] = [];
+  /** The float model's hidden states (asymmetric calibration), and the next layer's. */
+  private floatHidden?: Float32Array[];
+  private floatSpare: Float32Array[] = [];
+  private floatAdvanced = false;
   private readonly batches: number[][][];
   private readonly sessions: SliceSessions;
   /** Output buffers reused across batches and layers, by role. */
@@ -60,6 +73,8 @@ export class LayerRunner {
     hiddenSize: number,
     batchSize = 4,
     private readonly signal?: AbortSignal,
+    /** Also keep the float model's hidden states, which only float weights touch (see StatsRequest.float). */
+    private readonly withFloatStream = false,
   ) {
     if (samples.length === 0) throw new AlkiError('BAD_INPUT', 'no calibration samples', 'pass --calib with enough text for at least one sample');
     const len = samples[0].length;
@@ -88,6 +103,12 @@ export class LayerRunner {
       const out = await p.session.run(this.feeds(graph, p, batch));
       this.hidden.push(out[p.name(this.layers[0].input)].data as Float32Array);
     }
+    if (this.withFloatStream) this.floatHidden = this.hidden.map((h) => Float32Array.from(h));
+  }
+
+  /** Whether the float model's hidden states are kept (a graph cut into layers, asked for at construction). */
+  get hasFloatStream(): boolean {
+    return !!this.floatHidden;
   }
 
   /** Releases the onnxruntime sessions. */
@@ -132,6 +153,8 @@ export class LayerRunner {
       const left = (request.rows ?? 0) - rowPlan.reduce((a, v) => a + v, 0);
       rowPlan.push(Math.max(0, Math.min(Math.ceil((request.rows ?? 0) / this.batches.length), batch.length * this.seqLen, left)));
     }
+    const crossSums = new Map<string, Float32Array>();
+    if (request.float) inputs.forEach((name, j) => crossSums.set(name, this.buffer(`cross${j}`, widths[j] * widths[j], true)));
     const rowsKept = new Map(inputs.map((name) => [name, 0]));
     for (let bi = 0; bi < this.batches.length; bi++) {
       throwIfAborted(this.signal);
@@ -146,6 +169,19 @@ export class LayerRunner {
           feeds[p.name(blk.acc)] = fetches[p.name(blk.out)] = new ort.Tensor('float32', sums.get(blk.acc)!, [blk.r1 - blk.r0, blk.r1]);
       });
       if (request.advance) fetches[p.name(this.layers[i].output)] = this.nextHidden(bi);
+      if (request.float) {
+        const shape = [this.batches[bi].length, this.seqLen, this.hiddenSize];
+        feeds[p.name(FLOAT_PREFIX + this.layers[i].input)] = new ort.Tensor('float32', this.floatHidden![bi], shape);
+        inputs.forEach((name, j) => {
+          const K = widths[j];
+          feeds[p.name(`alki_calib_${j}_cross_acc`)] = fetches[p.name(`alki_calib_${j}_cross`)] = new ort.Tensor('float32', crossSums.get(name)!, [K, K]);
+        });
+        if (request.advanceFloat) {
+          const size = shape[0] * shape[1] * shape[2];
+          if (this.floatSpare[bi]?.length !== size) this.floatSpare[bi] = new Float32Array(size);
+          fetches[p.name(FLOAT_PREFIX + this.layers[i].output)] = new ort.Tensor('float32', this.floatSpare[bi], shape);
+        }
+      }
       await p.session.run(feeds, fetches);
       noteOrtOutput(Object.values(fetches).reduce((sum, t) => sum + t.size * 4, 0));
       if (request.advance) this.checkFinite(`leaving layer ${i}`, this.spare[bi]);
@@ -196,21 +232,26 @@ export class LayerRunner {
       // A NaN/Inf input poisons the whole sum: one check at the end names the layer all the same.
       this.checkFinite(`entering ${name.replace(/\.weight$/, '')} (layer ${i})`, gram);
     });
-    if (request.advance) [this.hidden, this.spare] = [this.spare, this.hidden];
+    if (request.float) inputs.forEach((name) => (stats.get(name)!.cross = crossSums.get(name)));
+    if (request.advanceFloat) this.floatAdvanced = true;
+    if (request.advance) this.swap();
     return stats;
   }
 
-  /** The inputs of the next layer to run, one array per batch (what a checkpoint records). */
+  /** The inputs of the next layer to run, one array per batch, then the float stream's (what a checkpoint records). */
   get hiddenStates(): Float32Array[] {
-    return this.hidden;
+    return this.floatHidden ? [...this.hidden, ...this.floatHidden] : this.hidden;
   }
 
-  /** Continues from recorded hidden states instead of {@link start} (a resumed calibration). */
+  /** Continues from recorded {@link hiddenStates} instead of {@link start} (a resumed calibration). */
   restore(hidden: Float32Array[]): void {
-    if (hidden.length !== this.batches.length || hidden.some((h, bi) => h.length !== this.batches[bi].length * this.seqLen * this.hiddenSize)) {
+    const B = this.batches.length;
+    const streams = this.withFloatStream && this.layers[0].input ? 2 : 1;
+    if (hidden.length !== streams * B || hidden.some((h, j) => h.length !== this.batches[j % B].length * this.seqLen * this.hiddenSize)) {
       throw new AlkiError('BAD_INPUT', 'the checkpoint was recorded with other calibration data', 'build again without --resume');
     }
-    this.hidden = hidden;
+    this.hidden = hidden.slice(0, B);
+    if (streams === 2) this.floatHidden = hidden.slice(B);
   }
 
   /** The initializers layer `i` reads (-1: the part before layer 0, which {@link start} runs). */
@@ -219,7 +260,10 @@ export class LayerRunner {
     return extractSubgraph(this.model, [this.layers[i].output], this.cuts(i)).initializers;
   }
 
-  /** Runs layer `i` with the model's current weights and keeps its outputs as the next layer's inputs. */
+  /**
+   * Runs layer `i` with the model's current weights and keeps its outputs as the next layer's inputs. A float stream
+   * not advanced by a `collect` of this layer (a layer left in float) advances with the same weights.
+   */
   async advance(i: number): Promise<void> {
     const span = this.layers[i];
     const graph = extractSubgraph(this.model, [span.output], this.cuts(i));
@@ -230,8 +274,23 @@ export class LayerRunner {
       await p.session.run(this.layerFeeds(graph, p, i, bi), { [p.name(span.output)]: out });
       noteOrtOutput(out.size * 4);
       this.checkFinite(`leaving layer ${i}`, this.spare[bi]);
+      if (this.floatHidden && !this.floatAdvanced) {
+        const feeds = this.layerFeeds(graph, p, i, bi);
+        const shape = [this.batches[bi].length, this.seqLen, this.hiddenSize];
+        feeds[p.name(span.input)] = new ort.Tensor('float32', this.floatHidden[bi], shape);
+        if (this.floatSpare[bi]?.length !== this.floatHidden[bi].length) this.floatSpare[bi] = new Float32Array(this.floatHidden[bi].length);
+        await p.session.run(feeds, { [p.name(span.output)]: new ort.Tensor('float32', this.floatSpare[bi], shape) });
+      }
     }
+    if (this.floatHidden) this.floatAdvanced = true;
+    this.swap();
+  }
+
+  /** The next layer's inputs become the current ones (both streams). */
+  private swap(): void {
     [this.hidden, this.spare] = [this.spare, this.hidden];
+    if (this.floatHidden && this.floatAdvanced) [this.floatHidden, this.floatSpare] = [this.floatSpare, this.floatHidden];
+    this.floatAdvanced = false;
   }
 
   /** Batch `bi`'s buffer for the next layer's inputs, as an output tensor. */
@@ -312,7 +371,34 @@ export class LayerRunner {
       outputs.set(name, entry);
     });
     if (request.advance) outs.push({ name: this.layers[i].output, elemType: DataType.FLOAT });
-    return { graph: { ...base, nodes, inputs: [...base.inputs, ...extraInputs], initializers: [...base.initializers, ...extraInits], outputs: outs }, outputs };
+    let inits = [...base.initializers, ...extraInits];
+    if (request.float) {
+      // The same slice once more on the float stream, every value prefixed, with the float weights.
+      const fbase = extractSubgraph(this.model, request.advanceFloat ? [...inputs, this.layers[i].output] : inputs, this.cuts(i));
+      const shared = new Set(fbase.inputs.map((v) => v.name).filter((n) => n !== this.layers[i].input));
+      const f = (n: string) => (n === '' || shared.has(n) ? n : FLOAT_PREFIX + n);
+      for (const n of fbase.nodes) nodes.push({ ...n, name: undefined, inputs: n.inputs.map(f), outputs: n.outputs.map(f) });
+      inits = [...inits, ...fbase.initializers.map((t) => ({ ...t, name: f(t.name), data: request.float!.get(t.name) ?? t.data }))];
+      extraInputs.push({ name: f(this.layers[i].input), elemType: DataType.FLOAT, shape: ['batch', 'seq', this.hiddenSize] });
+      // Graph inputs only the float slice reads (the mask, when only it runs the attention).
+      for (const v of fbase.inputs) if (shared.has(v.name) && !base.inputs.some((b) => b.name === v.name)) extraInputs.push(v);
+      inputs.forEach((name, j) => {
+        const K = widths[j];
+        const fx = `alki_calib_${j}_fx`;
+        nodes.push({ opType: 'Reshape', inputs: [f(name), `alki_calib_${j}_k`], outputs: [fx], attributes: {} });
+        const acc = `alki_calib_${j}_cross_acc`;
+        extraInputs.push({ name: acc, elemType: DataType.FLOAT, shape: [K, K] });
+        nodes.push({
+          opType: 'Gemm',
+          inputs: [`alki_calib_${j}_x`, fx, acc],
+          outputs: [`alki_calib_${j}_cross`],
+          attributes: { transA: { type: 'int', value: 1 } },
+        });
+        outs.push({ name: `alki_calib_${j}_cross`, elemType: DataType.FLOAT });
+      });
+      if (request.advanceFloat) outs.push({ name: f(this.layers[i].output), elemType: DataType.FLOAT });
+    }
+    return { graph: { ...base, nodes, inputs: [...base.inputs, ...extraInputs], initializers: inits, outputs: outs }, outputs };
   }
 
   /** Feeds for a slice's graph inputs (token ids, mask, positions, empty past) and its weights, by session name. */
@@ -334,7 +420,7 @@ export class LayerRunner {
         const info = this.model.graph.inputs.find((v) => v.name === name)!;
         const dims = (info.shape ?? []).map((d, k) => (k === 0 ? B : typeof d === 'number' ? d : 0));
         feeds[key] = new ort.Tensor('float32', new Float32Array(0), dims);
-      } else if (!this.layers.some((l) => l.input === name) && !name.startsWith('alki_calib_')) {
+      } else if (!this.layers.some((l) => l.input === name) && !name.startsWith('alki_calib_') && !name.startsWith(FLOAT_PREFIX)) {
         throw new AlkiError(
           'BAD_INPUT',
           `calibration cannot feed the graph input "${name}"`,
@@ -345,6 +431,9 @@ export class LayerRunner {
     return feeds;
   }
 }
+
+/** Prefix of the float stream's values in a paired statistics graph (StatsRequest.float). */
+const FLOAT_PREFIX = 'alki_f/';
 
 /** What the statistics graph returns for one value: X itself, and the lower block rows of XᵀX. */
 interface StatsOutputs {

@@ -30,6 +30,10 @@ export interface CalibratedOptions {
    * 32000-wide product and Hessian) cost a TinyLlama-shaped --quick build 11.6 s against 3.2 s rounded.
    */
   gptqHead?: boolean;
+  /** GPTQ: each input's statistics collected after the layer's earlier linears are quantized (see QuantizeOptions.trueSequential). */
+  trueSequential?: boolean;
+  /** GPTQ: fit the float model's outputs (asymmetric calibration, see QuantizeOptions.floatTargets). */
+  floatTargets?: boolean;
   /** GPTQ: MSE-searched block ranges (see GptqOptions.mseClip). */
   mseClip?: boolean;
   /** GPTQ: search and fold AWQ's per-channel scales first, then round with GPTQ (see QuantizeOptions.awqScales). */
@@ -63,7 +67,10 @@ export interface CalibratedOptions {
    * (or folding into one) gets no AWQ / SmoothQuant scale, which would rescale its rows.
    */
   excluded?: ReadonlySet<string>;
-  /** Filled with each GPTQ weight's ‖W − Ŵ‖ / ‖W‖ against the weight it started from. */
+  /**
+   * Filled with each GPTQ weight's ‖W − Ŵ‖ / ‖W‖ against the weight it started from (with `floatTargets`, the
+   * least-squares weight GPTQ rounded).
+   */
   errors?: Map<string, number>;
   /**
    * Streaming: AWQ's and GPTQ's codes are handed here as soon as nothing reads the layer's float weights any more

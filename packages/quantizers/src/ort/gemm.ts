@@ -49,6 +49,25 @@ export class OrtGemm {
     return (await s.run(feeds)).C.data as Float32Array;
   };
 
+  /** C = op(A)·B, op(A) = Aᵀ when `transA` (A [k, m]) else A [m, k]; B [k, n]; into `out` when given. */
+  ab = async (a: Float32Array, m: number, k: number, b: Float32Array, n: number, transA = false, out?: Float32Array): Promise<Float32Array> => {
+    const key = transA ? 'atb' : 'ab';
+    const s = await this.session(key, () =>
+      graph(`gemm_${key}`, (g) => {
+        const A = g.input('A', DataType.FLOAT, transA ? ['k', 'm'] : ['m', 'k']);
+        const B = g.input('B', DataType.FLOAT, ['k', 'n']);
+        g.output(g.node('Gemm', [A, B], { transA: transA ? 1 : 0 }, { outputs: ['C'] }), DataType.FLOAT, ['m', 'n']);
+      }),
+    );
+    const feeds = { A: new ort.Tensor('float32', a, transA ? [k, m] : [m, k]), B: new ort.Tensor('float32', b, [k, n]) };
+    noteOrtOutput(m * n * 4);
+    if (out) {
+      await s.run(feeds, { C: new ort.Tensor('float32', out, [m, n]) });
+      return out;
+    }
+    return (await s.run(feeds)).C.data as Float32Array;
+  };
+
   /** AWQ clipping's per-block Gram matrices: X [n, K] → [K/b, b, b] (see {@link ClipProducts}). */
   blockGram = async (x: Float32Array, n: number, K: number, b: number): Promise<Float32Array> => {
     const s = await this.session('blockGram', () =>
