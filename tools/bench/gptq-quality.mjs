@@ -83,7 +83,7 @@ try {
       const names = targets.filter((t) => t.bs === bs && t.v === v).map((t) => t.target.name);
       const values = names.map((n) => inc.get(n));
       const mean = values.reduce((a, b) => a + b, 0) / values.length;
-      const cut = v.seeded ? [1 - mean / rtn, 1 - mean / minmax] : undefined;
+      const cut = v.seeded && rtn !== undefined && minmax !== undefined ? [1 - mean / rtn, 1 - mean / minmax] : undefined;
       result.rows.push({ blockSize: bs, variant: v.key, label: v.label, increases: values, mean, cutVsRtnDefault: cut?.[0], cutVsRtnMinMax: cut?.[1] });
       console.log(
         `${String(bs).padStart(5)}  ${v.label.padEnd(55)} ${(v.seeded ? values.map(pct).join(' ') : '').padEnd(30)} ${pct(mean).padStart(7)}` +

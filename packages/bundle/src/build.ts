@@ -143,7 +143,8 @@ const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
  */
 export function withQuickDefaults(quantize: BuildBundleOptions['quantize'], calibration?: CalibrationOptions): BuildBundleOptions['quantize'] {
   if (!calibration?.quick || quantize.method !== 'gptq') return quantize;
-  return { ...quantize, trueSequential: quantize.trueSequential ?? false, floatTargets: quantize.floatTargets ?? false };
+  // Float targets asked for bring true-sequential statistics with them unless refused: alone they gain little.
+  return { ...quantize, trueSequential: quantize.trueSequential ?? quantize.floatTargets ?? false, floatTargets: quantize.floatTargets ?? false };
 }
 
 /**
@@ -243,6 +244,7 @@ function checkpointDir(o: BuildBundleOptions, hf: SourceFolder): string {
     mseClip: r.mseClip,
     trueSequential: r.trueSequential,
     floatTargets: r.floatTargets,
+    percDamp: r.percDamp,
     exclude: o.quantize.exclude?.map(String),
   };
   const key = JSON.stringify({

@@ -12,7 +12,7 @@ export function bundleReadme(m: BundleManifest, folderName: string, evaluationMa
       ? 'none (float32)'
       : q.method === 'smoothquant'
         ? `SmoothQuant W8A8: int8 per-channel weights (${q.w8a8Format ?? 's8'}), ${q.alpha === null ? 'no smoothing' : `α ${q.alpha ?? 0.5}`}, int8 dynamic activations (DynamicQuantizeMatMul)`
-        : `${q.method}, int${q.bits}, block ${q.groupSize}, ${q.symmetric ? 'symmetric' : 'with zero points'}${q.mseClip ? ', block ranges by least squared error' : ''}`;
+        : `${q.method}, int${q.bits}, block ${q.groupSize}, ${q.symmetric ? 'symmetric' : 'with zero points'}${q.mseClip ? ', block ranges by least squared error' : ''}${q.floatTargets ? ", fitted to the float model's outputs" : ''}`;
   const head =
     (q.headBits === undefined ? '' : `; output projection ${q.headBits === 32 ? 'float32' : `int${q.headBits}`}`) +
     (q.embedBits === undefined ? '' : `; embedding table ${q.embedBits === 32 ? 'float32' : `int${q.embedBits}`}`);

@@ -1,5 +1,5 @@
 import { AlkiError } from '@alki/core';
-import { tensorByteLength, type Model } from '@alki/onnx';
+import { readDecoderLayout, tensorByteLength, type Model } from '@alki/onnx';
 import { relativeErrorOf } from './blockwise.js';
 import { calibratedQuantize } from './calibrated.js';
 import type { CalibrationData } from './calibration/types.js';
@@ -64,6 +64,8 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
       const written = new Set<string>();
       const cal = context.calibration;
       if (needsCalibration && cal) {
+        // A graph without Alki's layer metadata is calibrated as one span: no float stream to fit (report what ran).
+        if (report.floatTargets && !readDecoderLayout(model)) report.floatTargets = false;
         report.calibration = { source: cal.source, samples: cal.samples.length, sequenceLength: cal.samples[0]?.length ?? 0, sha256: cal.sha256 };
         const excluded = new Set(report.excluded);
         // AWQ's and GPTQ's codes become MatMulNBits as each layer finishes (onCodes), so they never all sit in memory.

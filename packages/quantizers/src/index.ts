@@ -5,6 +5,7 @@ export {
   DEFAULT_HEAD_BITS,
   DEFAULT_EMBED_BITS,
   DEFAULT_GPTQ_FLOAT_TARGETS,
+  gptqDampening,
   writeMatMulNBits,
   finishQuantizedModel,
   quantizeEmbeddings,

@@ -29,7 +29,7 @@ export async function shiftToFloatTargets(D: Float32Array, hessian: GptqHessian,
     return out;
   };
   const totalN = weights.reduce((s, x) => s + x.N, 0);
-  // H⁻¹D once (3K³) when the linears are wider than K, else H⁻¹(D·W) per linear (3K²N).
+  // H⁻¹D once (2K³, then K²N per linear) when the linears together are wider than K, else H⁻¹(D·W) per linear (3K²N).
   const P = K < totalN ? await solve(D, K) : undefined;
   for (const { w, N } of weights) {
     const delta = P ? await gemm.ab(P, K, K, w, N) : await solve(await gemm.ab(D, K, K, w, N), N);

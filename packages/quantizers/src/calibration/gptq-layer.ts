@@ -20,16 +20,18 @@ export async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
   const inputs = runOrder(c, [...new Set(l.groups.filter((g) => g.linears.some(quantized)).map(l.inputOf))]);
   if (inputs.length === 0) return; // every linear of this span is excluded or rounded: nothing to measure
   const options = { ...c.opts, actOrder: c.o.actOrder, percDamp: c.o.percDamp, mseClip: c.o.mseClip, scratch: c.scratch };
-  // The float stream runs on copies of the layer's float weights: GPTQ replaces them as it goes.
+  // The float stream runs on the layer's float weights: the live ones until GPTQ replaces them, then a copy taken
+  // just before, only for linears a later pass still runs (the last pass's never are).
   const floats =
     c.o.floatTargets && c.runner.hasFloatStream && !l.last
-      ? new Map(l.groups.flatMap((g) => g.linears).map((n) => [n, Float32Array.from(c.weight(n).data as Float32Array)]))
+      ? new Map(l.groups.flatMap((g) => g.linears).map((n) => [n, c.weight(n).data as Float32Array]))
       : undefined;
   const passes = c.o.trueSequential ? inputs.map((x) => [x]) : [inputs];
   for (let p = 0; p < passes.length; p++) {
     const stats = await c.runner.collect(l.index, passes[p], { gram: true, float: floats, advanceFloat: !!floats && p === 0 });
     for (const input of passes[p]) {
       const linears = l.groups.filter((g) => l.inputOf(g) === input).flatMap((g) => g.linears.filter(quantized));
+      if (floats && p < passes.length - 1) for (const n of linears) floats.set(n, Float32Array.from(c.weight(n).data as Float32Array));
       await gptqInput(c, l, stats.get(input)!, linears, options);
     }
   }

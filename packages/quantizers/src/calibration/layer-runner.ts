@@ -139,6 +139,9 @@ export class LayerRunner {
 
   /** Collects statistics of the given values (linear inputs) of layer `i` over all samples. */
   async collect(i: number, inputs: string[], request: StatsRequest): Promise<Map<string, InputStats>> {
+    // One pass that advances this model's stream must advance the float model's too (or the two fall out of step).
+    if (request.advance && this.floatHidden && !(request.float && request.advanceFloat))
+      throw new AlkiError('RUNTIME', 'a statistics pass that advances the hidden states must advance the float stream too (StatsRequest.advanceFloat)');
     const widths = inputs.map((name) => this.widthOf(name));
     const b = this.statsGraph(i, inputs, widths, request);
     const p = await this.sessions.prepare(b.graph);
@@ -174,7 +177,9 @@ export class LayerRunner {
         feeds[p.name(FLOAT_PREFIX + this.layers[i].input)] = new ort.Tensor('float32', this.floatHidden![bi], shape);
         inputs.forEach((name, j) => {
           const K = widths[j];
-          feeds[p.name(`alki_calib_${j}_cross_acc`)] = fetches[p.name(`alki_calib_${j}_cross`)] = new ort.Tensor('float32', crossSums.get(name)!, [K, K]);
+          const sum = crossSums.get(name)!;
+          for (const blk of b.outputs.get(name)!.cross!)
+            feeds[p.name(blk.acc)] = fetches[p.name(blk.out)] = new ort.Tensor('float32', sum.subarray(blk.r0 * K, blk.r1 * K), [blk.r1 - blk.r0, K]);
         });
         if (request.advanceFloat) {
           const size = shape[0] * shape[1] * shape[2];
@@ -233,7 +238,7 @@ export class LayerRunner {
       this.checkFinite(`entering ${name.replace(/\.weight$/, '')} (layer ${i})`, gram);
     });
     if (request.float) inputs.forEach((name) => (stats.get(name)!.cross = crossSums.get(name)));
-    if (request.advanceFloat) this.floatAdvanced = true;
+    if (request.float && request.advanceFloat) this.floatAdvanced = true;
     if (request.advance) this.swap();
     return stats;
   }
@@ -375,6 +380,9 @@ export class LayerRunner {
     if (request.float) {
       // The same slice once more on the float stream, every value prefixed, with the float weights.
       const fbase = extractSubgraph(this.model, request.advanceFloat ? [...inputs, this.layers[i].output] : inputs, this.cuts(i));
+      // Subgraph bodies (If, Loop) would read outer values by their unprefixed names: this model's, not the float one's.
+      if (fbase.nodes.some((n) => Object.values(n.attributes).some((a) => a.type === 'graph')))
+        throw new AlkiError('UNSUPPORTED_CONFIG', 'float targets cannot pair a layer with control flow (If/Loop)', 'use --no-float-targets');
       const shared = new Set(fbase.inputs.map((v) => v.name).filter((n) => n !== this.layers[i].input));
       const f = (n: string) => (n === '' || shared.has(n) ? n : FLOAT_PREFIX + n);
       for (const n of fbase.nodes) nodes.push({ ...n, name: undefined, inputs: n.inputs.map(f), outputs: n.outputs.map(f) });
@@ -386,15 +394,27 @@ export class LayerRunner {
         const K = widths[j];
         const fx = `alki_calib_${j}_fx`;
         nodes.push({ opType: 'Reshape', inputs: [f(name), `alki_calib_${j}_k`], outputs: [fx], attributes: {} });
-        const acc = `alki_calib_${j}_cross_acc`;
-        extraInputs.push({ name: acc, elemType: DataType.FLOAT, shape: [K, K] });
-        nodes.push({
-          opType: 'Gemm',
-          inputs: [`alki_calib_${j}_x`, fx, acc],
-          outputs: [`alki_calib_${j}_cross`],
-          attributes: { transA: { type: 'int', value: 1 } },
-        });
-        outs.push({ name: `alki_calib_${j}_cross`, elemType: DataType.FLOAT });
+        // Σ X̃ᵀX by block rows, each output under GRAM_OUTPUT_FLOATS (see the Gram matrices above).
+        const rows = Math.max(1, Math.min(K, Math.floor(GRAM_OUTPUT_FLOATS / K)));
+        const blocks: StatsBlock[] = [];
+        for (let r0 = 0; r0 < K; r0 += rows) {
+          const r1 = Math.min(K, r0 + rows);
+          const tag = `alki_calib_${j}_cross_${r0}`;
+          let left = `alki_calib_${j}_x`;
+          if (r0 > 0 || r1 < K) {
+            if (!inits.some((t) => t.name === 'alki_calib_axis1')) inits.push(int64Tensor('alki_calib_axis1', [1], [1]));
+            inits.push(int64Tensor(`${tag}_starts`, [1], [r0]), int64Tensor(`${tag}_ends`, [1], [r1]));
+            nodes.push({ opType: 'Slice', inputs: [left, `${tag}_starts`, `${tag}_ends`, 'alki_calib_axis1'], outputs: [`${tag}_rows`], attributes: {} });
+            left = `${tag}_rows`;
+          }
+          const acc = `${tag}_acc`;
+          const out = `${tag}_out`;
+          extraInputs.push({ name: acc, elemType: DataType.FLOAT, shape: [r1 - r0, K] });
+          nodes.push({ opType: 'Gemm', inputs: [left, fx, acc], outputs: [out], attributes: { transA: { type: 'int', value: 1 } } });
+          outs.push({ name: out, elemType: DataType.FLOAT });
+          blocks.push({ r0, r1, acc, out });
+        }
+        outputs.get(name)!.cross = blocks;
       });
       if (request.advanceFloat) outs.push({ name: f(this.layers[i].output), elemType: DataType.FLOAT });
     }
@@ -435,10 +455,19 @@ export class LayerRunner {
 /** Prefix of the float stream's values in a paired statistics graph (StatsRequest.float). */
 const FLOAT_PREFIX = 'alki_f/';
 
-/** What the statistics graph returns for one value: X itself, and the lower block rows of XᵀX. */
+/** Rows [r0, r1) of a sum accumulated in a graph: its input (the running sum) and output. */
+interface StatsBlock {
+  r0: number;
+  r1: number;
+  acc: string;
+  out: string;
+}
+
+/** What the statistics graph returns for one value: X itself, the lower block rows of XᵀX, the rows of X̃ᵀX. */
 interface StatsOutputs {
   x?: string;
-  gram?: { r0: number; r1: number; acc: string; out: string }[];
+  gram?: StatsBlock[];
+  cross?: StatsBlock[];
 }
 
 /** Largest Gram block row in floats (~25 MB): under glibc's 32 MiB mmap threshold, so its memory is recycled. */
