@@ -64,7 +64,8 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
       const written = new Set<string>();
       const cal = context.calibration;
       if (needsCalibration && cal) {
-        // A graph without Alki's layer metadata is calibrated as one span: no float stream to fit (report what ran).
+        // A graph without Alki's layer metadata is calibrated as one span: no float stream to fit. The report says
+        // what runs, and the calibration reads it from there.
         if (report.floatTargets && !readDecoderLayout(model)) report.floatTargets = false;
         report.calibration = { source: cal.source, samples: cal.samples.length, sequenceLength: cal.samples[0]?.length ?? 0, sha256: cal.sha256 };
         const excluded = new Set(report.excluded);
@@ -85,7 +86,7 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
           mseClip: o.mseClip,
           awqScales: o.awqScales,
           trueSequential: o.trueSequential,
-          floatTargets: o.floatTargets,
+          floatTargets: report.floatTargets,
           alpha: o.alpha,
           excluded,
           onProgress: o.onProgress,

@@ -1,10 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { SeededRandom } from '@alki/core';
 import { exportModel, openHfModel } from '@alki/models';
+import { transpose } from '@alki/onnx';
 import { createQuantizer, type CalibrationData } from '../src/index.js';
 import { prepareGptqHessian } from '../src/gptq.js';
 import { shiftToFloatTargets } from '../src/calibration/float-targets.js';
 import { OrtGemm } from '../src/ort/gemm.js';
+import { matmulABt } from '../src/linalg.js';
 import { tinyLlama } from '../../../tools/fixtures/index.js';
 
 /** x = A⁻¹b for a small dense A (float64, partial pivoting). */
@@ -39,19 +41,10 @@ describe('GPTQ fitted to the float model (float targets)', () => {
       const X = Float64Array.from({ length: T * K }, (_, i) => rng.normal() * (1 + (i % K)));
       const Xq = X.map((v) => v + 0.2 * rng.normal());
       const W = Float32Array.from({ length: K * N }, () => rng.normal());
-      const H = new Float32Array(K * K);
-      const C = new Float32Array(K * K);
-      for (let a = 0; a < K; a++)
-        for (let b = 0; b < K; b++) {
-          let h = 0;
-          let c = 0;
-          for (let t = 0; t < T; t++) {
-            h += Xq[t * K + a] * Xq[t * K + b];
-            c += Xq[t * K + a] * X[t * K + b];
-          }
-          H[a * K + b] = (2 / T) * h;
-          C[a * K + b] = (2 / T) * c;
-        }
+      // 2/n·X̃ᵀX̃ and 2/n·X̃ᵀX from the inputs transposed ([K, T], A·Bᵀ).
+      const Xqt = transpose(Float32Array.from(Xq), T, K);
+      const H = matmulABt(Xqt, K, T, Xqt, K).map((v) => (2 / T) * v);
+      const C = matmulABt(Xqt, K, T, transpose(Float32Array.from(X), T, K), K).map((v) => (2 / T) * v);
       const D = C.map((c, j) => c - H[j]);
       // The reference: (H + λI)·(W' − W) = D·W, λ = 1% of the mean diagonal.
       let mean = 0;

@@ -194,37 +194,29 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       // guard's budget), GPTQ +6.6%, and the whole demo takes seconds.
       const demoGptq = demo && !chosen && explicit.method === undefined;
       const method = chosen?.settings.method ?? explicit.method ?? (demoGptq ? 'gptq' : 'rtn');
+      // Flags that apply on top of a target's settings and of the explicit ones alike.
+      const flagOptions = {
+        symmetric: args.symmetric as boolean,
+        actOrder: (args['act-order'] as boolean) || undefined,
+        mseClip: args['mse-clip'] as boolean | undefined,
+        awqScales: (args['awq-scales'] as boolean) || undefined,
+        trueSequential: args['true-sequential'] as boolean | undefined,
+        floatTargets: args['float-targets'] as boolean | undefined,
+        alpha: args.alpha as number | undefined,
+        smooth: args.smooth === false ? false : undefined,
+        exclude: parseExclude(args.exclude as string[] | undefined),
+        embedBits: args['embed-bits'] as 8 | undefined,
+      };
       const quantize: BuildBundleOptions['quantize'] = chosen
-        ? {
-            ...(quantizeOptionsOf(chosen.settings) as BuildBundleOptions['quantize']),
-            symmetric: args.symmetric as boolean,
-            actOrder: (args['act-order'] as boolean) || undefined,
-            mseClip: args['mse-clip'] as boolean | undefined,
-            awqScales: (args['awq-scales'] as boolean) || undefined,
-            trueSequential: args['true-sequential'] as boolean | undefined,
-            floatTargets: args['float-targets'] as boolean | undefined,
-            alpha: args.alpha as number | undefined,
-            smooth: args.smooth === false ? false : undefined,
-            exclude: parseExclude(args.exclude as string[] | undefined),
-            embedBits: args['embed-bits'] as 8 | undefined,
-          }
+        ? { ...(quantizeOptionsOf(chosen.settings) as BuildBundleOptions['quantize']), ...flagOptions }
         : {
             method: method as 'rtn',
             blockSize: explicit.blockSize ?? 32,
-            symmetric: args.symmetric as boolean,
             accuracyLevel: explicit.accuracyLevel as 0 | undefined,
-            actOrder: (args['act-order'] as boolean) || undefined,
-            mseClip: args['mse-clip'] as boolean | undefined,
-            awqScales: (args['awq-scales'] as boolean) || undefined,
-            trueSequential: args['true-sequential'] as boolean | undefined,
-            floatTargets: args['float-targets'] as boolean | undefined,
-            alpha: args.alpha as number | undefined,
-            smooth: args.smooth === false ? false : undefined,
             w8a8Format: explicit.w8a8Format,
-            exclude: parseExclude(args.exclude as string[] | undefined),
             headBits: explicit.headBits,
-            embedBits: args['embed-bits'] as 8 | undefined,
             bits: explicit.bits as 4 | undefined,
+            ...flagOptions,
           };
       const source = await resolveModel(args.model as string, {
         revision: args.revision as string | undefined,

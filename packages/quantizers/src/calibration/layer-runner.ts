@@ -103,12 +103,12 @@ export class LayerRunner {
       const out = await p.session.run(this.feeds(graph, p, batch));
       this.hidden.push(out[p.name(this.layers[0].input)].data as Float32Array);
     }
-    if (this.withFloatStream) this.floatHidden = this.hidden.map((h) => Float32Array.from(h));
+    if (this.hasFloatStream) this.floatHidden = this.hidden.map((h) => Float32Array.from(h));
   }
 
-  /** Whether the float model's hidden states are kept (a graph cut into layers, asked for at construction). */
+  /** Whether the float model's hidden states are kept: asked for at construction, and the graph is cut into layers. */
   get hasFloatStream(): boolean {
-    return !!this.floatHidden;
+    return this.withFloatStream && !!this.layers[0].input;
   }
 
   /** Releases the onnxruntime sessions. */
@@ -181,11 +181,7 @@ export class LayerRunner {
           for (const blk of b.outputs.get(name)!.cross!)
             feeds[p.name(blk.acc)] = fetches[p.name(blk.out)] = new ort.Tensor('float32', sum.subarray(blk.r0 * K, blk.r1 * K), [blk.r1 - blk.r0, K]);
         });
-        if (request.advanceFloat) {
-          const size = shape[0] * shape[1] * shape[2];
-          if (this.floatSpare[bi]?.length !== size) this.floatSpare[bi] = new Float32Array(size);
-          fetches[p.name(FLOAT_PREFIX + this.layers[i].output)] = new ort.Tensor('float32', this.floatSpare[bi], shape);
-        }
+        if (request.advanceFloat) fetches[p.name(FLOAT_PREFIX + this.layers[i].output)] = this.nextHidden(bi, this.floatSpare);
       }
       await p.session.run(feeds, fetches);
       noteOrtOutput(Object.values(fetches).reduce((sum, t) => sum + t.size * 4, 0));
@@ -251,7 +247,7 @@ export class LayerRunner {
   /** Continues from recorded {@link hiddenStates} instead of {@link start} (a resumed calibration). */
   restore(hidden: Float32Array[]): void {
     const B = this.batches.length;
-    const streams = this.withFloatStream && this.layers[0].input ? 2 : 1;
+    const streams = this.hasFloatStream ? 2 : 1;
     if (hidden.length !== streams * B || hidden.some((h, j) => h.length !== this.batches[j % B].length * this.seqLen * this.hiddenSize)) {
       throw new AlkiError('BAD_INPUT', 'the checkpoint was recorded with other calibration data', 'build again without --resume');
     }
@@ -276,15 +272,14 @@ export class LayerRunner {
     for (let bi = 0; bi < this.batches.length; bi++) {
       throwIfAborted(this.signal);
       const out = this.nextHidden(bi);
-      await p.session.run(this.layerFeeds(graph, p, i, bi), { [p.name(span.output)]: out });
+      const feeds = this.layerFeeds(graph, p, i, bi);
+      await p.session.run(feeds, { [p.name(span.output)]: out });
       noteOrtOutput(out.size * 4);
       this.checkFinite(`leaving layer ${i}`, this.spare[bi]);
       if (this.floatHidden && !this.floatAdvanced) {
-        const feeds = this.layerFeeds(graph, p, i, bi);
-        const shape = [this.batches[bi].length, this.seqLen, this.hiddenSize];
-        feeds[p.name(span.input)] = new ort.Tensor('float32', this.floatHidden[bi], shape);
-        if (this.floatSpare[bi]?.length !== this.floatHidden[bi].length) this.floatSpare[bi] = new Float32Array(this.floatHidden[bi].length);
-        await p.session.run(feeds, { [p.name(span.output)]: new ort.Tensor('float32', this.floatSpare[bi], shape) });
+        // The same feeds, but for the hidden states.
+        feeds[p.name(span.input)] = new ort.Tensor('float32', this.floatHidden[bi], out.dims);
+        await p.session.run(feeds, { [p.name(span.output)]: this.nextHidden(bi, this.floatSpare) });
       }
     }
     if (this.floatHidden) this.floatAdvanced = true;
@@ -298,11 +293,11 @@ export class LayerRunner {
     this.floatAdvanced = false;
   }
 
-  /** Batch `bi`'s buffer for the next layer's inputs, as an output tensor. */
-  private nextHidden(bi: number): ort.Tensor {
+  /** Batch `bi`'s buffer for the next layer's inputs (of the float stream with its spares), as an output tensor. */
+  private nextHidden(bi: number, spare = this.spare): ort.Tensor {
     const size = this.batches[bi].length * this.seqLen * this.hiddenSize;
-    if (this.spare[bi]?.length !== size) this.spare[bi] = new Float32Array(size);
-    return new ort.Tensor('float32', this.spare[bi], [this.batches[bi].length, this.seqLen, this.hiddenSize]);
+    if (spare[bi]?.length !== size) spare[bi] = new Float32Array(size);
+    return new ort.Tensor('float32', spare[bi], [this.batches[bi].length, this.seqLen, this.hiddenSize]);
   }
 
   /** Input width K of the linear layer(s) reading `value`. */
@@ -339,6 +334,22 @@ export class LayerRunner {
     const nodes = [...base.nodes];
     const extraInputs: ValueInfo[] = [];
     const outs: ValueInfo[] = [];
+    /** Columns [from, to) of a [tokens, K] value. */
+    const cols = (x: string, from: number, to: number, out: string): string => {
+      if (!extraInits.some((t) => t.name === 'alki_calib_axis1')) extraInits.push(int64Tensor('alki_calib_axis1', [1], [1]));
+      extraInits.push(int64Tensor(`${out}_starts`, [1], [from]), int64Tensor(`${out}_ends`, [1], [to]));
+      nodes.push({ opType: 'Slice', inputs: [x, `${out}_starts`, `${out}_ends`, 'alki_calib_axis1'], outputs: [out], attributes: {} });
+      return out;
+    };
+    /** Rows [r0, r1) of a running sum Σ AᵀB: Gemm(A, B, C = the sum) with its output bound to C (fed back each batch). */
+    const accumulate = (tag: string, a: string, b: string, r0: number, r1: number, width: number): StatsBlock => {
+      const acc = `${tag}_acc`;
+      const out = `${tag}_out`;
+      extraInputs.push({ name: acc, elemType: DataType.FLOAT, shape: [r1 - r0, width] });
+      nodes.push({ opType: 'Gemm', inputs: [a, b, acc], outputs: [out], attributes: { transA: { type: 'int', value: 1 } } });
+      outs.push({ name: out, elemType: DataType.FLOAT });
+      return { r0, r1, acc, out };
+    };
     inputs.forEach((name, j) => {
       // Reshape to [tokens, K]: shape [-1, K] where K comes from the last dim.
       const shape = `alki_calib_${j}_shape`;
@@ -357,26 +368,15 @@ export class LayerRunner {
         for (let r0 = 0; r0 < K; r0 += rows) {
           const r1 = Math.min(K, r0 + rows);
           const tag = `alki_calib_${j}_${r0}`;
-          const cols = (from: number, to: number, out: string) => {
-            if (!extraInits.some((t) => t.name === 'alki_calib_axis1')) extraInits.push(int64Tensor('alki_calib_axis1', [1], [1]));
-            extraInits.push(int64Tensor(`${out}_starts`, [1], [from]), int64Tensor(`${out}_ends`, [1], [to]));
-            nodes.push({ opType: 'Slice', inputs: [x2d, `${out}_starts`, `${out}_ends`, 'alki_calib_axis1'], outputs: [out], attributes: {} });
-            return out;
-          };
-          const left = r1 === K ? x2d : cols(0, r1, `${tag}_left`);
-          const block = r0 === 0 && r1 === K ? x2d : cols(r0, r1, `${tag}_rows`);
-          const acc = `${tag}_acc`;
-          const out = `${tag}_gram`;
-          extraInputs.push({ name: acc, elemType: DataType.FLOAT, shape: [r1 - r0, r1] });
-          nodes.push({ opType: 'Gemm', inputs: [block, left, acc], outputs: [out], attributes: { transA: { type: 'int', value: 1 } } });
-          outs.push({ name: out, elemType: DataType.FLOAT });
-          entry.gram.push({ r0, r1, acc, out });
+          const left = r1 === K ? x2d : cols(x2d, 0, r1, `${tag}_left`);
+          const block = r0 === 0 && r1 === K ? x2d : cols(x2d, r0, r1, `${tag}_rows`);
+          entry.gram.push(accumulate(tag, block, left, r0, r1, r1));
         }
       }
       outputs.set(name, entry);
     });
     if (request.advance) outs.push({ name: this.layers[i].output, elemType: DataType.FLOAT });
-    let inits = [...base.initializers, ...extraInits];
+    const floatInits: Tensor[] = [];
     if (request.float) {
       // The same slice once more on the float stream, every value prefixed, with the float weights.
       const fbase = extractSubgraph(this.model, request.advanceFloat ? [...inputs, this.layers[i].output] : inputs, this.cuts(i));
@@ -386,38 +386,28 @@ export class LayerRunner {
       const shared = new Set(fbase.inputs.map((v) => v.name).filter((n) => n !== this.layers[i].input));
       const f = (n: string) => (n === '' || shared.has(n) ? n : FLOAT_PREFIX + n);
       for (const n of fbase.nodes) nodes.push({ ...n, name: undefined, inputs: n.inputs.map(f), outputs: n.outputs.map(f) });
-      inits = [...inits, ...fbase.initializers.map((t) => ({ ...t, name: f(t.name), data: request.float!.get(t.name) ?? t.data }))];
+      floatInits.push(...fbase.initializers.map((t) => ({ ...t, name: f(t.name), data: request.float!.get(t.name) ?? t.data })));
       extraInputs.push({ name: f(this.layers[i].input), elemType: DataType.FLOAT, shape: ['batch', 'seq', this.hiddenSize] });
       // Graph inputs only the float slice reads (the mask, when only it runs the attention).
       for (const v of fbase.inputs) if (shared.has(v.name) && !base.inputs.some((b) => b.name === v.name)) extraInputs.push(v);
       inputs.forEach((name, j) => {
         const K = widths[j];
+        const x2d = `alki_calib_${j}_x`;
         const fx = `alki_calib_${j}_fx`;
         nodes.push({ opType: 'Reshape', inputs: [f(name), `alki_calib_${j}_k`], outputs: [fx], attributes: {} });
-        // Σ X̃ᵀX by block rows, each output under GRAM_OUTPUT_FLOATS (see the Gram matrices above).
+        // Σ X̃ᵀX by block rows, each output under GRAM_OUTPUT_FLOATS as for XᵀX.
         const rows = Math.max(1, Math.min(K, Math.floor(GRAM_OUTPUT_FLOATS / K)));
         const blocks: StatsBlock[] = [];
         for (let r0 = 0; r0 < K; r0 += rows) {
           const r1 = Math.min(K, r0 + rows);
           const tag = `alki_calib_${j}_cross_${r0}`;
-          let left = `alki_calib_${j}_x`;
-          if (r0 > 0 || r1 < K) {
-            if (!inits.some((t) => t.name === 'alki_calib_axis1')) inits.push(int64Tensor('alki_calib_axis1', [1], [1]));
-            inits.push(int64Tensor(`${tag}_starts`, [1], [r0]), int64Tensor(`${tag}_ends`, [1], [r1]));
-            nodes.push({ opType: 'Slice', inputs: [left, `${tag}_starts`, `${tag}_ends`, 'alki_calib_axis1'], outputs: [`${tag}_rows`], attributes: {} });
-            left = `${tag}_rows`;
-          }
-          const acc = `${tag}_acc`;
-          const out = `${tag}_out`;
-          extraInputs.push({ name: acc, elemType: DataType.FLOAT, shape: [r1 - r0, K] });
-          nodes.push({ opType: 'Gemm', inputs: [left, fx, acc], outputs: [out], attributes: { transA: { type: 'int', value: 1 } } });
-          outs.push({ name: out, elemType: DataType.FLOAT });
-          blocks.push({ r0, r1, acc, out });
+          blocks.push(accumulate(tag, r1 - r0 === K ? x2d : cols(x2d, r0, r1, `${tag}_rows`), fx, r0, r1, K));
         }
         outputs.get(name)!.cross = blocks;
       });
       if (request.advanceFloat) outs.push({ name: f(this.layers[i].output), elemType: DataType.FLOAT });
     }
+    const inits = [...base.initializers, ...extraInits, ...floatInits];
     return { graph: { ...base, nodes, inputs: [...base.inputs, ...extraInputs], initializers: inits, outputs: outs }, outputs };
   }
 
