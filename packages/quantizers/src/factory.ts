@@ -8,7 +8,7 @@ import {
   emptyReport,
   finishQuantizedModel,
   quantizeEmbeddings,
-  quantize,
+  quantizeParallel,
   resolveQuantizeOptions,
   selectLinears,
   writeMatMulNBits,
@@ -37,8 +37,8 @@ export interface Quantizer {
 
 /**
  * The entry point for every method: validates the options up front (bad
- * flags fail before any work) and returns a quantizer. `quantize()` is the
- * synchronous path it takes for methods without calibration (RTN, naive W8A8).
+ * flags fail before any work) and returns a quantizer. For methods without calibration (RTN, naive W8A8) its
+ * `quantize()` is {@link quantizeParallel}: {@link quantize}'s result, rounded on all cores.
  *
  * @example
  * const q = createQuantizer('gptq', { bits: 4, blockSize: 32 });
@@ -52,7 +52,7 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
     options: o,
     needsCalibration,
     async quantize(model, context = {}) {
-      if (method !== 'smoothquant' && !needsCalibration) return quantize(model, o);
+      if (method !== 'smoothquant' && !needsCalibration) return quantizeParallel(model, o);
       if (needsCalibration && !context.calibration)
         throw new AlkiError('BAD_INPUT', `${method} needs calibration data`, 'pass { calibration } (see calibrationFromText / calibrationFromModel)');
       const t0 = performance.now();

@@ -1,5 +1,6 @@
 export {
   quantize,
+  quantizeParallel,
   resolveQuantizeOptions,
   QUANTIZE_METHODS,
   DEFAULT_HEAD_BITS,
@@ -25,6 +26,7 @@ export { extractSubgraph } from './calibration/subgraph.js';
 export { rtn } from './rtn.js';
 export { rtnPacked } from './rtn-packed.js';
 export type { PackedRtn } from './rtn-packed.js';
+export { RtnPool } from './rtn-pool.js';
 export { gptq, prepareGptqHessian } from './gptq.js';
 export { Scratch } from './scratch.js';
 export type { GptqOptions, GptqHessian, GemmUpdate } from './gptq.js';

@@ -15,6 +15,9 @@ export interface PackedRtn {
   zeroPoints?: Uint8Array;
   /** ‖W − Ŵ‖ / ‖W‖; NaN when W holds NaN or ±Inf (the caller reports where: assertFinite). */
   relativeError: number;
+  /** ‖W − Ŵ‖² and ‖W‖², from which parts of a weight rounded apart (rtn-pool.ts) give the whole's relative error. */
+  squaredError: number;
+  squaredNorm: number;
 }
 
 /**
@@ -98,6 +101,13 @@ export function rtnPacked(w: Float32Array, N: number, K: number, o: BlockwiseOpt
     B,
     scales,
     zeroPoints,
-    relativeError: Number.isFinite(den) && Number.isFinite(num) ? Math.sqrt(num / (den || 1)) : NaN,
+    relativeError: relativeErrorFromSums(num, den),
+    squaredError: num,
+    squaredNorm: den,
   };
+}
+
+/** ‖W − Ŵ‖ / ‖W‖ from the two squared norms; NaN when either is not finite (a NaN or ±Inf weight). */
+export function relativeErrorFromSums(num: number, den: number): number {
+  return Number.isFinite(den) && Number.isFinite(num) ? Math.sqrt(num / (den || 1)) : NaN;
 }

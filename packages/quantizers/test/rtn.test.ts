@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { SeededRandom } from '@alki/core';
 import { DataType, GraphBuilder, TensorSpill, createModel, encodeModel, floatTensor, isLazy, lazyTensor } from '@alki/onnx';
-import { dequantizeBlockwise, matMulNBitsTensors, quantize, relativeErrorOf, rtn, rtnPacked } from '../src/index.js';
+import { RtnPool, dequantizeBlockwise, matMulNBitsTensors, quantize, quantizeParallel, relativeErrorOf, rtn, rtnPacked } from '../src/index.js';
 
 function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
   const rng = new SeededRandom(seed);
@@ -218,6 +218,29 @@ describe('RTN fast path (rtnPacked)', () => {
     } finally {
       spill.remove();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rounds on worker threads into the same bytes as one thread, for a weight large enough to split and an uneven split', async () => {
+    // 1040 × 1024 values (over the pool's 1M threshold), split 3 ways whatever the cores: 347 + 346 + 347 rows.
+    const K = 1024,
+      N = 1040;
+    const w = randomMatrix(K, N, 21);
+    const pool = new RtnPool(3);
+    try {
+      expect(pool.threads).toBe(3); // the worker script is found (built dist/), or this test would not split at all
+    } finally {
+      await pool.close();
+    }
+    for (const o of [
+      { method: 'rtn' as const, bits: 4 as const, blockSize: 32 },
+      { method: 'rtn' as const, bits: 8 as const, blockSize: 128, symmetric: true },
+    ]) {
+      const serial = quantize(matmulModel(w, K, N), o);
+      const parallel = await quantizeParallel(matmulModel(w, K, N), o, 3);
+      expect(Buffer.from(encodeModel(parallel.model)).equals(Buffer.from(encodeModel(serial.model)))).toBe(true);
+      expect(parallel.report.layers[0].relativeError).toBeCloseTo(serial.report.layers[0].relativeError, 12);
+      expect(parallel.report.layers[0].relativeError).toBeGreaterThan(0);
     }
   });
 });
