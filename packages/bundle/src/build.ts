@@ -20,7 +20,7 @@ import {
   calibrationFromText,
   createQuantizer,
   FolderCheckpoint,
-  quantize,
+  quantizeParallel,
   readCalibrationFile,
   resolveQuantizeOptions,
   type CalibrationData,
@@ -306,7 +306,7 @@ async function prepareCalibration(o: BuildBundleOptions, hf: SourceFolder, workD
     } else if (c.sampler !== 'fp32') {
       // An RTN int8 or int4 copy, streamed like the build itself (see CalibrationOptions.sampler).
       o.onProgress?.({ step: 'calibration data', done: 0, total: samples * seqLen, unit: 'tokens', detail: `writing an int${bits} copy to sample from` });
-      const { model } = quantize(exportModel(hf, { flavour: o.flavour, producerVersion: ALKI_VERSION }).model, {
+      const { model } = await quantizeParallel(exportModel(hf, { flavour: o.flavour, producerVersion: ALKI_VERSION }).model, {
         method: 'rtn',
         bits,
         blockSize: SAMPLER_BLOCK_SIZE,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { exportModel, openHfModel } from '@alki/models';
 import { LayerRunner } from '../src/index.js';
-import type { LayerSpan } from '@alki/onnx';
+import { materializeModel, type LayerSpan } from '@alki/onnx';
 import { SliceSessions } from '../src/calibration/slice-sessions.js';
 import { extractSubgraph } from '../src/calibration/subgraph.js';
 import { tinyLlama } from '../../../tools/fixtures/index.js';
@@ -94,6 +94,56 @@ describe('LayerRunner', () => {
     expect(scale).toBeGreaterThan(0);
     expect(maxErr / scale).toBeLessThan(1e-4);
     await runner.release();
+    m.cleanup();
+  });
+
+  it('values kept by earlier passes (keep, keepFloat) give the statistics and hidden states of recomputing the layer', async () => {
+    const m = tinyLlama({ seed: 11, numLayers: 2 });
+    // Weights in memory (the export's are read from the checkpoint at each use), so that changing them sticks.
+    const model = materializeModel(exportModel(openHfModel(m.dir)).model);
+    const layers = JSON.parse(model.metadata['alki.layers']) as LayerSpan[];
+    const hidden = JSON.parse(readFileSync(join(m.dir, 'config.json'), 'utf8')).hidden_size as number;
+    const samples = [
+      [1, 5, 9, 200, 7, 3, 8, 11],
+      [1, 8, 2, 44, 6, 30, 9, 12],
+      [1, 4, 4, 4, 6, 31, 90, 2],
+    ];
+    // Both runners read the same model, so a weight changed between passes (as GPTQ does) reaches both.
+    const [kept, recomputed] = [0, 1].map(() => new LayerRunner(model, layers, samples, hidden, 2, undefined, true));
+    await kept.start();
+    await recomputed.start();
+    const matmuls = model.graph.nodes.filter((n) => n.opType === 'MatMul' && n.inputs[1].startsWith('model.layers.0.'));
+    const inputs = [...new Set(matmuls.map((n) => n.inputs[0]))]; // in the order the layer computes them
+    expect(inputs.length).toBe(4);
+    const weight = (name: string) => model.graph.initializers.find((t) => t.name === name)!.data as Float32Array;
+    const floats = new Map(matmuls.map((n) => [n.inputs[1], Float32Array.from(weight(n.inputs[1]))]));
+    const relDiff = (a: Float32Array, b: Float32Array) => {
+      let d = 0;
+      let s = 0;
+      for (let j = 0; j < a.length; j++) [d, s] = [Math.max(d, Math.abs(a[j] - b[j])), Math.max(s, Math.abs(b[j]))];
+      expect(s).toBeGreaterThan(0);
+      return d / s;
+    };
+    for (let p = 0; p < inputs.length; p++) {
+      const request = { gram: true, float: floats, advanceFloat: p === 0 };
+      const a = (await kept.collect(0, [inputs[p]], { ...request, keep: p > 0, keepFloat: p === 0 ? inputs.slice(1) : undefined })).get(inputs[p])!;
+      const [gram, cross] = [Float32Array.from(a.gram!), Float32Array.from(a.cross!)];
+      const b = (await recomputed.collect(0, [inputs[p]], request)).get(inputs[p])!;
+      expect(relDiff(gram, b.gram!)).toBeLessThan(1e-5);
+      expect(relDiff(cross, b.cross!)).toBeLessThan(1e-5);
+      // This input's linears change before the next pass: the kept values must be the ones after earlier changes.
+      for (const n of matmuls.filter((n) => n.inputs[0] === inputs[p])) weight(n.inputs[1]).forEach((v, j, w) => (w[j] = 0.75 * v + 0.002));
+    }
+    expect((kept as unknown as { kept: Map<string, unknown> }).kept.size).toBe(3);
+    await kept.advance(0);
+    await recomputed.advance(0);
+    const [ha, hb] = [kept.hiddenStates, recomputed.hiddenStates];
+    expect(ha.length).toBe(4); // two batches, two streams
+    for (let j = 0; j < ha.length; j++) expect(relDiff(ha[j], hb[j])).toBeLessThan(1e-5);
+    // Changed weights reached the next layer's inputs: this model's stream differs from the float model's.
+    expect(relDiff(ha[0], ha[2])).toBeGreaterThan(1e-3);
+    await kept.release();
+    await recomputed.release();
     m.cleanup();
   });
 

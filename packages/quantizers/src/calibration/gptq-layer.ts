@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { measureBlockwise } from '../blockwise.js';
 import { gptq, prepareGptqHessian, type GptqOptions } from '../gptq.js';
 import type { InputStats } from './layer-runner.js';
@@ -27,8 +28,19 @@ export async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
       ? new Map(l.groups.flatMap((g) => g.linears).map((n) => [n, c.weight(n).data as Float32Array]))
       : undefined;
   const passes = c.o.trueSequential ? inputs.map((x) => [x]) : [inputs];
+  // Passes after the first keep the values they measure, and the first keeps the float stream's values of the later
+  // passes' inputs: each pass then runs only the part of the layer after the last kept value, and the float layer
+  // runs once (a TinyLlama-shaped layer at 32 × 512 tokens: see docs/quantization.md). Kept while memory allows.
+  const later = passes.slice(1).flat();
+  const keep = later.length > 0 && keptBytes(c, later, !!floats) <= KEEP_BUDGET_BYTES();
   for (let p = 0; p < passes.length; p++) {
-    const stats = await c.runner.collect(l.index, passes[p], { gram: true, float: floats, advanceFloat: !!floats && p === 0 });
+    const stats = await c.runner.collect(l.index, passes[p], {
+      gram: true,
+      float: floats,
+      advanceFloat: !!floats && p === 0,
+      keep: keep && p > 0,
+      keepFloat: keep && floats && p === 0 ? later : undefined,
+    });
     for (const input of passes[p]) {
       const linears = l.groups.filter((g) => l.inputOf(g) === input).flatMap((g) => g.linears.filter(quantized));
       if (floats && p < passes.length - 1) for (const n of linears) floats.set(n, Float32Array.from(c.weight(n).data as Float32Array));
@@ -65,6 +77,15 @@ async function gptqInput(c: LayerContext, l: LayerWork, st: InputStats, linears:
     c.o.errors?.set(name, measureBlockwise(qw, w, 'KN', l.last ? undefined : w));
   }
 }
+
+/** Memory that keeping `values` takes: [tokens, K] floats each, twice with the float stream's. */
+function keptBytes(c: LayerContext, values: string[], withFloat: boolean): number {
+  const widths = values.map((v) => c.runner.widthOf(v));
+  return widths.reduce((s, K) => s + K, 0) * c.runner.tokens * 4 * (withFloat ? 2 : 1);
+}
+
+/** The most memory kept values may take: a quarter of the machine's (1.3 GB for a 1.1B model at 32 × 512 tokens). */
+const KEEP_BUDGET_BYTES = () => totalmem() / 4;
 
 /** Linear inputs in the order the graph computes them (the first MatMul reading each). */
 function runOrder(c: LayerContext, inputs: string[]): string[] {

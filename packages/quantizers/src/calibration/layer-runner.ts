@@ -39,6 +39,16 @@ export interface StatsRequest {
   float?: ReadonlyMap<string, Float32Array>;
   /** With `float`: keep the float layer's outputs as the float stream's next inputs. */
   advanceFloat?: boolean;
+  /**
+   * Keep the requested values of this model's stream until the layer advances: the layer's later passes and its
+   * `advance` then start from them instead of recomputing the layer up to them (they are [batch, seq, K] values).
+   */
+  keep?: boolean;
+  /**
+   * With `float`: keep these values of the float stream (linear inputs a later pass of this layer asks for), whose
+   * Σ X̃ᵀX then reads them instead of running the float layer again.
+   */
+  keepFloat?: string[];
 }
 
 /**
@@ -64,6 +74,11 @@ export class LayerRunner {
   private readonly sessions: SliceSessions;
   /** Output buffers reused across batches and layers, by role. */
   private readonly buffers = new Map<string, Float32Array>();
+  /** Values of the current layer kept by a pass (StatsRequest.keep / keepFloat), one [tokens, K] array per batch. */
+  private readonly kept = new Map<string, Float32Array[]>();
+  private readonly floatKept = new Map<string, Float32Array[]>();
+  /** Arrays of values kept for an earlier layer, reused by the next one's. */
+  private keptFree: Float32Array[] = [];
   readonly hiddenSize: number;
 
   constructor(
@@ -159,6 +174,13 @@ export class LayerRunner {
     const crossSums = new Map<string, Float32Array>();
     if (request.float) inputs.forEach((name, j) => crossSums.set(name, this.buffer(`cross${j}`, widths[j] * widths[j], true)));
     const rowsKept = new Map(inputs.map((name) => [name, 0]));
+    // Float X an earlier pass kept is fed (the graph reads it, see statsGraph); then this pass's own kept values.
+    const floatFed = inputs.filter((name) => this.floatKept.has(name));
+    if (request.keep) for (const [j, name] of inputs.entries()) this.kept.set(name, this.keptArrays(widths[j]));
+    const keepFloat = request.float && request.advanceFloat ? (request.keepFloat ?? []) : [];
+    for (const name of keepFloat) this.floatKept.set(name, this.keptArrays(this.widthOf(name)));
+    /** Where batch `bi`'s X of input j goes: the kept array, or a scratch buffer. */
+    const xOf = (j: number, bi: number, size: number) => (request.keep ? this.kept.get(inputs[j])![bi] : this.buffer(`x${j}`, size));
     for (let bi = 0; bi < this.batches.length; bi++) {
       throwIfAborted(this.signal);
       const tokens = this.batches[bi].length * this.seqLen;
@@ -167,14 +189,23 @@ export class LayerRunner {
       inputs.forEach((name, j) => {
         const names = b.outputs.get(name)!;
         const st = stats.get(name)!;
-        if (names.x) fetches[p.name(names.x)] = new ort.Tensor('float32', this.buffer(`x${j}`, tokens * st.K), [tokens, st.K]);
+        if (names.x) fetches[p.name(names.x)] = new ort.Tensor('float32', xOf(j, bi, tokens * st.K), [tokens, st.K]);
         for (const blk of names.gram ?? [])
           feeds[p.name(blk.acc)] = fetches[p.name(blk.out)] = new ort.Tensor('float32', sums.get(blk.acc)!, [blk.r1 - blk.r0, blk.r1]);
       });
       if (request.advance) fetches[p.name(this.layers[i].output)] = this.nextHidden(bi);
       if (request.float) {
         const shape = [this.batches[bi].length, this.seqLen, this.hiddenSize];
-        feeds[p.name(FLOAT_PREFIX + this.layers[i].input)] = new ort.Tensor('float32', this.floatHidden![bi], shape);
+        if (b.graph.inputs.some((v) => v.name === FLOAT_PREFIX + this.layers[i].input))
+          feeds[p.name(FLOAT_PREFIX + this.layers[i].input)] = new ort.Tensor('float32', this.floatHidden![bi], shape);
+        for (const name of floatFed) {
+          const j = inputs.indexOf(name);
+          feeds[p.name(floatX(j))] = new ort.Tensor('float32', this.floatKept.get(name)![bi], [tokens, widths[j]]);
+        }
+        keepFloat.forEach((name, m) => {
+          const K = this.floatKept.get(name)![bi].length / tokens;
+          fetches[p.name(keptFloatX(m))] = new ort.Tensor('float32', this.floatKept.get(name)![bi], [tokens, K]);
+        });
         inputs.forEach((name, j) => {
           const K = widths[j];
           const sum = crossSums.get(name)!;
@@ -191,8 +222,8 @@ export class LayerRunner {
         const st = stats.get(name)!;
         const K = st.K;
         st.tokens += tokens;
-        if (!names.x) return;
-        const x = this.buffer(`x${j}`, tokens * K);
+        if (!names.x || !(request.absMean || request.absMax || request.rows)) return; // kept only: the Gram's check covers it
+        const x = xOf(j, bi, tokens * K);
         this.checkFinite(`entering ${name.replace(/\.weight$/, '')} (layer ${i})`, x);
         if (request.absMean || request.absMax) {
           if (!st.absSum) st.absSum = new Float64Array(K);
@@ -267,7 +298,9 @@ export class LayerRunner {
    */
   async advance(i: number): Promise<void> {
     const span = this.layers[i];
-    const graph = extractSubgraph(this.model, [span.output], this.cuts(i));
+    // A float stream advanced here runs the same graph from its own hidden states: then nothing kept is used.
+    const floatHere = !!this.floatHidden && !this.floatAdvanced;
+    const graph = readCutsOnly(extractSubgraph(this.model, [span.output], floatHere ? this.cuts(i) : this.cutsWithKept(i)));
     const p = await this.sessions.prepare(graph);
     for (let bi = 0; bi < this.batches.length; bi++) {
       throwIfAborted(this.signal);
@@ -276,9 +309,9 @@ export class LayerRunner {
       await p.session.run(feeds, { [p.name(span.output)]: out });
       noteOrtOutput(out.size * 4);
       this.checkFinite(`leaving layer ${i}`, this.spare[bi]);
-      if (this.floatHidden && !this.floatAdvanced) {
+      if (floatHere) {
         // The same feeds, but for the hidden states.
-        feeds[p.name(span.input)] = new ort.Tensor('float32', this.floatHidden[bi], out.dims);
+        feeds[p.name(span.input)] = new ort.Tensor('float32', this.floatHidden![bi], out.dims);
         await p.session.run(feeds, { [p.name(span.output)]: this.nextHidden(bi, this.floatSpare) });
       }
     }
@@ -288,9 +321,27 @@ export class LayerRunner {
 
   /** The next layer's inputs become the current ones (both streams). */
   private swap(): void {
+    for (const arrays of [...this.kept.values(), ...this.floatKept.values()]) this.keptFree.push(...arrays);
+    this.kept.clear();
+    this.floatKept.clear();
     [this.hidden, this.spare] = [this.spare, this.hidden];
     if (this.floatHidden && this.floatAdvanced) [this.floatHidden, this.floatSpare] = [this.floatSpare, this.floatHidden];
     this.floatAdvanced = false;
+  }
+
+  /** One [tokens, K] array per batch for a kept value, from those an earlier layer kept when their sizes match. */
+  private keptArrays(K: number): Float32Array[] {
+    return this.batches.map((batch) => {
+      const size = batch.length * this.seqLen * K;
+      const at = this.keptFree.findIndex((a) => a.length === size);
+      return at >= 0 ? this.keptFree.splice(at, 1)[0] : new Float32Array(size);
+    });
+  }
+
+  /** The layer's cut: its input, and the values kept by this layer's earlier passes (see StatsRequest.keep). */
+  private cutsWithKept(i: number): ValueInfo[] {
+    const kept = [...this.kept.keys()].map((name) => ({ name, elemType: DataType.FLOAT, shape: ['batch', 'seq', this.widthOf(name)] }));
+    return [...this.cuts(i), ...kept];
   }
 
   /** Batch `bi`'s buffer for the next layer's inputs (of the float stream with its spares), as an output tensor. */
@@ -301,7 +352,7 @@ export class LayerRunner {
   }
 
   /** Input width K of the linear layer(s) reading `value`. */
-  private widthOf(value: string): number {
+  widthOf(value: string): number {
     for (const n of this.model.graph.nodes) {
       const w = n.opType === 'MatMul' && n.inputs[0] === value ? this.model.graph.initializers.find((t) => t.name === n.inputs[1]) : undefined;
       if (w) return w.dims[0];
@@ -311,8 +362,12 @@ export class LayerRunner {
 
   private layerFeeds(graph: Graph, p: PreparedSlice, i: number, bi: number): Record<string, ort.Tensor> {
     const feeds = this.feeds(graph, p, this.batches[bi]);
-    if (this.layers[i].input)
-      feeds[p.name(this.layers[i].input)] = new ort.Tensor('float32', this.hidden[bi], [this.batches[bi].length, this.seqLen, this.hiddenSize]);
+    const B = this.batches[bi].length;
+    for (const { name } of graph.inputs) {
+      if (name === this.layers[i].input) feeds[p.name(name)] = new ort.Tensor('float32', this.hidden[bi], [B, this.seqLen, this.hiddenSize]);
+      const kept = this.kept.get(name)?.[bi];
+      if (kept) feeds[p.name(name)] = new ort.Tensor('float32', kept, [B, this.seqLen, kept.length / (B * this.seqLen)]);
+    }
     return feeds;
   }
 
@@ -327,9 +382,9 @@ export class LayerRunner {
    * under ~25 MB, small enough for the allocator to recycle (see ort/memory.ts).
    */
   private statsGraph(i: number, inputs: string[], widths: number[], request: StatsRequest): { graph: Graph; outputs: Map<string, StatsOutputs> } {
-    const base = extractSubgraph(this.model, request.advance ? [...inputs, this.layers[i].output] : inputs, this.cuts(i));
+    const base = readCutsOnly(extractSubgraph(this.model, request.advance ? [...inputs, this.layers[i].output] : inputs, this.cutsWithKept(i)));
     const outputs = new Map<string, StatsOutputs>();
-    const needX = !!(request.absMean || request.absMax || request.rows);
+    const needX = !!(request.absMean || request.absMax || request.rows || request.keep);
     const extraInits = [int64Tensor('alki_calib_minus1', [1], [-1])];
     const nodes = [...base.nodes];
     const extraInputs: ValueInfo[] = [];
@@ -377,9 +432,13 @@ export class LayerRunner {
     });
     if (request.advance) outs.push({ name: this.layers[i].output, elemType: DataType.FLOAT });
     const floatInits: Tensor[] = [];
-    if (request.float) {
+    // The float stream's values a pass needs and no earlier pass kept, and those it keeps for later passes.
+    const keepFloat = request.float && request.advanceFloat ? (request.keepFloat ?? []) : [];
+    const floatNeeded = inputs.filter((name) => !this.floatKept.has(name));
+    if (request.float && (floatNeeded.length > 0 || request.advanceFloat)) {
       // The same slice once more on the float stream, every value prefixed, with the float weights.
-      const fbase = extractSubgraph(this.model, request.advanceFloat ? [...inputs, this.layers[i].output] : inputs, this.cuts(i));
+      const fouts = [...floatNeeded, ...keepFloat, ...(request.advanceFloat ? [this.layers[i].output] : [])];
+      const fbase = extractSubgraph(this.model, fouts, this.cuts(i));
       // Subgraph bodies (If, Loop) would read outer values by their unprefixed names: this model's, not the float one's.
       if (fbase.nodes.some((n) => Object.values(n.attributes).some((a) => a.type === 'graph')))
         throw new AlkiError('UNSUPPORTED_CONFIG', 'float targets cannot pair a layer with control flow (If/Loop)', 'use --no-float-targets');
@@ -390,11 +449,26 @@ export class LayerRunner {
       extraInputs.push({ name: f(this.layers[i].input), elemType: DataType.FLOAT, shape: ['batch', 'seq', this.hiddenSize] });
       // Graph inputs only the float slice reads (the mask, when only it runs the attention).
       for (const v of fbase.inputs) if (shared.has(v.name) && !base.inputs.some((b) => b.name === v.name)) extraInputs.push(v);
+      for (const name of floatNeeded)
+        nodes.push({ opType: 'Reshape', inputs: [f(name), `alki_calib_${inputs.indexOf(name)}_k`], outputs: [floatX(inputs.indexOf(name))], attributes: {} });
+      keepFloat.forEach((name, m) => {
+        const shape = `alki_calib_keep_${m}_k`;
+        nodes.push({ opType: 'Shape', inputs: [f(name)], outputs: [`${shape}_last`], attributes: { start: { type: 'int', value: -1 } } });
+        nodes.push({ opType: 'Concat', inputs: ['alki_calib_minus1', `${shape}_last`], outputs: [shape], attributes: { axis: { type: 'int', value: 0 } } });
+        nodes.push({ opType: 'Reshape', inputs: [f(name), shape], outputs: [keptFloatX(m)], attributes: {} });
+        outs.push({ name: keptFloatX(m), elemType: DataType.FLOAT });
+      });
+      if (request.advanceFloat) outs.push({ name: f(this.layers[i].output), elemType: DataType.FLOAT });
+    }
+    if (request.float) {
+      // Σ X̃ᵀX against the float X computed above, or kept by an earlier pass (then a graph input).
+      inputs.forEach((name, j) => {
+        if (this.floatKept.has(name)) extraInputs.push({ name: floatX(j), elemType: DataType.FLOAT, shape: ['tokens', widths[j]] });
+      });
       inputs.forEach((name, j) => {
         const K = widths[j];
         const x2d = `alki_calib_${j}_x`;
-        const fx = `alki_calib_${j}_fx`;
-        nodes.push({ opType: 'Reshape', inputs: [f(name), `alki_calib_${j}_k`], outputs: [fx], attributes: {} });
+        const fx = floatX(j);
         // Σ X̃ᵀX by block rows, each output under GRAM_OUTPUT_FLOATS as for XᵀX.
         const rows = Math.max(1, Math.min(K, Math.floor(GRAM_OUTPUT_FLOATS / K)));
         const blocks: StatsBlock[] = [];
@@ -405,7 +479,6 @@ export class LayerRunner {
         }
         outputs.get(name)!.cross = blocks;
       });
-      if (request.advanceFloat) outs.push({ name: f(this.layers[i].output), elemType: DataType.FLOAT });
     }
     const inits = [...base.initializers, ...extraInits, ...floatInits];
     return { graph: { ...base, nodes, inputs: [...base.inputs, ...extraInputs], initializers: inits, outputs: outs }, outputs };
@@ -430,7 +503,7 @@ export class LayerRunner {
         const info = this.model.graph.inputs.find((v) => v.name === name)!;
         const dims = (info.shape ?? []).map((d, k) => (k === 0 ? B : typeof d === 'number' ? d : 0));
         feeds[key] = new ort.Tensor('float32', new Float32Array(0), dims);
-      } else if (!this.layers.some((l) => l.input === name) && !name.startsWith('alki_calib_') && !name.startsWith(FLOAT_PREFIX)) {
+      } else if (!this.layers.some((l) => l.input === name) && !this.kept.has(name) && !name.startsWith('alki_calib_') && !name.startsWith(FLOAT_PREFIX)) {
         throw new AlkiError(
           'BAD_INPUT',
           `calibration cannot feed the graph input "${name}"`,
@@ -444,6 +517,15 @@ export class LayerRunner {
 
 /** Prefix of the float stream's values in a paired statistics graph (StatsRequest.float). */
 const FLOAT_PREFIX = 'alki_f/';
+/** The float stream's requested value j as [tokens, K], and kept value m (StatsRequest.keepFloat). */
+const floatX = (j: number) => `alki_calib_${j}_fx`;
+const keptFloatX = (m: number) => `alki_calib_keep_${m}_fx`;
+
+/** `graph` without the cut inputs no node reads (a later pass may start past the layer's input). */
+function readCutsOnly(graph: Graph): Graph {
+  const read = new Set([...graph.nodes.flatMap((n) => n.inputs), ...graph.outputs.map((v) => v.name)]);
+  return { ...graph, inputs: graph.inputs.filter((v) => read.has(v.name)) };
+}
 
 /** Rows [r0, r1) of a sum accumulated in a graph: its input (the running sum) and output. */
 interface StatsBlock {

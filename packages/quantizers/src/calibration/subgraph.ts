@@ -48,9 +48,13 @@ export function extractSubgraph(model: Model, outputs: string[], cuts: ValueInfo
       for (const o of n.outputs) fromCuts.add(o);
     }
   }
+  // A node kept for one output may also produce a cut (SkipSimplifiedLayerNormalization: the normalized value, cut,
+  // and the residual sum, needed): its copy of the cut gets a name of its own, so the cut stays the only definition.
+  const renamed = (n: Node): Node =>
+    n.outputs.some((o) => cutNames.has(o)) ? { ...n, outputs: n.outputs.map((o) => (cutNames.has(o) ? `${o}/alki_recomputed` : o)) } : n;
   return {
     name: `${g.name}_slice`,
-    nodes: [...kept.filter((n) => !dependent.has(n)), ...kept.filter((n) => dependent.has(n))],
+    nodes: [...kept.filter((n) => !dependent.has(n)), ...kept.filter((n) => dependent.has(n))].map(renamed),
     initializers: g.initializers.filter((t) => usedInits.has(t.name)),
     inputs: [...cuts, ...usedInputs.values()],
     outputs: outputs.map((name) => ({ name, elemType: 1 })),
