@@ -7,7 +7,7 @@
 // Prints a table and writes JSON to bench-results/. Env: ALKI_BENCH_WORK (keep and reuse the generated model),
 // ALKI_BENCH_METHODS (comma list of none,rtn,awq,gptq).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,7 @@ import { machineInfo } from '@alki/eval';
 import { writeSyntheticLlama } from '@alki/models';
 import { writeLargeLlama } from './large-model.mjs';
 import { TINYLLAMA_SHAPE } from './fixtures.mjs';
+import { writeBenchResult } from './results.mjs';
 
 const big = process.env.ALKI_BENCH_SHAPE === '7b';
 const shape = big
@@ -64,11 +65,7 @@ try {
   const base = result.builds.find((b) => b.method === 'none');
   const rtn = result.builds.find((b) => b.method === 'rtn');
   if (base && rtn) console.log(`\nRTN int4 vs the fp32 export alone: ${(rtn.seconds / base.seconds).toFixed(2)}× the time`);
-  const dir = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `build-${big ? '7b' : 'tinyllama'}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(result, null, 2));
-  console.log(`\nJSON: ${file}`);
+  writeBenchResult(`build-${big ? '7b' : 'tinyllama'}`, result);
 } finally {
   if (!keep) rmSync(work, { recursive: true, force: true });
 }

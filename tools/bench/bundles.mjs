@@ -1,13 +1,14 @@
 // pnpm bench: fp32 vs RTN int8 vs RTN int4 bundles of a generated model large enough that
 // matrix work dominates (hidden 1024, 8 layers, vocab 32000), each measured in its own process,
 // all in one run (memory bandwidth on shared VMs drifts: only side-by-side figures compare).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle, bundleEvalTarget, readBundle } from '@alki/bundle';
 import { evaluateTargets, formatTerminal } from '@alki/eval';
 import { writeSyntheticLlama } from '@alki/models';
 import { enableGarbageCollection } from '@alki/core/node';
+import { writeBenchResult } from './results.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
@@ -41,11 +42,7 @@ try {
   });
   console.log(`\nModel: synthetic Llama ${JSON.stringify(shape)}\n`);
   console.log(formatTerminal(report));
-  const dir = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `bundles-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ benchmark: 'bundles', model: shape, report }, null, 2));
-  console.log(`\nJSON: ${file}`);
+  writeBenchResult('bundles', { benchmark: 'bundles', model: shape, report });
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -3,7 +3,7 @@
 // each bundle measured in its own process, all in one run (this VM's memory bandwidth drifts: only
 // side-by-side figures compare). Also: the memory-bandwidth bound of decode — weight bytes read per token
 // ÷ a read bandwidth measured in the same run — and the fraction of it each bundle reaches.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle, readBundle } from '@alki/bundle';
@@ -13,6 +13,7 @@ import { DataType, GraphBuilder, createModel, encodeModel } from '@alki/onnx';
 import * as ort from 'onnxruntime-node';
 import { enableGarbageCollection } from '@alki/core/node';
 import { TINYLLAMA_SHAPE } from './fixtures.mjs';
+import { writeBenchResult } from './results.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
@@ -105,26 +106,19 @@ try {
   }
   const ortInt4 = rows.find((r) => r.name === 'ort int4');
   console.log(`\nort int4 decode = ${ortInt4.decodeRatio.toFixed(2)}× portable fp32 (target ≥ 3×)`);
-  const dir = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `flavours-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   const json = rows.map(({ dir: _d, modelPath: _m, ...r }) => r);
-  writeFileSync(
-    file,
-    JSON.stringify(
-      {
-        benchmark: 'flavours',
-        shape,
-        speed,
-        readBandwidthBytesPerSecond: bandwidth,
-        machine: { cpu: cpus()[0]?.model, cores: availableParallelism() },
-        results: json,
-      },
-      null,
-      2,
-    ),
+  writeBenchResult(
+    'flavours',
+    {
+      benchmark: 'flavours',
+      shape,
+      speed,
+      readBandwidthBytesPerSecond: bandwidth,
+      machine: { cpu: cpus()[0]?.model, cores: availableParallelism() },
+      results: json,
+    },
+    { blankLine: false },
   );
-  console.log(`JSON: ${file}`);
 } finally {
   if (!keep) rmSync(work, { recursive: true, force: true });
 }

@@ -5,13 +5,14 @@
 // Env: ALKI_BENCH_BLOCKS (comma list, default 16,32,64,128,256), ALKI_BENCH_SEEDS (default 0,1,2),
 // ALKI_BENCH_WINDOWS (default 100), ALKI_BENCH_VARIANTS (comma list of keys, default all but gptq-seq),
 // ALKI_BENCH_WORK (keep and reuse bundles).
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle, bundleEvalTarget, readBundle } from '@alki/bundle';
 import { evaluateTargets, machineInfo } from '@alki/eval';
 import { enableGarbageCollection } from '@alki/core/node';
 import { fixture } from './fixtures.mjs';
+import { writeBenchResult } from './results.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
@@ -92,11 +93,7 @@ try {
     }
   }
   result.fp32 = base;
-  const out = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
-  mkdirSync(out, { recursive: true });
-  const file = join(out, `gptq-quality-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`\nJSON: ${file}`);
+  writeBenchResult('gptq-quality', result);
 } finally {
   if (!process.env.ALKI_BENCH_WORK) rmSync(work, { recursive: true, force: true });
 }

@@ -5,7 +5,7 @@
 // 2. size and speed: a TinyLlama-1.1B-shaped model (random weights), RTN int4 block 32, each head width in its
 //    own process, all in one run.
 // Env: ALKI_BENCH_LAYERS (22), ALKI_BENCH_RUNS (3), ALKI_BENCH_WINDOWS (100), ALKI_BENCH_WORK (keep and reuse builds).
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle, bundleEvalTarget, readBundle } from '@alki/bundle';
@@ -13,6 +13,7 @@ import { evaluateTargets, machineInfo, measureIsolated } from '@alki/eval';
 import { writeSyntheticLlama } from '@alki/models';
 import { fixture, TINYLLAMA_SHAPE } from './fixtures.mjs';
 import { enableGarbageCollection } from '@alki/core/node';
+import { writeBenchResult } from './results.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
@@ -112,11 +113,7 @@ try {
       `${String(r.headBits).padEnd(6)} ${r.decode.toFixed(2).padStart(12)} ${(r.decode / ref.decode).toFixed(2).padStart(8)} ${r.prefill.toFixed(1).padStart(14)} ${(r.prefill / ref.prefill).toFixed(2).padStart(8)} ${mb(r.modelBytes).padStart(9)} ${mb(r.peakRssBytes).padStart(12)}`,
     );
   }
-  const dir = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `head-bits-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(result, null, 2));
-  console.log(`\nJSON: ${file}`);
+  writeBenchResult('head-bits', result);
 } finally {
   if (!keep) rmSync(work, { recursive: true, force: true });
 }

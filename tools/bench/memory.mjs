@@ -3,7 +3,7 @@
 // context, each in its own process; prints estimate, measurement and their ratio, writes JSON. The stories260K side
 // of the check is a test (packages/bundle/test/plan.test.ts).
 // Env: ALKI_BENCH_LAYERS (22), ALKI_BENCH_CONTEXTS (512,2048), ALKI_BENCH_WORK (keep and reuse builds).
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle, estimateRunMemory, readBundle } from '@alki/bundle';
@@ -11,6 +11,7 @@ import { machineInfo, measureIsolated } from '@alki/eval';
 import { openHfModel, writeSyntheticLlama } from '@alki/models';
 import { enableGarbageCollection } from '@alki/core/node';
 import { TINYLLAMA_SHAPE } from './fixtures.mjs';
+import { writeBenchResult } from './results.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
@@ -51,11 +52,7 @@ try {
       );
     }
   }
-  const dir = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `memory-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(result, null, 2));
-  console.log(`\nJSON: ${file}`);
+  writeBenchResult('memory', result);
 } finally {
   if (!keep) rmSync(work, { recursive: true, force: true });
 }

@@ -9,7 +9,7 @@
 // ALKI_PEER_VARIANTS (comma list of: q4_0, q8_0, q4_0-native, alki, alki-sym, alki-b128, alki-b128-h4),
 // ALKI_PEER_LLAMA_BENCH (a native llama-bench for q4_0-native; tools/bench/debian-llama-bench.sh fetches Debian's).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ import { machineInfo, measureIsolated } from '@alki/eval';
 import { openHfModel, writeGguf, writeSyntheticLlama } from '@alki/models';
 import { enableGarbageCollection } from '@alki/core/node';
 import { TINYLLAMA_SHAPE } from './fixtures.mjs';
+import { writeBenchResult } from './results.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
@@ -182,11 +183,7 @@ try {
     );
   }
   console.log('\ntarget (issue 15): decode and prefill ≥ 1.2× llama.cpp Q4_0, peak RSS ≤ 1.0×, at Q4_0 quality or better (pnpm bench:q4_0)');
-  const out = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
-  mkdirSync(out, { recursive: true });
-  const file = join(out, `peer-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`JSON: ${file}`);
+  writeBenchResult('peer', result, { blankLine: false });
 } finally {
   if (!keep) rmSync(work, { recursive: true, force: true });
 }

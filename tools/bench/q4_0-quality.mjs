@@ -5,7 +5,7 @@
 // of 64 values (the ablation "embed Q4_0" rounds it to Q4_0 as well). llama.cpp itself cannot write Q4_0 for this
 // model (down_proj rows hold 172 values, not a multiple of 32): the last block is rounded as if padded with zeros.
 // Alki's side: the bundle `alki build <model> --bits 4` makes (the defaults), and the calibrated methods.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle, bundleEvalTarget, readBundle } from '@alki/bundle';
@@ -13,6 +13,7 @@ import { evaluateTargets, machineInfo } from '@alki/eval';
 import { fakeQuantizeGgml, openHfModel, writeSafetensors } from '@alki/models';
 import { fixture } from './fixtures.mjs';
 import { enableGarbageCollection } from '@alki/core/node';
+import { writeBenchResult } from './results.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
@@ -82,11 +83,7 @@ try {
     console.log(`${e.target.name.padEnd(52)} ${ppl.toFixed(4)}  ${(100 * (ppl / base - 1)).toFixed(2).padStart(6)}%`);
   }
   result.fp32 = base;
-  const out = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
-  mkdirSync(out, { recursive: true });
-  const file = join(out, `q4_0-quality-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-  console.log(`\nJSON: ${file}`);
+  writeBenchResult('q4_0-quality', result);
 } finally {
   if (!process.env.ALKI_BENCH_WORK) rmSync(work, { recursive: true, force: true });
 }

@@ -3,7 +3,7 @@
 // with RTN as the baseline measured in the same run, and the projection to TinyLlama's 22 layers:
 // the first layer (sessions created), 21 × the second (steady state), the head, and the rest
 // (export-time copies, MatMulNBits packing) scaled by parameter count.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SeededRandom } from '@alki/core';
@@ -11,6 +11,7 @@ import { exportModel, openHfModel, writeSyntheticLlama } from '@alki/models';
 import { createQuantizer } from '@alki/quantizers';
 import { enableGarbageCollection } from '@alki/core/node';
 import { TINYLLAMA_SHAPE } from './fixtures.mjs';
+import { writeBenchResult } from './results.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
@@ -87,14 +88,11 @@ try {
     }
   }
   console.log('\ntarget: ≤ 5 min per method for the whole 1.1B model');
-  const out = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
-  mkdirSync(out, { recursive: true });
-  const file = join(out, `quantize-layer-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(
-    file,
-    JSON.stringify({ benchmark: 'quantize-layer', shape, machine: { cpu: cpus()[0]?.model, cores: availableParallelism() }, results }, null, 2),
+  writeBenchResult(
+    'quantize-layer',
+    { benchmark: 'quantize-layer', shape, machine: { cpu: cpus()[0]?.model, cores: availableParallelism() }, results },
+    { blankLine: false },
   );
-  console.log(`JSON: ${file}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -5,7 +5,7 @@
 // 3. speed: a TinyLlama-1.1B-shaped model (random weights) as fp32, W8A8 s8 / s7 / u8 and MatMulNBits int8,
 //    each in its own process, all in one run (memory bandwidth drifts between runs).
 // Env: ALKI_BENCH_LAYERS (22), ALKI_BENCH_RUNS (3), ALKI_BENCH_WINDOWS (100), ALKI_BENCH_WORK (keep and reuse builds).
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle, bundleEvalTarget, readBundle } from '@alki/bundle';
@@ -17,6 +17,7 @@ import { w8a8Codes } from '@alki/quantizers';
 import { probeInt8Products } from '@alki/runtime';
 import { fixture, TINYLLAMA_SHAPE } from './fixtures.mjs';
 import { enableGarbageCollection } from '@alki/core/node';
+import { writeBenchResult } from './results.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
@@ -124,11 +125,7 @@ try {
       `${r.name.padEnd(18)} ${r.decode.toFixed(2).padStart(12)} ${(r.decode / ref.decode).toFixed(2).padStart(5)} ${r.prefill.toFixed(1).padStart(15)} ${(r.prefill / ref.prefill).toFixed(2).padStart(5)} ${(r.modelBytes / 1e6).toFixed(0).padStart(10)}`,
     );
   }
-  const dir = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `w8a8-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(result, null, 2));
-  console.log(`\nJSON: ${file}`);
+  writeBenchResult('w8a8', result);
 } finally {
   if (!keep) rmSync(work, { recursive: true, force: true });
 }

@@ -3,7 +3,7 @@
 // --browser`'s runner) and of onnxruntime-node (1 and 2 threads, a child process each), fp32 and RTN int4, on a
 // generated model (random weights; default a 8-layer, 1024-wide Llama; ALKI_BENCH_SHAPE=tinyllama for the real
 // TinyLlama-1.1B shape). Prints the table and ratios, writes JSON to bench-results/.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBundle, readBundle } from '@alki/bundle';
@@ -12,6 +12,7 @@ import { writeSyntheticLlama } from '@alki/models';
 import { webBenchDir } from '@alki/web-bench';
 import { enableGarbageCollection } from '@alki/core/node';
 import { TINYLLAMA_SHAPE } from './fixtures.mjs';
+import { writeBenchResult } from './results.mjs';
 
 // As the CLI does: the calibrated quantizers' garbage meters need collections (see enableGarbageCollection).
 enableGarbageCollection();
@@ -72,11 +73,7 @@ try {
       `${bundle}: WASM 2 threads vs 1: decode ${(w2.decode / w1.decode).toFixed(2)}×, prefill ${(w2.prefill / w1.prefill).toFixed(2)}×; browser vs Node (2 threads): decode ${(w2.decode / n2.decode).toFixed(2)}×, prefill ${(w2.prefill / n2.prefill).toFixed(2)}×`,
     );
   }
-  const dir = join(process.env.INIT_CWD ?? process.cwd(), 'bench-results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `web-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify(result, null, 2));
-  console.log(`\nJSON: ${file}`);
+  writeBenchResult('web', result);
 } finally {
   if (!keep) rmSync(work, { recursive: true, force: true });
 }
