@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { SeededRandom } from '@alki/core';
 import { DataType, GraphBuilder, createModel, encodeModel, floatTensor, int64Tensor, type Model } from '@alki/onnx';
-import { applyScale, createQuantizer, gemmToMatMul, inferScaleGroups, type CalibrationData } from '../src/index.js';
+import { LayerRunner, applyScale, createQuantizer, gemmToMatMul, inferScaleGroups, type CalibrationData } from '../src/index.js';
 
 /**
  * A graph as a third-party exporter writes it: no Alki names or metadata;
@@ -78,6 +78,28 @@ describe('@alki/quantizers on a graph it did not build', () => {
       expect(rel(await run(q, ids), ref)).toBeLessThan(0.05);
     });
   }
+
+  it('a kept value of rank 2 (tokens flattened) is fed back with its own dims, and later passes read it', async () => {
+    const model = foreignModel();
+    const input = (w: string) => model.graph.nodes.find((n) => n.opType === 'MatMul' && n.inputs[1] === w)!.inputs[0];
+    const [h, n2] = [input('fc2.w'), input('head.w')];
+    // One span from the graph inputs, batches of 4 sequences: a [tokens, F] value fed as [4, seq, F] would not add up.
+    const span = [{ input: '', output: 'logits' }];
+    const [kept, fresh] = [0, 1].map(() => new LayerRunner(model, span, calibration.samples, 32, 4));
+    const gram = async (r: LayerRunner) => Float32Array.from((await r.collect(0, [n2], { gram: true })).get(n2)!.gram!);
+    await kept.collect(0, [h], { gram: true, keep: true });
+    await expect(kept.collect(0, [h], { gram: true, keep: true })).rejects.toThrow(/kept already/);
+    const [a, b] = [await gram(kept), await gram(fresh)];
+    const scale = Math.max(...b.map(Math.abs));
+    expect(scale).toBeGreaterThan(0);
+    expect(Math.max(...a.map((v, j) => Math.abs(v - b[j]))) / scale).toBeLessThan(1e-5);
+    // The pass reads the kept arrays, not a recomputation: doubling them changes the statistics.
+    for (const arr of (kept as unknown as { kept: Map<string, Float32Array[]> }).kept.get(h)!) arr.forEach((v, j) => (arr[j] = 2 * v));
+    const c = await gram(kept);
+    expect(Math.max(...c.map((v, j) => Math.abs(v - b[j]))) / scale).toBeGreaterThan(1e-2);
+    await kept.release();
+    await fresh.release();
+  });
 
   it('folding into LayerNormalization (γ and β) and the inserted Mul leave the float model unchanged', async () => {
     const model = foreignModel();

@@ -222,8 +222,9 @@ describe('RTN fast path (rtnPacked)', () => {
   });
 
   it('rounds on worker threads into the same bytes as one thread, for a weight large enough to split and an uneven split', async () => {
-    // 1040 × 1024 values (over the pool's 1M threshold), split 3 ways whatever the cores: 347 + 346 + 347 rows.
-    const K = 1024,
+    // 1040 × 1056 values (over the pool's 1M threshold), split 3 ways whatever the cores: 347 + 346 + 347 rows; 33
+    // blocks of 32 per row, so each row's 4-bit zero points end in a half-filled byte.
+    const K = 1056,
       N = 1040;
     const w = randomMatrix(K, N, 21);
     const pool = new RtnPool(3);

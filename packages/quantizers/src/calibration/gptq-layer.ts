@@ -32,7 +32,8 @@ export async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
   // passes' inputs: each pass then runs only the part of the layer after the last kept value, and the float layer
   // runs once (a TinyLlama-shaped layer at 32 × 512 tokens: see docs/quantization.md). Kept while memory allows.
   const later = passes.slice(1).flat();
-  const keep = later.length > 0 && keptBytes(c, later, !!floats) <= KEEP_BUDGET_BYTES();
+  const keep = later.length > 0 && keptBytes(c, later, !!floats) <= keepBudgetBytes();
+  if (!keep) c.runner.releaseKept(); // arrays an earlier layer kept, which no pass of this one reuses
   for (let p = 0; p < passes.length; p++) {
     const stats = await c.runner.collect(l.index, passes[p], {
       gram: true,
@@ -43,7 +44,8 @@ export async function gptqLayer(c: LayerContext, l: LayerWork): Promise<void> {
     });
     for (const input of passes[p]) {
       const linears = l.groups.filter((g) => l.inputOf(g) === input).flatMap((g) => g.linears.filter(quantized));
-      if (floats && p < passes.length - 1) for (const n of linears) floats.set(n, Float32Array.from(c.weight(n).data as Float32Array));
+      // With kept values later passes read the float stream's kept inputs and never run the float layer again.
+      if (floats && !keep && p < passes.length - 1) for (const n of linears) floats.set(n, Float32Array.from(c.weight(n).data as Float32Array));
       await gptqInput(c, l, stats.get(input)!, linears, options);
     }
   }
@@ -84,8 +86,14 @@ function keptBytes(c: LayerContext, values: string[], withFloat: boolean): numbe
   return widths.reduce((s, K) => s + K, 0) * c.runner.tokens * 4 * (withFloat ? 2 : 1);
 }
 
-/** The most memory kept values may take: a quarter of the machine's (1.3 GB for a 1.1B model at 32 × 512 tokens). */
-const KEEP_BUDGET_BYTES = () => totalmem() / 4;
+/**
+ * The most memory kept values may take: a quarter of the machine's, or of the process's limit where a container
+ * sets one (TinyLlama at 32 × 512 tokens keeps 1.3 GB, the Mistral-7B shape 2.9 GB).
+ */
+function keepBudgetBytes(): number {
+  const limit = process.constrainedMemory?.() || Infinity;
+  return Math.min(totalmem(), limit) / 4;
+}
 
 /** Linear inputs in the order the graph computes them (the first MatMul reading each). */
 function runOrder(c: LayerContext, inputs: string[]): string[] {

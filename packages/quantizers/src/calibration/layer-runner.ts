@@ -76,6 +76,8 @@ export class LayerRunner {
   private readonly buffers = new Map<string, Float32Array>();
   /** Values of the current layer kept by a pass (StatsRequest.keep / keepFloat), one [tokens, K] array per batch. */
   private readonly kept = new Map<string, Float32Array[]>();
+  /** The kept values' own dims per batch (a [batch, seq, K] value, or a flattened [tokens, K] one). */
+  private readonly keptDims = new Map<string, number[][]>();
   private readonly floatKept = new Map<string, Float32Array[]>();
   /** Arrays of values kept for an earlier layer, reused by the next one's. */
   private keptFree: Float32Array[] = [];
@@ -128,6 +130,10 @@ export class LayerRunner {
 
   /** Releases the onnxruntime sessions. */
   async release(): Promise<void> {
+    this.kept.clear();
+    this.keptDims.clear();
+    this.floatKept.clear();
+    this.keptFree = [];
     await this.sessions.release();
   }
 
@@ -176,7 +182,13 @@ export class LayerRunner {
     const rowsKept = new Map(inputs.map((name) => [name, 0]));
     // Float X an earlier pass kept is fed (the graph reads it, see statsGraph); then this pass's own kept values.
     const floatFed = inputs.filter((name) => this.floatKept.has(name));
-    if (request.keep) for (const [j, name] of inputs.entries()) this.kept.set(name, this.keptArrays(widths[j]));
+    if (request.keep)
+      for (const [j, name] of inputs.entries()) {
+        // Its arrays would be refilled while this very pass reads them.
+        if (this.kept.has(name)) throw new AlkiError('RUNTIME', `"${name}" of layer ${i} is kept already: a pass cannot keep it again`);
+        this.kept.set(name, this.keptArrays(widths[j]));
+        this.keptDims.set(name, []);
+      }
     const keepFloat = request.float && request.advanceFloat ? (request.keepFloat ?? []) : [];
     for (const name of keepFloat) this.floatKept.set(name, this.keptArrays(this.widthOf(name)));
     /** Where batch `bi`'s X of input j goes: the kept array, or a scratch buffer. */
@@ -185,10 +197,12 @@ export class LayerRunner {
       throwIfAborted(this.signal);
       const tokens = this.batches[bi].length * this.seqLen;
       const feeds = this.layerFeeds(b.graph, p, i, bi);
-      const fetches: Record<string, ort.Tensor> = {};
+      // null: onnxruntime allocates the output (a kept value's dims, a few int64s).
+      const fetches: Record<string, ort.Tensor | null> = {};
       inputs.forEach((name, j) => {
         const names = b.outputs.get(name)!;
         const st = stats.get(name)!;
+        if (request.keep) fetches[p.name(keptDimsOf(j))] = null;
         if (names.x) fetches[p.name(names.x)] = new ort.Tensor('float32', xOf(j, bi, tokens * st.K), [tokens, st.K]);
         for (const blk of names.gram ?? [])
           feeds[p.name(blk.acc)] = fetches[p.name(blk.out)] = new ort.Tensor('float32', sums.get(blk.acc)!, [blk.r1 - blk.r0, blk.r1]);
@@ -214,15 +228,17 @@ export class LayerRunner {
         });
         if (request.advanceFloat) fetches[p.name(FLOAT_PREFIX + this.layers[i].output)] = this.nextHidden(bi, this.floatSpare);
       }
-      await p.session.run(feeds, fetches);
-      noteOrtOutput(Object.values(fetches).reduce((sum, t) => sum + t.size * 4, 0));
+      const out = await p.session.run(feeds, fetches);
+      noteOrtOutput(Object.values(fetches).reduce((sum, t) => sum + (t?.size ?? 0) * 4, 0));
+      if (request.keep) inputs.forEach((name, j) => this.keptDims.get(name)!.push(Array.from(out[p.name(keptDimsOf(j))].data as BigInt64Array, Number)));
       if (request.advance) this.checkFinite(`leaving layer ${i}`, this.spare[bi]);
       inputs.forEach((name, j) => {
         const names = b.outputs.get(name)!;
         const st = stats.get(name)!;
         const K = st.K;
         st.tokens += tokens;
-        if (!names.x || !(request.absMean || request.absMax || request.rows)) return; // kept only: the Gram's check covers it
+        // Kept only, with a Gram: its check at the end covers X.
+        if (!names.x || (request.gram && !(request.absMean || request.absMax || request.rows))) return;
         const x = xOf(j, bi, tokens * K);
         this.checkFinite(`entering ${name.replace(/\.weight$/, '')} (layer ${i})`, x);
         if (request.absMean || request.absMax) {
@@ -323,6 +339,7 @@ export class LayerRunner {
   private swap(): void {
     for (const arrays of [...this.kept.values(), ...this.floatKept.values()]) this.keptFree.push(...arrays);
     this.kept.clear();
+    this.keptDims.clear();
     this.floatKept.clear();
     [this.hidden, this.spare] = [this.spare, this.hidden];
     if (this.floatHidden && this.floatAdvanced) [this.floatHidden, this.floatSpare] = [this.floatSpare, this.floatHidden];
@@ -340,8 +357,17 @@ export class LayerRunner {
 
   /** The layer's cut: its input, and the values kept by this layer's earlier passes (see StatsRequest.keep). */
   private cutsWithKept(i: number): ValueInfo[] {
-    const kept = [...this.kept.keys()].map((name) => ({ name, elemType: DataType.FLOAT, shape: ['batch', 'seq', this.widthOf(name)] }));
+    const kept = [...this.keptDims].map(([name, dims]) => ({
+      name,
+      elemType: DataType.FLOAT,
+      shape: dims[0].map((d, k) => (k === dims[0].length - 1 ? d : `kept_d${k}`)),
+    }));
     return [...this.cuts(i), ...kept];
+  }
+
+  /** Frees the arrays kept for reuse by a next layer's kept values (when no later layer keeps any). */
+  releaseKept(): void {
+    this.keptFree = [];
   }
 
   /** Batch `bi`'s buffer for the next layer's inputs (of the float stream with its spares), as an output tensor. */
@@ -366,7 +392,7 @@ export class LayerRunner {
     for (const { name } of graph.inputs) {
       if (name === this.layers[i].input) feeds[p.name(name)] = new ort.Tensor('float32', this.hidden[bi], [B, this.seqLen, this.hiddenSize]);
       const kept = this.kept.get(name)?.[bi];
-      if (kept) feeds[p.name(name)] = new ort.Tensor('float32', kept, [B, this.seqLen, kept.length / (B * this.seqLen)]);
+      if (kept) feeds[p.name(name)] = new ort.Tensor('float32', kept, this.keptDims.get(name)![bi]);
     }
     return feeds;
   }
@@ -414,6 +440,10 @@ export class LayerRunner {
       nodes.push({ opType: 'Concat', inputs: ['alki_calib_minus1', shape], outputs: [lastDim], attributes: { axis: { type: 'int', value: 0 } } });
       nodes.push({ opType: 'Reshape', inputs: [name, lastDim], outputs: [x2d], attributes: {} });
       if (needX) outs.push({ name: x2d, elemType: DataType.FLOAT });
+      if (request.keep) {
+        nodes.push({ opType: 'Shape', inputs: [name], outputs: [keptDimsOf(j)], attributes: {} });
+        outs.push({ name: keptDimsOf(j), elemType: DataType.INT64 });
+      }
       const entry: StatsOutputs = needX ? { x: x2d } : {};
       if (request.gram) {
         const K = widths[j];
@@ -520,6 +550,8 @@ const FLOAT_PREFIX = 'alki_f/';
 /** The float stream's requested value j as [tokens, K], and kept value m (StatsRequest.keepFloat). */
 const floatX = (j: number) => `alki_calib_${j}_fx`;
 const keptFloatX = (m: number) => `alki_calib_keep_${m}_fx`;
+/** The dims of requested value j, when it is kept. */
+const keptDimsOf = (j: number) => `alki_calib_${j}_dims`;
 
 /** `graph` without the cut inputs no node reads (a later pass may start past the layer's input). */
 function readCutsOnly(graph: Graph): Graph {
