@@ -9,17 +9,29 @@ import { extractSubgraph } from '../src/calibration/subgraph.js';
 import { tinyLlama } from '../../../tools/fixtures/index.js';
 import { decoderLogits } from '../../../tools/fixtures/decoder.js';
 
+/** A generated model's export, its layer spans and hidden size. */
+function exported(dir: string, model = exportModel(openHfModel(dir)).model) {
+  const layers = JSON.parse(model.metadata['alki.layers']) as LayerSpan[];
+  const hidden = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).hidden_size as number;
+  return { model, layers, hidden };
+}
+
+/** Three 8-token calibration samples. */
+const SAMPLES = [
+  [1, 5, 9, 200, 7, 3, 8, 11],
+  [1, 8, 2, 44, 6, 30, 9, 12],
+  [1, 4, 4, 4, 6, 31, 90, 2],
+];
+
 describe('LayerRunner', () => {
   for (const flavour of ['portable', 'ort'] as const) {
     it(`decoder layers share one session per slice kind, and the last hidden state matches a full pass (${flavour})`, async () => {
       const m = tinyLlama({ seed: 5, numLayers: 3 });
-      const { model } = exportModel(openHfModel(m.dir), { flavour });
-      const layers = JSON.parse(model.metadata['alki.layers']) as LayerSpan[];
+      const { model, layers, hidden } = exported(m.dir, exportModel(openHfModel(m.dir), { flavour }).model);
       const samples = [
         [1, 5, 9, 200, 7, 3],
         [1, 8, 2, 44, 6, 30],
       ];
-      const hidden = JSON.parse(readFileSync(join(m.dir, 'config.json'), 'utf8')).hidden_size as number;
       const runner = new LayerRunner(model, layers, samples, hidden, 1);
       await runner.start();
       const sessions = (runner as unknown as { sessions: SliceSessions }).sessions;
@@ -66,14 +78,8 @@ describe('LayerRunner', () => {
 
   it('Σ XᵀX from lower block rows equals XᵀX of the collected rows (a width split in block rows)', async () => {
     const m = tinyLlama({ seed: 7, numLayers: 1, intermediateSize: 1100 });
-    const { model } = exportModel(openHfModel(m.dir));
-    const layers = JSON.parse(model.metadata['alki.layers']) as LayerSpan[];
-    const hidden = JSON.parse(readFileSync(join(m.dir, 'config.json'), 'utf8')).hidden_size as number;
-    const samples = [
-      [1, 5, 9, 200, 7, 3, 8, 11],
-      [1, 8, 2, 44, 6, 30, 9, 12],
-      [1, 4, 4, 4, 6, 31, 90, 2],
-    ];
+    const { model, layers, hidden } = exported(m.dir);
+    const samples = SAMPLES;
     // Two batches: the sums accumulate across runs.
     const runner = new LayerRunner(model, layers, [...samples, ...samples.map((s) => [...s].reverse())], hidden, 3);
     await runner.start();
@@ -100,14 +106,8 @@ describe('LayerRunner', () => {
   it('values kept by earlier passes (keep, keepFloat) give the statistics and hidden states of recomputing the layer', async () => {
     const m = tinyLlama({ seed: 11, numLayers: 2 });
     // Weights in memory (the export's are read from the checkpoint at each use), so that changing them sticks.
-    const model = materializeModel(exportModel(openHfModel(m.dir)).model);
-    const layers = JSON.parse(model.metadata['alki.layers']) as LayerSpan[];
-    const hidden = JSON.parse(readFileSync(join(m.dir, 'config.json'), 'utf8')).hidden_size as number;
-    const samples = [
-      [1, 5, 9, 200, 7, 3, 8, 11],
-      [1, 8, 2, 44, 6, 30, 9, 12],
-      [1, 4, 4, 4, 6, 31, 90, 2],
-    ];
+    const { model, layers, hidden } = exported(m.dir, materializeModel(exportModel(openHfModel(m.dir)).model));
+    const samples = SAMPLES;
     // Both runners read the same model, so a weight changed between passes (as GPTQ does) reaches both.
     const [kept, recomputed] = [0, 1].map(() => new LayerRunner(model, layers, samples, hidden, 2, undefined, true));
     await kept.start();

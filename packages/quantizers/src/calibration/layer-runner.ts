@@ -316,7 +316,7 @@ export class LayerRunner {
     const span = this.layers[i];
     // A float stream advanced here runs the same graph from its own hidden states: then nothing kept is used.
     const floatHere = !!this.floatHidden && !this.floatAdvanced;
-    const graph = readCutsOnly(extractSubgraph(this.model, [span.output], floatHere ? this.cuts(i) : this.cutsWithKept(i)));
+    const graph = extractSubgraph(this.model, [span.output], floatHere ? this.cuts(i) : this.cutsWithKept(i));
     const p = await this.sessions.prepare(graph);
     for (let bi = 0; bi < this.batches.length; bi++) {
       throwIfAborted(this.signal);
@@ -408,7 +408,7 @@ export class LayerRunner {
    * under ~25 MB, small enough for the allocator to recycle (see ort/memory.ts).
    */
   private statsGraph(i: number, inputs: string[], widths: number[], request: StatsRequest): { graph: Graph; outputs: Map<string, StatsOutputs> } {
-    const base = readCutsOnly(extractSubgraph(this.model, request.advance ? [...inputs, this.layers[i].output] : inputs, this.cutsWithKept(i)));
+    const base = extractSubgraph(this.model, request.advance ? [...inputs, this.layers[i].output] : inputs, this.cutsWithKept(i));
     const outputs = new Map<string, StatsOutputs>();
     const needX = !!(request.absMean || request.absMax || request.rows || request.keep);
     const extraInits = [int64Tensor('alki_calib_minus1', [1], [-1])];
@@ -431,14 +431,15 @@ export class LayerRunner {
       outs.push({ name: out, elemType: DataType.FLOAT });
       return { r0, r1, acc, out };
     };
+    /** `value` reshaped to [tokens, K] as `out` (shape [-1, K], K its last dim, as `${tag}_k`). */
+    const flatten = (value: string, tag: string, out: string): string => {
+      nodes.push({ opType: 'Shape', inputs: [value], outputs: [`${tag}_shape`], attributes: { start: { type: 'int', value: -1 } } });
+      nodes.push({ opType: 'Concat', inputs: ['alki_calib_minus1', `${tag}_shape`], outputs: [`${tag}_k`], attributes: { axis: { type: 'int', value: 0 } } });
+      nodes.push({ opType: 'Reshape', inputs: [value, `${tag}_k`], outputs: [out], attributes: {} });
+      return out;
+    };
     inputs.forEach((name, j) => {
-      // Reshape to [tokens, K]: shape [-1, K] where K comes from the last dim.
-      const shape = `alki_calib_${j}_shape`;
-      const lastDim = `alki_calib_${j}_k`;
-      const x2d = `alki_calib_${j}_x`;
-      nodes.push({ opType: 'Shape', inputs: [name], outputs: [shape], attributes: { start: { type: 'int', value: -1 } } });
-      nodes.push({ opType: 'Concat', inputs: ['alki_calib_minus1', shape], outputs: [lastDim], attributes: { axis: { type: 'int', value: 0 } } });
-      nodes.push({ opType: 'Reshape', inputs: [name, lastDim], outputs: [x2d], attributes: {} });
+      const x2d = flatten(name, `alki_calib_${j}`, `alki_calib_${j}_x`);
       if (needX) outs.push({ name: x2d, elemType: DataType.FLOAT });
       if (request.keep) {
         nodes.push({ opType: 'Shape', inputs: [name], outputs: [keptDimsOf(j)], attributes: {} });
@@ -481,13 +482,7 @@ export class LayerRunner {
       for (const v of fbase.inputs) if (shared.has(v.name) && !base.inputs.some((b) => b.name === v.name)) extraInputs.push(v);
       for (const name of floatNeeded)
         nodes.push({ opType: 'Reshape', inputs: [f(name), `alki_calib_${inputs.indexOf(name)}_k`], outputs: [floatX(inputs.indexOf(name))], attributes: {} });
-      keepFloat.forEach((name, m) => {
-        const shape = `alki_calib_keep_${m}_k`;
-        nodes.push({ opType: 'Shape', inputs: [f(name)], outputs: [`${shape}_last`], attributes: { start: { type: 'int', value: -1 } } });
-        nodes.push({ opType: 'Concat', inputs: ['alki_calib_minus1', `${shape}_last`], outputs: [shape], attributes: { axis: { type: 'int', value: 0 } } });
-        nodes.push({ opType: 'Reshape', inputs: [f(name), shape], outputs: [keptFloatX(m)], attributes: {} });
-        outs.push({ name: keptFloatX(m), elemType: DataType.FLOAT });
-      });
+      keepFloat.forEach((name, m) => outs.push({ name: flatten(f(name), `alki_calib_keep_${m}`, keptFloatX(m)), elemType: DataType.FLOAT }));
       if (request.advanceFloat) outs.push({ name: f(this.layers[i].output), elemType: DataType.FLOAT });
     }
     if (request.float) {
@@ -552,12 +547,6 @@ const floatX = (j: number) => `alki_calib_${j}_fx`;
 const keptFloatX = (m: number) => `alki_calib_keep_${m}_fx`;
 /** The dims of requested value j, when it is kept. */
 const keptDimsOf = (j: number) => `alki_calib_${j}_dims`;
-
-/** `graph` without the cut inputs no node reads (a later pass may start past the layer's input). */
-function readCutsOnly(graph: Graph): Graph {
-  const read = new Set([...graph.nodes.flatMap((n) => n.inputs), ...graph.outputs.map((v) => v.name)]);
-  return { ...graph, inputs: graph.inputs.filter((v) => read.has(v.name)) };
-}
 
 /** Rows [r0, r1) of a sum accumulated in a graph: its input (the running sum) and output. */
 interface StatsBlock {

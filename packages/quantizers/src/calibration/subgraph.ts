@@ -4,7 +4,8 @@ import type { Graph, Model, Node, ValueInfo } from '@alki/onnx';
 /**
  * The part of a graph that computes `outputs`, with `cuts` turned into graph
  * inputs: nodes are collected backwards from the outputs and stop at cuts,
- * graph inputs and initializers. Initializers are shared, not copied.
+ * graph inputs and initializers. Cuts the outputs do not depend on are left
+ * out. Initializers are shared, not copied.
  */
 export function extractSubgraph(model: Model, outputs: string[], cuts: ValueInfo[]): Graph {
   const g = model.graph;
@@ -18,11 +19,15 @@ export function extractSubgraph(model: Model, outputs: string[], cuts: ValueInfo
   const usedInits = new Set<string>();
   const stack = [...outputs];
   const seen = new Set<string>();
+  const reachedCuts = new Set<string>();
   while (stack.length) {
     const name = stack.pop()!;
     if (seen.has(name) || name === '') continue;
     seen.add(name);
-    if (cutNames.has(name)) continue;
+    if (cutNames.has(name)) {
+      reachedCuts.add(name);
+      continue;
+    }
     if (graphInputs.has(name)) {
       usedInputs.set(name, graphInputs.get(name)!);
       continue;
@@ -56,7 +61,7 @@ export function extractSubgraph(model: Model, outputs: string[], cuts: ValueInfo
     name: `${g.name}_slice`,
     nodes: [...kept.filter((n) => !dependent.has(n)), ...kept.filter((n) => dependent.has(n))].map(renamed),
     initializers: g.initializers.filter((t) => usedInits.has(t.name)),
-    inputs: [...cuts, ...usedInputs.values()],
+    inputs: [...cuts.filter((c) => reachedCuts.has(c.name)), ...usedInputs.values()],
     outputs: outputs.map((name) => ({ name, elemType: 1 })),
   };
 }
