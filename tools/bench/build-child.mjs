@@ -27,6 +27,7 @@ let resettable = resetPeak();
 const result = await buildBundle({
   ...opts,
   onProgress: (p) => {
+    if (p.message) return void process.stderr.write(`${p.message}\n`);
     // The calibration data stage in its two parts: writing the sampler's copy of the model, then sampling from it.
     const part = p.step === 'calibration data' && p.detail ? (p.detail.startsWith('writing') ? ': sampler copy' : ': sampling') : '';
     const name = p.step === 'write' ? `write: ${p.detail ?? 'done'}` : `${p.step}${part}`;
@@ -38,5 +39,5 @@ const result = await buildBundle({
 });
 close();
 process.stdout.write(
-  `${JSON.stringify({ seconds: (performance.now() - t0) / 1000, peakRssBytes: Math.max(...stages.map((s) => s.peakRssBytes)), perStagePeaks: resettable, stages, testRunPeakRssBytes: result.testRunPeakRssBytes, bundleBytes: result.manifest.metrics.sizeBytes.value, modelBytes: result.manifest.metrics.modelBytes.value })}\n`,
+  `${JSON.stringify({ seconds: (performance.now() - t0) / 1000, peakRssBytes: Math.max(...stages.map((s) => s.peakRssBytes)), perStagePeaks: resettable, stages, testRunPeakRssBytes: result.testRunPeakRssBytes, notes: result.notes, bundleBytes: result.manifest.metrics.sizeBytes.value, modelBytes: result.manifest.metrics.modelBytes.value })}\n`,
 );

@@ -32,6 +32,11 @@ export function progressPrinter(flags: OutputFlags): ((e: ProgressEvent) => void
   let started = 0;
   let lastQuarter = -1;
   return (e) => {
+    if (e.message) {
+      // A line of its own: below a bar being drawn, which the next event redraws.
+      process.stderr.write(`${tty && step ? '\r\x1b[2K' : ''}${e.message}\n`);
+      return;
+    }
     const now = Date.now();
     if (e.step !== step) {
       if (tty && step) process.stderr.write('\n');

@@ -5,7 +5,8 @@ import { AlkiError, type ProgressCallback } from '@alki/core';
 import { makeDirs } from '@alki/core/node';
 import { evaluateTargets, formatHtml, formatMarkdown, formatTerminal, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
 import { assertOutsideProtected } from './atomic-dir.js';
-import { buildBundle, CALIBRATION_SAMPLES, withQuickDefaults, type CalibrationOptions } from './build.js';
+import { buildBundle, CALIBRATION_SAMPLES, resolveCalibration, withQuickDefaults, type CalibrationOptions } from './build.js';
+import { countParameters, isOnnxModelFolder, openHfModel, openOnnxModelFolder } from '@alki/models';
 import { bundleEvalTarget } from './eval-target.js';
 import { readBundle, type Bundle } from './read.js';
 import { readCalibrationFile, resolveQuantizeOptions, type QuantizeOptions } from '@alki/quantizers';
@@ -75,6 +76,8 @@ export interface CompareResult {
   files: { json: string; html: string; markdown: string };
   /** The terminal table. */
   text: string;
+  /** The builds' notes (e.g. the quick calibration chosen for a large model), each once. */
+  notes: string[];
 }
 
 /**
@@ -85,8 +88,12 @@ export interface CompareResult {
 export async function compareMethods(o: CompareOptions): Promise<CompareResult> {
   const methods = o.methods.some((m) => m.quantize.method === 'none') ? o.methods : [{ label: 'none', quantize: { method: 'none' as const } }, ...o.methods];
   assertComparisonDir(o.out, o.modelDir);
+  // What the builds will resolve the calibration to (by the model's size), to tell which bundles in `out` match it.
+  const config = (isOnnxModelFolder(o.modelDir) ? openOnnxModelFolder(o.modelDir) : openHfModel(o.modelDir)).config;
+  const { auto: _auto, ...calibration } = resolveCalibration(o.calibration, countParameters(config));
   makeDirs(o.out);
   const bundles: Bundle[] = [];
+  const notes = new Set<string>();
   for (const m of methods) {
     const dir = join(o.out, m.label);
     const existing = o.reuse !== false && existsSync(join(dir, 'alki.json')) ? tryRead(dir) : undefined;
@@ -99,13 +106,13 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       m.quantize.method !== 'smoothquant' &&
       (m.quantize.method === 'none' || (q!.bits === (m.quantize.bits ?? 4) && q!.groupSize === (m.quantize.blockSize ?? 32))) &&
       // Defaults changed (RTN's ranges min/max → searched; GPTQ fitted to float outputs): a bundle of the other kind is not this method's.
-      sameResolvedSettings(q!, withQuickDefaults(m.quantize as Parameters<typeof withQuickDefaults>[0], o.calibration)) &&
-      sameCalibration(existing.manifest.quantization.calibration, o.calibration);
+      sameResolvedSettings(q!, withQuickDefaults(m.quantize as Parameters<typeof withQuickDefaults>[0], calibration)) &&
+      sameCalibration(existing.manifest.quantization.calibration, calibration);
     if (matches) {
       bundles.push(existing);
       continue;
     }
-    await buildBundle({
+    const built = await buildBundle({
       modelDir: o.modelDir,
       sourceId: o.sourceId,
       out: dir,
@@ -115,6 +122,7 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       onProgress: o.onProgress,
       signal: o.signal,
     });
+    for (const n of built.notes) notes.add(n);
     bundles.push(readBundle(dir));
   }
   const baseIdx = methods.findIndex((m) => m.quantize.method === 'none');
@@ -130,7 +138,7 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
   writeFileSync(files.json, `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(files.html, formatHtml(report, title));
   writeFileSync(files.markdown, `# ${title}\n\n${formatMarkdown(report)}\n`);
-  return { report, bundles, files, text: formatTerminal(report) };
+  return { report, bundles, files, text: formatTerminal(report), notes: [...notes] };
 }
 
 const REPORT_FILES = ['report.json', 'report.html', 'report.md'];

@@ -1,4 +1,4 @@
-export { buildBundle, CALIBRATION_SAMPLES } from './build.js';
+export { AUTO_QUICK_PARAMETERS, buildBundle, CALIBRATION_SAMPLES, resolveCalibration, withQuickDefaults } from './build.js';
 export { listFiles } from './list-files.js';
 export type { BuildBundleOptions, BuildBundleResult } from './build.js';
 export { readBundle, verifyBundle } from './read.js';

@@ -2,7 +2,18 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TextGenerator } from '@alki/runtime';
-import { buildBundle, compareMethods, isSafeRelativePath, parseMethods, readBundle, verifyBundle, writeDirAtomically } from '../src/index.js';
+import {
+  AUTO_QUICK_PARAMETERS,
+  buildBundle,
+  compareMethods,
+  isSafeRelativePath,
+  parseMethods,
+  readBundle,
+  resolveCalibration,
+  verifyBundle,
+  withQuickDefaults,
+  writeDirAtomically,
+} from '../src/index.js';
 import { tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
 
 const t = tempDir('alki-bundle-');
@@ -204,5 +215,28 @@ describe('calibration size', () => {
     expect(events.length).toBeGreaterThan(10);
     expect(events.map((e) => e.done)).toEqual([...events.map((e) => e.done)].sort((a, b) => a - b));
     expect(events.at(-1)!.done).toBe(48);
+  });
+
+  it('chooses the quick recipe by the model’s size unless the options choose', () => {
+    const big = AUTO_QUICK_PARAMETERS;
+    expect(resolveCalibration(undefined, big)).toMatchObject({ quick: true, auto: true });
+    expect(resolveCalibration({ seed: 2 }, big - 1)).toMatchObject({ quick: false, auto: true, seed: 2 });
+    // An explicit choice or an explicit size wins over the model's size.
+    expect(resolveCalibration({ quick: false }, 10 * big)).toMatchObject({ quick: false, auto: false });
+    expect(resolveCalibration({ quick: true }, 1)).toMatchObject({ quick: true, auto: false });
+    expect(resolveCalibration({ samples: 32 }, 10 * big)).toMatchObject({ quick: false, auto: false });
+    expect(resolveCalibration({ seqLen: 512 }, 10 * big)).toMatchObject({ quick: false, auto: false });
+    // The quick recipe makes GPTQ plain unless its levers are asked for.
+    const quick = resolveCalibration(undefined, big);
+    expect(withQuickDefaults({ method: 'gptq', bits: 4 }, quick)).toMatchObject({ trueSequential: false, floatTargets: false });
+    expect(withQuickDefaults({ method: 'gptq', bits: 4, floatTargets: true }, quick)).toMatchObject({ trueSequential: true, floatTargets: true });
+    expect(withQuickDefaults({ method: 'gptq', bits: 4 }, resolveCalibration(undefined, big - 1))).toEqual({ method: 'gptq', bits: 4 });
+  });
+
+  it('a small model gets the full recipe by default, and no note', async () => {
+    const r = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'full'), quantize: { method: 'gptq', bits: 4 }, calibration: { samples: 2 } });
+    expect(r.notes).toEqual([]);
+    expect(r.manifest.quantization).toMatchObject({ trueSequential: true, floatTargets: true });
+    expect(r.manifest.quantization.calibration).toMatchObject({ samples: 2 });
   });
 });

@@ -11,6 +11,8 @@ export interface ProgressEvent {
   detail?: string;
   /** Unit of done/total when it is not "items", e.g. "bytes". */
   unit?: string;
+  /** A message for the user, shown once as a line of its own (e.g. a default chosen for them); done/total are not progress then. */
+  message?: string;
 }
 
 /** Callback that receives progress events. */

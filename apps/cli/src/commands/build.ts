@@ -95,9 +95,8 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('calib-seqlen', { type: 'number', describe: 'tokens per calibration sample (default min(512, context); 256 with --quick)' })
         .option('quick', {
           type: 'boolean',
-          default: false,
           describe:
-            'small calibration (8 × 256 tokens) and plain GPTQ (no --true-sequential / --float-targets unless given): AWQ/GPTQ of a 1.1B model in ~5 min on 2 cores, 1 of them writing an int4 copy and sampling the text (pnpm bench:build)',
+            'small calibration (8 × 256 tokens) and plain GPTQ (no --true-sequential / --float-targets unless given): AWQ/GPTQ of a 1.1B model in ~4–5 min on 2 cores (pnpm bench:build). Default: on for models of 250M parameters and more unless --calib-samples/--calib-seqlen are given; --no-quick for the full recipe (several times longer)',
         })
         .option('out', { alias: 'o', type: 'string', describe: 'bundle folder (default dist/<model>-<method>-int<bits>)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
@@ -249,7 +248,9 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
           path: args.calib as string | undefined,
           samples: args['calib-samples'] as number | undefined,
           seqLen: args['calib-seqlen'] as number | undefined,
-          quick: (args.quick as boolean) || (demoGptq && args['calib-samples'] === undefined && args['calib-seqlen'] === undefined),
+          // Unset, the recipe follows the model's size (resolveCalibration); the demo always builds quickly.
+          quick:
+            (args.quick as boolean | undefined) ?? (demoGptq && args['calib-samples'] === undefined && args['calib-seqlen'] === undefined ? true : undefined),
         },
         externalData: args['external-data'] as 'auto',
         overwrite: args.force as boolean,
@@ -272,7 +273,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       const sample = demo ? await sampleText(result.dir) : undefined;
       if (flags.json) {
         process.stdout.write(
-          `${JSON.stringify({ dir: result.dir, manifest: result.manifest, report: result.report, ...(sample ? { sample } : {}) }, null, 2)}\n`,
+          `${JSON.stringify({ dir: result.dir, manifest: result.manifest, report: result.report, notes: result.notes, ...(sample ? { sample } : {}) }, null, 2)}\n`,
         );
         return;
       }

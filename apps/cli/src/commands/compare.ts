@@ -55,12 +55,15 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
         sampledWindowCount: quick ? 4 : 8,
         speed,
         maxPerplexityIncrease,
-        calibration: { path: args.calib as string | undefined, samples: args['calib-samples'] as number | undefined, quick },
+        // Without --quick the calibration recipe follows the model's size (resolveCalibration).
+        calibration: { path: args.calib as string | undefined, samples: args['calib-samples'] as number | undefined, quick: quick || undefined },
         onProgress,
         signal,
       });
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify({ report: result.report, files: result.files, bundles: result.bundles.map((b) => b.dir) }, null, 2)}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ report: result.report, files: result.files, bundles: result.bundles.map((b) => b.dir), notes: result.notes }, null, 2)}\n`,
+        );
         return;
       }
       process.stdout.write(`${result.text}\n`);
