@@ -33,8 +33,9 @@ export function progressPrinter(flags: OutputFlags): ((e: ProgressEvent) => void
   let lastQuarter = -1;
   return (e) => {
     if (e.message) {
-      // A line of its own: below a bar being drawn, which the next event redraws.
-      process.stderr.write(`${tty && step ? '\r\x1b[2K' : ''}${e.message}\n`);
+      // A line of its own, under the bar being drawn (left as it is); the step's next event starts a new bar.
+      process.stderr.write(`${tty && step ? '\n' : ''}${e.message}\n`);
+      step = '';
       return;
     }
     const now = Date.now();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parsePercent } from '../src/commands/eval-flags.js';
-import { parseExclude } from '../src/commands/build.js';
+import { parseExclude, quickFlag } from '../src/commands/build.js';
 
 describe('flag parsing', () => {
   it('--max-ppl-increase: a number is a percentage with or without the sign, one rule for every value', () => {
@@ -22,5 +22,13 @@ describe('flag parsing', () => {
     expect((ci as RegExp).test('lm_head.weight')).toBe(true);
     expect(parseExclude(undefined)).toBeUndefined();
     expect(() => parseExclude(['/(unclosed/'])).toThrow(/--exclude \/\(unclosed\/ is not a valid regular expression/);
+  });
+
+  it('--quick / --no-quick: as given; the demo quick unless a size is given; else unset (the model’s size decides)', () => {
+    expect(quickFlag(true, false, true)).toBe(true);
+    expect(quickFlag(false, true, false)).toBe(false);
+    expect(quickFlag(undefined, true, false)).toBe(true);
+    expect(quickFlag(undefined, true, true)).toBeUndefined();
+    expect(quickFlag(undefined, false, false)).toBeUndefined();
   });
 });

@@ -129,14 +129,24 @@ export interface CalibrationOptions {
 }
 
 /**
- * The calibration options with `quick` decided for a model of `parameters` parameters: as given, else on from
- * {@link AUTO_QUICK_PARAMETERS} up unless a size (`samples`, `seqLen`) was asked for. `auto` says it was chosen here.
+ * The calibration options with `quick` decided for `method` on a model of `parameters` parameters: as given, else, for
+ * AWQ and GPTQ, on from {@link AUTO_QUICK_PARAMETERS} up unless a size (`samples`, `seqLen`) was asked for (SmoothQuant
+ * only measures activations: its full recipe costs little). `auto` says that the size decided.
  */
-export function resolveCalibration(calibration: CalibrationOptions | undefined, parameters: number): CalibrationOptions & { quick: boolean; auto: boolean } {
+export function resolveCalibration(
+  calibration: CalibrationOptions | undefined,
+  parameters: number,
+  method: QuantizeOptions['method'],
+): CalibrationOptions & { quick: boolean; auto: boolean } {
   const c = calibration ?? {};
   if (c.quick !== undefined) return { ...c, quick: c.quick, auto: false };
-  const sized = c.samples !== undefined || c.seqLen !== undefined;
-  return { ...c, quick: !sized && parameters >= AUTO_QUICK_PARAMETERS, auto: !sized };
+  const auto = c.samples === undefined && c.seqLen === undefined && (method === 'awq' || method === 'gptq');
+  return { ...c, quick: auto && parameters >= AUTO_QUICK_PARAMETERS, auto };
+}
+
+/** The tokens per calibration sample that `calibration` (resolved) gives a model of `maxPositions` context. */
+export function calibrationSeqLen(calibration: CalibrationOptions, maxPositions: number): number {
+  return calibration.seqLen ?? Math.min(calibration.quick ? 256 : 512, maxPositions);
 }
 
 /** `build --benchmark`: what to measure and the quality guard. */
@@ -196,13 +206,12 @@ export async function buildBundle(options: BuildBundleOptions): Promise<BuildBun
   // The calibration recipe by the model's size, where the options leave it open; the quantize defaults follow it.
   const notes: string[] = [];
   const parameters = countParameters(hf.config);
-  const calib = resolveCalibration(o.calibration, parameters);
-  const { auto, ...resolved } = calib;
-  o.calibration = resolved;
+  const { auto, ...calibration } = resolveCalibration(o.calibration, parameters, o.quantize.method);
+  o.calibration = calibration;
   o.quantize = withQuickDefaults(options.quantize, o.calibration);
-  if (quantizer.needsCalibration && auto && calib.quick) notes.push(quickNote(o, parameters, Math.min(256, hf.config.maxPositions)));
-  for (const message of notes) o.onProgress?.({ step: 'calibration data', done: 0, total: 0, message });
   const target = o.target ? checkTargetFit(hf.config, o.target.preset, o.target.settings, o.target) : null;
+  if (quantizer.needsCalibration && auto && calibration.quick) notes.push(quickNote(o, parameters, calibrationSeqLen(calibration, hf.config.maxPositions)));
+  for (const message of notes) o.onProgress?.({ step: 'note', done: 0, total: 0, message });
   await yieldToEventLoop();
   throwIfAborted(o.signal);
   // The export is lazy (weights are read from the checkpoint when a step needs them) and quantized tensors are
@@ -253,7 +262,7 @@ export async function buildBundle(options: BuildBundleOptions): Promise<BuildBun
 /** Tells the user that a large model got the quick calibration recipe, and how to ask for the full one. */
 function quickNote(o: BuildBundleOptions, parameters: number, seqLen: number): string {
   const size = parameters >= 1e9 ? `${(parameters / 1e9).toFixed(1)}B` : `${Math.round(parameters / 1e6)}M`;
-  const plain = o.quantize.method === 'gptq' && !o.quantize.floatTargets ? ', plain GPTQ' : '';
+  const plain = o.quantize.method === 'gptq' && !o.quantize.floatTargets && !o.quantize.trueSequential ? ', plain GPTQ' : '';
   return (
     `calibration: the quick recipe (${CALIBRATION_SAMPLES.quick} × ${seqLen} tokens${plain}) for this ${size}-parameter model, ` +
     `to build in minutes; --no-quick for the full recipe (32 × 512 tokens${o.quantize.method === 'gptq' ? ', fitted to the float model' : ''}: ` +
@@ -329,7 +338,7 @@ const LEAN_SAMPLER_ENV = { MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRES
 async function prepareCalibration(o: BuildBundleOptions, hf: SourceFolder, workDir: string, spill: TensorSpill, fp32Dir?: string): Promise<CalibrationData> {
   const c = o.calibration ?? {};
   const samples = c.samples ?? (c.quick ? CALIBRATION_SAMPLES.quick : CALIBRATION_SAMPLES.default);
-  const seqLen = c.seqLen ?? Math.min(c.quick ? 256 : 512, hf.config.maxPositions);
+  const seqLen = calibrationSeqLen(c, hf.config.maxPositions);
   if (!Number.isInteger(samples) || samples < 1) throw new AlkiError('BAD_OPTION', `--calib-samples must be a positive whole number, got ${samples}`);
   if (!Number.isInteger(seqLen) || seqLen < 2) throw new AlkiError('BAD_OPTION', `--calib-seqlen must be at least 2, got ${seqLen}`);
   o.onProgress?.({ step: 'calibration data', done: 0, total: samples * seqLen, unit: 'tokens' });

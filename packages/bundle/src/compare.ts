@@ -5,7 +5,7 @@ import { AlkiError, type ProgressCallback } from '@alki/core';
 import { makeDirs } from '@alki/core/node';
 import { evaluateTargets, formatHtml, formatMarkdown, formatTerminal, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
 import { assertOutsideProtected } from './atomic-dir.js';
-import { buildBundle, CALIBRATION_SAMPLES, resolveCalibration, withQuickDefaults, type CalibrationOptions } from './build.js';
+import { buildBundle, CALIBRATION_SAMPLES, calibrationSeqLen, resolveCalibration, withQuickDefaults, type CalibrationOptions } from './build.js';
 import { countParameters, isOnnxModelFolder, openHfModel, openOnnxModelFolder } from '@alki/models';
 import { bundleEvalTarget } from './eval-target.js';
 import { readBundle, type Bundle } from './read.js';
@@ -88,9 +88,9 @@ export interface CompareResult {
 export async function compareMethods(o: CompareOptions): Promise<CompareResult> {
   const methods = o.methods.some((m) => m.quantize.method === 'none') ? o.methods : [{ label: 'none', quantize: { method: 'none' as const } }, ...o.methods];
   assertComparisonDir(o.out, o.modelDir);
-  // What the builds will resolve the calibration to (by the model's size), to tell which bundles in `out` match it.
+  // The model's size and context: what each build will resolve its calibration to, to tell which bundles in `out` match.
   const config = (isOnnxModelFolder(o.modelDir) ? openOnnxModelFolder(o.modelDir) : openHfModel(o.modelDir)).config;
-  const { auto: _auto, ...calibration } = resolveCalibration(o.calibration, countParameters(config));
+  const parameters = countParameters(config);
   makeDirs(o.out);
   const bundles: Bundle[] = [];
   const notes = new Set<string>();
@@ -98,6 +98,7 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
     const dir = join(o.out, m.label);
     const existing = o.reuse !== false && existsSync(join(dir, 'alki.json')) ? tryRead(dir) : undefined;
     const q = existing?.manifest.quantization;
+    const { auto: _auto, ...calibration } = resolveCalibration(o.calibration, parameters, m.quantize.method);
     // Reuse only a bundle of the same source, settings and calibration (SmoothQuant's α is not in the manifest: rebuild).
     const matches =
       existing &&
@@ -107,7 +108,7 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
       (m.quantize.method === 'none' || (q!.bits === (m.quantize.bits ?? 4) && q!.groupSize === (m.quantize.blockSize ?? 32))) &&
       // Defaults changed (RTN's ranges min/max → searched; GPTQ fitted to float outputs): a bundle of the other kind is not this method's.
       sameResolvedSettings(q!, withQuickDefaults(m.quantize as Parameters<typeof withQuickDefaults>[0], calibration)) &&
-      sameCalibration(existing.manifest.quantization.calibration, calibration);
+      sameCalibration(existing.manifest.quantization.calibration, calibration, config.maxPositions);
     if (matches) {
       bundles.push(existing);
       continue;
@@ -186,10 +187,10 @@ function tryRead(dir: string): Bundle | undefined {
 }
 
 /** Whether a bundle's recorded calibration is what `wanted` would produce (bundles without calibration always match). */
-function sameCalibration(recorded: Bundle['manifest']['quantization']['calibration'], wanted: CalibrationOptions | undefined): boolean {
+function sameCalibration(recorded: Bundle['manifest']['quantization']['calibration'], wanted: CalibrationOptions, maxPositions: number): boolean {
   if (!recorded) return true;
-  if (recorded.samples !== (wanted?.samples ?? (wanted?.quick ? CALIBRATION_SAMPLES.quick : CALIBRATION_SAMPLES.default))) return false;
-  if (wanted?.seqLen !== undefined && recorded.sequenceLength !== wanted.seqLen) return false;
-  if (!wanted?.path) return recorded.source.startsWith('sampled') && (wanted?.seed ?? 0) === Number(/seed (\d+)/.exec(recorded.source)?.[1] ?? 0);
+  if (recorded.samples !== (wanted.samples ?? (wanted.quick ? CALIBRATION_SAMPLES.quick : CALIBRATION_SAMPLES.default))) return false;
+  if (recorded.sequenceLength !== calibrationSeqLen(wanted, maxPositions)) return false;
+  if (!wanted.path) return recorded.source.startsWith('sampled') && (wanted.seed ?? 0) === Number(/seed (\d+)/.exec(recorded.source)?.[1] ?? 0);
   return recorded.sha256 === createHash('sha256').update(readCalibrationFile(wanted.path)).digest('hex');
 }

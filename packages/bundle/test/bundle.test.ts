@@ -219,24 +219,34 @@ describe('calibration size', () => {
 
   it('chooses the quick recipe by the model’s size unless the options choose', () => {
     const big = AUTO_QUICK_PARAMETERS;
-    expect(resolveCalibration(undefined, big)).toMatchObject({ quick: true, auto: true });
-    expect(resolveCalibration({ seed: 2 }, big - 1)).toMatchObject({ quick: false, auto: true, seed: 2 });
+    expect(resolveCalibration(undefined, big, 'gptq')).toMatchObject({ quick: true, auto: true });
+    expect(resolveCalibration({ seed: 2 }, big - 1, 'awq')).toMatchObject({ quick: false, auto: true, seed: 2 });
     // An explicit choice or an explicit size wins over the model's size.
-    expect(resolveCalibration({ quick: false }, 10 * big)).toMatchObject({ quick: false, auto: false });
-    expect(resolveCalibration({ quick: true }, 1)).toMatchObject({ quick: true, auto: false });
-    expect(resolveCalibration({ samples: 32 }, 10 * big)).toMatchObject({ quick: false, auto: false });
-    expect(resolveCalibration({ seqLen: 512 }, 10 * big)).toMatchObject({ quick: false, auto: false });
+    expect(resolveCalibration({ quick: false }, 10 * big, 'gptq')).toMatchObject({ quick: false, auto: false });
+    expect(resolveCalibration({ quick: true }, 1, 'gptq')).toMatchObject({ quick: true, auto: false });
+    expect(resolveCalibration({ samples: 32 }, 10 * big, 'gptq')).toMatchObject({ quick: false, auto: false });
+    expect(resolveCalibration({ seqLen: 512 }, 10 * big, 'gptq')).toMatchObject({ quick: false, auto: false });
+    // SmoothQuant only measures activations: its full recipe is cheap at any size.
+    expect(resolveCalibration(undefined, 10 * big, 'smoothquant')).toMatchObject({ quick: false, auto: false });
     // The quick recipe makes GPTQ plain unless its levers are asked for.
-    const quick = resolveCalibration(undefined, big);
+    const quick = resolveCalibration(undefined, big, 'gptq');
     expect(withQuickDefaults({ method: 'gptq', bits: 4 }, quick)).toMatchObject({ trueSequential: false, floatTargets: false });
     expect(withQuickDefaults({ method: 'gptq', bits: 4, floatTargets: true }, quick)).toMatchObject({ trueSequential: true, floatTargets: true });
-    expect(withQuickDefaults({ method: 'gptq', bits: 4 }, resolveCalibration(undefined, big - 1))).toEqual({ method: 'gptq', bits: 4 });
+    expect(withQuickDefaults({ method: 'gptq', bits: 4 }, resolveCalibration(undefined, big - 1, 'gptq'))).toEqual({ method: 'gptq', bits: 4 });
   });
 
   it('a small model gets the full recipe by default, and no note', async () => {
-    const r = await buildBundle({ modelDir: model.dir, out: join(t.dir, 'full'), quantize: { method: 'gptq', bits: 4 }, calibration: { samples: 2 } });
+    const messages: string[] = [];
+    const r = await buildBundle({
+      modelDir: model.dir,
+      out: join(t.dir, 'full'),
+      quantize: { method: 'gptq', bits: 4 },
+      onProgress: (e) => e.message && messages.push(e.message),
+    });
     expect(r.notes).toEqual([]);
+    expect(messages).toEqual([]);
     expect(r.manifest.quantization).toMatchObject({ trueSequential: true, floatTargets: true });
-    expect(r.manifest.quantization.calibration).toMatchObject({ samples: 2 });
+    const context = JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8')).max_position_embeddings as number;
+    expect(r.manifest.quantization.calibration).toMatchObject({ samples: 32, sequenceLength: Math.min(512, context) });
   });
 });

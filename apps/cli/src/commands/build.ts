@@ -9,6 +9,14 @@ import { note, progressPrinter, type OutputFlags } from '../output.js';
 import { evalFlags, parsePercent, speedFlags } from './eval-flags.js';
 import { describeBundle } from './info.js';
 
+/**
+ * CalibrationOptions.quick from the flags: --quick / --no-quick as given; the demo's GPTQ quick unless a size is given;
+ * otherwise unset, so that the recipe follows the model's size (resolveCalibration).
+ */
+export function quickFlag(quick: boolean | undefined, demoGptq: boolean, sized: boolean): boolean | undefined {
+  return quick ?? (demoGptq && !sized ? true : undefined);
+}
+
 /** dist/<source>-<method>[-int<bits>], e.g. dist/stories260k-rtn-int4. */
 function defaultOut(id: string, method: string, bits: number): string {
   const name = id
@@ -75,12 +83,12 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('true-sequential', {
           type: 'boolean',
           describe:
-            'GPTQ: statistics of each linear input after the layer’s earlier linears are quantized (default on; --no-true-sequential: one pass per layer)',
+            'GPTQ: statistics of each linear input after the layer’s earlier linears are quantized (default on, off with --quick — the default from 250M parameters; --no-true-sequential: one pass per layer)',
         })
         .option('float-targets', {
           type: 'boolean',
           describe:
-            'GPTQ: fit each linear to the float model’s outputs, not to its float weights (default on, off with --quick; about 2× the calibration time; --no-float-targets for plain GPTQ)',
+            'GPTQ: fit each linear to the float model’s outputs, not to its float weights (default on, off with --quick — the default from 250M parameters; about 2× the calibration time; --no-float-targets for plain GPTQ)',
         })
         .option('mse-clip', {
           type: 'boolean',
@@ -91,12 +99,16 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
           type: 'string',
           describe: 'AWQ/GPTQ calibration text (.txt, or .jsonl with a "text" field); default: text sampled from an int4 copy of the model',
         })
-        .option('calib-samples', { type: 'number', describe: 'calibration samples (default 32, 8 with --quick; 128 for the full-size set)' })
+        .option('calib-samples', {
+          type: 'number',
+          describe:
+            'calibration samples (default 32, 8 with --quick; 128 for the full-size set). Giving a size turns off the automatic --quick of models from 250M parameters: GPTQ then runs with its full levers',
+        })
         .option('calib-seqlen', { type: 'number', describe: 'tokens per calibration sample (default min(512, context); 256 with --quick)' })
         .option('quick', {
           type: 'boolean',
           describe:
-            'small calibration (8 × 256 tokens) and plain GPTQ (no --true-sequential / --float-targets unless given): AWQ/GPTQ of a 1.1B model in ~4–5 min on 2 cores (pnpm bench:build). Default: on for models of 250M parameters and more unless --calib-samples/--calib-seqlen are given; --no-quick for the full recipe (several times longer)',
+            'small calibration (8 × 256 tokens) and plain GPTQ (no --true-sequential / --float-targets unless given): AWQ/GPTQ of a 1.1B model in 4–6 min on 2 cores (pnpm bench:build). Default: on for AWQ/GPTQ of models from 250M parameters unless --calib-samples/--calib-seqlen are given; --no-quick for the full recipe (several times longer)',
         })
         .option('out', { alias: 'o', type: 'string', describe: 'bundle folder (default dist/<model>-<method>-int<bits>)' })
         .option('force', { type: 'boolean', default: false, describe: 'replace an existing bundle' })
@@ -248,9 +260,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
           path: args.calib as string | undefined,
           samples: args['calib-samples'] as number | undefined,
           seqLen: args['calib-seqlen'] as number | undefined,
-          // Unset, the recipe follows the model's size (resolveCalibration); the demo always builds quickly.
-          quick:
-            (args.quick as boolean | undefined) ?? (demoGptq && args['calib-samples'] === undefined && args['calib-seqlen'] === undefined ? true : undefined),
+          quick: quickFlag(args.quick as boolean | undefined, demoGptq, args['calib-samples'] !== undefined || args['calib-seqlen'] !== undefined),
         },
         externalData: args['external-data'] as 'auto',
         overwrite: args.force as boolean,

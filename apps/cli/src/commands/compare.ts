@@ -19,11 +19,18 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
             describe: 'all, or a comma list of none, rtn8, gptq8, smoothquant, w8a8-naive, rtn4, awq4, gptq4, rtn4-b128',
           })
           .option('calib', { type: 'string', describe: 'AWQ/GPTQ calibration text (default: sampled from an int4 copy of the model)' })
-          .option('calib-samples', { type: 'number', describe: 'calibration samples (default 32, 8 × 256 tokens with --quick)' })
+          .option('calib-samples', {
+            type: 'number',
+            describe: 'calibration samples (default 32, 8 × 256 tokens with --quick, the default from 250M parameters)',
+          })
           .option('metrics', { type: 'string', default: 'all' })
           .option('revision', { type: 'string', describe: 'hub branch, tag or commit (default main)' })
           .option('offline', { type: 'boolean', describe: 'no network: use the Hugging Face cache only (also HF_HUB_OFFLINE=1)' })
-          .option('quick', { type: 'boolean', default: false, describe: 'fewer windows (8), speed runs (2) and calibration tokens (8 × 256)' })
+          .option('quick', {
+            type: 'boolean',
+            describe:
+              'fewer windows (8), speed runs (2) and calibration tokens (8 × 256). The calibration part is the default from 250M parameters (AWQ/GPTQ); --no-quick asks for the full recipe',
+          })
           .option('out', { type: 'string', describe: 'folder for bundles and reports (default dist/compare-<model>)' })
           .option('max-ppl-increase', { type: 'string', default: '10%', describe: 'perplexity budget of the recommendation' })
           .example('alki compare ./stories260K --methods none,rtn8,rtn4 --quick --text tinystories.txt', ''),
@@ -41,7 +48,7 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
         signal,
       });
       const out = (args.out as string | undefined) ?? `dist/compare-${source.id.split('/').pop()!.toLowerCase()}`;
-      const quick = args.quick as boolean;
+      const quick = args.quick === true;
       const speed = { ...(quick ? { runs: 2, warmupRuns: 1 } : {}), ...speedFlags(args) };
       const result = await compareMethods({
         modelDir: source.dir,
@@ -55,8 +62,8 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
         sampledWindowCount: quick ? 4 : 8,
         speed,
         maxPerplexityIncrease,
-        // Without --quick the calibration recipe follows the model's size (resolveCalibration).
-        calibration: { path: args.calib as string | undefined, samples: args['calib-samples'] as number | undefined, quick: quick || undefined },
+        // Neither --quick nor --no-quick: the calibration recipe follows the model's size (resolveCalibration).
+        calibration: { path: args.calib as string | undefined, samples: args['calib-samples'] as number | undefined, quick: args.quick as boolean | undefined },
         onProgress,
         signal,
       });
