@@ -6,7 +6,7 @@
 // paired ratios (alki ÷ llama.cpp, per round, then their median) and writes JSON to bench-results/.
 // Then each Alki variant once more under onnxruntime's profiler (peer-profile-worker.mjs): where the time goes.
 // Env: ALKI_BENCH_WORK (keep the model, GGUF and bundles), ALKI_PEER_ROUNDS, ALKI_PEER_THREADS,
-// ALKI_PEER_VARIANTS (comma list of: q4_0, q8_0, q4_0-native, alki, alki-sym, alki-b128, alki-b128-h4),
+// ALKI_PEER_VARIANTS (comma list of: q4_0, q8_0, q4_0-native, alki, alki-sym, alki-b128, alki-b128-h4, alki-gptq-b128),
 // ALKI_PEER_LLAMA_BENCH (a native llama-bench for q4_0-native; tools/bench/debian-llama-bench.sh fetches Debian's).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -44,6 +44,8 @@ const VARIANTS = {
   alki: { label: 'alki --bits 4 (defaults)', engine: 'alki', quantize: { method: 'rtn', bits: 4 } },
   'alki-sym': { label: 'alki --bits 4 --symmetric', engine: 'alki', quantize: { method: 'rtn', bits: 4, symmetric: true } },
   'alki-b128': { label: 'alki --bits 4 --block-size 128', engine: 'alki', quantize: { method: 'rtn', bits: 4, blockSize: 128 } },
+  // The block-128 format rounded by GPTQ (calibration by the model's size): the same kernels, the quality of pnpm bench:gptq.
+  'alki-gptq-b128': { label: 'alki --quantize gptq --block-size 128', engine: 'alki', quantize: { method: 'gptq', bits: 4, blockSize: 128 } },
   'alki-b128-h4': { label: 'alki b128, head 4, embed 4', engine: 'alki', quantize: { method: 'rtn', bits: 4, blockSize: 128, headBits: 4, embedBits: 4 } },
 };
 
