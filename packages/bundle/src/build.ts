@@ -92,9 +92,10 @@ export const CALIBRATION_SAMPLES = { default: 32, quick: 8 } as const;
 /**
  * Models from this many parameters up are calibrated with the quick recipe unless the options choose (`quick`,
  * `samples` or `seqLen` given), so that an AWQ/GPTQ build stays within minutes: the full recipe (32 × 512 sampled
- * tokens, GPTQ fitted to the float model's outputs) costs about 4 minutes of sampling and 15 of calibrating for a
- * 1.1B model on 2 cores and scales with the parameters, so about 5 minutes at this size; the quick one builds the
- * 1.1B model in ~4.2 minutes end to end (docs/quantization.md, "Default calibration by model size").
+ * tokens, GPTQ fitted to the float model's outputs) projects to ~15 minutes of calibrating a 1.1B model, sampling
+ * aside, and scales with the parameters (~5 minutes projected at this size); the quick one built the 1.1B shape in
+ * 251.9–335.8 s end to end (2 cores of an Intel Xeon KVM guest, AVX-512 VNNI, no AMX; docs/quantization.md,
+ * "Default calibration by model size").
  */
 export const AUTO_QUICK_PARAMETERS = 250e6;
 
@@ -144,9 +145,13 @@ export function resolveCalibration(
   return { ...c, quick: auto && parameters >= AUTO_QUICK_PARAMETERS, auto };
 }
 
-/** The tokens per calibration sample that `calibration` (resolved) gives a model of `maxPositions` context. */
-export function calibrationSeqLen(calibration: CalibrationOptions, maxPositions: number): number {
-  return calibration.seqLen ?? Math.min(calibration.quick ? 256 : 512, maxPositions);
+/** The samples and tokens per sample that `calibration` (resolved) gives a model of `maxPositions` context. */
+export function calibrationSize(calibration: CalibrationOptions, maxPositions: number): { samples: number; seqLen: number } {
+  const quick = !!calibration.quick;
+  return {
+    samples: calibration.samples ?? (quick ? CALIBRATION_SAMPLES.quick : CALIBRATION_SAMPLES.default),
+    seqLen: calibration.seqLen ?? Math.min(quick ? 256 : 512, maxPositions),
+  };
 }
 
 /** `build --benchmark`: what to measure and the quality guard. */
@@ -185,7 +190,7 @@ export function withQuickDefaults(quantize: BuildBundleOptions['quantize'], cali
  * nothing appears at `out` unless every step succeeded.
  */
 export async function buildBundle(options: BuildBundleOptions): Promise<BuildBundleResult> {
-  const o = { ...options, quantize: withQuickDefaults(options.quantize, options.calibration) };
+  const o = { ...options };
   // Bad flags fail before any heavy work starts.
   const quantizer = createQuantizer(o.quantize.method, { ...o.quantize, onProgress: o.onProgress, signal: o.signal });
   if (o.calibration?.path && !existsSync(o.calibration.path)) {
@@ -208,9 +213,9 @@ export async function buildBundle(options: BuildBundleOptions): Promise<BuildBun
   const parameters = countParameters(hf.config);
   const { auto, ...calibration } = resolveCalibration(o.calibration, parameters, o.quantize.method);
   o.calibration = calibration;
-  o.quantize = withQuickDefaults(options.quantize, o.calibration);
+  o.quantize = withQuickDefaults(o.quantize, o.calibration);
   const target = o.target ? checkTargetFit(hf.config, o.target.preset, o.target.settings, o.target) : null;
-  if (quantizer.needsCalibration && auto && calibration.quick) notes.push(quickNote(o, parameters, calibrationSeqLen(calibration, hf.config.maxPositions)));
+  if (auto && calibration.quick) notes.push(quickNote(o, parameters, calibrationSize(calibration, hf.config.maxPositions).seqLen));
   for (const message of notes) o.onProgress?.({ step: 'note', done: 0, total: 0, message });
   await yieldToEventLoop();
   throwIfAborted(o.signal);
@@ -265,7 +270,7 @@ function quickNote(o: BuildBundleOptions, parameters: number, seqLen: number): s
   const plain = o.quantize.method === 'gptq' && !o.quantize.floatTargets && !o.quantize.trueSequential ? ', plain GPTQ' : '';
   return (
     `calibration: the quick recipe (${CALIBRATION_SAMPLES.quick} × ${seqLen} tokens${plain}) for this ${size}-parameter model, ` +
-    `to build in minutes; --no-quick for the full recipe (32 × 512 tokens${o.quantize.method === 'gptq' ? ', fitted to the float model' : ''}: ` +
+    `to build in minutes; --no-quick for the full recipe (${CALIBRATION_SAMPLES.default} × 512 tokens${o.quantize.method === 'gptq' ? ', fitted to the float model' : ''}: ` +
     'several times the build time, usually lower perplexity)'
   );
 }
@@ -337,8 +342,7 @@ const LEAN_SAMPLER_ENV = { MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRES
 
 async function prepareCalibration(o: BuildBundleOptions, hf: SourceFolder, workDir: string, spill: TensorSpill, fp32Dir?: string): Promise<CalibrationData> {
   const c = o.calibration ?? {};
-  const samples = c.samples ?? (c.quick ? CALIBRATION_SAMPLES.quick : CALIBRATION_SAMPLES.default);
-  const seqLen = calibrationSeqLen(c, hf.config.maxPositions);
+  const { samples, seqLen } = calibrationSize(c, hf.config.maxPositions);
   if (!Number.isInteger(samples) || samples < 1) throw new AlkiError('BAD_OPTION', `--calib-samples must be a positive whole number, got ${samples}`);
   if (!Number.isInteger(seqLen) || seqLen < 2) throw new AlkiError('BAD_OPTION', `--calib-seqlen must be at least 2, got ${seqLen}`);
   o.onProgress?.({ step: 'calibration data', done: 0, total: samples * seqLen, unit: 'tokens' });

@@ -5,7 +5,7 @@ import { AlkiError, type ProgressCallback } from '@alki/core';
 import { makeDirs } from '@alki/core/node';
 import { evaluateTargets, formatHtml, formatMarkdown, formatTerminal, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
 import { assertOutsideProtected } from './atomic-dir.js';
-import { buildBundle, CALIBRATION_SAMPLES, calibrationSeqLen, resolveCalibration, withQuickDefaults, type CalibrationOptions } from './build.js';
+import { buildBundle, calibrationSize, resolveCalibration, withQuickDefaults, type CalibrationOptions } from './build.js';
 import { countParameters, isOnnxModelFolder, openHfModel, openOnnxModelFolder } from '@alki/models';
 import { bundleEvalTarget } from './eval-target.js';
 import { readBundle, type Bundle } from './read.js';
@@ -189,8 +189,8 @@ function tryRead(dir: string): Bundle | undefined {
 /** Whether a bundle's recorded calibration is what `wanted` would produce (bundles without calibration always match). */
 function sameCalibration(recorded: Bundle['manifest']['quantization']['calibration'], wanted: CalibrationOptions, maxPositions: number): boolean {
   if (!recorded) return true;
-  if (recorded.samples !== (wanted.samples ?? (wanted.quick ? CALIBRATION_SAMPLES.quick : CALIBRATION_SAMPLES.default))) return false;
-  if (recorded.sequenceLength !== calibrationSeqLen(wanted, maxPositions)) return false;
+  const { samples, seqLen } = calibrationSize(wanted, maxPositions);
+  if (recorded.samples !== samples || recorded.sequenceLength !== seqLen) return false;
   if (!wanted.path) return recorded.source.startsWith('sampled') && (wanted.seed ?? 0) === Number(/seed (\d+)/.exec(recorded.source)?.[1] ?? 0);
   return recorded.sha256 === createHash('sha256').update(readCalibrationFile(wanted.path)).digest('hex');
 }
