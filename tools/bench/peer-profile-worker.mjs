@@ -50,6 +50,13 @@ function bytesPerToken(path) {
   const g = readModelFile(path, { loadExternalData: false }).graph;
   const tables = new Set(g.nodes.filter((n) => n.opType === 'Gather' || n.opType === 'GatherBlockQuantized').map((n) => n.inputs[0]));
   const byName = new Map(g.initializers.map((t) => [t.name, elementSize(t.dataType) * numel(t.dims)]));
+  // float16 scales behind a Cast become float32 when the session loads (halfScales): count what the kernels read.
+  for (const n of g.nodes) {
+    const t = n.opType === 'Cast' && g.initializers.find((i) => i.name === n.inputs[0]);
+    if (!t || t.dataType !== DataType.FLOAT16) continue;
+    byName.set(n.outputs[0], 4 * numel(t.dims));
+    byName.delete(t.name);
+  }
   // A tied table's scales (and zero points) follow its codes into the gather as inputs 1–2 as well.
   for (const n of g.nodes) if (n.opType === 'GatherBlockQuantized') n.inputs.slice(1).forEach((i) => tables.add(i));
   // Tables shared with the head are read by the head every step: count them.

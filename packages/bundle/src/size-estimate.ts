@@ -4,7 +4,7 @@ import { DEFAULT_EMBED_BITS, DEFAULT_HEAD_BITS } from '@alki/quantizers';
 /**
  * Bytes of the ONNX weights Alki writes for a config, without building it:
  * every linear including the head either float32 or blockwise `bits` with
- * float32 scales and packed zero points — the head at `headBits` (by default
+ * float16 scales and packed zero points — the head at `headBits` (by default
  * what `buildBundle` writes) —, the embedding table at `embedBits` (quantized
  * tables keep one zero point per byte; a tied table quantized with its head is
  * the head's codes plus those zero points; a float table of a tied model is
@@ -19,8 +19,8 @@ export function estimateModelBytes(
   embedBits: 32 | 8 | 4 = bits === 32 ? 32 : (DEFAULT_EMBED_BITS as 8),
 ): number {
   const H = c.hiddenSize;
-  // Codes [N, blocks, bs·b/8] and float32 scales [N, blocks].
-  const blockwise = (N: number, K: number, b: number, bs: number) => N * Math.ceil(K / bs) * ((bs * b) / 8 + 4);
+  // Codes [N, blocks, bs·b/8] and float16 scales [N, blocks] (float32 only where a scale leaves float16's range).
+  const blockwise = (N: number, K: number, b: number, bs: number) => N * Math.ceil(K / bs) * ((bs * b) / 8 + 2);
   // MatMulNBits adds zero points packed per row.
   const linear = (N: number, K: number, b: number = bits) =>
     b === 32 ? N * K * 4 : blockwise(N, K, b, blockSize) + N * Math.ceil((Math.ceil(K / blockSize) * b) / 8);

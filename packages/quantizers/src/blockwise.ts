@@ -35,6 +35,20 @@ export interface BlockwiseOptions {
   symmetric: boolean;
 }
 
+const VELTKAMP_11 = 2 ** 42 + 1;
+
+/**
+ * `x` rounded to float16's 11 significant bits (Veltkamp's split: three flops) when it lies in float16's normal
+ * range, else `x`. Every block scale goes through it, so that the scales are float16 values: stored as float16 on
+ * disk (graph/half-scales.ts) they are exact, and the codes were chosen for the very scale the kernel applies.
+ */
+export function halfPrecision(x: number): number {
+  const a = Math.abs(x);
+  if (!(a >= 2 ** -14 && a <= 65504)) return x;
+  const t = VELTKAMP_11 * x;
+  return t - (t - x);
+}
+
 /**
  * Scale and zero point of one block of values [lo, hi] (already clipped):
  * asymmetric maps [min(lo,0), max(hi,0)] onto 0..2^b−1 (zero stays exact);
@@ -45,12 +59,12 @@ export function blockParams(lo: number, hi: number, bits: number, symmetric: boo
   const levels = (1 << bits) - 1;
   if (symmetric) {
     const m = Math.abs(lo) > Math.abs(hi) ? lo : hi;
-    const scale = m / -(1 << (bits - 1));
+    const scale = halfPrecision(m / -(1 << (bits - 1)));
     return { scale: scale === 0 ? 1 : scale, zero: 1 << (bits - 1) };
   }
   const min = Math.min(lo, 0);
   const max = Math.max(hi, 0);
-  const scale = (max - min) / levels;
+  const scale = halfPrecision((max - min) / levels);
   if (scale === 0) return { scale: 1, zero: 0 };
   const zero = Math.min(levels, Math.max(0, Math.round(-min / scale)));
   return { scale, zero };

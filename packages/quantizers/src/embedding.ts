@@ -13,6 +13,7 @@ import {
   type TensorSpill,
 } from '@alki/onnx';
 import { rtnPacked } from './rtn-packed.js';
+import { halfScales } from './graph/half-scales.js';
 import type { QuantizeReport } from './quantize.js';
 
 /** A Gather (axis 0) from a constant float table [V, H]: a token embedding. */
@@ -41,6 +42,8 @@ export function findEmbeddings(model: Model): EmbeddingSite[] {
 interface QuantizedTable {
   codes: string;
   scales: string;
+  /** The scales table is float16 (see halfScales): rows are cast to float32 after the lookup. */
+  halfScales?: boolean;
   /** [V, nBlocks] uint8, one zero point per byte; none for symmetric (2^(bits−1)). */
   zeroPoints?: string;
   bits: 4 | 8;
@@ -74,7 +77,8 @@ function dequantizingGather(model: Model, site: EmbeddingSite, q: QuantizedTable
   }
   const perBlock = (table: string) => n('Unsqueeze', [n('Gather', [table, ids], { axis: 0 }), shape('last', [-1])]);
   const zero = q.zeroPoints ? n('Cast', [perBlock(q.zeroPoints)], { to: DataType.FLOAT }) : c('zero', [1 << (q.bits - 1)]);
-  const values = n('Mul', [n('Sub', [codes, zero]), perBlock(q.scales)]);
+  const scales = q.halfScales ? n('Cast', [perBlock(q.scales)], { to: DataType.FLOAT }) : perBlock(q.scales);
+  const values = n('Mul', [n('Sub', [codes, zero]), scales]);
   n('Reshape', [values, shape('hidden', [0, 0, q.H])], {}, site.node.outputs[0]);
   const g = b.build();
   model.graph.initializers.push(...extra, ...g.initializers);
@@ -98,13 +102,23 @@ export function quantizeEmbedding(
   const p = rtnPacked(site.table.data as Float32Array, site.V, site.H, o);
   const blob = (p.blockSize * p.bits) / 8;
   const codes = spill(uint8Tensor(`${name}.qweight`, [site.V, p.nBlocks, blob], p.B));
-  const scales = spill(floatTensor(`${name}.scales`, [site.V, p.nBlocks], p.scales));
+  const half = halfScales(floatTensor(`${name}.scales`, [site.V, p.nBlocks], p.scales));
+  const scales = spill(half.tensor);
   const zeroPoints = p.zeroPoints && spill(uint8Tensor(`${name}.zero_points`, [site.V, p.nBlocks], unpackRows(p.zeroPoints, o.bits, site.V, p.nBlocks)));
   const tensors = [codes, scales, ...(zeroPoints ? [zeroPoints] : [])];
   dequantizingGather(
     model,
     site,
-    { codes: codes.name, scales: scales.name, zeroPoints: zeroPoints?.name, bits: o.bits, blockSize: o.blockSize, nBlocks: p.nBlocks, H: site.H },
+    {
+      codes: codes.name,
+      scales: scales.name,
+      halfScales: !!half.cast,
+      zeroPoints: zeroPoints?.name,
+      bits: o.bits,
+      blockSize: o.blockSize,
+      nBlocks: p.nBlocks,
+      H: site.H,
+    },
     tensors,
   );
   report.embedding = { name, bits: o.bits, relativeError: p.relativeError };

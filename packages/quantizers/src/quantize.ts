@@ -2,6 +2,7 @@ import { AlkiError, throwIfAborted, type ProgressCallback } from '@alki/core';
 import { ALKI_METADATA_KEYS, floatTensor, readTransposed, tensorByteLength, uint8Tensor, type Model, type Tensor, type TensorSpill } from '@alki/onnx';
 import type { BlockwiseQuantized } from './blockwise.js';
 import { matMulNBitsNode, matMulNBitsTensors } from './graph/matmul-nbits.js';
+import { halfScales } from './graph/half-scales.js';
 import { assertFinite, findHead, findLinears, gemmToMatMul, pruneInitializers, type LinearSite } from './graph/rewrite.js';
 import { rtnPacked, type PackedRtn } from './rtn-packed.js';
 import { RtnPool } from './rtn-pool.js';
@@ -332,20 +333,22 @@ function replaceWithMatMulNBits(
 ): void {
   const name = site.weight.name;
   const keep = (x: Tensor) => spill?.spill(x) ?? x;
-  const t = { B: keep(tensors.B), scales: keep(tensors.scales), zeroPoints: tensors.zeroPoints && keep(tensors.zeroPoints) };
+  const scales = halfScales(tensors.scales);
+  const t = { B: keep(tensors.B), scales: keep(scales.tensor), zeroPoints: tensors.zeroPoints && keep(tensors.zeroPoints) };
   report.layers.push({ name, K: site.K, N: site.N, relativeError });
   report.floatBytes += tensorByteLength(site.weight);
   report.quantizedBytes += tensorByteLength(t.B) + tensorByteLength(t.scales) + (t.zeroPoints ? tensorByteLength(t.zeroPoints) : 0);
   model.graph.initializers.push(t.B, t.scales, ...(t.zeroPoints ? [t.zeroPoints] : []));
   const idx = model.graph.nodes.indexOf(site.node);
-  model.graph.nodes[idx] = matMulNBitsNode(
+  const node = matMulNBitsNode(
     site.node.inputs[0],
     site.node.outputs[0],
     shape,
-    { B: t.B.name, scales: t.scales.name, zeroPoints: t.zeroPoints?.name },
+    { B: t.B.name, scales: scales.value, zeroPoints: t.zeroPoints?.name },
     accuracyLevel,
     `${site.node.name ?? name}_Q${shape.bits}`,
   );
+  model.graph.nodes.splice(idx, 1, ...(scales.cast ? [scales.cast] : []), node);
 }
 
 /**

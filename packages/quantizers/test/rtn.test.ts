@@ -4,8 +4,19 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { SeededRandom } from '@alki/core';
-import { DataType, GraphBuilder, TensorSpill, createModel, encodeModel, floatTensor, isLazy, lazyTensor } from '@alki/onnx';
-import { RtnPool, dequantizeBlockwise, matMulNBitsTensors, quantize, quantizeParallel, relativeErrorOf, rtn, rtnPacked } from '../src/index.js';
+import { DataType, GraphBuilder, TensorSpill, createModel, encodeModel, float16ToFloat32, float32ToFloat16, floatTensor, isLazy, lazyTensor } from '@alki/onnx';
+import {
+  RtnPool,
+  dequantizeBlockwise,
+  halfPrecision,
+  halfScales,
+  matMulNBitsTensors,
+  quantize,
+  quantizeParallel,
+  relativeErrorOf,
+  rtn,
+  rtnPacked,
+} from '../src/index.js';
 
 function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
   const rng = new SeededRandom(seed);
@@ -98,7 +109,9 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
       const x = randomMatrix(M, K, 99);
       // accuracy_level 0: float activations, so onnxruntime must match the reference exactly.
       const { model, report } = quantize(matmulModel(wKN, K, N), { method: 'rtn', bits, blockSize, symmetric, accuracyLevel: 0 });
-      expect(model.graph.nodes.map((n) => n.opType)).toEqual(['MatMulNBits']);
+      // Scales stored as float16 and cast back in the graph (onnxruntime folds the Cast at load).
+      expect(model.graph.nodes.map((n) => n.opType)).toEqual(['Cast', 'MatMulNBits']);
+      expect(model.graph.initializers.find((t) => t.name.endsWith('.scales'))?.dataType).toBe(DataType.FLOAT16);
       expect(model.graph.initializers.some((t) => t.name === 'w')).toBe(false);
       // zero_points 1-D, each row padded to a byte, as the op spec says (onnxruntime-web's WebGPU kernel refuses 2-D).
       const zp = model.graph.initializers.find((t) => t.name.endsWith('zero_points'));
@@ -123,7 +136,7 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
     const x = randomMatrix(M, K, 78);
     const { model, report } = quantize(matmulModel(wKN, K, N), { method: 'rtn', bits: 8 });
     expect(report.accuracyLevel).toBe(4);
-    expect(model.graph.nodes[0].attributes.accuracy_level).toEqual({ type: 'int', value: 4 });
+    expect(model.graph.nodes.find((n) => n.opType === 'MatMulNBits')!.attributes.accuracy_level).toEqual({ type: 'int', value: 4 });
     const ref = referenceMatMul(x, M, K, dequantizeBlockwise(rtn(wRows, N, K, { bits: 8, blockSize: 32, symmetric: false })), N);
     const s = await ort.InferenceSession.create(encodeModel(model));
     const y = (await s.run({ x: new ort.Tensor('float32', x, [M, K]) })).y.data as Float32Array;
@@ -243,5 +256,52 @@ describe('RTN fast path (rtnPacked)', () => {
       expect(parallel.report.layers[0].relativeError).toBeCloseTo(serial.report.layers[0].relativeError, 12);
       expect(parallel.report.layers[0].relativeError).toBeGreaterThan(0);
     }
+  });
+});
+
+describe('float16 scales', () => {
+  it('rounds every scale in float16’s normal range to a float16 value, within 2^-11, and leaves the others alone', () => {
+    const rng = new SeededRandom(5);
+    const xs = Array.from({ length: 2000 }, () => (rng.next() - 0.5) * 10 ** (rng.next() * 8 - 5));
+    let moved = 0;
+    for (const x of xs) {
+      const h = halfPrecision(x);
+      if (Math.abs(x) < 2 ** -14 || Math.abs(x) > 65504) {
+        expect(h).toBe(x);
+        continue;
+      }
+      expect(float16ToFloat32(float32ToFloat16(new Float32Array([h])))[0]).toBe(Math.fround(h));
+      expect(Math.abs(h - x)).toBeLessThanOrEqual(2 ** -11 * Math.abs(x));
+      if (h !== x) moved++;
+    }
+    expect(moved).toBeGreaterThan(1000); // doubles are rarely float16 values already
+  });
+
+  it('stores scales as float16 behind a Cast, and keeps float32 for a tensor with a scale float16 cannot hold', () => {
+    const fits = halfScales(floatTensor('a.scales', [3], [0.5, 0, -1.25e-3]));
+    expect(fits.tensor.dataType).toBe(DataType.FLOAT16);
+    expect(Array.from(float16ToFloat32(fits.tensor.data as Uint16Array))).toEqual([0.5, 0, Math.fround(halfPrecision(-1.25e-3))]);
+    expect(fits.cast).toMatchObject({ opType: 'Cast', inputs: ['a.scales'], outputs: [fits.value] });
+    for (const odd of [1e-6, 1e5, NaN]) {
+      const kept = halfScales(floatTensor('b.scales', [2], [0.5, odd]));
+      expect(kept.tensor.dataType).toBe(DataType.FLOAT);
+      expect(kept.cast).toBeUndefined();
+      expect(kept.value).toBe('b.scales');
+    }
+  });
+
+  it('quantize() keeps float32 scales for weights whose scales overflow float16, and onnxruntime still matches the reference', async () => {
+    const [K, N, M] = [64, 8, 3];
+    const wRows = randomMatrix(N, K, 31).map((v) => v * 1e6);
+    const wKN = new Float32Array(K * N);
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wKN[k * N + n] = wRows[n * K + k];
+    const { model } = quantize(matmulModel(wKN, K, N), { method: 'rtn', bits: 4, blockSize: 32, symmetric: false, accuracyLevel: 0 });
+    expect(model.graph.nodes.map((n) => n.opType)).toEqual(['MatMulNBits']);
+    expect(model.graph.initializers.find((t) => t.name.endsWith('.scales'))?.dataType).toBe(DataType.FLOAT);
+    const x = randomMatrix(M, K, 32);
+    const ref = referenceMatMul(x, M, K, dequantizeBlockwise(rtn(wRows, N, K, { bits: 4, blockSize: 32, symmetric: false, mseClip: true })), N);
+    const s = await ort.InferenceSession.create(encodeModel(model));
+    const y = (await s.run({ x: new ort.Tensor('float32', x, [M, K]) })).y.data as Float32Array;
+    for (let i = 0; i < M * N; i++) expect(Math.abs(y[i] - ref[i])).toBeLessThan(1e-3 * (1 + Math.abs(ref[i])));
   });
 });
