@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultBlockSize } from '@alki/bundle';
 import { machineInfo } from '@alki/eval';
 import { writeSyntheticLlama } from '@alki/models';
 import { writeLargeLlama } from './large-model.mjs';
@@ -42,7 +43,8 @@ try {
   }
   for (const method of methods) {
     const out = join(work, `out-${method}`);
-    const quantize = method === 'none' ? { method } : { method, bits: 4 };
+    // The block size the CLI gives each method (defaultBlockSize: 128 for GPTQ int4, 32 for the others).
+    const quantize = method === 'none' ? { method } : { method, bits: 4, blockSize: defaultBlockSize(method, 4) };
     // AWQ and GPTQ with no calibration options, as `alki build --quantize awq|gptq` runs them: a model of this size
     // gets the quick recipe by default (resolveCalibration), which the build says in its notes.
     const opts = { modelDir, out, overwrite: true, quantize };
@@ -58,7 +60,10 @@ try {
   }
   console.log(`\n${result.shape.name} shape, ${shape.numLayers} layers, bf16 safetensors; each build in its own process`);
   for (const b of result.builds) {
-    const label = b.method === 'none' ? 'fp32 (export + write: baseline)' : `${b.method} int4${b.notes.length ? ' (the default: quick recipe by size)' : ''}`;
+    const label =
+      b.method === 'none'
+        ? 'fp32 (export + write: baseline)'
+        : `${b.method} int4, block ${defaultBlockSize(b.method, 4)}${b.notes.length ? ' (the default: quick recipe by size)' : ''}`;
     console.log(
       `\n${label}: ${b.seconds.toFixed(1)} s, peak RSS ${gb(b.peakRssBytes)} GB (test run in its own process: ${gb(b.testRunPeakRssBytes)} GB), bundle ${(b.bundleBytes / 1e6).toFixed(0)} MB`,
     );

@@ -6,14 +6,14 @@
 // paired ratios (alki ÷ llama.cpp, per round, then their median) and writes JSON to bench-results/.
 // Then each Alki variant once more under onnxruntime's profiler (peer-profile-worker.mjs): where the time goes.
 // Env: ALKI_BENCH_WORK (keep the model, GGUF and bundles), ALKI_PEER_ROUNDS, ALKI_PEER_THREADS,
-// ALKI_PEER_VARIANTS (comma list of: q4_0, q8_0, q4_0-native, alki, alki-sym, alki-b128, alki-b128-h4, alki-gptq-b128),
+// ALKI_PEER_VARIANTS (comma list of: q4_0, q8_0, q4_0-native, alki, alki-rtn, alki-sym, alki-b128, alki-b128-h4, alki-gptq-b128),
 // ALKI_PEER_LLAMA_BENCH (a native llama-bench for q4_0-native; tools/bench/debian-llama-bench.sh fetches Debian's).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildBundle, readBundle } from '@alki/bundle';
+import { buildBundle, defaultBlockSize, defaultMethod, readBundle } from '@alki/bundle';
 import { machineInfo, measureIsolated } from '@alki/eval';
 import { openHfModel, writeGguf, writeSyntheticLlama } from '@alki/models';
 import { enableGarbageCollection } from '@alki/core/node';
@@ -27,7 +27,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const shape = { ...TINYLLAMA_SHAPE, numLayers: 22 };
 const rounds = Number(process.env.ALKI_PEER_ROUNDS ?? 4);
 const threads = Number(process.env.ALKI_PEER_THREADS ?? 2);
-const variants = (process.env.ALKI_PEER_VARIANTS ?? 'q4_0,alki,alki-b128').split(',');
+const variants = (process.env.ALKI_PEER_VARIANTS ?? 'q4_0,alki,alki-rtn').split(',');
 const run = { promptTokens: 128, newTokens: 64, runs: 3, warmupRuns: 1, threads, vocabSize: shape.vocabSize, seed: 1 };
 const keep = process.env.ALKI_BENCH_WORK;
 const work = keep ?? mkdtempSync(join(tmpdir(), 'alki-peer-'));
@@ -41,7 +41,13 @@ const VARIANTS = {
   q8_0: { label: 'llama.cpp Q8_0', engine: 'llama', gguf: { type: 'Q8_0' } },
   // The same Q4_0 file through a native llama-bench (ALKI_PEER_LLAMA_BENCH): is node-llama-cpp's build as fast?
   'q4_0-native': { label: 'llama.cpp Q4_0, native llama-bench', engine: 'llama-bench', gguf: { type: 'Q4_0' } },
-  alki: { label: 'alki --bits 4 (defaults)', engine: 'alki', quantize: { method: 'rtn', bits: 4 } },
+  // What `alki build <model> --bits 4` makes: GPTQ at block 128 since 2026-11-29 (defaultMethod, defaultBlockSize).
+  alki: {
+    label: 'alki --bits 4 (defaults)',
+    engine: 'alki',
+    quantize: { method: defaultMethod(4), bits: 4, blockSize: defaultBlockSize(defaultMethod(4), 4) },
+  },
+  'alki-rtn': { label: 'alki --quantize rtn (block 32)', engine: 'alki', quantize: { method: 'rtn', bits: 4 } },
   'alki-sym': { label: 'alki --bits 4 --symmetric', engine: 'alki', quantize: { method: 'rtn', bits: 4, symmetric: true } },
   'alki-b128': { label: 'alki --bits 4 --block-size 128', engine: 'alki', quantize: { method: 'rtn', bits: 4, blockSize: 128 } },
   // The block-128 format rounded by GPTQ (calibration by the model's size): the same kernels, the quality of pnpm bench:gptq.

@@ -14,10 +14,10 @@ describe('alki build demo (offline, empty cache, no ../shared)', () => {
     expect(r.stderr).not.toMatch(/error/);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/source\s+demo/);
-    expect(r.stdout).toMatch(/quantization\s+gptq int4, block 32, zero points/);
+    expect(r.stdout).toMatch(/quantization\s+gptq int4, block 128, zero points/); // the default format below 8 bits (defaultBlockSize)
     // The comparison against fp32: perplexity on the embedded text, speed, size.
     expect(r.stdout).toMatch(/fp32\s+1\.\d+ MB\s+3\.\d{4}/);
-    expect(r.stdout).toMatch(/gptq int4\s+[\d.]+ kB\s+3\.\d{4}/);
+    expect(r.stdout).toMatch(/gptq int4 b128\s+[\d.]+ kB\s+3\.\d{4}/);
     expect(r.stdout).toMatch(/text: tinystories-valid-150\.txt/);
     // The sample: llama2.c's prompt continued by the int4 bundle, in words.
     expect(r.stdout).toMatch(/sample \(greedy, 48 tokens\): Once upon a time, there was a little/);

@@ -98,3 +98,18 @@ describe('alki presets, detect, plan and build --target', () => {
     expect(alki(['build', model.dir, '--memory', '1GB', '--out', join(work.dir, 'x')]).stderr).toMatch(/--memory only applies with --target/);
   });
 });
+
+describe('alki build without a method or block size', () => {
+  it('makes GPTQ at block 128 below 8 bits and RTN at block 32 at 8 bits; --quantize rtn keeps block 32', () => {
+    const cases: [string[], string, number, number][] = [
+      [[], 'gptq', 4, 128],
+      [['--bits', '8'], 'rtn', 8, 32],
+      [['--quantize', 'rtn'], 'rtn', 4, 32],
+    ];
+    for (const [args, method, bits, blockSize] of cases) {
+      const r = alki(['build', model.dir, ...args, '--no-test-run', '--json', '--out', join(work.dir, `defaults-${method}-${bits}`)]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).report).toMatchObject({ method, bits, blockSize });
+    }
+  });
+});

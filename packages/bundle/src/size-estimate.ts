@@ -1,5 +1,5 @@
 import { countParameters, type DecoderConfig } from '@alki/models';
-import { DEFAULT_EMBED_BITS, DEFAULT_HEAD_BITS } from '@alki/quantizers';
+import { DEFAULT_HEAD_BITS, defaultEmbedBits } from '@alki/quantizers';
 
 /**
  * Bytes of the ONNX weights Alki writes for a config, without building it:
@@ -16,7 +16,7 @@ export function estimateModelBytes(
   bits: 32 | 8 | 4,
   blockSize = 32,
   headBits: 32 | 8 | 4 = bits === 32 ? 32 : bits === 8 ? 8 : (DEFAULT_HEAD_BITS as 8),
-  embedBits: 32 | 8 | 4 = bits === 32 ? 32 : (DEFAULT_EMBED_BITS as 8),
+  embedBits: 32 | 8 | 4 = bits === 32 ? 32 : defaultEmbedBits(bits),
 ): number {
   const H = c.hiddenSize;
   // Codes [N, blocks, bs·b/8] and float16 scales [N, blocks] (float32 only where a scale leaves float16's range).

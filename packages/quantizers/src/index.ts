@@ -4,7 +4,7 @@ export {
   resolveQuantizeOptions,
   QUANTIZE_METHODS,
   DEFAULT_HEAD_BITS,
-  DEFAULT_EMBED_BITS,
+  defaultEmbedBits,
   DEFAULT_GPTQ_FLOAT_TARGETS,
   gptqDampening,
   writeMatMulNBits,

@@ -1,5 +1,14 @@
 import type { Argv } from 'yargs';
-import { buildBundle, parseMemory, quantizeOptionsOf, targetSettings, type BuildBundleOptions, type TargetSettings } from '@alki/bundle';
+import {
+  buildBundle,
+  defaultBlockSize,
+  defaultMethod,
+  parseMemory,
+  quantizeOptionsOf,
+  targetSettings,
+  type BuildBundleOptions,
+  type TargetSettings,
+} from '@alki/bundle';
 import { resolveTarget } from './plan.js';
 import { AlkiError } from '@alki/core';
 import { DEMO, resolveModel } from '@alki/models';
@@ -52,9 +61,9 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
     (a) =>
       evalFlags(a)
         .positional('model', { type: 'string', demandOption: true, describe: 'local model folder, hub id (owner/name), or "demo"' })
-        .option('quantize', { alias: 'q', type: 'string', describe: 'method: none | rtn (default) | awq | gptq | smoothquant' })
+        .option('quantize', { alias: 'q', type: 'string', describe: 'method: none | rtn | awq | gptq | smoothquant (default: gptq at 4 bits, rtn at 8)' })
         .option('bits', { type: 'number', describe: 'weight bits: 4 (default) or 8; SmoothQuant is always 8' })
-        .option('block-size', { type: 'number', describe: 'inputs per scale: 16, 32 (default), 64, 128 or 256' })
+        .option('block-size', { type: 'number', describe: 'inputs per scale: 16, 32, 64, 128 or 256 (default: 128 for GPTQ below 8 bits, else 32)' })
         .option('symmetric', { type: 'boolean', default: false, describe: 'no zero points (default: per-block zero points)' })
         .option('accuracy-level', {
           type: 'number',
@@ -72,7 +81,8 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('head-bits', { type: 'number', describe: 'bits of the output projection (lm_head): 4, 8 (default) or 32 (float)' })
         .option('embed-bits', {
           type: 'number',
-          describe: "bits of the token embedding table: 4, 8 (default) or 32 (float); a tied table is stored once, at the head's width",
+          describe:
+            "bits of the token embedding table: 4, 8 or 32 (float); default 4 for int4 models, 8 for int8; a tied table is stored once, at the head's width",
         })
         .option('act-order', { type: 'boolean', default: false, describe: 'GPTQ: quantize columns by decreasing activation energy' })
         .option('awq-scales', {
@@ -201,10 +211,10 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
           flags,
           `target ${t!.preset.id}: ${chosen.settings.method} ${chosen.settings.method === 'none' ? 'fp32' : `int${chosen.settings.bits}`}, block ${chosen.settings.blockSize}, head ${chosen.settings.headBits} bits, ${chosen.settings.flavour}${chosen.overrides.length ? ` (overridden by your flags: ${chosen.overrides.join(', ')})` : ''}`,
         );
-      // The demo's default is GPTQ with a quick calibration: on stories260K RTN int4 costs +10.3% perplexity (over the
-      // guard's budget), GPTQ +6.6%, and the whole demo takes seconds.
-      const demoGptq = demo && !chosen && explicit.method === undefined;
-      const method = chosen?.settings.method ?? explicit.method ?? (demoGptq ? 'gptq' : 'rtn');
+      // Without a method: GPTQ below 8 bits, RTN at 8 (defaultMethod). The demo's GPTQ takes the quick calibration: the
+      // whole demo takes seconds.
+      const method = chosen?.settings.method ?? explicit.method ?? defaultMethod(explicit.bits);
+      const demoGptq = demo && !chosen && explicit.method === undefined && method === 'gptq';
       // Flags that apply on top of a target's settings and of the explicit ones alike.
       const flagOptions = {
         symmetric: args.symmetric as boolean,
@@ -222,7 +232,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         ? { ...(quantizeOptionsOf(chosen.settings) as BuildBundleOptions['quantize']), ...flagOptions }
         : {
             method: method as 'rtn',
-            blockSize: explicit.blockSize ?? 32,
+            blockSize: explicit.blockSize ?? defaultBlockSize(method as 'rtn', explicit.bits),
             accuracyLevel: explicit.accuracyLevel as 0 | undefined,
             w8a8Format: explicit.w8a8Format,
             headBits: explicit.headBits,
