@@ -4,11 +4,11 @@
 // embedding/output table gets what llama-quantize gives it for a Q4_0 file: Q6_K, which falls back to Q8_0 for rows
 // of 64 values (the ablation "embed Q4_0" rounds it to Q4_0 as well). llama.cpp itself cannot write Q4_0 for this
 // model (down_proj rows hold 172 values, not a multiple of 32): the last block is rounded as if padded with zeros.
-// Alki's side: the bundle `alki build <model> --bits 4` makes (the defaults), and the calibrated methods.
+// Alki's side: the bundle `alki build <model> --bits 4` makes (the defaults: GPTQ block 128), RTN and the other methods.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildBundle, bundleEvalTarget, readBundle } from '@alki/bundle';
+import { buildBundle, bundleEvalTarget, defaultBlockSize, defaultMethod, readBundle } from '@alki/bundle';
 import { evaluateTargets, machineInfo } from '@alki/eval';
 import { fakeQuantizeGgml, openHfModel, writeSafetensors } from '@alki/models';
 import { fixture } from './fixtures.mjs';
@@ -27,6 +27,8 @@ if (!stories || !text) {
   console.log('skipped: needs ../shared/fixtures (stories260K and the TinyStories text)');
   process.exit(0);
 }
+
+const DEFAULT_INT4 = { method: defaultMethod(4), bits: 4, blockSize: defaultBlockSize(defaultMethod(4), 4) };
 
 /** A copy of the checkpoint with each weight rounded by `typeOf(name)` (undefined: left in float). */
 function fakeQuantizedCopy(name, typeOf) {
@@ -61,11 +63,15 @@ try {
     ['llama.cpp Q4_0 (embed/output Q8_0)', await bundle('q4_0', q4, { method: 'none' })],
     ['llama.cpp Q4_0 (embed/output Q4_0 too)', await bundle('q4_0-all', q4all, { method: 'none' })],
     ['llama.cpp Q8_0', await bundle('q8_0', q8, { method: 'none' })],
-    ['alki --bits 4 (defaults: RTN b32, MSE ranges, head 8, embed 8)', await bundle('alki-default', stories, { method: 'rtn', bits: 4 })],
+    // What `alki build <model> --bits 4` makes: GPTQ block 128 (the full recipe on a model this small; the quick one
+    // from 250M parameters up, the next row).
+    ['alki --bits 4 (defaults: GPTQ b128, head 8)', await bundle('alki-default', stories, DEFAULT_INT4)],
+    ['alki --bits 4, the quick recipe (models ≥ 250M)', await bundle('alki-default-quick', stories, DEFAULT_INT4, { calibration: { quick: true } })],
+    ['alki --quantize rtn (b32, MSE ranges, head 8)', await bundle('alki-rtn', stories, { method: 'rtn', bits: 4 })],
     ['alki --bits 4 --no-mse-clip (min/max ranges)', await bundle('alki-default-minmax', stories, { method: 'rtn', bits: 4, mseClip: false })],
     ['alki RTN int4 b128 (MSE ranges)', await bundle('alki-rtn-b128', stories, { method: 'rtn', bits: 4, blockSize: 128 })],
     ['alki RTN int4 b128, min/max ranges', await bundle('alki-rtn-b128-minmax', stories, { method: 'rtn', bits: 4, blockSize: 128, mseClip: false })],
-    ['alki GPTQ int4 b32 (MSE ranges, the default)', await bundle('alki-gptq', stories, { method: 'gptq', bits: 4, blockSize: 32 })],
+    ['alki GPTQ int4 b32 (MSE ranges)', await bundle('alki-gptq', stories, { method: 'gptq', bits: 4, blockSize: 32 })],
     ['alki GPTQ int4 b32, min/max ranges', await bundle('alki-gptq-minmax', stories, { method: 'gptq', bits: 4, blockSize: 32, mseClip: false })],
     ['alki GPTQ int4 b128', await bundle('alki-gptq-b128', stories, { method: 'gptq', bits: 4, blockSize: 128 })],
     ['alki AWQ int4 b32', await bundle('alki-awq', stories, { method: 'awq', bits: 4, blockSize: 32 })],

@@ -317,7 +317,7 @@ function checkpointDir(o: BuildBundleOptions, hf: SourceFolder): string {
 }
 
 /**
- * Inputs per scale of the RTN copy that default calibration text is sampled from: 128, not the bundles' 32 — faster
+ * Inputs per scale of the RTN copy that default calibration text is sampled from: 128 (not RTN's default 32) — faster
  * to write and to run, and lighter after onnxruntime re-packs it (the 7B shape's sampling process peaks at 5.42 GB
  * while loading it, against 6.49 GB for block 32); GPTQ and AWQ calibrated on its text did as well on stories260K
  * within the seed-to-seed spread

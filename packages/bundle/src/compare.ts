@@ -5,6 +5,7 @@ import { AlkiError, type ProgressCallback } from '@alki/core';
 import { makeDirs } from '@alki/core/node';
 import { evaluateTargets, formatHtml, formatMarkdown, formatTerminal, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
 import { assertOutsideProtected } from './atomic-dir.js';
+import { ALKI_VERSION } from './version.js';
 import { buildBundle, calibrationSize, resolveCalibration, withQuickDefaults, type CalibrationOptions } from './build.js';
 import { countParameters, isOnnxModelFolder, openHfModel, openOnnxModelFolder } from '@alki/models';
 import { bundleEvalTarget } from './eval-target.js';
@@ -32,17 +33,19 @@ const KNOWN: Record<string, MethodSpec['quantize']> = {
   'rtn4-minmax': { method: 'rtn', bits: 4, blockSize: 32, mseClip: false },
   awq4: { method: 'awq', bits: 4, blockSize: 32 },
   gptq4: { method: 'gptq', bits: 4, blockSize: 32 },
+  // What `alki build --bits 4` makes (defaultMethod, defaultBlockSize).
+  'gptq4-b128': { method: 'gptq', bits: 4, blockSize: 128 },
   gptq8: { method: 'gptq', bits: 8, blockSize: 32 },
   smoothquant: { method: 'smoothquant' },
   // Naive W8A8: the same int8 format without smoothing (s = 1; SmoothQuant's α = 0 still divides by max|w|).
   'w8a8-naive': { method: 'smoothquant', smooth: false },
 };
 
-/** Parses `--methods`: "all" or a comma list of none, rtn8, rtn4, rtn4-b128. */
+/** Parses `--methods`: "all" or a comma list of the known methods (none, rtn8, rtn4, gptq4, gptq4-b128, …). */
 export function parseMethods(s: string): MethodSpec[] {
   const names =
     s === 'all'
-      ? ['none', 'rtn8', 'gptq8', 'smoothquant', 'rtn4', 'awq4', 'gptq4']
+      ? ['none', 'rtn8', 'gptq8', 'smoothquant', 'rtn4', 'awq4', 'gptq4', 'gptq4-b128']
       : s
           .split(',')
           .map((x) => x.trim())
@@ -103,6 +106,8 @@ export async function compareMethods(o: CompareOptions): Promise<CompareResult> 
     const matches =
       existing &&
       existing.manifest.source.id === (o.sourceId ?? basename(o.modelDir)) &&
+      // Formats change between versions (float16 scales, the 4-bit table of int4 models): only this version's bundles.
+      existing.manifest.alkiVersion === ALKI_VERSION &&
       q!.method === m.quantize.method &&
       m.quantize.method !== 'smoothquant' &&
       (m.quantize.method === 'none' || (q!.bits === (m.quantize.bits ?? 4) && q!.groupSize === (m.quantize.blockSize ?? 32))) &&

@@ -68,12 +68,16 @@ export function estimateRunMemory(
   context: number,
 ): PlanRow['parts'] & { peakBytes: number; bundleBytes: number } {
   // SmoothQuant leaves the embedding table in float.
-  const bundleBytes = estimateModelBytes(c, choice.bits, choice.blockSize, choice.headBits, choice.method === 'smoothquant' ? 32 : undefined);
+  const embedBits = choice.method === 'smoothquant' ? 32 : undefined;
+  const bundleBytes = estimateModelBytes(c, choice.bits, choice.blockSize, choice.headBits, embedBits);
+  // The residencies were measured on bundles with float32 scales, which is what a session holds after folding the
+  // float16 scales' Cast: the weights in memory are counted with 4-byte scales.
+  const loadedBytes = estimateModelBytes(c, choice.bits, choice.blockSize, choice.headBits, embedBits, 4);
   const format = choice.method === 'smoothquant' ? 'w8a8' : choice.bits === 32 ? 'fp32' : choice.bits === 8 ? 'int8' : 'int4';
   const prompt = Math.min(RUN_MEMORY.promptTokens, Math.max(1, Math.floor(context / 4)));
   const parts = {
     baseBytes: RUN_MEMORY.baseBytes,
-    weightBytes: Math.round(bundleBytes * RUN_MEMORY.residency[format]),
+    weightBytes: Math.round(loadedBytes * RUN_MEMORY.residency[format]),
     kvBytes: RUN_MEMORY.kvCopies * kvCacheBytes(c, context),
     activationBytes: RUN_MEMORY.logitCopies * prompt * c.vocabSize * 4,
   };

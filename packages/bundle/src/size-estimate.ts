@@ -17,10 +17,12 @@ export function estimateModelBytes(
   blockSize = 32,
   headBits: 32 | 8 | 4 = bits === 32 ? 32 : bits === 8 ? 8 : (DEFAULT_HEAD_BITS as 8),
   embedBits: 32 | 8 | 4 = bits === 32 ? 32 : defaultEmbedBits(bits),
+  /** Bytes per block scale: 2 on disk (float16), 4 in a loaded session (onnxruntime folds the Cast to float32). */
+  scaleBytes: 2 | 4 = 2,
 ): number {
   const H = c.hiddenSize;
   // Codes [N, blocks, bs·b/8] and float16 scales [N, blocks] (float32 only where a scale leaves float16's range).
-  const blockwise = (N: number, K: number, b: number, bs: number) => N * Math.ceil(K / bs) * ((bs * b) / 8 + 2);
+  const blockwise = (N: number, K: number, b: number, bs: number) => N * Math.ceil(K / bs) * ((bs * b) / 8 + scaleBytes);
   // MatMulNBits adds zero points packed per row.
   const linear = (N: number, K: number, b: number = bits) =>
     b === 32 ? N * K * 4 : blockwise(N, K, b, blockSize) + N * Math.ceil((Math.ceil(K / blockSize) * b) / 8);

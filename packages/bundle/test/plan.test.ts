@@ -27,7 +27,7 @@ describe('planBuilds: what fits a device, from the config alone', () => {
   });
 
   it('falls back to fewer bits before giving up, and rejects nonsense', () => {
-    const p = planBuilds(tinyllama, presetById('raspberry-pi-4'), { memoryBytes: parseMemory('1.4GB') });
+    const p = planBuilds(tinyllama, presetById('raspberry-pi-4'), { memoryBytes: parseMemory('1.5GB') });
     expect(p.rows.find((r) => r.label === 'gptq int4 b32')?.fits).toBe(false);
     expect(p.chosen).toMatchObject({ bits: 4, blockSize: 128 });
     expect(() => planBuilds(tinyllama, presetById('raspberry-pi-5'), { context: 99999 })).toThrow(

@@ -38,13 +38,17 @@ export interface BlockwiseOptions {
 const VELTKAMP_11 = 2 ** 42 + 1;
 
 /**
- * `x` rounded to float16's 11 significant bits (Veltkamp's split: three flops) when it lies in float16's normal
- * range, else `x`. Every block scale goes through it, so that the scales are float16 values: stored as float16 on
- * disk (graph/half-scales.ts) they are exact, and the codes were chosen for the very scale the kernel applies.
+ * `x` rounded to a float16 value: to 11 significant bits (Veltkamp's split: three flops) in float16's normal range,
+ * to a multiple of 2⁻²⁴ below it (float16's subnormals: a block of values that small loses its precision in the
+ * scale, not its codes), unchanged from 65520 on (such a tensor keeps float32 scales: halfScales). Every block scale
+ * goes through it, so that the scales are float16 values: stored as float16 on disk (graph/half-scales.ts) they are
+ * exact, and the codes were chosen for the very scale the kernel applies.
  */
 export function halfPrecision(x: number): number {
   const a = Math.abs(x);
-  if (!(a >= 2 ** -14 && a <= 65504)) return x;
+  if (a < 2 ** -14) return Math.round(x * 2 ** 24) / 2 ** 24;
+  // From 65520 on (and NaN) the nearest 11-bit value is 65536 or more: not a float16.
+  if (!(a < 65520)) return x;
   const t = VELTKAMP_11 * x;
   return t - (t - x);
 }

@@ -41,9 +41,8 @@ export function findEmbeddings(model: Model): EmbeddingSite[] {
 /** The tensors of a quantized table [V, H]: codes [V, nBlocks, blockSize·bits/8] packed as MatMulNBits packs B. */
 interface QuantizedTable {
   codes: string;
+  /** A float32 value: a float16 table's Cast (see halfScales), which onnxruntime folds at load. */
   scales: string;
-  /** The scales table is float16 (see halfScales): rows are cast to float32 after the lookup. */
-  halfScales?: boolean;
   /** [V, nBlocks] uint8, one zero point per byte; none for symmetric (2^(bits−1)). */
   zeroPoints?: string;
   bits: 4 | 8;
@@ -58,7 +57,7 @@ interface QuantizedTable {
  * backend included, which has no com.microsoft GatherBlockQuantized; a lookup is a few thousand values per token,
  * so a fused kernel would buy nothing measurable.
  */
-function dequantizingGather(model: Model, site: EmbeddingSite, q: QuantizedTable, extra: Tensor[]): void {
+function dequantizingGather(model: Model, site: EmbeddingSite, q: QuantizedTable, extra: Tensor[], prelude: Node[] = []): void {
   const b = new GraphBuilder();
   b.scope = `/${site.table.name}/dequantize`;
   const ids = site.node.inputs[1];
@@ -77,12 +76,11 @@ function dequantizingGather(model: Model, site: EmbeddingSite, q: QuantizedTable
   }
   const perBlock = (table: string) => n('Unsqueeze', [n('Gather', [table, ids], { axis: 0 }), shape('last', [-1])]);
   const zero = q.zeroPoints ? n('Cast', [perBlock(q.zeroPoints)], { to: DataType.FLOAT }) : c('zero', [1 << (q.bits - 1)]);
-  const scales = q.halfScales ? n('Cast', [perBlock(q.scales)], { to: DataType.FLOAT }) : perBlock(q.scales);
-  const values = n('Mul', [n('Sub', [codes, zero]), scales]);
+  const values = n('Mul', [n('Sub', [codes, zero]), perBlock(q.scales)]);
   n('Reshape', [values, shape('hidden', [0, 0, q.H])], {}, site.node.outputs[0]);
   const g = b.build();
   model.graph.initializers.push(...extra, ...g.initializers);
-  model.graph.nodes.splice(model.graph.nodes.indexOf(site.node), 1, ...g.nodes);
+  model.graph.nodes.splice(model.graph.nodes.indexOf(site.node), 1, ...prelude, ...g.nodes);
 }
 
 /**
@@ -109,17 +107,11 @@ export function quantizeEmbedding(
   dequantizingGather(
     model,
     site,
-    {
-      codes: codes.name,
-      scales: scales.name,
-      halfScales: !!half.cast,
-      zeroPoints: zeroPoints?.name,
-      bits: o.bits,
-      blockSize: o.blockSize,
-      nBlocks: p.nBlocks,
-      H: site.H,
-    },
+    { codes: codes.name, scales: half.value, zeroPoints: zeroPoints?.name, bits: o.bits, blockSize: o.blockSize, nBlocks: p.nBlocks, H: site.H },
     tensors,
+    // float16 scales: cast as a whole table, not per gathered row — onnxruntime folds the Cast of a constant at load,
+    // and a float16 Gather needs shader-f16 on WebGPU, which many adapters lack.
+    half.cast ? [half.cast] : [],
   );
   report.embedding = { name, bits: o.bits, relativeError: p.relativeError };
   report.floatBytes += tensorByteLength(site.table);
@@ -165,6 +157,11 @@ export function shareTiedEmbedding(model: Model, site: EmbeddingSite, report: Qu
     extra.push(zp);
     zeroPoints = zp.name;
   }
+  // float16 scales reach the head through a Cast written just before it, late in the graph: moved to the front, so
+  // that the lookup, early in the graph, reads its float32 output too (nodes stay in topological order; a float16
+  // Gather would need shader-f16 on WebGPU). Nothing runs the graph by spans after this point.
+  const cast = model.graph.nodes.find((n) => n.opType === 'Cast' && n.outputs[0] === node.inputs[2]);
+  if (cast) model.graph.nodes.unshift(...model.graph.nodes.splice(model.graph.nodes.indexOf(cast), 1));
   dequantizingGather(model, site, { codes: node.inputs[1], scales: node.inputs[2], zeroPoints, bits, blockSize: bs, nBlocks, H: K }, extra);
   report.embedding = { name: site.table.name, bits, relativeError: report.layers.find((l) => l.name === head)?.relativeError ?? NaN, sharedWith: head };
   report.floatBytes += tensorByteLength(site.table);

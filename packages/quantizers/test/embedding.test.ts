@@ -1,12 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import { exportModel, openHfModel } from '@alki/models';
-import { floatTensor, materializeModel, type Model } from '@alki/onnx';
+import { DataType, floatTensor, materializeModel, type Model } from '@alki/onnx';
 import { dequantizeBlockwise, quantize, rtn } from '../src/index.js';
 import { tinyLlama } from '../../../tools/fixtures/index.js';
 import { decoderLogits } from '../../../tools/fixtures/decoder.js';
 
 const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 const ids = [1, 17, 42, 99, 3, 250];
+
+/** Names a node reads that no graph input, initializer or earlier node defines: ONNX wants nodes in topological order. */
+function undefinedInputs(model: Model): string[] {
+  const known = new Set([...model.graph.inputs.map((v) => v.name), ...model.graph.initializers.map((t) => t.name), '']);
+  const missing: string[] = [];
+  for (const n of model.graph.nodes) {
+    for (const i of n.inputs) if (!known.has(i)) missing.push(`${n.name}: ${i}`);
+    for (const o of n.outputs) known.add(o);
+  }
+  return missing;
+}
 
 /** The same model with its embedding table replaced by the values a `bits`-bit table dequantizes to. */
 function withRoundedEmbedding(model: Model, bits: 4 | 8, blockSize: number, symmetric: boolean, mseClip = false): Model {
@@ -82,6 +93,30 @@ describe('quantized embeddings', () => {
       expect(() => quantize(exportModel(openHfModel(m.dir)).model, { method: 'rtn', bits: 4, embedBits: 2 as 4 })).toThrow(/--embed-bits 2 is not supported/);
     } finally {
       m.cleanup();
+    }
+  });
+
+  it('defaults to the model’s width (4 bits in int4 models, 8 in int8), stores float16 scales, and keeps nodes in topological order', () => {
+    for (const tied of [false, true]) {
+      const m = tinyLlama({ hiddenSize: 64, vocabSize: 300, tieWordEmbeddings: tied, seed: 24 });
+      try {
+        for (const bits of [4, 8] as const) {
+          const q = quantize(exportModel(openHfModel(m.dir)).model, { method: 'rtn', bits, blockSize: 32 });
+          // A tied table is the head's codes, at the head's 8 bits.
+          expect(q.report.embedding?.bits).toBe(tied ? 8 : bits);
+          expect(undefinedInputs(q.model)).toEqual([]);
+          // float16 scales on disk; the lookup gathers rows of their float32 Cast (folded at load), never float16 rows
+          // (a float16 Gather needs shader-f16 on WebGPU).
+          const scales = q.model.graph.initializers.find((t) => t.name === (tied ? 'lm_head.weight.scales' : 'model.embed_tokens.weight.scales'));
+          expect(scales?.dataType).toBe(DataType.FLOAT16);
+          const cast = q.model.graph.nodes.find((n) => n.opType === 'Cast' && n.inputs[0] === scales!.name)!;
+          expect(cast.attributes.to?.value).toBe(DataType.FLOAT);
+          expect(q.model.graph.nodes.some((n) => n.opType === 'Gather' && n.inputs[0] === cast.outputs[0])).toBe(true);
+          expect(q.model.graph.nodes.some((n) => n.opType === 'Gather' && n.inputs[0] === scales!.name)).toBe(false);
+        }
+      } finally {
+        m.cleanup();
+      }
     }
   });
 });

@@ -260,29 +260,36 @@ describe('RTN fast path (rtnPacked)', () => {
 });
 
 describe('float16 scales', () => {
-  it('rounds every scale in float16’s normal range to a float16 value, within 2^-11, and leaves the others alone', () => {
+  it('rounds every scale to a float16 value: 11 significant bits in the normal range, the subnormal grid below, none above 65504', () => {
     const rng = new SeededRandom(5);
-    const xs = Array.from({ length: 2000 }, () => (rng.next() - 0.5) * 10 ** (rng.next() * 8 - 5));
+    const xs = Array.from({ length: 4000 }, () => (rng.next() - 0.5) * 10 ** (rng.next() * 16 - 10));
+    // Float16's edges: its largest value and the tie above it, the smallest normal and its neighbours, subnormals.
+    xs.push(65504, -65504, 65519, 65520, 65536, 2 ** -14, 2 ** -14 * (1 - 2 ** -12), 2 ** -14 * (1 + 2 ** -11), 1e-6, -3e-7, 1e-9, 0);
+    const isHalf = (v: number) => float16ToFloat32(float32ToFloat16(new Float32Array([v])))[0] === v;
     let moved = 0;
     for (const x of xs) {
       const h = halfPrecision(x);
-      if (Math.abs(x) < 2 ** -14 || Math.abs(x) > 65504) {
-        expect(h).toBe(x);
+      if (Math.abs(x) >= 65520) {
+        expect(h).toBe(x); // rounds past float16's largest value: left alone, and halfScales keeps that tensor in float32
         continue;
       }
-      expect(float16ToFloat32(float32ToFloat16(new Float32Array([h])))[0]).toBe(Math.fround(h));
-      expect(Math.abs(h - x)).toBeLessThanOrEqual(2 ** -11 * Math.abs(x));
+      expect(isHalf(h), `${x} → ${h}`).toBe(true);
+      const tolerance = Math.abs(x) >= 2 ** -14 ? 2 ** -11 * Math.abs(x) : 2 ** -25;
+      expect(Math.abs(h - x)).toBeLessThanOrEqual(tolerance);
       if (h !== x) moved++;
     }
-    expect(moved).toBeGreaterThan(1000); // doubles are rarely float16 values already
+    expect(halfPrecision(65519)).toBe(65504);
+    expect(halfPrecision(1e-9)).toBe(0);
+    expect(moved).toBeGreaterThan(3000); // doubles are rarely float16 values already
   });
 
-  it('stores scales as float16 behind a Cast, and keeps float32 for a tensor with a scale float16 cannot hold', () => {
-    const fits = halfScales(floatTensor('a.scales', [3], [0.5, 0, -1.25e-3]));
+  it('stores scales as float16 behind a Cast, and keeps float32 for a tensor with a scale float16 cannot hold exactly', () => {
+    const values = [0.5, 0, -1.25e-3, 1e-6].map(halfPrecision);
+    const fits = halfScales(floatTensor('a.scales', [4], values));
     expect(fits.tensor.dataType).toBe(DataType.FLOAT16);
-    expect(Array.from(float16ToFloat32(fits.tensor.data as Uint16Array))).toEqual([0.5, 0, Math.fround(halfPrecision(-1.25e-3))]);
+    expect(Array.from(float16ToFloat32(fits.tensor.data as Uint16Array))).toEqual(values.map(Math.fround));
     expect(fits.cast).toMatchObject({ opType: 'Cast', inputs: ['a.scales'], outputs: [fits.value] });
-    for (const odd of [1e-6, 1e5, NaN]) {
+    for (const odd of [1.25e-3, 1e5, NaN]) {
       const kept = halfScales(floatTensor('b.scales', [2], [0.5, odd]));
       expect(kept.tensor.dataType).toBe(DataType.FLOAT);
       expect(kept.cast).toBeUndefined();

@@ -215,6 +215,11 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       // whole demo takes seconds.
       const method = chosen?.settings.method ?? explicit.method ?? defaultMethod(explicit.bits);
       const demoGptq = demo && !chosen && explicit.method === undefined && method === 'gptq';
+      if (!chosen && explicit.method === undefined && method === 'gptq' && !demo)
+        note(
+          flags,
+          'method: GPTQ, the default below 8 bits (block 128 unless --block-size; calibrated on --calib text, or on text sampled from the model); --quantize rtn builds without calibration, in seconds to minutes',
+        );
       // Flags that apply on top of a target's settings and of the explicit ones alike.
       const flagOptions = {
         symmetric: args.symmetric as boolean,

@@ -170,10 +170,9 @@ function awqCandidateGraph(o: BlockwiseOptions): Graph {
     mn = g.node('Min', [lo, zero]);
     raw = g.node('Div', [g.node('Sub', [g.node('Max', [hi, zero]), mn]), levels]);
   }
-  // halfPrecision: scales in float16's normal range are rounded to float16, as blockParams does.
-  const mag = g.node('Abs', [raw]);
-  const normal = g.node('And', [g.node('GreaterOrEqual', [mag, c('half_min', 2 ** -14)]), g.node('LessOrEqual', [mag, c('half_max', 65504)])]);
-  raw = g.node('Where', [normal, g.node('Cast', [g.node('Cast', [raw], { to: DataType.FLOAT16 })], { to: F }), raw]);
+  // halfPrecision: scales below 65520 are rounded to float16 values (subnormals included), as blockParams does.
+  const fits = g.node('Less', [g.node('Abs', [raw]), c('half_limit', 65520)]);
+  raw = g.node('Where', [fits, g.node('Cast', [g.node('Cast', [raw], { to: DataType.FLOAT16 })], { to: F }), raw]);
   const scale = g.node('Where', [g.node('Equal', [raw, zero]), one, raw]);
   const zp = o.symmetric ? '' : g.node('Clip', [g.node('Round', [g.node('Div', [g.node('Neg', [mn]), scale])]), zero, levels]);
   // (clip(round(w/scale) + zp, 0, L) − zp)·scale, as clip(round(w·(1/scale)), −zp, L − zp)·scale: fewer passes over W.
