@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DecoderSession, generate } from '@alki/runtime';
 import { VALIDATED_MODELS, parseDecoderConfig, type DecoderConfig, type SyntheticLlamaOptions } from '@alki/models';
-import { buildBundle, estimateModelBytes, verifyBundle } from '../src/index.js';
+import { buildBundle, defaultBlockSize, defaultMethod, estimateModelBytes, verifyBundle } from '../src/index.js';
 import { readModelFile } from '@alki/onnx';
 import { tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
 
@@ -114,18 +114,27 @@ describe('every supported architecture through the whole build pipeline', () => 
 
 describe("the validated seed models: their real configs' feature switches through the whole build pipeline", () => {
   for (const { id, config } of VALIDATED_MODELS) {
-    it(`${id}: a small random model with the same switches builds (ort int4), verifies and decodes with the KV cache like a full pass`, async () => {
+    it(`${id}: a small random model with the same switches builds the default int4 bundle (GPTQ, ort), verifies and decodes with the KV cache like a full pass`, async () => {
       const opts = smallModelOptions(config);
       const m = tinyLlama({ seed: 41, ...opts });
       const small = parseDecoderConfig(JSON.parse(readFileSync(join(m.dir, 'config.json'), 'utf8')));
       expect(switches(small)).toEqual(switches(parseDecoderConfig(config)));
       const out = join(work.dir, id.replace('/', '--'));
-      const { manifest } = await buildBundle({ modelDir: m.dir, out, quantize: { method: 'rtn', bits: 4, accuracyLevel: 0 } });
+      // What `alki build --bits 4` makes (GPTQ at its default block), calibrated quickly on text sampled from the model.
+      const method = defaultMethod(4);
+      const blockSize = defaultBlockSize(method, 4);
+      const { manifest } = await buildBundle({
+        modelDir: m.dir,
+        out,
+        quantize: { method, bits: 4, blockSize, accuracyLevel: 0 },
+        calibration: { quick: true },
+      });
       expect(manifest.runtime.flavour).toBe('ort');
+      expect(manifest.quantization).toMatchObject({ method: 'gptq', groupSize: blockSize });
       expect(verifyBundle(out).ok).toBe(true);
       // The size estimate behind docs/models.md's table agrees with the weights actually written.
       const written = readModelFile(join(out, manifest.model.path)).graph.initializers.reduce((sum, t) => sum + t.data.byteLength, 0);
-      expect(Math.abs(estimateModelBytes(small, 4) - written) / written).toBeLessThan(0.01);
+      expect(Math.abs(estimateModelBytes(small, 4, blockSize) - written) / written).toBeLessThan(0.01);
       expect(await cacheVsFullPass(join(out, manifest.model.path), 4)).toBeLessThan(1e-4);
       m.cleanup();
     });
