@@ -51,9 +51,10 @@ function bytesPerToken(path) {
   const tables = new Set(g.nodes.filter((n) => n.opType === 'Gather' || n.opType === 'GatherBlockQuantized').map((n) => n.inputs[0]));
   const byName = new Map(g.initializers.map((t) => [t.name, elementSize(t.dataType) * numel(t.dims)]));
   // float16 scales behind a Cast become float32 when the session loads (halfScales): count what the kernels read.
+  const halfTables = new Map(g.initializers.filter((t) => t.dataType === DataType.FLOAT16).map((t) => [t.name, t]));
   for (const n of g.nodes) {
-    const t = n.opType === 'Cast' && g.initializers.find((i) => i.name === n.inputs[0]);
-    if (!t || t.dataType !== DataType.FLOAT16) continue;
+    const t = n.opType === 'Cast' && halfTables.get(n.inputs[0]);
+    if (!t) continue;
     byName.set(n.outputs[0], 4 * numel(t.dims));
     byName.delete(t.name);
   }

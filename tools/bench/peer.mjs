@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildBundle, defaultBlockSize, defaultMethod, readBundle } from '@alki/bundle';
+import { buildBundle, defaultQuantize, readBundle } from '@alki/bundle';
 import { machineInfo, measureIsolated } from '@alki/eval';
 import { openHfModel, writeGguf, writeSyntheticLlama } from '@alki/models';
 import { enableGarbageCollection } from '@alki/core/node';
@@ -45,7 +45,7 @@ const VARIANTS = {
   alki: {
     label: 'alki --bits 4 (defaults)',
     engine: 'alki',
-    quantize: { method: defaultMethod(4), bits: 4, blockSize: defaultBlockSize(defaultMethod(4), 4) },
+    quantize: defaultQuantize(4),
   },
   'alki-rtn': { label: 'alki --quantize rtn (block 32)', engine: 'alki', quantize: { method: 'rtn', bits: 4 } },
   'alki-sym': { label: 'alki --bits 4 --symmetric', engine: 'alki', quantize: { method: 'rtn', bits: 4, symmetric: true } },

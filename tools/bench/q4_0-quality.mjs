@@ -8,7 +8,7 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildBundle, bundleEvalTarget, defaultBlockSize, defaultMethod, readBundle } from '@alki/bundle';
+import { buildBundle, bundleEvalTarget, defaultQuantize, readBundle } from '@alki/bundle';
 import { evaluateTargets, machineInfo } from '@alki/eval';
 import { fakeQuantizeGgml, openHfModel, writeSafetensors } from '@alki/models';
 import { fixture } from './fixtures.mjs';
@@ -28,7 +28,7 @@ if (!stories || !text) {
   process.exit(0);
 }
 
-const DEFAULT_INT4 = { method: defaultMethod(4), bits: 4, blockSize: defaultBlockSize(defaultMethod(4), 4) };
+const DEFAULT_INT4 = defaultQuantize(4);
 
 /** A copy of the checkpoint with each weight rounded by `typeOf(name)` (undefined: left in float). */
 function fakeQuantizedCopy(name, typeOf) {

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VALIDATED_MODELS, countParameters, parseDecoderConfig, writeSyntheticLlama } from '../../packages/models/dist/index.js';
-import { buildBundle, defaultBlockSize, defaultMethod, estimateModelBytes } from '../../packages/bundle/dist/index.js';
+import { buildBundle, defaultQuantize, estimateModelBytes } from '../../packages/bundle/dist/index.js';
 
 const gb = (b) => `${(b / 1e9).toFixed(2)} GB`;
 const only = process.argv.slice(2);
@@ -56,7 +56,7 @@ for (const { id, config } of VALIDATED_MODELS) {
     for (const bits of [8, 4]) {
       log(`${id}: building int${bits}…`);
       const t0 = performance.now();
-      const blockSize = defaultBlockSize(defaultMethod(bits), bits);
+      const { blockSize } = defaultQuantize(bits);
       const r = await buildBundle({ modelDir, out: join(work, `int${bits}`), quantize: { method: 'rtn', bits, blockSize } });
       built[bits] = r.manifest.metrics.modelBytes.value;
       log(`${id}: int${bits} ${gb(built[bits])} in ${((performance.now() - t0) / 1000).toFixed(0)} s (estimate ${gb(estimateModelBytes(c, bits, blockSize))})`);
@@ -71,6 +71,6 @@ console.log('| model | type | parameters | fp32 (computed) | int8 (built) | int4
 console.log('|---|---|---:|---:|---:|---:|---:|');
 for (const { id, c, built } of rows) {
   console.log(
-    `| ${id} | ${c.modelType} | ${(countParameters(c) / 1e9).toFixed(2)} B | ${gb(estimateModelBytes(c, 32))} | ${gb(built[8])} | ${gb(built[4])} | ${gb(estimateModelBytes(c, 4, defaultBlockSize(defaultMethod(4), 4)))} |`,
+    `| ${id} | ${c.modelType} | ${(countParameters(c) / 1e9).toFixed(2)} B | ${gb(estimateModelBytes(c, 32))} | ${gb(built[8])} | ${gb(built[4])} | ${gb(estimateModelBytes(c, 4, defaultQuantize(4).blockSize))} |`,
   );
 }

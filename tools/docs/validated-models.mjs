@@ -2,7 +2,7 @@
 // parameters, and fp32 / int8 / int4 ONNX weight sizes as Alki writes them (estimateModelBytes, checked against
 // real bundles by packages/bundle/test/architectures.test.ts). Run after `pnpm build`: node tools/docs/validated-models.mjs — docs/models.md shows real builds instead: tools/docs/model-sizes.mjs.
 import { VALIDATED_MODELS, countParameters, parseDecoderConfig } from '../../packages/models/dist/index.js';
-import { defaultBlockSize, defaultMethod, estimateModelBytes } from '../../packages/bundle/dist/index.js';
+import { defaultQuantize, estimateModelBytes } from '../../packages/bundle/dist/index.js';
 
 const gb = (b) => `${(b / 1e9).toFixed(2)} GB`;
 const features = (c) => {
@@ -30,6 +30,6 @@ console.log('|---|---|---:|---:|---:|---:|---|');
 for (const { id, config } of VALIDATED_MODELS) {
   const c = parseDecoderConfig(config);
   console.log(
-    `| ${id} | ${c.modelType} | ${(countParameters(c) / 1e9).toFixed(2)} B | ${gb(estimateModelBytes(c, 32))} | ${gb(estimateModelBytes(c, 8))} | ${gb(estimateModelBytes(c, 4, defaultBlockSize(defaultMethod(4), 4)))} | ${features(c)} |`,
+    `| ${id} | ${c.modelType} | ${(countParameters(c) / 1e9).toFixed(2)} B | ${gb(estimateModelBytes(c, 32))} | ${gb(estimateModelBytes(c, 8))} | ${gb(estimateModelBytes(c, 4, defaultQuantize(4).blockSize))} | ${features(c)} |`,
   );
 }

@@ -1,6 +1,6 @@
 export { AUTO_QUICK_PARAMETERS, buildBundle, CALIBRATION_SAMPLES, resolveCalibration, withQuickDefaults } from './build.js';
 export { listFiles } from './list-files.js';
-export { defaultMethod, defaultBlockSize } from './defaults.js';
+export { defaultMethod, defaultBlockSize, defaultQuantize } from './defaults.js';
 export type { BuildBundleOptions, BuildBundleResult } from './build.js';
 export { readBundle, verifyBundle } from './read.js';
 export type { Bundle, VerifyProblem, VerifyResult } from './read.js';

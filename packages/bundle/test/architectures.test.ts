@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DecoderSession, generate } from '@alki/runtime';
 import { VALIDATED_MODELS, parseDecoderConfig, type DecoderConfig, type SyntheticLlamaOptions } from '@alki/models';
-import { buildBundle, defaultBlockSize, defaultMethod, estimateModelBytes, verifyBundle } from '../src/index.js';
+import { buildBundle, defaultQuantize, estimateModelBytes, verifyBundle } from '../src/index.js';
 import { readModelFile } from '@alki/onnx';
 import { tempDir, tinyLlama } from '../../../tools/fixtures/index.js';
 
@@ -121,12 +121,11 @@ describe("the validated seed models: their real configs' feature switches throug
       expect(switches(small)).toEqual(switches(parseDecoderConfig(config)));
       const out = join(work.dir, id.replace('/', '--'));
       // What `alki build --bits 4` makes (GPTQ at its default block), calibrated quickly on text sampled from the model.
-      const method = defaultMethod(4);
-      const blockSize = defaultBlockSize(method, 4);
+      const { blockSize, ...defaults } = defaultQuantize(4);
       const { manifest } = await buildBundle({
         modelDir: m.dir,
         out,
-        quantize: { method, bits: 4, blockSize, accuracyLevel: 0 },
+        quantize: { ...defaults, blockSize, accuracyLevel: 0 },
         calibration: { quick: true },
       });
       expect(manifest.runtime.flavour).toBe('ort');

@@ -152,7 +152,7 @@ export const DEFAULT_HEAD_BITS = 8;
 /**
  * The token embedding's bits when not given: the model's own width, 4 bits below 8 (as llama.cpp's Q4_0 stores its
  * token table), 8 at 8. A 4-bit table costs 0.2–0.3 points of perplexity on stories260K (GPTQ block 128 and RTN
- * block 32, untied) and saves 33 MB of a TinyLlama-shaped bundle: what takes the default int4 bundle under Q4_0's
+ * block 32, untied; Intel Xeon, AVX-512 VNNI, no AMX) and saves 33 MB of a TinyLlama-shaped bundle: what takes the default int4 bundle under Q4_0's
  * size (docs/decisions.md, "quantized embeddings" and "the default int4 bundle").
  */
 export function defaultEmbedBits(bits: number): 4 | 8 {

@@ -214,8 +214,9 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       // Without a method: GPTQ below 8 bits, RTN at 8 (defaultMethod). The demo's GPTQ takes the quick calibration: the
       // whole demo takes seconds.
       const method = chosen?.settings.method ?? explicit.method ?? defaultMethod(explicit.bits);
-      const demoGptq = demo && !chosen && explicit.method === undefined && method === 'gptq';
-      if (!chosen && explicit.method === undefined && method === 'gptq' && !demo)
+      const defaultGptq = !chosen && explicit.method === undefined && method === 'gptq';
+      const demoGptq = demo && defaultGptq;
+      if (defaultGptq && !demo)
         note(
           flags,
           'method: GPTQ, the default below 8 bits (block 128 unless --block-size; calibrated on --calib text, or on text sampled from the model); --quantize rtn builds without calibration, in seconds to minutes',
