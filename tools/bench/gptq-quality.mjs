@@ -3,7 +3,8 @@
 // (sampled from an int4 copy of the model, 32 × 512 tokens) with seeds 0, 1, 2: the seed-to-seed spread is as large
 // as many differences between variants, so each calibrated row is the mean of three builds.
 // Env: ALKI_BENCH_BLOCKS (comma list, default 16,32,64,128,256), ALKI_BENCH_SEEDS (default 0,1,2),
-// ALKI_BENCH_WINDOWS (default 100), ALKI_BENCH_VARIANTS (comma list of keys, default all but gptq-seq),
+// ALKI_BENCH_WINDOWS (default 100), ALKI_BENCH_VARIANTS (comma list of keys, default all but gptq-seq and gptq-awq),
+// ALKI_BENCH_SAMPLES (calibration samples, default the build's 32),
 // ALKI_BENCH_WORK (keep and reuse bundles).
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +22,7 @@ const list = (v, d) => (v ?? d).split(',').map(Number);
 const blocks = list(process.env.ALKI_BENCH_BLOCKS, '16,32,64,128,256');
 const seeds = list(process.env.ALKI_BENCH_SEEDS, '0,1,2');
 const windows = Number(process.env.ALKI_BENCH_WINDOWS ?? 100);
+const samples = process.env.ALKI_BENCH_SAMPLES ? Number(process.env.ALKI_BENCH_SAMPLES) : undefined;
 const work = process.env.ALKI_BENCH_WORK ?? mkdtempSync(join(tmpdir(), 'alki-gptq-quality-'));
 const stories = fixture('stories260K');
 const text = fixture('text/tinystories-valid.txt');
@@ -41,6 +43,7 @@ const VARIANTS = [
   },
   { key: 'gptq-seq', label: 'GPTQ, true-sequential only', quantize: { method: 'gptq', floatTargets: false }, seeded: true },
   { key: 'gptq', label: 'GPTQ (default: true-sequential, float targets)', quantize: { method: 'gptq' }, seeded: true },
+  { key: 'gptq-awq', label: "GPTQ on AWQ's scales (--awq-scales)", quantize: { method: 'gptq', awqScales: true }, seeded: true },
 ];
 
 const chosen = (process.env.ALKI_BENCH_VARIANTS ?? 'rtn,rtn-minmax,awq,gptq-plain,gptq').split(',');
@@ -52,7 +55,7 @@ async function build(name, quantize, calibration) {
   return readBundle(out);
 }
 
-const result = { benchmark: 'gptq-quality', machine: machineInfo(), windows, seeds, blocks, rows: [] };
+const result = { benchmark: 'gptq-quality', machine: machineInfo(), windows, seeds, blocks, samples: samples ?? 32, rows: [] };
 try {
   console.log(`machine: ${result.machine.cpu} (${result.machine.features.join(' ')})`);
   const fp32 = await build('fp32', { method: 'none' });
@@ -63,7 +66,7 @@ try {
         const name = `b${bs}-${v.key}${seed === undefined ? '' : `-s${seed}`}`;
         process.stderr.write(`building ${name}…\n`);
         const t0 = performance.now();
-        const b = await build(name, { ...v.quantize, bits: 4, blockSize: bs }, seed === undefined ? undefined : { seed });
+        const b = await build(name, { ...v.quantize, bits: 4, blockSize: bs }, seed === undefined ? undefined : { seed, samples });
         targets.push({ bs, v, seed, target: bundleEvalTarget(b, name), seconds: (performance.now() - t0) / 1000 });
       }
   const report = await evaluateTargets(
