@@ -67,6 +67,12 @@ let cli: Argv = yargs(argv)
   .option('json', { type: 'boolean', default: false, global: true, describe: 'machine-readable output on stdout' })
   .option('quiet', { type: 'boolean', default: false, global: true, describe: 'no progress output' })
   .option('verbose', { type: 'boolean', default: false, global: true, describe: 'stack traces on errors' });
+// A flag given twice keeps its last value (scripts append flags to defaults), except the repeatable ones: yargs
+// would otherwise turn `--prompt a --prompt b` into an array that every single-valued option then misreads.
+const REPEATABLE = new Set(['exclude', 'stop-token-ids', 'stopTokenIds']);
+cli = cli.middleware((a) => {
+  for (const key of Object.keys(a)) if (key !== '_' && !REPEATABLE.has(key) && Array.isArray(a[key])) a[key] = (a[key] as unknown[]).at(-1);
+}, true);
 cli = buildCommand(cli, controller.signal);
 cli = runCommand(cli, controller.signal);
 cli = infoCommand(cli);

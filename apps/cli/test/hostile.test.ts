@@ -586,6 +586,51 @@ const cases: Case[] = [
     message: /new tokens must be a whole number ≥ 1, got -1/,
   },
   {
+    name: 'run refused after its options are read: nothing on stdout (no echoed prompt)',
+    setup: (w) => void bundle(w),
+    args: () => ['run', 'rtn4', '--prompt', 'Once upon a time', '-n', '0'],
+    status: 2,
+    message: /new tokens must be a whole number ≥ 1, got 0/,
+    after: (_, r) => expect(r.stdout).toBe(''),
+  },
+  {
+    name: 'a flag given twice keeps its last value (--prompt twice, then -n 5 -n -1)',
+    setup: (w) => void bundle(w),
+    args: () => ['run', 'rtn4', '--prompt', 'a', '--prompt', 'b', '-n', '5', '-n', '-1'],
+    status: 2,
+    message: /new tokens must be a whole number ≥ 1, got -1\n/,
+  },
+  {
+    name: '--block-size given twice: the last one is checked',
+    args: (w) => ['build', model(w), '--quantize', 'rtn', '--block-size', '32', '--block-size', '48', '--out', out(w)],
+    status: 2,
+    message: /--block-size 48 is not supported/,
+  },
+  {
+    name: '--force over a bundle that also holds the user’s files',
+    setup: (w) => (cpSync(join(bundles.dir, 'rtn4'), out(w), { recursive: true }), writeFileSync(join(out(w), 'notes.md'), 'mine')),
+    args: (w) => ['build', model(w), '--quantize', 'rtn', '--out', out(w), '--force'],
+    status: 2,
+    message: /also holds files it did not write \(notes\.md\), so --force will not replace it/,
+    after: (w) => expect(readFileSync(join(out(w), 'notes.md'), 'utf8')).toBe('mine'),
+  },
+  {
+    name: 'info (without --verify) on a bundle whose graph was truncated',
+    setup: (w) => {
+      const dir = join(bundle(w), 'onnx');
+      truncateSync(
+        join(
+          dir,
+          readdirSync(dir).find((f) => f.endsWith('.onnx'))!,
+        ),
+        100,
+      );
+    },
+    args: () => ['info', 'rtn4'],
+    status: 1,
+    message: /is incomplete or damaged: onnx\/model\w*\.onnx has 100 bytes/,
+  },
+  {
     name: 'run -n abc',
     setup: (w) => void bundle(w),
     args: () => ['run', 'rtn4', '-n', 'abc'],

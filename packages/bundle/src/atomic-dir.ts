@@ -102,8 +102,10 @@ export function assertWritableBundleDir(dest: string, overwrite: boolean, o: Rep
       'choose another --out folder, or remove it yourself if you really mean to',
     );
   }
+  let listed: Set<string>;
   try {
-    validateManifest(JSON.parse(readFileSync(join(target, 'alki.json'), 'utf8')), dest);
+    const manifest = validateManifest(JSON.parse(readFileSync(join(target, 'alki.json'), 'utf8')), dest);
+    listed = new Set(['alki.json', ...manifest.files.map((f) => f.path)]);
   } catch {
     throw new AlkiError(
       'BAD_OPTION',
@@ -111,6 +113,23 @@ export function assertWritableBundleDir(dest: string, overwrite: boolean, o: Rep
       'choose another --out folder, or remove it yourself if you really mean to',
     );
   }
+  // Files someone added to the bundle (notes, data) would go with it: --force replaces what Alki wrote, nothing more.
+  const added = filesUnder(target).filter((f) => !listed.has(f));
+  if (added.length) {
+    throw new AlkiError(
+      'BAD_OPTION',
+      `${dest} is an Alki bundle that also holds files it did not write (${added.slice(0, 3).join(', ')}${added.length > 3 ? `, and ${added.length - 3} more` : ''}), so --force will not replace it`,
+      'move those files out of the bundle (or delete them) and build again, or choose another --out folder',
+    );
+  }
+}
+
+/** Every file under `dir`, as paths relative to it with forward slashes (symlinks listed, not followed). */
+function filesUnder(dir: string, prefix = ''): string[] {
+  return readdirSync(join(dir, prefix), { withFileTypes: true }).flatMap((e) => {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    return e.isDirectory() ? filesUnder(dir, rel) : [rel];
+  });
 }
 
 function isSymlink(p: string): boolean {

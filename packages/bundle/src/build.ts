@@ -551,8 +551,8 @@ async function benchmarkBundle(o: BuildBundleOptions, tmp: string, manifest: Bun
   return evaluation;
 }
 
-/** A short test input for {@link smokeTest}: BOS (when the model has one) and a few ordinary ids. */
-function smokeIds(c: { vocabSize: number; bosTokenId?: number }): number[] {
+/** A short test input for {@link smokeTest}: BOS (when the model has one) and a few ordinary ids, within the context. */
+function smokeIds(c: { vocabSize: number; bosTokenId?: number; maxPositions: number }): number[] {
   const ids = [0.31, 0.57, 0.73, 0.91].map((f) => Math.floor(f * c.vocabSize));
-  return c.bosTokenId !== undefined ? [c.bosTokenId, ...ids] : ids;
+  return (c.bosTokenId !== undefined ? [c.bosTokenId, ...ids] : ids).slice(0, Math.max(1, c.maxPositions));
 }

@@ -65,6 +65,32 @@ describe('buildBundle', () => {
     expect(verifyBundle(join(t.dir, 'tr2')).ok).toBe(true);
   });
 
+  it('test-runs a model whose context is shorter than the test input (the input is cut to the context)', async () => {
+    const short = tinyLlama({ seed: 4 });
+    try {
+      const cfg = join(short.dir, 'config.json');
+      writeFileSync(cfg, JSON.stringify({ ...JSON.parse(readFileSync(cfg, 'utf8')), max_position_embeddings: 3 }));
+      const r = await buildBundle({ modelDir: short.dir, out: join(t.dir, 'ctx3'), quantize: { method: 'rtn', bits: 4 } });
+      expect(r.testRunPeakRssBytes).toBeGreaterThan(0);
+      expect(r.manifest.model.maxPositions).toBe(3);
+    } finally {
+      short.cleanup();
+    }
+  });
+
+  it('--force replaces a bundle only when it holds nothing but its own files', async () => {
+    const out = join(t.dir, 'mine');
+    await buildBundle({ modelDir: model.dir, out, quantize: { method: 'rtn', bits: 4 }, testRun: false });
+    writeFileSync(join(out, 'notes.md'), 'mine');
+    await expect(buildBundle({ modelDir: model.dir, out, quantize: { method: 'rtn', bits: 4 }, overwrite: true, testRun: false })).rejects.toThrow(
+      /also holds files it did not write \(notes\.md\)/,
+    );
+    expect(readFileSync(join(out, 'notes.md'), 'utf8')).toBe('mine');
+    rmSync(join(out, 'notes.md'));
+    await buildBundle({ modelDir: model.dir, out, quantize: { method: 'rtn', bits: 4 }, overwrite: true, testRun: false });
+    expect(verifyBundle(out).ok).toBe(true);
+  });
+
   it('refuses to overwrite without the flag, before doing any work', async () => {
     const out = join(t.dir, 'ext');
     await expect(buildBundle({ modelDir: model.dir, out, quantize: { method: 'none' } })).rejects.toThrow(/already exists[\s\S]*/);

@@ -67,7 +67,14 @@ export function runCommand(y: Argv, signal: AbortSignal) {
           });
           return;
         }
-        if (!flags.json) process.stdout.write(prompt);
+        // The prompt is echoed with the first new text, once generate has accepted every option and the prompt itself:
+        // a refused run leaves stdout empty (`alki run … > out.txt`).
+        let echoed = flags.json;
+        const echo = (text: string) => {
+          if (!echoed) process.stdout.write(prompt);
+          echoed = true;
+          process.stdout.write(text);
+        };
         const result = await gen.generate(prompt, {
           maxNewTokens: args['max-new-tokens'] as number,
           temperature: args.temperature as number,
@@ -75,7 +82,7 @@ export function runCommand(y: Argv, signal: AbortSignal) {
           topP: args['top-p'] as number,
           seed: args.seed as number,
           extraStopTokenIds: (args['stop-token-ids'] as number[] | undefined) ?? [],
-          onText: flags.json ? undefined : (d) => process.stdout.write(d),
+          onText: flags.json ? undefined : echo,
           signal,
         });
         const t = result.timings;
@@ -86,7 +93,7 @@ export function runCommand(y: Argv, signal: AbortSignal) {
           );
           return;
         }
-        process.stdout.write('\n');
+        echo('\n');
         note(
           flags,
           `[${t.promptTokens} prompt tokens in ${t.prefillMs.toFixed(1)} ms, ${t.newTokens} new tokens, ${decodeTps.toFixed(1)} tok/s decode, stopped: ${result.stopReason}]`,
