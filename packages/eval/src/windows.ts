@@ -49,7 +49,8 @@ export async function sampledWindows(session: Decoder, bosTokenId: number, conte
 
 /**
  * The windows every model is scored on, in Node and in the browser alike: the text's alki-ppl-v1 windows of
- * `context` tokens (default min(512, the model's context)), or, without text, windows sampled from the baseline.
+ * `context` tokens (default min(512, the model's context)), or, without text, windows sampled from the baseline:
+ * `maxWindows` of them (else `sampledWindowCount`, default 8) of `context` tokens (default min(128, the model's context)).
  */
 export async function chooseWindows(
   o: { context?: number; maxPositions?: number; maxWindows?: number; sampledWindowCount?: number; sampleSeed?: number },
@@ -67,7 +68,9 @@ export async function chooseWindows(
     );
   }
   if (tokenizer.bosTokenId === undefined) throw new AlkiError('BAD_INPUT', 'the model has no BOS token to start sampled text from', 'pass --text FILE');
-  return sampledWindows(baseline, tokenizer.bosTokenId, Math.min(context, 128), o.sampledWindowCount ?? 8, o.sampleSeed ?? 0);
+  // Sampling is a decode per token: short windows and few of them unless the caller asks (--context, --max-windows).
+  const sampledContext = o.context ?? Math.min(context, 128);
+  return sampledWindows(baseline, tokenizer.bosTokenId, sampledContext, o.maxWindows ?? o.sampledWindowCount ?? 8, o.sampleSeed ?? 0);
 }
 
 /** KL and top-1 compare two distributions over the same tokens: a baseline of another vocabulary or tokenizer would give numbers that mean nothing. */
