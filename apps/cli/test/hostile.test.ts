@@ -606,6 +606,20 @@ const cases: Case[] = [
     status: 2,
     message: /--block-size 48 is not supported/,
   },
+  { name: '--block-size abc', args: (w) => ['build', model(w), '--block-size', 'abc', '--out', out(w)], status: 2, message: /--block-size must be a number/ },
+  {
+    name: '--calib with --quantize rtn (nothing to calibrate)',
+    setup: (w) => writeFileSync(join(w.cwd, 'calib.txt'), 'Once upon a time. '.repeat(200)),
+    args: (w) => ['build', model(w), '--quantize', 'rtn', '--calib', 'calib.txt', '--quick', '--out', out(w)],
+    status: 2,
+    message: /RTN needs no calibration: --calib, --quick apply to AWQ, GPTQ and SmoothQuant only/,
+  },
+  {
+    name: '--block-size with --quantize none',
+    args: (w) => ['build', model(w), '--quantize', 'none', '--block-size', '64', '--out', out(w)],
+    status: 2,
+    message: /--quantize none keeps the model in float32: --block-size does not apply/,
+  },
   {
     name: '--force over a bundle that also holds the user’s files',
     setup: (w) => (cpSync(join(bundles.dir, 'rtn4'), out(w), { recursive: true }), writeFileSync(join(out(w), 'notes.md'), 'mine')),

@@ -19,6 +19,7 @@ import {
 import {
   calibrationFromText,
   createQuantizer,
+  defaultEmbedBits,
   FolderCheckpoint,
   quantizeParallel,
   readCalibrationFile,
@@ -255,6 +256,11 @@ export async function buildBundle(options: BuildBundleOptions): Promise<BuildBun
     const { model: qmodel, report } = await streaming.quantize(model, { calibration });
     await yieldToEventLoop();
     throwIfAborted(o.signal);
+    const tableNote = embeddingNote(o.quantize, report, hf.config.hiddenSize);
+    if (tableNote) {
+      notes.push(tableNote);
+      o.onProgress?.({ step: 'note', done: 0, total: 0, message: tableNote });
+    }
     const result = await writeBundle(o, hf, qmodel, report, target, o.benchmark ? baselineDir : undefined);
     checkpoint?.remove();
     return { ...result, notes };
@@ -549,6 +555,18 @@ async function benchmarkBundle(o: BuildBundleOptions, tmp: string, manifest: Bun
     }
   }
   return evaluation;
+}
+
+/** Why the token table was not stored at the bits asked for (--embed-bits, or the default of int4 bundles), if it was not. */
+function embeddingNote(q: BuildBundleOptions['quantize'], report: QuantizeReport, hiddenSize: number): string | undefined {
+  if (q.method === 'none' || q.method === 'smoothquant') return undefined;
+  const stored = report.embedding?.bits ?? 32;
+  if (q.embedBits !== undefined && stored !== q.embedBits && report.embedding?.sharedWith)
+    return `token table: int${stored}, not the --embed-bits ${q.embedBits} asked for: it is tied to the output projection and shares its codes (--head-bits sets both)`;
+  const asked = q.embedBits ?? defaultEmbedBits(report.bits);
+  if (stored === 32 && asked !== 32 && hiddenSize % 16 !== 0)
+    return `token table: float32, not int${asked}: its rows of ${hiddenSize} values do not split into blocks of 16 or more`;
+  return undefined;
 }
 
 /** A short test input for {@link smokeTest}: BOS (when the model has one) and a few ordinary ids, within the context. */

@@ -23,9 +23,11 @@ export function estimateModelBytes(
   const H = c.hiddenSize;
   // Codes [N, blocks, bs·b/8] and float16 scales [N, blocks] (float32 only where a scale leaves float16's range).
   const blockwise = (N: number, K: number, b: number, bs: number) => N * Math.ceil(K / bs) * ((bs * b) / 8 + scaleBytes);
+  // A block wider than K is written at the least power of two ≥ 16 that holds K (the quantizer's trimPaddedBlock).
+  const blockOf = (K: number) => (K > blockSize ? blockSize : Math.min(blockSize, Math.max(16, 2 ** Math.ceil(Math.log2(K)))));
   // MatMulNBits adds zero points packed per row.
   const linear = (N: number, K: number, b: number = bits) =>
-    b === 32 ? N * K * 4 : blockwise(N, K, b, blockSize) + N * Math.ceil((Math.ceil(K / blockSize) * b) / 8);
+    b === 32 ? N * K * 4 : blockwise(N, K, b, blockOf(K)) + N * Math.ceil((Math.ceil(K / blockOf(K)) * b) / 8);
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
   const I = c.intermediateSize;
@@ -39,10 +41,10 @@ export function estimateModelBytes(
   let eb = blockSize;
   while (eb > 16 && H % eb !== 0) eb /= 2;
   const quantizedEmbed = bits !== 32 && embedBits !== 32 && H % eb === 0;
-  const sharedWithHead = c.tieWordEmbeddings && bits !== 32 && headBits !== 32 && embedBits !== 32 && H % blockSize === 0;
+  const sharedWithHead = c.tieWordEmbeddings && bits !== 32 && headBits !== 32 && embedBits !== 32 && H % blockOf(H) === 0;
   // Quantized tables keep one zero point per byte.
   const embed = sharedWithHead
-    ? c.vocabSize * (H / blockSize)
+    ? c.vocabSize * (H / blockOf(H))
     : quantizedEmbed
       ? blockwise(c.vocabSize, H, embedBits, eb) + c.vocabSize * (H / eb)
       : embedParams * 4;

@@ -211,9 +211,11 @@ export function resolveQuantizeOptions(o: QuantizeOptions): ResolvedQuantizeOpti
       'SmoothQuant uses 0.5 by default; 0.75–0.85 for models with strong outliers',
     );
   const bits = o.bits ?? (o.method === 'smoothquant' ? 8 : 4);
-  if (![2, 4, 8].includes(bits)) throw new AlkiError('BAD_OPTION', `--bits ${bits} is not supported`, 'use 4 or 8 (2 for experiments)');
+  // yargs reads `--bits abc` as NaN: say what was wrong, not "NaN".
+  const unsupported = (flag: string, v: number) => (Number.isNaN(v) ? `${flag} must be a number` : `${flag} ${v} is not supported`);
+  if (![2, 4, 8].includes(bits)) throw new AlkiError('BAD_OPTION', unsupported('--bits', bits), 'use 4 or 8 (2 for experiments)');
   const blockSize = o.blockSize ?? 32;
-  if (!BLOCK_SIZES.includes(blockSize)) throw new AlkiError('BAD_OPTION', `--block-size ${blockSize} is not supported`, `use one of ${BLOCK_SIZES.join(', ')}`);
+  if (!BLOCK_SIZES.includes(blockSize)) throw new AlkiError('BAD_OPTION', unsupported('--block-size', blockSize), `use one of ${BLOCK_SIZES.join(', ')}`);
   // int8 activations inside MatMulNBits (level 4) by default: see docs/decisions.md for the measured trade.
   const accuracyLevel = o.accuracyLevel ?? 4;
   if (![0, 1, 2, 3, 4].includes(accuracyLevel))
@@ -340,6 +342,7 @@ function replaceWithMatMulNBits(
   spill?: TensorSpill,
 ): void {
   const name = site.weight.name;
+  ({ shape, tensors } = trimPaddedBlock(shape, tensors));
   const keep = (x: Tensor) => spill?.spill(x) ?? x;
   const scales = halfScales(tensors.scales);
   const t = { B: keep(tensors.B), scales: keep(scales.tensor), zeroPoints: tensors.zeroPoints && keep(tensors.zeroPoints) };
@@ -357,6 +360,25 @@ function replaceWithMatMulNBits(
     `${site.node.name ?? name}_Q${shape.bits}`,
   );
   model.graph.nodes.splice(idx, 1, ...(scales.cast ? [scales.cast] : []), node);
+}
+
+/**
+ * A block wider than the layer's input holds one row's K codes and padding (stories260K's 64-wide rows at block 128
+ * were half padding): written at the least block size MatMulNBits takes that holds K (a power of two ≥ 16), the same
+ * codes, scales and zero points in fewer bytes. Tensors with several blocks per row are left as they are.
+ */
+function trimPaddedBlock<S extends Pick<BlockwiseQuantized, 'K' | 'N' | 'bits' | 'blockSize'>, T extends { B: Tensor }>(
+  shape: S,
+  tensors: T,
+): { shape: S; tensors: T } {
+  const { K, N, bits, blockSize } = shape;
+  const tight = Math.max(16, 2 ** Math.ceil(Math.log2(K)));
+  if (K > blockSize || tight >= blockSize) return { shape, tensors };
+  const [blob, cut] = [(blockSize * bits) / 8, (tight * bits) / 8];
+  const src = tensors.B.data as Uint8Array;
+  const B = new Uint8Array(N * cut);
+  for (let n = 0; n < N; n++) B.set(src.subarray(n * blob, n * blob + cut), n * cut);
+  return { shape: { ...shape, blockSize: tight }, tensors: { ...tensors, B: uint8Tensor(tensors.B.name, [N, 1, cut], B) } };
 }
 
 /**

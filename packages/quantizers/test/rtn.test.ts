@@ -126,6 +126,24 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
     });
   }
 
+  it('writes a block wider than K at the least power of two ≥ 16 holding K: the same numbers without the padding', async () => {
+    const [K, N] = [48, 10];
+    const wRows = randomMatrix(N, K, 5);
+    const wKN = new Float32Array(K * N);
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) wKN[k * N + n] = wRows[n * K + k];
+    const x = randomMatrix(M, K, 6);
+    for (const symmetric of [false, true]) {
+      const { model } = quantize(matmulModel(wKN, K, N), { method: 'rtn', bits: 4, blockSize: 256, symmetric, accuracyLevel: 0 });
+      const node = model.graph.nodes.find((n) => n.opType === 'MatMulNBits')!;
+      expect(node.attributes.block_size.value).toBe(64);
+      expect(model.graph.initializers.find((t) => t.name.endsWith('.qweight'))?.dims).toEqual([N, 1, 32]);
+      const ref = referenceMatMul(x, M, K, dequantizeBlockwise(rtn(wRows, N, K, { bits: 4, blockSize: 256, symmetric })), N);
+      const s = await ort.InferenceSession.create(encodeModel(model));
+      const y = (await s.run({ x: new ort.Tensor('float32', x, [M, K]) })).y.data as Float32Array;
+      for (let i = 0; i < M * N; i++) expect(Math.abs(y[i] - ref[i])).toBeLessThan(1e-3 * (1 + Math.abs(ref[i])));
+    }
+  });
+
   it('defaults to accuracy level 4 (int8 activations), close to the float-activation result', async () => {
     const K = 128,
       N = 16,

@@ -103,7 +103,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('mse-clip', {
           type: 'boolean',
           describe:
-            'RTN/GPTQ: each block’s range by the least squared error of its rounding (default on for GPTQ and for RTN below 8 bits; --no-mse-clip for min/max)',
+            'RTN/GPTQ: each block’s range by the least squared error of its rounding (default on for GPTQ, and for RTN below 8 bits in blocks of up to 64; --no-mse-clip for min/max)',
         })
         .option('calib', {
           type: 'string',
@@ -167,6 +167,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       // The demo shows what Alki is for: measured against fp32 on the embedded TinyStories text, then a sample.
       const demo = args.model === 'demo';
       const benchmark = (args.benchmark as boolean | undefined) ?? demo;
+      const benchText = (args.text as string | undefined) ?? (demo ? DEMO.textPath : undefined);
       if (!benchmark) {
         const stray = [
           'metrics',
@@ -214,6 +215,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
       // Without a method: GPTQ below 8 bits, RTN at 8 (defaultMethod). The demo's GPTQ takes the quick calibration: the
       // whole demo takes seconds.
       const method = chosen?.settings.method ?? explicit.method ?? defaultMethod(explicit.bits);
+      rejectStrayQuantizeFlags(args, method);
       const defaultGptq = !chosen && explicit.method === undefined && method === 'gptq';
       const demoGptq = demo && defaultGptq;
       if (defaultGptq && !demo)
@@ -285,9 +287,10 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         benchmark: benchmark
           ? {
               metrics: parseMetrics((args.metrics as string | undefined) ?? 'all'),
-              textPath: (args.text as string | undefined) ?? (demo ? DEMO.textPath : undefined),
+              textPath: benchText,
               context: args.context as number | undefined,
-              maxWindows: (args['max-windows'] as number | undefined) ?? 16,
+              // 16 windows of text; without text, the sampled windows' own default (8) unless --max-windows says.
+              maxWindows: (args['max-windows'] as number | undefined) ?? (benchText ? 16 : undefined),
               speed: speedFlags(args),
               maxPerplexityIncrease: parsePercent(args['max-ppl-increase'] ?? '10', '--max-ppl-increase'),
               allowDegraded: (args['allow-degraded'] as boolean | undefined) ?? false,
@@ -320,5 +323,43 @@ async function sampleText(dir: string): Promise<{ prompt: string; text: string; 
     return { prompt: DEMO.prompt, text: `${DEMO.prompt}${r.text}`, tokens: r.ids.length };
   } finally {
     await gen.release();
+  }
+}
+
+/**
+ * Flags that would do nothing with the chosen method are refused (as the benchmark's and --target's are), not
+ * silently ignored: calibration flags without calibration, quantization flags with `--quantize none`.
+ */
+export function rejectStrayQuantizeFlags(args: Record<string, unknown>, method: string): void {
+  const given = (keys: string[]) => keys.filter((k) => args[k] !== undefined && args[k] !== false);
+  if (method === 'none') {
+    const stray = given([
+      'bits',
+      'block-size',
+      'symmetric',
+      'head-bits',
+      'embed-bits',
+      'exclude',
+      'accuracy-level',
+      'calib',
+      'calib-samples',
+      'calib-seqlen',
+      'quick',
+      'resume',
+    ]);
+    if (stray.length)
+      throw new AlkiError(
+        'BAD_OPTION',
+        `--quantize none keeps the model in float32: ${stray.map((k) => `--${k}`).join(', ')} ${stray.length > 1 ? 'do' : 'does'} not apply`,
+        'drop them, or choose a method: --quantize gptq (the default), rtn, awq or smoothquant',
+      );
+  } else if (method === 'rtn') {
+    const stray = given(['calib', 'calib-samples', 'calib-seqlen', 'quick', 'resume']);
+    if (stray.length)
+      throw new AlkiError(
+        'BAD_OPTION',
+        `RTN needs no calibration: ${stray.map((k) => `--${k}`).join(', ')} ${stray.length > 1 ? 'apply' : 'applies'} to AWQ, GPTQ and SmoothQuant only`,
+        'drop them, or use --quantize gptq (the default) or awq to calibrate',
+      );
   }
 }

@@ -58,7 +58,8 @@ export function compareCommand(y: Argv, signal: AbortSignal) {
         metrics,
         textPath: args.text as string | undefined,
         context: args.context as number | undefined,
-        maxWindows: (args['max-windows'] as number | undefined) ?? (quick ? 8 : undefined),
+        // Text windows: 8 with --quick; sampled windows (no --text): sampledWindowCount, unless --max-windows says.
+        maxWindows: (args['max-windows'] as number | undefined) ?? (quick && args.text ? 8 : undefined),
         sampledWindowCount: quick ? 4 : 8,
         speed,
         maxPerplexityIncrease,
