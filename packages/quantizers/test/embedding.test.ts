@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { exportModel, openHfModel } from '@alki/models';
 import { DataType, floatTensor, materializeModel, type Model } from '@alki/onnx';
-import { dequantizeBlockwise, quantize, rtn } from '../src/index.js';
+import { createQuantizer, dequantizeBlockwise, quantize, rtn } from '../src/index.js';
 import { tinyLlama } from '../../../tools/fixtures/index.js';
 import { decoderLogits } from '../../../tools/fixtures/decoder.js';
 
@@ -91,6 +91,23 @@ describe('quantized embeddings', () => {
       expect(q.report.embedding).toBeUndefined();
       expect(q.model.graph.initializers.some((t) => t.name === 'model.embed_tokens.weight')).toBe(true);
       expect(() => quantize(exportModel(openHfModel(m.dir)).model, { method: 'rtn', bits: 4, embedBits: 2 as 4 })).toThrow(/--embed-bits 2 is not supported/);
+    } finally {
+      m.cleanup();
+    }
+  });
+
+  it('AWQ stores a tied table apart (its scales change the head), at the head’s bits unless asked otherwise', async () => {
+    const m = tinyLlama({ hiddenSize: 64, vocabSize: 300, tieWordEmbeddings: true, seed: 25 });
+    try {
+      const calibration = { samples: [Array.from({ length: 32 }, (_, i) => (i * 37) % 300)], source: 'test' };
+      for (const [embedBits, expected] of [
+        [undefined, 8],
+        [4, 4],
+      ] as const) {
+        const q = await createQuantizer('awq', { bits: 4, blockSize: 32, embedBits }).quantize(exportModel(openHfModel(m.dir)).model, { calibration });
+        expect(q.report.embedding).toMatchObject({ bits: expected });
+        expect(q.report.embedding?.sharedWith).toBeUndefined();
+      }
     } finally {
       m.cleanup();
     }
