@@ -405,7 +405,7 @@ export function quantizeEmbeddings(model: Model, o: ResolvedQuantizeOptions, rep
     // A tied table that cannot share the head's codes (AWQ's scales changed the head) is stored apart at the head's
     // bits unless asked otherwise, as a shared one is: at 4 bits it cost AWQ 0.3–0.4 points on stories260K.
     const head = readTiedEmbedding(model)?.embedding === site.table.name ? report.head?.bits : undefined;
-    const siteBits = o.embedBits ?? (head === 4 || head === 8 ? head : bits);
+    const siteBits = o.embedBits === undefined && (head === 4 || head === 8) ? head : bits;
     let block = o.blockSize;
     while (block > 16 && site.H % block !== 0) block /= 2;
     if (site.H % block !== 0) continue;
