@@ -21,7 +21,10 @@ export interface EvaluateOptions {
   context?: number;
   maxPositions?: number;
   maxWindows?: number;
-  /** Windows sampled from the baseline when there is no text (default 8, of min(context, 128) tokens). */
+  /**
+   * How many windows to sample from the baseline when there is no text, unless `maxWindows` is given (default 8; each
+   * of `context` tokens when given, else min(the default context, 128)).
+   */
   sampledWindowCount?: number;
   sampleSeed?: number;
   speed?: Partial<Omit<SpeedOptions, 'vocabSize'>>;

@@ -85,9 +85,11 @@ describe.skipIf(!stories260K || !tinyStoriesText)('alki-ppl-v1 on stories260K an
     expect(results[0].agreement!.positions).toBe(3 * 63);
     expect(baseline!.perplexity).toBeLessThan(results[0].perplexity);
     // Without text, --max-windows and --context still decide how many windows and how long (not the 8 × 128 default).
-    const asked = await evaluationWindows({ maxWindows: 2, context: 200, maxPositions: 512 }, stories260K!, s32);
+    const asked = await evaluationWindows({ metrics: ['perplexity'], vocabSize: 512, maxWindows: 2, context: 200, maxPositions: 512 }, stories260K!, s32);
     expect(asked.windows.map((w) => w.length)).toEqual([200, 200]);
-    expect((await evaluationWindows({ maxPositions: 512 }, stories260K!, s32)).windows.map((w) => w.length)).toEqual(Array(8).fill(128));
+    expect((await evaluationWindows({ metrics: ['perplexity'], vocabSize: 512, maxPositions: 512 }, stories260K!, s32)).windows.map((w) => w.length)).toEqual(
+      Array(8).fill(128),
+    );
     await s32.release();
     await s4.release();
   });

@@ -402,9 +402,10 @@ export function quantizeEmbeddings(model: Model, o: ResolvedQuantizeOptions, rep
   for (const site of findEmbeddings(model)) {
     // A tied table is stored once, at the head's width, whatever embedBits says.
     if (shareTiedEmbedding(model, site, report)) continue;
-    // A tied table that cannot share the head's codes (AWQ's scales changed the head) is stored apart at the head's
-    // bits unless asked otherwise, as a shared one is: at 4 bits it cost AWQ 0.3–0.4 points on stories260K.
-    const head = readTiedEmbedding(model)?.embedding === site.table.name ? report.head?.bits : undefined;
+    // AWQ's scales change the head, so its tied table is stored apart: at the head's bits unless asked otherwise, as
+    // a shared one would be (at 4 bits it cost AWQ 0.3–0.4 points on stories260K).
+    const awq = report.method === 'awq' || !!report.awqScales;
+    const head = awq && readTiedEmbedding(model)?.embedding === site.table.name ? report.head?.bits : undefined;
     const siteBits = o.embedBits === undefined && (head === 4 || head === 8) ? head : bits;
     let block = o.blockSize;
     while (block > 16 && site.H % block !== 0) block /= 2;
