@@ -615,6 +615,12 @@ const cases: Case[] = [
     message: /RTN needs no calibration: --calib, --quick apply to AWQ, GPTQ and SmoothQuant only/,
   },
   {
+    name: '--resume with --quantize rtn (nothing recorded to resume)',
+    args: (w) => ['build', model(w), '--quantize', 'rtn', '--resume', '--out', out(w)],
+    status: 2,
+    message: /--resume continues AWQ and GPTQ builds \(they record each finished layer\), not rtn/,
+  },
+  {
     name: '--block-size with --quantize none',
     args: (w) => ['build', model(w), '--quantize', 'none', '--block-size', '64', '--out', out(w)],
     status: 2,

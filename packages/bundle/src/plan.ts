@@ -69,10 +69,11 @@ export function estimateRunMemory(
 ): PlanRow['parts'] & { peakBytes: number; bundleBytes: number } {
   // SmoothQuant leaves the embedding table in float.
   const embedBits = choice.method === 'smoothquant' ? 32 : undefined;
-  const bundleBytes = estimateModelBytes(c, choice.bits, choice.blockSize, choice.headBits, embedBits);
+  const awq = choice.method === 'awq';
+  const bundleBytes = estimateModelBytes(c, choice.bits, choice.blockSize, choice.headBits, embedBits, 2, awq);
   // The residencies were measured on bundles with float32 scales, which is what a session holds after folding the
   // float16 scales' Cast: the weights in memory are counted with 4-byte scales.
-  const loadedBytes = estimateModelBytes(c, choice.bits, choice.blockSize, choice.headBits, embedBits, 4);
+  const loadedBytes = estimateModelBytes(c, choice.bits, choice.blockSize, choice.headBits, embedBits, 4, awq);
   const format = choice.method === 'smoothquant' ? 'w8a8' : choice.bits === 32 ? 'fp32' : choice.bits === 8 ? 'int8' : 'int4';
   const prompt = Math.min(RUN_MEMORY.promptTokens, Math.max(1, Math.floor(context / 4)));
   const parts = {

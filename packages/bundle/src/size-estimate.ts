@@ -16,10 +16,14 @@ export function estimateModelBytes(
   bits: 32 | 8 | 4,
   blockSize = 32,
   headBits: 32 | 8 | 4 = bits === 32 ? 32 : bits === 8 ? 8 : (DEFAULT_HEAD_BITS as 8),
-  embedBits: 32 | 8 | 4 = bits === 32 ? 32 : defaultEmbedBits(bits),
+  /** Bits of the token table when asked for (default: defaultEmbedBits of `bits`; with `awq` a tied table follows the head). */
+  explicitEmbed?: 32 | 8 | 4,
   /** Bytes per block scale: 2 on disk (float16), 4 in a loaded session (onnxruntime folds the Cast to float32). */
   scaleBytes: 2 | 4 = 2,
+  /** AWQ (or GPTQ on AWQ's scales): a tied table cannot be the head's codes and is stored apart, at the head's bits. */
+  awq = false,
 ): number {
+  const embedBits = explicitEmbed ?? (bits === 32 ? 32 : defaultEmbedBits(bits));
   const H = c.hiddenSize;
   // Codes [N, blocks, bs·b/8] and float16 scales [N, blocks] (float32 only where a scale leaves float16's range).
   const blockwise = (N: number, K: number, b: number, bs: number) => N * Math.ceil(K / bs) * ((bs * b) / 8 + scaleBytes);
@@ -41,12 +45,13 @@ export function estimateModelBytes(
   let eb = blockSize;
   while (eb > 16 && H % eb !== 0) eb /= 2;
   const quantizedEmbed = bits !== 32 && embedBits !== 32 && H % eb === 0;
-  const sharedWithHead = c.tieWordEmbeddings && bits !== 32 && headBits !== 32 && embedBits !== 32 && H % blockOf(H) === 0;
+  const sharedWithHead = !awq && c.tieWordEmbeddings && bits !== 32 && headBits !== 32 && embedBits !== 32 && H % blockOf(H) === 0;
+  const tableBits = awq && c.tieWordEmbeddings && explicitEmbed === undefined && headBits !== 32 ? headBits : embedBits;
   // Quantized tables keep one zero point per byte.
   const embed = sharedWithHead
     ? c.vocabSize * (H / blockOf(H))
     : quantizedEmbed
-      ? blockwise(c.vocabSize, H, embedBits, eb) + c.vocabSize * (H / eb)
+      ? blockwise(c.vocabSize, H, tableBits, eb) + c.vocabSize * (H / eb)
       : embedParams * 4;
   return otherParams * 4 + embed + perLayer * c.numLayers + linear(c.vocabSize, H, headBits) + rotary;
 }

@@ -2,10 +2,13 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TextGenerator } from '@alki/runtime';
+import { parseDecoderConfig } from '@alki/models';
+import { readModelFile } from '@alki/onnx';
 import {
   AUTO_QUICK_PARAMETERS,
   buildBundle,
   compareMethods,
+  estimateModelBytes,
   isSafeRelativePath,
   parseMethods,
   readBundle,
@@ -92,6 +95,22 @@ describe('buildBundle', () => {
     } finally {
       tied.cleanup();
       narrow.cleanup();
+    }
+  });
+
+  it('estimates the weights AWQ writes for a tied model (its table stored apart, at the head’s 8 bits)', async () => {
+    const tied = tinyLlama({ seed: 8, tieWordEmbeddings: true });
+    try {
+      const out = join(t.dir, 'awq-tied');
+      await buildBundle({ modelDir: tied.dir, out, quantize: { method: 'awq', bits: 4 }, calibration: { quick: true }, testRun: false });
+      const manifest = readBundle(out).manifest;
+      expect(manifest.quantization.embedBits).toBe(8);
+      const written = readModelFile(join(out, manifest.model.path)).graph.initializers.reduce((sum, x) => sum + x.data.byteLength, 0);
+      const config = parseDecoderConfig(JSON.parse(readFileSync(join(tied.dir, 'config.json'), 'utf8')));
+      expect(Math.abs(estimateModelBytes(config, 4, 32, 8, undefined, 2, true) - written) / written).toBeLessThan(0.01);
+      expect(estimateModelBytes(config, 4, 32, 8)).toBeLessThan(0.9 * written); // as if shared: what RTN/GPTQ write
+    } finally {
+      tied.cleanup();
     }
   });
 

@@ -229,7 +229,7 @@ export function resolveQuantizeOptions(o: QuantizeOptions): ResolvedQuantizeOpti
   // int8 activations inside MatMulNBits (level 4) by default: see docs/decisions.md for the measured trade.
   const accuracyLevel = o.accuracyLevel ?? 4;
   if (![0, 1, 2, 3, 4].includes(accuracyLevel))
-    throw new AlkiError('BAD_OPTION', `accuracy level ${accuracyLevel} is not supported`, 'use 0 (exact float activations) or 4 (int8 activations)');
+    throw new AlkiError('BAD_OPTION', unsupported('--accuracy-level', accuracyLevel), 'use 0 (exact float activations) or 4 (int8 activations)');
   if (o.actOrder && o.method !== 'gptq') throw new AlkiError('BAD_OPTION', '--act-order applies to GPTQ only', 'use --quantize gptq --act-order');
   for (const [flag, on] of [
     ['--true-sequential', o.trueSequential],
@@ -246,11 +246,11 @@ export function resolveQuantizeOptions(o: QuantizeOptions): ResolvedQuantizeOpti
       o.method === 'awq' ? 'AWQ searches its own clipping: leave --mse-clip out' : 'leave --mse-clip out',
     );
   if (o.headBits !== undefined && ![4, 8, 32].includes(o.headBits))
-    throw new AlkiError('BAD_OPTION', `--head-bits ${o.headBits} is not supported`, 'use 4, 8 or 32 (32 keeps the output projection in float)');
+    throw new AlkiError('BAD_OPTION', unsupported('--head-bits', o.headBits), 'use 4, 8 or 32 (32 keeps the output projection in float)');
   if (o.headBits === 4 && o.method === 'smoothquant')
     throw new AlkiError('BAD_OPTION', 'SmoothQuant is W8A8: --head-bits 4 is not possible', 'use --head-bits 8 or 32 with smoothquant');
   if (o.embedBits !== undefined && ![4, 8, 32].includes(o.embedBits))
-    throw new AlkiError('BAD_OPTION', `--embed-bits ${o.embedBits} is not supported`, 'use 4, 8 or 32 (32 keeps the embedding table in float)');
+    throw new AlkiError('BAD_OPTION', unsupported('--embed-bits', o.embedBits), 'use 4, 8 or 32 (32 keeps the embedding table in float)');
   if (o.embedBits !== undefined && o.embedBits !== 32 && o.method === 'smoothquant')
     throw new AlkiError(
       'BAD_OPTION',

@@ -82,7 +82,7 @@ export function buildCommand(y: Argv, signal: AbortSignal) {
         .option('embed-bits', {
           type: 'number',
           describe:
-            "bits of the token embedding table: 4, 8 or 32 (float); default 4 for int4 models, 8 for int8; a tied table is stored once, at the head's width",
+            "bits of the token embedding table: 4, 8 or 32 (float); default 4 for int4 models, 8 for int8; a tied table is stored once, at the head's width (AWQ: apart, at the head's bits)",
         })
         .option('act-order', { type: 'boolean', default: false, describe: 'GPTQ: quantize columns by decreasing activation energy' })
         .option('awq-scales', {
@@ -354,7 +354,7 @@ export function rejectStrayQuantizeFlags(args: Record<string, unknown>, method: 
         'drop them, or choose a method: --quantize gptq (the default), rtn, awq or smoothquant',
       );
   } else if (method === 'rtn') {
-    const stray = given(['calib', 'calib-samples', 'calib-seqlen', 'quick', 'resume']);
+    const stray = given(['calib', 'calib-samples', 'calib-seqlen', 'quick']);
     if (stray.length)
       throw new AlkiError(
         'BAD_OPTION',
@@ -362,4 +362,10 @@ export function rejectStrayQuantizeFlags(args: Record<string, unknown>, method: 
         'drop them, or use --quantize gptq (the default) or awq to calibrate',
       );
   }
+  if (args.resume === true && method !== 'awq' && method !== 'gptq')
+    throw new AlkiError(
+      'BAD_OPTION',
+      `--resume continues AWQ and GPTQ builds (they record each finished layer), not ${method}`,
+      'drop --resume: this build starts over in any case',
+    );
 }
