@@ -152,6 +152,12 @@ describe.skipIf(!stories260K || !tinyStoriesText)('alki compare / bench / build 
     expect(short.stderr).toMatch(/fewer than one window of 512[\s\S]*hint: use a longer text, or a smaller --context/);
     const noText = alki(['bench', b, '--metrics', 'perplexity']);
     expect(noText.stderr).toMatch(/Alki ships none/);
+    // Plain `alki bench <bundle>`: what needs no text, said so, and exit 0.
+    const plain = alki(['bench', b, '--json', '--runs', '1', '--new-tokens', '4', '--prompt-tokens', '8']);
+    expect(plain.status, plain.stderr).toBe(0);
+    const report = JSON.parse(plain.stdout);
+    expect(report.evaluations[0].speed).toBeDefined();
+    expect(report.evaluations[0].quality).toBeUndefined();
     const cfg = join(b, 'tokenizer.json');
     const bytes = readFileSync(cfg);
     bytes[100] ^= 1;

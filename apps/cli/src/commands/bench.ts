@@ -16,7 +16,10 @@ export function benchCommand(y: Argv, signal: AbortSignal) {
       evalFlags(
         a
           .positional('bundle', { type: 'string', demandOption: true })
-          .option('metrics', { type: 'string', default: 'all', describe: 'perplexity,speed,memory,size or all' })
+          .option('metrics', {
+            type: 'string',
+            describe: 'perplexity,speed,memory,size or all (default all; speed,memory,size when there is no --text or --baseline to score perplexity on)',
+          })
           .option('baseline', { type: 'string', describe: 'baseline bundle (usually the fp32 one) for ratios, KL and top-1' })
           .option('report', { type: 'string', describe: 'also write a self-contained HTML report here' })
           .option('verify', { type: 'boolean', default: true, describe: 'check file hashes first (--no-verify to skip)' })
@@ -32,7 +35,11 @@ export function benchCommand(y: Argv, signal: AbortSignal) {
       ),
     async (args) => {
       const flags = args as OutputFlags;
-      const metrics = parseMetrics(args.metrics as string);
+      // Plain `alki bench <bundle>` measures what needs no text (Alki ships none) instead of failing.
+      const textless = args.text === undefined && args.baseline === undefined && !args.browser;
+      const metrics = parseMetrics((args.metrics as string | undefined) ?? (textless ? 'speed,memory,size' : 'all'));
+      if (args.metrics === undefined && textless)
+        note(flags, 'perplexity needs --text FILE (or --baseline BUNDLE, for agreement on text sampled from it): measuring speed, memory and size');
       if (args.report !== undefined) assertWritableFile(args.report as string, '--report');
       const bundles = [readBundle(args.bundle as string), ...(args.baseline ? [readBundle(args.baseline as string)] : [])];
       if (!args.verify) bundles.forEach(checkBundleSize);
