@@ -114,7 +114,12 @@ export function assertWritableBundleDir(dest: string, overwrite: boolean, o: Rep
     );
   }
   // Files someone added to the bundle (notes, data) would go with it: --force replaces what Alki wrote, nothing more.
-  const added = filesUnder(target).filter((f) => !listed.has(f));
+  let added: string[];
+  try {
+    added = filesUnder(target).filter((f) => !listed.has(f));
+  } catch (e) {
+    throw fsError(e, `reading ${dest} before replacing it`);
+  }
   if (added.length) {
     throw new AlkiError(
       'BAD_OPTION',

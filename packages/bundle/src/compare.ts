@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { AlkiError, type ProgressCallback } from '@alki/core';
 import { makeDirs } from '@alki/core/node';
 import { evaluateTargets, formatHtml, formatMarkdown, formatTerminal, type EvaluateOptions, type EvaluationReport } from '@alki/eval';
-import { assertOutsideProtected } from './atomic-dir.js';
+import { assertOutsideProtected, assertWritableBundleDir } from './atomic-dir.js';
 import { ALKI_VERSION } from './version.js';
 import { buildBundle, calibrationSize, resolveCalibration, withQuickDefaults, type CalibrationOptions } from './build.js';
 import { countParameters, isOnnxModelFolder, openHfModel, openOnnxModelFolder } from '@alki/models';
@@ -162,7 +162,8 @@ function assertComparisonDir(out: string, modelDir: string): void {
   const foreign = readdirSync(out).filter((e) => {
     if (e.startsWith('.')) return !/\.partial-\d+-/.test(e); // Alki's own temporary folders are swept by the builds
     if (REPORT_FILES.includes(e)) return e === 'report.json' && !isAlkiReport(join(out, e));
-    if (labels.has(e)) return !existsSync(join(out, e, 'alki.json'));
+    // A method's bundle is rebuilt in place when its settings changed: one holding files of its own would stop that.
+    if (labels.has(e)) return !existsSync(join(out, e, 'alki.json')) || !replaceable(join(out, e));
     return true;
   });
   if (foreign.length) {
@@ -198,4 +199,14 @@ function sameCalibration(recorded: Bundle['manifest']['quantization']['calibrati
   if (recorded.samples !== samples || recorded.sequenceLength !== seqLen) return false;
   if (!wanted.path) return recorded.source.startsWith('sampled') && (wanted.seed ?? 0) === Number(/seed (\d+)/.exec(recorded.source)?.[1] ?? 0);
   return recorded.sha256 === createHash('sha256').update(readCalibrationFile(wanted.path)).digest('hex');
+}
+
+/** Whether --force could replace the bundle folder `dir` (see assertWritableBundleDir). */
+function replaceable(dir: string): boolean {
+  try {
+    assertWritableBundleDir(dir, true);
+    return true;
+  } catch {
+    return false;
+  }
 }
