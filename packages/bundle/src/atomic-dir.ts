@@ -3,6 +3,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import { AlkiError, fsError, isProcessRunning, onInterrupt, runInterruptCleanups } from '@alki/core';
 import { makeDirs } from '@alki/core/node';
 import { validateManifest } from './manifest.js';
+import { unlistedFiles } from './list-files.js';
 
 const live = new Set<string>();
 
@@ -102,10 +103,9 @@ export function assertWritableBundleDir(dest: string, overwrite: boolean, o: Rep
       'choose another --out folder, or remove it yourself if you really mean to',
     );
   }
-  let listed: Set<string>;
+  let files: { path: string }[];
   try {
-    const manifest = validateManifest(JSON.parse(readFileSync(join(target, 'alki.json'), 'utf8')), dest);
-    listed = new Set(['alki.json', ...manifest.files.map((f) => f.path)]);
+    files = validateManifest(JSON.parse(readFileSync(join(target, 'alki.json'), 'utf8')), dest).files;
   } catch {
     throw new AlkiError(
       'BAD_OPTION',
@@ -116,7 +116,8 @@ export function assertWritableBundleDir(dest: string, overwrite: boolean, o: Rep
   // Files someone added to the bundle (notes, data) would go with it: --force replaces what Alki wrote, nothing more.
   let added: string[];
   try {
-    added = filesUnder(target).filter((f) => !listed.has(f));
+    // Symlinks count: whatever someone put there goes with the folder.
+    added = unlistedFiles(target, files, true);
   } catch (e) {
     throw fsError(e, `reading ${dest} before replacing it`);
   }
@@ -127,14 +128,6 @@ export function assertWritableBundleDir(dest: string, overwrite: boolean, o: Rep
       'move those files out of the bundle (or delete them) and build again, or choose another --out folder',
     );
   }
-}
-
-/** Every file under `dir`, as paths relative to it with forward slashes (symlinks listed, not followed). */
-function filesUnder(dir: string, prefix = ''): string[] {
-  return readdirSync(join(dir, prefix), { withFileTypes: true }).flatMap((e) => {
-    const rel = prefix ? `${prefix}/${e.name}` : e.name;
-    return e.isDirectory() ? filesUnder(dir, rel) : [rel];
-  });
 }
 
 function isSymlink(p: string): boolean {

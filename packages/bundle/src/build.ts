@@ -19,11 +19,11 @@ import {
 import {
   calibrationFromText,
   createQuantizer,
-  defaultEmbedBits,
   FolderCheckpoint,
   quantizeParallel,
   readCalibrationFile,
   resolveQuantizeOptions,
+  tableBits,
   type CalibrationData,
   type QuantizeOptions,
   type QuantizeReport,
@@ -563,7 +563,7 @@ function embeddingNote(q: BuildBundleOptions['quantize'], report: QuantizeReport
   const stored = report.embedding?.bits ?? 32;
   if (q.embedBits !== undefined && stored !== q.embedBits && report.embedding?.sharedWith)
     return `token table: int${stored}, not the --embed-bits ${q.embedBits} asked for: it is tied to the output projection and shares its codes (--head-bits sets both)`;
-  const asked = q.embedBits ?? defaultEmbedBits(report.bits);
+  const asked = tableBits(report.bits, q.embedBits);
   if (stored === 32 && asked !== 32 && hiddenSize % 16 !== 0)
     return `token table: float32, not int${asked}: its rows of ${hiddenSize} values do not split into blocks of 16 or more`;
   return undefined;

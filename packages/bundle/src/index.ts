@@ -18,7 +18,7 @@ export { bundleEvalTarget, quantizationLabel } from './eval-target.js';
 export { manifestMetrics } from './metrics.js';
 export { estimateModelBytes } from './size-estimate.js';
 export { machineWarnings, targetThreads } from './machine-check.js';
-export { checkBundleSize } from './size-check.js';
+export { bundleSizeError, checkBundleSize } from './size-check.js';
 export { planBuilds, estimateRunMemory, kvCacheBytes, parseMemory, RUN_MEMORY } from './plan.js';
 export type { Plan, PlanRow, PlanChoice } from './plan.js';
 export { targetSettings, quantizeOptionsOf, checkTargetFit } from './target.js';

@@ -2,7 +2,7 @@ import { existsSync, lstatSync, readFileSync, statSync, type Stats } from 'node:
 import { join, resolve } from 'node:path';
 import { AlkiError, fsError, isAlkiError } from '@alki/core';
 import { hashFile } from './hash.js';
-import { listFiles } from './list-files.js';
+import { unlistedFiles } from './list-files.js';
 import { manifestHash, validateManifest, type BundleFile, type BundleManifest } from './manifest.js';
 
 export interface Bundle {
@@ -115,15 +115,12 @@ export function verifyBundle(dir: string): VerifyResult {
     else if (actual.sha256 !== f.sha256)
       problems.push({ path: f.path, problem: 'sha256', detail: `sha256 ${actual.sha256.slice(0, 12)}…, alki.json says ${f.sha256.slice(0, 12)}…` });
   }
-  const listed = new Set(m.files.map((f) => f.path));
-  let present: string[];
+  let unlisted: string[];
   try {
-    present = listFiles(bundle.dir);
+    unlisted = unlistedFiles(bundle.dir, m.files);
   } catch (e) {
     throw fsError(e, `listing the files of ${bundle.dir}`);
   }
-  for (const rel of present) {
-    if (rel !== 'alki.json' && !listed.has(rel)) problems.push({ path: rel, problem: 'unlisted', detail: 'in the folder but not listed in alki.json' });
-  }
+  for (const rel of unlisted) problems.push({ path: rel, problem: 'unlisted', detail: 'in the folder but not listed in alki.json' });
   return { ok: problems.length === 0, checkedFiles: m.files.length + 1, checkedBytes, problems };
 }

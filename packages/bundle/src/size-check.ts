@@ -10,6 +10,12 @@ import type { Bundle } from './read.js';
  * missing external-data file before onnxruntime reads it.
  */
 export function checkBundleSize(bundle: Bundle): void {
+  const error = bundleSizeError(bundle);
+  if (error) throw error;
+}
+
+/** {@link checkBundleSize}'s finding as a value: the error to report, or undefined when every file is whole (`alki info`). */
+export function bundleSizeError(bundle: Bundle): AlkiError | undefined {
   const problems: string[] = [];
   for (const f of bundle.manifest.files) {
     let size: number | undefined;
@@ -24,10 +30,11 @@ export function checkBundleSize(bundle: Bundle): void {
     if (size !== undefined && size !== f.bytes) problems.push(`${f.path} has ${size} bytes, alki.json says ${f.bytes}`);
   }
   if (problems.length) {
-    throw new AlkiError(
+    return new AlkiError(
       'VERIFY_FAILED',
       `${bundle.dir} is incomplete or damaged: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? `; and ${problems.length - 3} more` : ''}`,
       'copy the bundle again (all of its files), or rebuild it; `alki info --verify` checks every byte',
     );
   }
+  return undefined;
 }

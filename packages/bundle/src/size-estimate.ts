@@ -1,5 +1,5 @@
 import { countParameters, type DecoderConfig } from '@alki/models';
-import { DEFAULT_HEAD_BITS, defaultEmbedBits } from '@alki/quantizers';
+import { DEFAULT_HEAD_BITS, defaultEmbedBits, embeddingBlockSize, tableBits, writtenBlockSize } from '@alki/quantizers';
 
 /**
  * Bytes of the ONNX weights Alki writes for a config, without building it:
@@ -27,8 +27,7 @@ export function estimateModelBytes(
   const H = c.hiddenSize;
   // Codes [N, blocks, bs·b/8] and float16 scales [N, blocks] (float32 only where a scale leaves float16's range).
   const blockwise = (N: number, K: number, b: number, bs: number) => N * Math.ceil(K / bs) * ((bs * b) / 8 + scaleBytes);
-  // A block wider than K is written at the least power of two ≥ 16 that holds K (the quantizer's trimPaddedBlock).
-  const blockOf = (K: number) => (K > blockSize ? blockSize : Math.min(blockSize, Math.max(16, 2 ** Math.ceil(Math.log2(K)))));
+  const blockOf = (K: number) => writtenBlockSize(K, blockSize);
   // MatMulNBits adds zero points packed per row.
   const linear = (N: number, K: number, b: number = bits) =>
     b === 32 ? N * K * 4 : blockwise(N, K, b, blockOf(K)) + N * Math.ceil((Math.ceil(K / blockOf(K)) * b) / 8);
@@ -41,17 +40,15 @@ export function estimateModelBytes(
   const embedParams = c.vocabSize * H;
   const otherParams = countParameters({ ...c, tieWordEmbeddings: true }) - linearParams - embedParams;
   const rotary = c.ropeScaling?.type === 'dynamic' ? 0 : 2 * c.maxPositions * (c.rotaryDim / 2) * 4;
-  // The embedding: quantized only when H splits into whole blocks (the quantizer halves the block until it does).
-  let eb = blockSize;
-  while (eb > 16 && H % eb !== 0) eb /= 2;
-  const quantizedEmbed = bits !== 32 && embedBits !== 32 && H % eb === 0;
+  // The embedding: quantized only when H splits into whole blocks; a tied table AWQ keeps apart follows the head.
+  const eb = embeddingBlockSize(H, blockSize);
+  const quantizedEmbed = bits !== 32 && embedBits !== 32 && eb !== undefined;
   const sharedWithHead = !awq && c.tieWordEmbeddings && bits !== 32 && headBits !== 32 && embedBits !== 32 && H % blockOf(H) === 0;
-  const tableBits = awq && c.tieWordEmbeddings && explicitEmbed === undefined && headBits !== 32 ? headBits : embedBits;
   // Quantized tables keep one zero point per byte.
   const embed = sharedWithHead
     ? c.vocabSize * (H / blockOf(H))
     : quantizedEmbed
-      ? blockwise(c.vocabSize, H, tableBits, eb) + c.vocabSize * (H / eb)
+      ? blockwise(c.vocabSize, H, tableBits(bits, explicitEmbed, awq && c.tieWordEmbeddings ? headBits : undefined), eb!) + c.vocabSize * (H / eb!)
       : embedParams * 4;
   return otherParams * 4 + embed + perLayer * c.numLayers + linear(c.vocabSize, H, headBits) + rotary;
 }

@@ -57,7 +57,7 @@ const GPTQ =
   'GPTQ cuts min/max RTN int4’s perplexity increase on stories260K by 42% with text calibration, 38% without (docs/quantization.md), and beats RTN with searched ranges (+6.1% against +8.7%, docs/performance.md), at no cost at run time';
 const INT4 = 'int4 weights are 27% of fp32 and decode 6.2× faster than fp32 on a TinyLlama-shaped model (docs/models.md): edge decoding is memory-bound';
 const BLOCK32 =
-  'block 32 is GPTQ’s best measured quality (+4.4% on stories260K against +5.3% at block 128, docs/quantization.md); a plain `alki build` uses block 128, which on the x86 CPUs measured prefills 1.45× and decodes 1.17× faster in 10% fewer bytes (docs/performance.md), not timed on this target';
+  'block 32 is GPTQ’s better measured quality (+4.65% on stories260K against +5.50% at block 128, seeds 0–2, docs/quantization.md); a plain `alki build` uses block 128, which on an Intel Xeon with AVX-512 VNNI (no AMX) prefills 1.45× and decodes 1.17× faster in 10% fewer bytes (docs/performance.md), not timed on this target';
 const ACC4 = 'accuracy level 4 (int8 activations inside MatMulNBits) makes int4 decode 2.3× faster for +0.1% perplexity (docs/decisions.md)';
 const HEAD8 = 'an 8-bit lm_head keeps all but 0.02 points of a float head’s quality for 3.6% more bytes (docs/decisions.md)';
 const S8_EXACT = 's8 W8A8 weights are exact on this CPU (no 16-bit pair saturation) and 0.3 points better than s7 on stories260K (docs/decisions.md)';

@@ -170,6 +170,32 @@ export function defaultEmbedBits(bits: number): 4 | 8 {
 }
 
 /**
+ * Bits of a token table stored on its own (not as the head's codes): `embedBits` when given; a tied table that AWQ
+ * keeps apart (its scales change the head) follows its 4- or 8-bit head, `apartHeadBits` — at 4 bits it cost AWQ
+ * 0.3–0.4 points on stories260K (Intel Xeon, AVX-512 VNNI, no AMX); else {@link defaultEmbedBits}.
+ */
+export function tableBits(bits: number, embedBits?: 4 | 8 | 32, apartHeadBits?: number): 4 | 8 | 32 {
+  if (embedBits !== undefined) return embedBits;
+  return apartHeadBits === 4 || apartHeadBits === 8 ? apartHeadBits : defaultEmbedBits(bits);
+}
+
+/**
+ * The block a weight with rows of K inputs is written in: `blockSize`, or, when one block holds a whole row, the
+ * least power of two ≥ 16 that holds K — the same codes, scales and zero points without the padding (stories260K's
+ * 64-wide rows at block 128 were half padding).
+ */
+export function writtenBlockSize(K: number, blockSize: number): number {
+  return K > blockSize ? blockSize : Math.min(blockSize, Math.max(16, 2 ** Math.ceil(Math.log2(K))));
+}
+
+/** The block a token table of rows of H values is stored in: `blockSize`, or the largest power of two ≥ 16 dividing H; undefined when none does. */
+export function embeddingBlockSize(H: number, blockSize: number): number | undefined {
+  let block = blockSize;
+  while (block > 16 && H % block !== 0) block /= 2;
+  return H % block === 0 ? block : undefined;
+}
+
+/**
  * GPTQ's default for {@link QuantizeOptions.trueSequential} and {@link QuantizeOptions.floatTargets}: on (measured
  * on stories260K over three calibration seeds, docs/quantization.md "GPTQ fitted to the float model").
  */
@@ -372,18 +398,14 @@ function replaceWithMatMulNBits(
   model.graph.nodes.splice(idx, 1, ...(scales.cast ? [scales.cast] : []), node);
 }
 
-/**
- * A block wider than the layer's input holds one row's K codes and padding (stories260K's 64-wide rows at block 128
- * were half padding): written at the least block size MatMulNBits takes that holds K (a power of two ≥ 16), the same
- * codes, scales and zero points in fewer bytes. Tensors with several blocks per row are left as they are.
- */
+/** A tensor whose one block per row is wider than its rows, rewritten at its {@link writtenBlockSize}: fewer bytes, the same numbers. */
 function trimPaddedBlock<S extends Pick<BlockwiseQuantized, 'K' | 'N' | 'bits' | 'blockSize'>, T extends { B: Tensor }>(
   shape: S,
   tensors: T,
 ): { shape: S; tensors: T } {
   const { K, N, bits, blockSize } = shape;
-  const tight = Math.max(16, 2 ** Math.ceil(Math.log2(K)));
-  if (K > blockSize || tight >= blockSize) return { shape, tensors };
+  const tight = writtenBlockSize(K, blockSize);
+  if (tight === blockSize) return { shape, tensors };
   const [blob, cut] = [(blockSize * bits) / 8, (tight * bits) / 8];
   const src = tensors.B.data as Uint8Array;
   const B = new Uint8Array(N * cut);
@@ -397,19 +419,14 @@ function trimPaddedBlock<S extends Pick<BlockwiseQuantized, 'K' | 'N' | 'bits' |
  * power of two ≥ 16 that divides H. A table tied to a quantized head reads the head's codes (shareTiedEmbedding).
  */
 export function quantizeEmbeddings(model: Model, o: ResolvedQuantizeOptions, report: QuantizeReport): void {
-  const bits = o.embedBits ?? defaultEmbedBits(o.bits);
-  if (o.method === 'none' || bits === 32) return;
+  if (o.method === 'none' || o.embedBits === 32) return;
   for (const site of findEmbeddings(model)) {
     // A tied table is stored once, at the head's width, whatever embedBits says.
     if (shareTiedEmbedding(model, site, report)) continue;
-    // AWQ's scales change the head, so its tied table is stored apart: at the head's bits unless asked otherwise, as
-    // a shared one would be (at 4 bits it cost AWQ 0.3–0.4 points on stories260K).
     const awq = report.method === 'awq' || !!report.awqScales;
-    const head = awq && readTiedEmbedding(model)?.embedding === site.table.name ? report.head?.bits : undefined;
-    const siteBits = o.embedBits === undefined && (head === 4 || head === 8) ? head : bits;
-    let block = o.blockSize;
-    while (block > 16 && site.H % block !== 0) block /= 2;
-    if (site.H % block !== 0) continue;
+    const siteBits = tableBits(o.bits, o.embedBits, awq && readTiedEmbedding(model)?.embedding === site.table.name ? report.head?.bits : undefined);
+    const block = embeddingBlockSize(site.H, o.blockSize);
+    if (block === undefined || siteBits === 32) continue;
     throwIfAborted(o.signal);
     o.onProgress?.({ step: 'quantize', done: report.layers.length, total: report.layers.length + 1, detail: site.table.name });
     quantizeEmbedding(model, site, { bits: siteBits, blockSize: block, symmetric: o.symmetric }, report, o.spill);

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { AlkiError } from '@alki/core';
-import { checkBundleSize, readBundle, verifyBundle, type BundleManifest, type VerifyResult } from '@alki/bundle';
+import { bundleSizeError, readBundle, verifyBundle, type BundleManifest, type VerifyResult } from '@alki/bundle';
 import { formatBytes, keyValues, type OutputFlags } from '../output.js';
 
 /** The human summary of a bundle, shared by `info` and `build`. */
@@ -51,17 +51,6 @@ function targetRow(m: BundleManifest): string | undefined {
   return `${t.preset}: ${formatBytes(t.memoryBytes)} memory, ${s.threads} threads, context ${s.context}, estimated peak ${formatBytes(t.estimatedPeakBytes)}${t.forcedFit ? ' (more than fits: --force-fit)' : ''}${t.overrides.length ? `; your flags overrode ${t.overrides.join(', ')}` : ''}`;
 }
 
-/** Without --verify: the one-stat-per-file check `run` makes, so that a missing or truncated file is not reported as fine. */
-function sizeFailure(bundle: ReturnType<typeof readBundle>): AlkiError | undefined {
-  try {
-    checkBundleSize(bundle);
-    return undefined;
-  } catch (e) {
-    if (e instanceof AlkiError) return e;
-    throw e;
-  }
-}
-
 function describeVerify(v: VerifyResult): string {
   if (v.ok) return `verify        OK: ${v.checkedFiles} files, ${formatBytes(v.checkedBytes)} match alki.json`;
   return [`verify        FAILED: ${v.problems.length} problem(s)`, ...v.problems.map((p) => `  ${p.path}: ${p.problem} — ${p.detail}`)].join('\n');
@@ -87,7 +76,8 @@ export function infoCommand(y: Argv) {
               `${bundle.dir} failed verification: ${verify.problems.map((p) => `${p.path} (${p.problem})`).join(', ')}`,
               'the bundle was changed or damaged after it was built; copy it again or rebuild it',
             )
-          : sizeFailure(bundle);
+          : // Without --verify, the one-stat-per-file check `run` makes: a missing or truncated file is not reported as fine.
+            bundleSizeError(bundle);
       if (flags.json) {
         // One document, with the failure inside it, and a non-zero exit.
         const error = failure ? { error: { code: failure.code, message: failure.message, hint: failure.hint } } : {};
