@@ -615,6 +615,19 @@ const cases: Case[] = [
     message: /RTN needs no calibration: --calib, --quick apply to AWQ, GPTQ and SmoothQuant only/,
   },
   {
+    name: '--calib with --quantize smoothquant --no-smooth (the naive baseline calibrates nothing)',
+    setup: (w) => writeFileSync(join(w.cwd, 'calib.txt'), 'Once upon a time. '.repeat(200)),
+    args: (w) => ['build', model(w), '--quantize', 'smoothquant', '--no-smooth', '--calib', 'calib.txt', '--alpha', '0.7', '--out', out(w)],
+    status: 2,
+    message: /--no-smooth builds the naive W8A8 model, which needs no calibration: --calib, --alpha apply to smoothing only/,
+  },
+  {
+    name: '--revision with a local folder (its files are used as they are)',
+    args: (w) => ['build', model(w), '--quantize', 'rtn', '--revision', 'v1', '--out', out(w)],
+    status: 2,
+    message: /--revision picks a commit of a hub model, but ".*" is a local folder/,
+  },
+  {
     name: '--resume with --quantize rtn (nothing recorded to resume)',
     args: (w) => ['build', model(w), '--quantize', 'rtn', '--resume', '--out', out(w)],
     status: 2,

@@ -25,7 +25,16 @@ export interface ResolveOptions extends HubOptions {
  * id such as `TinyLlama/TinyLlama-1.1B-Chat-v1.0` (downloaded into the cache).
  */
 export async function resolveModel(source: string, options: ResolveOptions = {}): Promise<ResolvedModel> {
-  if (existsSync(source)) return { dir: resolve(source), id: basename(resolve(source)), kind: 'local' };
+  const local = existsSync(source);
+  if ((local || source === 'demo') && options.revision !== undefined)
+    throw new AlkiError(
+      'BAD_OPTION',
+      `--revision picks a commit of a hub model, but ${local ? `"${source}" is a local folder` : '`demo` is the embedded model'}: its files are used as they are`,
+      local && looksLikeHubId(source)
+        ? `drop --revision, or rename or move the folder ./${source} so that the name reaches the hub`
+        : 'drop --revision, or give a hub id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0',
+    );
+  if (local) return { dir: resolve(source), id: basename(resolve(source)), kind: 'local' };
   if (source === 'demo') {
     if (!hasDemo())
       throw new AlkiError(

@@ -180,6 +180,13 @@ describe('hub download against a mock hub on 127.0.0.1', () => {
     expect(openHfModel(r.dir).config.numLayers).toBe(2);
   });
 
+  it('refuses --revision for a local folder or the demo, whose files are used as they are', async () => {
+    const count = hub.requests.length;
+    await expect(resolveModel(cache.dir, { endpoint, revision: 'v1' })).rejects.toThrow(/--revision picks a commit of a hub model, but ".*" is a local folder/);
+    await expect(resolveModel('demo', { endpoint, revision: 'main' })).rejects.toThrow(/--revision picks a commit of a hub model/);
+    expect(hub.requests.length).toBe(count);
+  });
+
   it('reuses the cached snapshot without downloading again, and works offline (HF_HUB_OFFLINE, --offline, hub unreachable)', async () => {
     const before = resolves();
     const r = await resolveModel('acme/tiny', { endpoint, hubCache: cache.dir });

@@ -361,6 +361,14 @@ export function rejectStrayQuantizeFlags(args: Record<string, unknown>, method: 
         `RTN needs no calibration: ${stray.map((k) => `--${k}`).join(', ')} ${stray.length > 1 ? 'apply' : 'applies'} to AWQ, GPTQ and SmoothQuant only`,
         'drop them, or use --quantize gptq (the default) or awq to calibrate',
       );
+  } else if (method === 'smoothquant' && args.smooth === false) {
+    const stray = given(['calib', 'calib-samples', 'calib-seqlen', 'quick', 'alpha']);
+    if (stray.length)
+      throw new AlkiError(
+        'BAD_OPTION',
+        `--no-smooth builds the naive W8A8 model, which needs no calibration: ${stray.map((k) => `--${k}`).join(', ')} ${stray.length > 1 ? 'apply' : 'applies'} to smoothing only`,
+        'drop them, or drop --no-smooth to smooth with calibration',
+      );
   }
   if (args.resume === true && method !== 'awq' && method !== 'gptq')
     throw new AlkiError(
