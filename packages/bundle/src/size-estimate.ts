@@ -27,10 +27,10 @@ export function estimateModelBytes(
   const H = c.hiddenSize;
   // Codes [N, blocks, bs·b/8] and float16 scales [N, blocks] (float32 only where a scale leaves float16's range).
   const blockwise = (N: number, K: number, b: number, bs: number) => N * Math.ceil(K / bs) * ((bs * b) / 8 + scaleBytes);
-  const blockOf = (K: number) => writtenBlockSize(K, blockSize);
+  const blockOf = (K: number, b: number = bits) => writtenBlockSize(K, blockSize, b);
   // MatMulNBits adds zero points packed per row.
   const linear = (N: number, K: number, b: number = bits) =>
-    b === 32 ? N * K * 4 : blockwise(N, K, b, blockOf(K)) + N * Math.ceil((Math.ceil(K / blockOf(K)) * b) / 8);
+    b === 32 ? N * K * 4 : blockwise(N, K, b, blockOf(K, b)) + N * Math.ceil((Math.ceil(K / blockOf(K, b)) * b) / 8);
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
   const I = c.intermediateSize;
@@ -43,10 +43,10 @@ export function estimateModelBytes(
   // The embedding: quantized only when H splits into whole blocks; a tied table AWQ keeps apart follows the head.
   const eb = embeddingBlockSize(H, blockSize);
   const quantizedEmbed = bits !== 32 && embedBits !== 32 && eb !== undefined;
-  const sharedWithHead = !awq && c.tieWordEmbeddings && bits !== 32 && headBits !== 32 && embedBits !== 32 && H % blockOf(H) === 0;
+  const sharedWithHead = !awq && c.tieWordEmbeddings && bits !== 32 && headBits !== 32 && embedBits !== 32 && H % blockOf(H, headBits) === 0;
   // Quantized tables keep one zero point per byte.
   const embed = sharedWithHead
-    ? c.vocabSize * (H / blockOf(H))
+    ? c.vocabSize * (H / blockOf(H, headBits))
     : quantizedEmbed
       ? blockwise(c.vocabSize, H, tableBits(bits, explicitEmbed, awq && c.tieWordEmbeddings ? headBits : undefined), eb!) + c.vocabSize * (H / eb!)
       : embedParams * 4;

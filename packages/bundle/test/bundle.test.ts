@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TextGenerator } from '@alki/runtime';
 import { parseDecoderConfig } from '@alki/models';
 import { readModelFile } from '@alki/onnx';
+import { writtenBlockSize } from '@alki/quantizers';
 import {
   AUTO_QUICK_PARAMETERS,
   buildBundle,
@@ -111,6 +112,27 @@ describe('buildBundle', () => {
       expect(estimateModelBytes(config, 4, 32, 8)).toBeLessThan(0.9 * written); // as if shared: what RTN/GPTQ write
     } finally {
       tied.cleanup();
+    }
+  });
+
+  it('writes each weight of an AWQ and a GPTQ build in the block that stores it in the fewest bytes', async () => {
+    // Block 128 on rows of 64 (attention, head) and 172 (the down projection): blocks of 64 for both.
+    for (const method of ['awq', 'gptq'] as const) {
+      const out = join(t.dir, `${method}-b128`);
+      await buildBundle({ modelDir: model.dir, out, quantize: { method, bits: 4, blockSize: 128 }, calibration: { quick: true }, testRun: false });
+      const manifest = readBundle(out).manifest;
+      const graph = readModelFile(join(out, manifest.model.path)).graph;
+      const nodes = graph.nodes.filter((n) => n.opType === 'MatMulNBits');
+      expect(nodes.length).toBeGreaterThan(0);
+      for (const n of nodes) {
+        const [K, bits] = [n.attributes.K.value as number, n.attributes.bits.value as number];
+        expect(n.attributes.block_size.value).toBe(writtenBlockSize(K, 128, bits));
+      }
+      expect(nodes.some((n) => n.attributes.K.value === 172 && n.attributes.block_size.value === 64)).toBe(true);
+      const written = graph.initializers.reduce((sum, x) => sum + x.data.byteLength, 0);
+      const config = parseDecoderConfig(JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8')));
+      expect(Math.abs(estimateModelBytes(config, 4, 128, 8, undefined, 2, method === 'awq') - written) / written).toBeLessThan(0.01);
+      expect(verifyBundle(out)).toMatchObject({ ok: true, problems: [] });
     }
   });
 

@@ -9,6 +9,7 @@ import type { CalibratedOptions, CalibrationData, LayerContext, LayerWork } from
 import { inferScaleGroups } from './graph/infer-groups.js';
 import { graphIndex } from './graph/scale-folding.js';
 import { assertFinite } from './graph/rewrite.js';
+import { writtenBlockSize } from './quantize.js';
 import { Scratch } from './scratch.js';
 import { OrtGemm } from './ort/gemm.js';
 
@@ -56,6 +57,7 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
     results,
     opts: { bits: o.bits, blockSize: o.blockSize, symmetric: o.symmetric },
     bitsOf: (name) => o.bitsOf?.(name) ?? o.bits,
+    blockOf: (K, bits) => writtenBlockSize(K, o.blockSize, bits, o.symmetric),
   };
   try {
     const total = spans.length;
@@ -72,6 +74,13 @@ export async function calibratedQuantize(model: Model, calibration: CalibrationD
       for (const layer of resumed.layers) {
         for (const t of layer.tensors) weight(t.name).data = t.data;
         for (const { name, qw, error } of layer.codes) {
+          // Codes an earlier version recorded in another block layout (see writtenBlockSize) are not this build's.
+          if (qw.blockSize !== ctx.blockOf(qw.K, qw.bits))
+            throw new AlkiError(
+              'BAD_INPUT',
+              `the checkpoint holds ${name} in blocks of ${qw.blockSize}, where this build writes blocks of ${ctx.blockOf(qw.K, qw.bits)}`,
+              'build again without --resume',
+            );
           o.errors?.set(name, error);
           if (o.onCodes) o.onCodes(name, qw);
           else results.set(name, qw);

@@ -12,6 +12,7 @@ import {
   resolveQuantizeOptions,
   selectLinears,
   writeMatMulNBits,
+  writtenBlockSize,
   type QuantizeMethod,
   type QuantizeOptions,
   type QuantizeReport,
@@ -122,7 +123,8 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
         if (written.has(site.weight.name)) continue;
         // A linear in no scale group (a foreign graph's odd one out) was not calibrated: plain RTN.
         const w = site.weight.data as Float32Array;
-        const rounded = rtn(w, site.N, site.K, { ...o, bits: bitsOf(o, report)(site.weight.name) }, 'KN');
+        const bits = bitsOf(o, report)(site.weight.name);
+        const rounded = rtn(w, site.N, site.K, { ...o, bits, blockSize: writtenBlockSize(site.K, o.blockSize, bits, o.symmetric) }, 'KN');
         writeMatMulNBits(model, site, rounded, relativeErrorOf(rounded, w, 'KN'), o.accuracyLevel, report, o.spill);
       }
       quantizeEmbeddings(model, o, report);

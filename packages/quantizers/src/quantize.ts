@@ -44,8 +44,8 @@ export interface QuantizeOptions {
   /** GPTQ: process columns by decreasing Hessian diagonal. */
   actOrder?: boolean;
   /**
-   * GPTQ: dampening as a fraction of the mean Hessian diagonal. Default 0.01, and 0.2 for blocks of 128 or more
-   * with {@link floatTargets} (see {@link gptqDampening}).
+   * GPTQ: dampening as a fraction of the mean Hessian diagonal. Default 0.01, and 0.2 for blocks of 64 or more
+   * with {@link floatTargets} (see {@link gptqDampening}; by the block asked, as RTN's default range search).
    */
   percDamp?: number;
   /**
@@ -180,12 +180,22 @@ export function tableBits(bits: number, embedBits?: 4 | 8 | 32, apartHeadBits?: 
 }
 
 /**
- * The block a weight with rows of K inputs is written in: `blockSize`, or, when one block holds a whole row, the
- * least power of two ≥ 16 that holds K — the same codes, scales and zero points without the padding (stories260K's
- * 64-wide rows at block 128 were half padding).
+ * The block a weight with rows of K inputs is quantized and written in: of the powers of two from 16 to `blockSize`,
+ * the one that stores a row in the fewest bytes (codes padded to whole blocks, float16 scales, packed zero points),
+ * the largest on a tie. Where blocks of `blockSize` split K evenly that is `blockSize` itself; a row narrower than a
+ * block is written without the padding (stories260K's 64-wide rows at block 128 were half padding), and a ragged row
+ * in smaller blocks whose padding costs less than their scales: Qwen2.5-0.5B's 896 inputs at block 256 pad to 1024
+ * codes, at 128 to none; stories260K's 172 at 128 or 256 pad to 256 codes, at 64 to 192 (fewer bytes, finer scales).
  */
-export function writtenBlockSize(K: number, blockSize: number): number {
-  return K > blockSize ? blockSize : Math.min(blockSize, Math.max(16, 2 ** Math.ceil(Math.log2(K))));
+export function writtenBlockSize(K: number, blockSize: number, bits = 4, symmetric = false): number {
+  let best = blockSize;
+  let least = Infinity;
+  for (let b = blockSize; b >= 16; b /= 2) {
+    const blocks = Math.ceil(K / b);
+    const bytes = (blocks * b * bits) / 8 + blocks * 2 + (symmetric ? 0 : Math.ceil((blocks * bits) / 8));
+    if (bytes < least) [best, least] = [b, bytes];
+  }
+  return best;
 }
 
 /** The block a token table of rows of H values is stored in: `blockSize`, or the largest power of two ≥ 16 dividing H; undefined when none does. */
@@ -202,14 +212,15 @@ export function embeddingBlockSize(H: number, blockSize: number): number | undef
 export const DEFAULT_GPTQ_FLOAT_TARGETS = true;
 
 /**
- * GPTQ's default dampening: 0.01 of the mean Hessian diagonal (the paper's), 0.2 for blocks of 128 or more fitted to
+ * GPTQ's default dampening: 0.01 of the mean Hessian diagonal (the paper's), 0.2 for blocks of 64 or more fitted to
  * the float model. There a block's range is fixed before the error spread reaches its later columns, and a stronger
- * dampening spreads less: stories260K over three seeds, block 128 +6.38% → +5.27%, block 256 +6.08% → +5.62%; at
- * blocks 16, 32 and 64 it was no better or worse (+3.59%, +4.40%, +5.79% against +3.17%, +4.37%, +5.37%), and for
- * plain GPTQ at block 128 worse (+7.89% against +7.25%). docs/quantization.md.
+ * dampening spreads less: stories260K over three seeds, block 128 +6.38% → +5.27%, block 256 +6.08% → +5.62%
+ * (2026-11-28); block 64 over six seeds +5.80% → +5.21%, lower on every seed (2026-11-29). At block 32 it changes
+ * nothing (+4.46% → +4.42% over six seeds), at 16 it was worse (+3.59% against +3.17%), and for plain GPTQ at block 128
+ * worse (+7.89% against +7.25%). docs/quantization.md.
  */
 export function gptqDampening(blockSize: number, floatTargets: boolean): number {
-  return floatTargets && blockSize >= 128 ? 0.2 : 0.01;
+  return floatTargets && blockSize >= 64 ? 0.2 : 0.01;
 }
 
 export type ResolvedQuantizeOptions = Required<Pick<QuantizeOptions, 'method' | 'bits' | 'blockSize' | 'symmetric' | 'accuracyLevel'>> & QuantizeOptions;
@@ -378,7 +389,6 @@ function replaceWithMatMulNBits(
   spill?: TensorSpill,
 ): void {
   const name = site.weight.name;
-  ({ shape, tensors } = trimPaddedBlock(shape, tensors));
   const keep = (x: Tensor) => spill?.spill(x) ?? x;
   const scales = halfScales(tensors.scales);
   const t = { B: keep(tensors.B), scales: keep(scales.tensor), zeroPoints: tensors.zeroPoints && keep(tensors.zeroPoints) };
@@ -396,21 +406,6 @@ function replaceWithMatMulNBits(
     `${site.node.name ?? name}_Q${shape.bits}`,
   );
   model.graph.nodes.splice(idx, 1, ...(scales.cast ? [scales.cast] : []), node);
-}
-
-/** A tensor whose one block per row is wider than its rows, rewritten at its {@link writtenBlockSize}: fewer bytes, the same numbers. */
-function trimPaddedBlock<S extends Pick<BlockwiseQuantized, 'K' | 'N' | 'bits' | 'blockSize'>, T extends { B: Tensor }>(
-  shape: S,
-  tensors: T,
-): { shape: S; tensors: T } {
-  const { K, N, bits, blockSize } = shape;
-  const tight = writtenBlockSize(K, blockSize);
-  if (tight === blockSize) return { shape, tensors };
-  const [blob, cut] = [(blockSize * bits) / 8, (tight * bits) / 8];
-  const src = tensors.B.data as Uint8Array;
-  const B = new Uint8Array(N * cut);
-  for (let n = 0; n < N; n++) B.set(src.subarray(n * blob, n * blob + cut), n * cut);
-  return { shape: { ...shape, blockSize: tight }, tensors: { ...tensors, B: uint8Tensor(tensors.B.name, [N, 1, cut], B) } };
 }
 
 /**
@@ -504,7 +499,8 @@ function rtnRun(model: Model, options: QuantizeOptions) {
       const name = site.weight.name;
       o.onProgress?.({ step: 'quantize', done: i, total: sites.length, detail: name });
       const mseClip = !!o.mseClip && (options.mseClip !== undefined || bits(name) < 8);
-      return { rows: readTransposed(site.weight), N: site.N, K: site.K, o: { bits: bits(name), blockSize: o.blockSize, symmetric: o.symmetric, mseClip } };
+      const blockSize = writtenBlockSize(site.K, o.blockSize, bits(name), o.symmetric);
+      return { rows: readTransposed(site.weight), N: site.N, K: site.K, o: { bits: bits(name), blockSize, symmetric: o.symmetric, mseClip } };
     },
     finish(i: number, p: PackedRtn) {
       const site = sites[i];

@@ -187,4 +187,30 @@ describe('the output projection’s width (headBits)', () => {
     expect(() => createQuantizer('rtn', { headBits: 6 as 8 })).toThrow(/--head-bits 6 is not supported/);
     m.cleanup();
   });
+  it('refuses to resume codes recorded in another block layout (an earlier version wrote the down projection in blocks of 128)', async () => {
+    const m = tinyLlama({ seed: 6 });
+    try {
+      const model = exportModel(openHfModel(m.dir)).model;
+      const qw = {
+        bits: 4,
+        blockSize: 128,
+        N: 64,
+        K: 172,
+        nBlocks: 2,
+        q: new Uint8Array(64 * 256),
+        scales: new Float32Array(128),
+        zeroPoints: new Uint8Array(128),
+      };
+      const checkpoint = {
+        load: () => ({ done: 1, layers: [{ codes: [{ name: 'model.layers.0.mlp.down_proj.weight', qw, error: 0 }], tensors: [] }], hidden: [] }),
+        save: () => {},
+      };
+      const calibration: CalibrationData = { samples: [[1, 300, 301, 302, 303, 304, 305, 306]], source: 'test' };
+      await expect(createQuantizer('gptq', { bits: 4, blockSize: 128, checkpoint }).quantize(model, { calibration })).rejects.toThrow(
+        /the checkpoint holds model\.layers\.0\.mlp\.down_proj\.weight in blocks of 128, where this build writes blocks of 64/,
+      );
+    } finally {
+      m.cleanup();
+    }
+  });
 });

@@ -16,6 +16,7 @@ import {
   relativeErrorOf,
   rtn,
   rtnPacked,
+  writtenBlockSize,
 } from '../src/index.js';
 
 function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
@@ -115,18 +116,38 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
       expect(model.graph.initializers.some((t) => t.name === 'w')).toBe(false);
       // zero_points 1-D, each row padded to a byte, as the op spec says (onnxruntime-web's WebGPU kernel refuses 2-D).
       const zp = model.graph.initializers.find((t) => t.name.endsWith('zero_points'));
+      // Quantized in the block that stores the rows in the fewest bytes (K=96 at 64 and K=70 at 32: smaller blocks).
+      const written = writtenBlockSize(K, blockSize, bits, symmetric);
+      expect(model.graph.nodes[1].attributes.block_size.value).toBe(written);
       if (symmetric) expect(zp).toBeUndefined();
-      else expect(zp?.dims).toEqual([N * Math.ceil((Math.ceil(K / blockSize) * bits) / 8)]);
+      else expect(zp?.dims).toEqual([N * Math.ceil((Math.ceil(K / written) * bits) / 8)]);
       expect(report.layers[0].relativeError).toBeLessThan(bits === 4 ? 0.12 : 0.01);
       // The default ranges: searched by least squared error below 8 bits in blocks ≤ 64, min/max otherwise.
-      const ref = referenceMatMul(x, M, K, dequantizeBlockwise(rtn(wRows, N, K, { bits, blockSize, symmetric, mseClip: bits < 8 && blockSize <= 64 })), N);
+      const ref = referenceMatMul(
+        x,
+        M,
+        K,
+        dequantizeBlockwise(rtn(wRows, N, K, { bits, blockSize: written, symmetric, mseClip: bits < 8 && blockSize <= 64 })),
+        N,
+      );
       const s = await ort.InferenceSession.create(encodeModel(model));
       const y = (await s.run({ x: new ort.Tensor('float32', x, [M, K]) })).y.data as Float32Array;
       for (let i = 0; i < M * N; i++) expect(Math.abs(y[i] - ref[i])).toBeLessThan(1e-3 * (1 + Math.abs(ref[i])));
     });
   }
 
-  it('writes a block wider than K at the least power of two ≥ 16 holding K: the same numbers without the padding', async () => {
+  it('quantizes rows that blocks of the size asked would pad in the power-of-two block storing them in the fewest bytes', async () => {
+    // Blocks that split K evenly stay; a row narrower than a block loses the padding; a ragged row takes smaller blocks
+    // where their scales cost less than the padding (stories260K's 172, Qwen2.5-0.5B's 896).
+    expect([512, 2048, 5632].map((K) => writtenBlockSize(K, 256))).toEqual([256, 256, 256]);
+    expect(writtenBlockSize(64, 128)).toBe(64);
+    expect(writtenBlockSize(48, 256)).toBe(16);
+    expect(writtenBlockSize(172, 256)).toBe(64);
+    expect(writtenBlockSize(172, 128)).toBe(64);
+    expect(writtenBlockSize(896, 256)).toBe(128);
+    expect(writtenBlockSize(896, 256, 8)).toBe(128);
+    expect(writtenBlockSize(100, 32)).toBe(32); // a tie (74 bytes a row at 16 and 32): the larger
+    expect(writtenBlockSize(100, 32, 4, true)).toBe(16); // no zero points: 16 is 2 bytes a row smaller
     const [K, N] = [48, 10];
     const wRows = randomMatrix(N, K, 5);
     const wKN = new Float32Array(K * N);
@@ -135,9 +156,9 @@ describe('quantize() writes MatMulNBits that onnxruntime runs like the JS refere
     for (const symmetric of [false, true]) {
       const { model } = quantize(matmulModel(wKN, K, N), { method: 'rtn', bits: 4, blockSize: 256, symmetric, accuracyLevel: 0 });
       const node = model.graph.nodes.find((n) => n.opType === 'MatMulNBits')!;
-      expect(node.attributes.block_size.value).toBe(64);
-      expect(model.graph.initializers.find((t) => t.name.endsWith('.qweight'))?.dims).toEqual([N, 1, 32]);
-      const ref = referenceMatMul(x, M, K, dequantizeBlockwise(rtn(wRows, N, K, { bits: 4, blockSize: 256, symmetric })), N);
+      expect(node.attributes.block_size.value).toBe(16);
+      expect(model.graph.initializers.find((t) => t.name.endsWith('.qweight'))?.dims).toEqual([N, 3, 8]);
+      const ref = referenceMatMul(x, M, K, dequantizeBlockwise(rtn(wRows, N, K, { bits: 4, blockSize: 16, symmetric })), N);
       const s = await ort.InferenceSession.create(encodeModel(model));
       const y = (await s.run({ x: new ort.Tensor('float32', x, [M, K]) })).y.data as Float32Array;
       for (let i = 0; i < M * N; i++) expect(Math.abs(y[i] - ref[i])).toBeLessThan(1e-3 * (1 + Math.abs(ref[i])));

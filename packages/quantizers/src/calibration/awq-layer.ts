@@ -25,6 +25,8 @@ export async function awqLayer(c: LayerContext, l: LayerWork, scalesOnly = false
     const st = stats.get(l.inputOf(g))!;
     const K = st.K;
     const n = st.rows!.length / K;
+    // A group's linears share one width (the head, the only one with its own, is alone in its group).
+    const blockSize = c.blockOf(K, c.bitsOf(g.linears[0]));
     const xMean = new Float64Array(K);
     for (let k = 0; k < K; k++) xMean[k] = st.absSum![k] / st.tokens;
     if (!touchesExcluded(c, g) && canFoldScale(c.model, g)) {
@@ -41,9 +43,8 @@ export async function awqLayer(c: LayerContext, l: LayerWork, scalesOnly = false
       );
       const searchRows = Math.min(n, Math.max(256, Math.floor((c.o.awqSearchBudget ?? 2e9) / (outputs * K))));
       // The candidate graph cuts K into whole blocks; otherwise the JS path quantizes the candidates.
-      const candidates = K % c.opts.blockSize === 0 ? c.gemm.candidateLoss : undefined;
-      // A group's linears share one width (the head, the only one with its own, is alone in its group).
-      const options = { ...c.opts, bits: c.bitsOf(g.linears[0]), searchOutputs };
+      const candidates = K % blockSize === 0 ? c.gemm.candidateLoss : undefined;
+      const options = { ...c.opts, bits: c.bitsOf(g.linears[0]), blockSize, searchOutputs };
       const { scale } = await awqSearchScale(evenRows(st.rows!, n, K, searchRows), Math.min(n, searchRows), K, xMean, lin, options, abt, candidates);
       applyScale(c.model, g, scale);
       // Later searches of this layer see the input as the scaled graph produces it.
@@ -60,10 +61,10 @@ export async function awqLayer(c: LayerContext, l: LayerWork, scalesOnly = false
       // AWQ does not clip attention queries and keys: attention scores are too sensitive to it.
       const first = g.unclipped?.[name] ?? ((c.o.awqUnclippedNames ?? /q_proj|k_proj/).test(name) ? N : 0);
       if (first >= N) continue;
-      gram ??= await awqBlockGram(st.rows!, n, K, c.opts.blockSize, products);
+      gram ??= await awqBlockGram(st.rows!, n, K, blockSize, products);
       c.weightScratch.reserve(N * Kw);
       const rows = transpose(t.data as Float32Array, Kw, N, c.weightScratch.take(N * Kw));
-      await awqClip(rows, N, Kw, st.rows!, n, { ...c.opts, bits: c.bitsOf(name), first, inPlace: true, scratch: c.scratch, gram }, products);
+      await awqClip(rows, N, Kw, st.rows!, n, { ...c.opts, bits: c.bitsOf(name), blockSize, first, inPlace: true, scratch: c.scratch, gram }, products);
       transpose(rows, N, Kw, t.data as Float32Array);
       c.weightScratch.release(0);
     }

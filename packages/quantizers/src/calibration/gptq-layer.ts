@@ -72,7 +72,8 @@ async function gptqInput(c: LayerContext, l: LayerWork, st: InputStats, linears:
     const t = c.weight(name);
     const [, N] = t.dims;
     const w = t.data as Float32Array;
-    const qw = await gptq(w, hessian, N, K, { ...options, bits: c.bitsOf(name), layout: 'KN' }, c.gemm.abt, c.gemm.update);
+    const bits = c.bitsOf(name);
+    const qw = await gptq(w, hessian, N, K, { ...options, bits, blockSize: c.blockOf(K, bits), layout: 'KN' }, c.gemm.abt, c.gemm.update);
     c.results.set(name, qw);
     // The error, and (in the same pass) the weights replaced by their dequantized values: later layers calibrate
     // on these; after the last span nothing reads them.

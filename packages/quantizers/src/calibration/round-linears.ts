@@ -12,7 +12,8 @@ export function roundLinears(c: LayerContext, names: string[]): void {
     const t = c.weight(name);
     const w = t.data as Float32Array;
     const [K, N] = t.dims;
-    const qw = rtn(w, N, K, { ...c.opts, bits: c.bitsOf(name) }, 'KN');
+    const bits = c.bitsOf(name);
+    const qw = rtn(w, N, K, { ...c.opts, bits, blockSize: c.blockOf(K, bits) }, 'KN');
     c.results.set(name, qw);
     c.o.errors?.set(name, relativeErrorOf(qw, w, 'KN'));
   }

@@ -100,6 +100,8 @@ export interface LayerContext {
   opts: { bits: 2 | 4 | 8; blockSize: number; symmetric: boolean };
   /** A weight's width: its own (the head's) or `opts.bits`. */
   bitsOf: (name: string) => 2 | 4 | 8;
+  /** The block of a weight with rows of K inputs at `bits` (see writtenBlockSize). */
+  blockOf: (K: number, bits: number) => number;
 }
 
 /** One span of the model to calibrate: its index, its scale groups and where each group reads its input. */
