@@ -112,4 +112,19 @@ describe('alki build without a method or block size', () => {
       expect(JSON.parse(r.stdout).report).toMatchObject({ method, bits, blockSize });
     }
   });
+
+  it("folds AWQ's scales before GPTQ by default at block 16 only; --no-awq-scales turns that off", () => {
+    const cases: [string[], boolean][] = [
+      [['--block-size', '16'], true],
+      [['--block-size', '16', '--no-awq-scales'], false],
+      [['--block-size', '32'], false],
+    ];
+    for (const [args, awqScales] of cases) {
+      const r = alki(['build', model.dir, ...args, '--no-test-run', '--json', '--out', join(work.dir, `awq-scales-${args.join('')}`)]);
+      expect(r.status, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout).report;
+      expect(report.method).toBe('gptq');
+      expect(!!report.awqScales).toBe(awqScales);
+    }
+  });
 });

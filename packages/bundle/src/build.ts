@@ -308,6 +308,7 @@ function checkpointDir(o: BuildBundleOptions, hf: SourceFolder): string {
     trueSequential: r.trueSequential,
     floatTargets: r.floatTargets,
     percDamp: r.percDamp,
+    awqScales: r.awqScales,
     exclude: o.quantize.exclude?.map(String),
   };
   const key = JSON.stringify({

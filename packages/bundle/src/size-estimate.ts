@@ -20,7 +20,7 @@ export function estimateModelBytes(
   explicitEmbed?: 32 | 8 | 4,
   /** Bytes per block scale: 2 on disk (float16), 4 in a loaded session (onnxruntime folds the Cast to float32). */
   scaleBytes: 2 | 4 = 2,
-  /** AWQ (or GPTQ on AWQ's scales): a tied table cannot be the head's codes and is stored apart, at the head's bits. */
+  /** AWQ (or GPTQ on AWQ's scales): a tied table shared with the head adds its 1/s (H floats); one not shared follows the head's bits. */
   awq = false,
 ): number {
   const embedBits = explicitEmbed ?? (bits === 32 ? 32 : defaultEmbedBits(bits));
@@ -40,13 +40,13 @@ export function estimateModelBytes(
   const embedParams = c.vocabSize * H;
   const otherParams = countParameters({ ...c, tieWordEmbeddings: true }) - linearParams - embedParams;
   const rotary = c.ropeScaling?.type === 'dynamic' ? 0 : 2 * c.maxPositions * (c.rotaryDim / 2) * 4;
-  // The embedding: quantized only when H splits into whole blocks; a tied table AWQ keeps apart follows the head.
+  // The embedding: quantized only when H splits into whole blocks; a tied table not shared after AWQ follows the head.
   const eb = embeddingBlockSize(H, blockSize);
   const quantizedEmbed = bits !== 32 && embedBits !== 32 && eb !== undefined;
-  const sharedWithHead = !awq && c.tieWordEmbeddings && bits !== 32 && headBits !== 32 && embedBits !== 32 && H % blockOf(H, headBits) === 0;
+  const sharedWithHead = c.tieWordEmbeddings && bits !== 32 && headBits !== 32 && embedBits !== 32 && H % blockOf(H, headBits) === 0;
   // Quantized tables keep one zero point per byte.
   const embed = sharedWithHead
-    ? c.vocabSize * (H / blockOf(H, headBits))
+    ? c.vocabSize * (H / blockOf(H, headBits)) + (awq ? H * 4 : 0)
     : quantizedEmbed
       ? blockwise(c.vocabSize, H, tableBits(bits, explicitEmbed, awq && c.tieWordEmbeddings ? headBits : undefined), eb!) + c.vocabSize * (H / eb!)
       : embedParams * 4;

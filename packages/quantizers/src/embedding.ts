@@ -49,6 +49,8 @@ interface QuantizedTable {
   blockSize: number;
   nBlocks: number;
   H: number;
+  /** [H] floats each looked-up row is multiplied by (1/s where the codes hold the head's AWQ-scaled weights). */
+  columnScale?: string;
 }
 
 /**
@@ -77,7 +79,8 @@ function dequantizingGather(model: Model, site: EmbeddingSite, q: QuantizedTable
   const perBlock = (table: string) => n('Unsqueeze', [n('Gather', [table, ids], { axis: 0 }), shape('last', [-1])]);
   const zero = q.zeroPoints ? n('Cast', [perBlock(q.zeroPoints)], { to: DataType.FLOAT }) : c('zero', [1 << (q.bits - 1)]);
   const values = n('Mul', [n('Sub', [codes, zero]), perBlock(q.scales)]);
-  n('Reshape', [values, shape('hidden', [0, 0, q.H])], {}, site.node.outputs[0]);
+  const rows = n('Reshape', [values, shape('hidden', [0, 0, q.H])], {}, q.columnScale ? undefined : site.node.outputs[0]);
+  if (q.columnScale) n('Mul', [rows, q.columnScale], {}, site.node.outputs[0]);
   const g = b.build();
   model.graph.initializers.push(...extra, ...g.initializers);
   model.graph.nodes.splice(model.graph.nodes.indexOf(site.node), 1, ...prelude, ...g.nodes);
@@ -132,12 +135,17 @@ function unpackRows(packed: Uint8Array, bits: 4 | 8, V: number, nBlocks: number)
  * For a model whose head is its embedding table transposed (tie_word_embeddings), looks embedding rows up in the
  * head's MatMulNBits weight instead of storing a second table: the head's B [V, nBlocks, blob] holds the table's
  * rows in blocks along H, and its scales are [V, nBlocks]; only the zero points are stored again, one per byte.
- * Only where the head holds the embedding's values: not after AWQ, which scales the head's inputs. Returns false
- * when the model is not tied that way.
+ * Where AWQ folded a scale s into the head's inputs (its codes hold W·diag(s)), each looked-up row is divided by s
+ * (one Mul by 1/s, H floats), so the table is shared after AWQ too; `appliedScales` says which scales were folded
+ * (by weight name), and without it an AWQ build's table is not shared. Returns false when the model is not tied
+ * that way.
  */
-export function shareTiedEmbedding(model: Model, site: EmbeddingSite, report: QuantizeReport): boolean {
+export function shareTiedEmbedding(model: Model, site: EmbeddingSite, report: QuantizeReport, appliedScales?: ReadonlyMap<string, Float32Array>): boolean {
   const tied = readTiedEmbedding(model);
-  if (!tied || tied.embedding !== site.table.name || report.head?.name !== tied.head || report.method === 'awq' || report.awqScales) return false;
+  if (!tied || tied.embedding !== site.table.name || report.head?.name !== tied.head) return false;
+  // AWQ may have scaled the head's inputs: only the caller's record of its scales says by how much.
+  if ((report.method === 'awq' || report.awqScales) && !appliedScales) return false;
+  const scale = appliedScales?.get(tied.head);
   const head = tied.head;
   const node = model.graph.nodes.find((n) => n.opType === 'MatMulNBits' && n.inputs[1] === `${head}.qweight`);
   if (!node) return false;
@@ -162,7 +170,17 @@ export function shareTiedEmbedding(model: Model, site: EmbeddingSite, report: Qu
   // Gather would need shader-f16 on WebGPU). Nothing runs the graph by spans after this point.
   const cast = model.graph.nodes.find((n) => n.opType === 'Cast' && n.outputs[0] === node.inputs[2]);
   if (cast) model.graph.nodes.unshift(...model.graph.nodes.splice(model.graph.nodes.indexOf(cast), 1));
-  dequantizingGather(model, site, { codes: node.inputs[1], scales: node.inputs[2], zeroPoints, bits, blockSize: bs, nBlocks, H: K }, extra);
+  let columnScale: string | undefined;
+  if (scale) {
+    const inverse = floatTensor(
+      `${site.table.name}.inverse_awq_scale`,
+      [K],
+      Array.from(scale, (v) => 1 / v),
+    );
+    extra.push(inverse);
+    columnScale = inverse.name;
+  }
+  dequantizingGather(model, site, { codes: node.inputs[1], scales: node.inputs[2], zeroPoints, bits, blockSize: bs, nBlocks, H: K, columnScale }, extra);
   report.embedding = { name: site.table.name, bits, relativeError: report.layers.find((l) => l.name === head)?.relativeError ?? NaN, sharedWith: head };
   report.floatBytes += tensorByteLength(site.table);
   report.quantizedBytes += extra.reduce((sum, t) => sum + tensorByteLength(t), 0);

@@ -63,6 +63,8 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
       // GPTQ's error is reported against the weight as the checkpoint had it (measured before it is replaced).
       const errors = new Map<string, number>();
       const written = new Set<string>();
+      // The scales AWQ folded into each linear: a tied table reads the head's codes through them.
+      const appliedScales = new Map<string, Float32Array>();
       const cal = context.calibration;
       if (needsCalibration && cal) {
         // A graph without Alki's layer metadata is calibrated as one span: no float stream to fit. The report says
@@ -96,6 +98,7 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
           onCodes,
           spill: o.spill,
           checkpoint: o.checkpoint,
+          appliedScales,
         });
       }
       if (method === 'smoothquant') {
@@ -127,7 +130,7 @@ export function createQuantizer(method: QuantizeMethod, options: Omit<QuantizeOp
         const rounded = rtn(w, site.N, site.K, { ...o, bits, blockSize: writtenBlockSize(site.K, o.blockSize, bits, o.symmetric) }, 'KN');
         writeMatMulNBits(model, site, rounded, relativeErrorOf(rounded, w, 'KN'), o.accuracyLevel, report, o.spill);
       }
-      quantizeEmbeddings(model, o, report);
+      quantizeEmbeddings(model, o, report, appliedScales);
       finishQuantizedModel(model, report);
       report.seconds = (performance.now() - t0) / 1000;
       return { model, report };

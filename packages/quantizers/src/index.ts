@@ -9,6 +9,7 @@ export {
   tableBits,
   writtenBlockSize,
   DEFAULT_GPTQ_FLOAT_TARGETS,
+  gptqAwqScales,
   gptqDampening,
   writeMatMulNBits,
   finishQuantizedModel,

@@ -57,7 +57,10 @@ export interface QuantizeOptions {
    * with it against +10.83%). Given explicitly, it applies to every weight.
    */
   mseClip?: boolean;
-  /** GPTQ: AWQ's activation-aware per-channel scales folded into the graph first, then GPTQ's rounding. */
+  /**
+   * GPTQ: AWQ's activation-aware per-channel scales folded into the graph first, then GPTQ's rounding. Default: on
+   * below 8 bits in blocks of 16 with {@link floatTargets} (see {@link gptqAwqScales}), off otherwise.
+   */
   awqScales?: boolean;
   /**
    * GPTQ: each linear input's statistics collected after the layer's earlier linears are quantized — one pass per
@@ -95,7 +98,7 @@ export interface QuantizeOptions {
    * Bits of the token embedding table (a Gather from a constant [V, H] table): 4 or 8 in blocks of `blockSize`
    * along H, looked up by a Gather that dequantizes only the rows it reads (embedding.ts), 32 to keep it in float
    * (default: {@link defaultEmbedBits} of `bits`: 4 for int4 models, 8 for int8). A table tied to a quantized head is
-   * stored once, at the head's width (AWQ, whose scales change the head, stores it apart at the head's bits).
+   * stored once, at the head's width (after AWQ, whose scales change the head, read through 1/s).
    */
   embedBits?: 4 | 8 | 32;
   /**
@@ -170,9 +173,10 @@ export function defaultEmbedBits(bits: number): 4 | 8 {
 }
 
 /**
- * Bits of a token table stored on its own (not as the head's codes): `embedBits` when given; a tied table that AWQ
- * keeps apart (its scales change the head) follows its 4- or 8-bit head, `apartHeadBits` — at 4 bits it cost AWQ
- * 0.3–0.4 points on stories260K (Intel Xeon, AVX-512 VNNI, no AMX); else {@link defaultEmbedBits}.
+ * Bits of a token table stored on its own (not as the head's codes): `embedBits` when given; a tied table that an
+ * AWQ build keeps apart (a caller of quantizeEmbeddings without AWQ's scales, see shareTiedEmbedding) follows its 4-
+ * or 8-bit head, `apartHeadBits` — at 4 bits it cost AWQ 0.3–0.4 points on stories260K (Intel Xeon, AVX-512 VNNI, no
+ * AMX); else {@link defaultEmbedBits}.
  */
 export function tableBits(bits: number, embedBits?: 4 | 8 | 32, apartHeadBits?: number): 4 | 8 | 32 {
   if (embedBits !== undefined) return embedBits;
@@ -219,6 +223,16 @@ export const DEFAULT_GPTQ_FLOAT_TARGETS = true;
  * nothing (+4.46% → +4.42% over six seeds), at 16 it was worse (+3.59% against +3.17%), and for plain GPTQ at block 128
  * worse (+7.89% against +7.25%). docs/quantization.md.
  */
+/**
+ * GPTQ's default for {@link QuantizeOptions.awqScales}: on below 8 bits in blocks of 16 when fitted to the float
+ * model. stories260K int4 block 16 over twelve calibration seeds: +2.86% against +3.41%, lower on every seed (56% of
+ * min/max RTN's increase removed instead of 47%); at block 32 within the spread (+4.21% against +4.37% over six
+ * seeds), at 64–256 worse (docs/quantization.md). A tied table still shares the head's codes (shareTiedEmbedding).
+ */
+export function gptqAwqScales(bits: number, blockSize: number, floatTargets: boolean): boolean {
+  return bits < 8 && blockSize <= 16 && floatTargets;
+}
+
 export function gptqDampening(blockSize: number, floatTargets: boolean): number {
   return floatTargets && blockSize >= 64 ? 0.2 : 0.01;
 }
@@ -302,7 +316,19 @@ export function resolveQuantizeOptions(o: QuantizeOptions): ResolvedQuantizeOpti
   const trueSequential = gptq ? (o.trueSequential ?? DEFAULT_GPTQ_FLOAT_TARGETS) : undefined;
   const floatTargets = gptq ? (o.floatTargets ?? DEFAULT_GPTQ_FLOAT_TARGETS) : undefined;
   const percDamp = gptq ? (o.percDamp ?? gptqDampening(blockSize, !!floatTargets)) : o.percDamp;
-  return { ...o, bits: bits as 2 | 4 | 8, blockSize, symmetric: o.symmetric ?? false, accuracyLevel, mseClip, trueSequential, floatTargets, percDamp };
+  const awqScales = gptq ? (o.awqScales ?? gptqAwqScales(bits, blockSize, !!floatTargets)) : o.awqScales;
+  return {
+    ...o,
+    bits: bits as 2 | 4 | 8,
+    blockSize,
+    symmetric: o.symmetric ?? false,
+    accuracyLevel,
+    mseClip,
+    trueSequential,
+    floatTargets,
+    percDamp,
+    awqScales,
+  };
 }
 
 /** A fresh report for resolved options. */
@@ -411,13 +437,15 @@ function replaceWithMatMulNBits(
 /**
  * Quantizes the token embedding tables (Gathers from constant [V, H] tables) to `embedBits` with RTN, where the
  * hidden size splits into whole blocks (the lookup reshapes a row's blocks back to H): `blockSize`, or the largest
- * power of two ≥ 16 that divides H. A table tied to a quantized head reads the head's codes (shareTiedEmbedding).
+ * power of two ≥ 16 that divides H. A table tied to a quantized head reads the head's codes (shareTiedEmbedding),
+ * through the scales AWQ folded into the head where it did (`appliedScales`, by weight name; without the map an AWQ
+ * build's tied table is stored apart).
  */
-export function quantizeEmbeddings(model: Model, o: ResolvedQuantizeOptions, report: QuantizeReport): void {
+export function quantizeEmbeddings(model: Model, o: ResolvedQuantizeOptions, report: QuantizeReport, appliedScales?: ReadonlyMap<string, Float32Array>): void {
   if (o.method === 'none' || o.embedBits === 32) return;
   for (const site of findEmbeddings(model)) {
     // A tied table is stored once, at the head's width, whatever embedBits says.
-    if (shareTiedEmbedding(model, site, report)) continue;
+    if (shareTiedEmbedding(model, site, report, appliedScales)) continue;
     const awq = report.method === 'awq' || !!report.awqScales;
     const siteBits = tableBits(o.bits, o.embedBits, awq && readTiedEmbedding(model)?.embedding === site.table.name ? report.head?.bits : undefined);
     const block = embeddingBlockSize(site.H, o.blockSize);

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { exportModel, openHfModel } from '@alki/models';
-import { DataType, floatTensor, materializeModel, type Model } from '@alki/onnx';
+import * as ort from 'onnxruntime-node';
+import { DataType, createModel, encodeModel, floatTensor, materializeModel, type Model } from '@alki/onnx';
 import { createQuantizer, dequantizeBlockwise, quantize, rtn } from '../src/index.js';
+import { extractSubgraph } from '../src/calibration/subgraph.js';
 import { tinyLlama } from '../../../tools/fixtures/index.js';
 import { decoderLogits } from '../../../tools/fixtures/decoder.js';
 
@@ -96,17 +98,43 @@ describe('quantized embeddings', () => {
     }
   });
 
-  it('AWQ stores a tied table apart (its scales change the head), at the head’s bits unless asked otherwise', async () => {
+  it('AWQ and GPTQ on AWQ’s scales share a tied table with the head, dividing each looked-up row by the scale folded into the head', async () => {
     const m = tinyLlama({ hiddenSize: 64, vocabSize: 300, tieWordEmbeddings: true, seed: 25 });
     try {
       const calibration = { samples: [Array.from({ length: 32 }, (_, i) => (i * 37) % 300)], source: 'test' };
-      for (const [embedBits, expected] of [
-        [undefined, 8],
-        [4, 4],
+      const table = exportModel(openHfModel(m.dir)).model.graph.initializers.find((t) => t.name === 'model.embed_tokens.weight')!;
+      const E = table.data as Float32Array;
+      const ids = [0, 5, 37, 299];
+      for (const [method, o] of [
+        ['awq', {}],
+        ['gptq', { awqScales: true }],
       ] as const) {
-        const q = await createQuantizer('awq', { bits: 4, blockSize: 32, embedBits }).quantize(exportModel(openHfModel(m.dir)).model, { calibration });
-        expect(q.report.embedding).toMatchObject({ bits: expected });
-        expect(q.report.embedding?.sharedWith).toBeUndefined();
+        const q = await createQuantizer(method, { bits: 4, blockSize: 32, ...o }).quantize(exportModel(openHfModel(m.dir)).model, { calibration });
+        expect(q.report.embedding).toMatchObject({ bits: 8, sharedWith: 'lm_head.weight' });
+        expect(q.model.graph.initializers.some((t) => t.name === 'model.embed_tokens.weight.qweight')).toBe(false);
+        const mul = q.model.graph.nodes.find((n) => n.opType === 'Mul' && n.inputs[1] === 'model.embed_tokens.weight.inverse_awq_scale')!;
+        const inverse = q.model.graph.initializers.find((t) => t.name === mul.inputs[1])!.data as Float32Array;
+        expect(inverse.some((v) => Math.abs(v - 1) > 1e-3)).toBe(true); // AWQ did scale the head
+        // The lookup alone, run by onnxruntime: the float table's rows within the head's 8-bit rounding.
+        const graph = extractSubgraph(q.model, [mul.outputs[0]], []);
+        const lookup = createModel(
+          { ...graph, outputs: [{ name: mul.outputs[0], elemType: DataType.FLOAT, shape: [1, ids.length, 64] }] },
+          {
+            opsets: Object.fromEntries(q.model.opsetImports.map((x) => [x.domain, x.version])),
+          },
+        );
+        const s = await ort.InferenceSession.create(encodeModel(lookup));
+        const rows = (await s.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]) }))[mul.outputs[0]]
+          .data as Float32Array;
+        let num = 0;
+        let den = 0;
+        ids.forEach((id, r) => {
+          for (let k = 0; k < 64; k++) {
+            num += (rows[r * 64 + k] - E[id * 64 + k]) ** 2;
+            den += E[id * 64 + k] ** 2;
+          }
+        });
+        expect(Math.sqrt(num / den)).toBeLessThan(0.02);
       }
     } finally {
       m.cleanup();

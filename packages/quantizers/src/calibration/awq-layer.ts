@@ -47,6 +47,7 @@ export async function awqLayer(c: LayerContext, l: LayerWork, scalesOnly = false
       const options = { ...c.opts, bits: c.bitsOf(g.linears[0]), blockSize, searchOutputs };
       const { scale } = await awqSearchScale(evenRows(st.rows!, n, K, searchRows), Math.min(n, searchRows), K, xMean, lin, options, abt, candidates);
       applyScale(c.model, g, scale);
+      for (const name of g.linears) c.o.appliedScales?.set(name, scale);
       // Later searches of this layer see the input as the scaled graph produces it.
       for (let t = 0; t < n; t++) for (let k = 0; k < K; k++) st.rows![t * K + k] /= scale[k];
     }

@@ -82,6 +82,11 @@ export interface CalibratedOptions {
    * memory. Lazy weights (a streamed export) are loaded per layer either way and dropped after it.
    */
   spill?: TensorSpill;
+  /**
+   * AWQ (and GPTQ with `awqScales`): filled with the per-input scale s folded into each linear (W' = diag(s)·W), by
+   * weight name: a tied token table then reads the head's codes and divides by s (see shareTiedEmbedding).
+   */
+  appliedScales?: Map<string, Float32Array>;
   /** AWQ, GPTQ: records each finished layer, and resumes after the last one it holds (see {@link FolderCheckpoint}). */
   checkpoint?: LayerCheckpoint;
 }
