@@ -185,8 +185,8 @@ export function tableBits(bits: number, embedBits?: 4 | 8 | 32, apartHeadBits?: 
 
 /**
  * The block a weight with rows of K inputs is quantized and written in: of the powers of two from 16 to `blockSize`,
- * the one that stores a row in the fewest bytes (codes padded to whole blocks, float16 scales, packed zero points),
- * the largest on a tie. Where blocks of `blockSize` split K evenly that is `blockSize` itself; a row narrower than a
+ * the one that stores a row in the fewest bytes (codes padded to whole blocks, float16 scales, packed zero points
+ * unless `symmetric`), the largest on a tie. Where blocks of `blockSize` split K evenly that is `blockSize` itself; a row narrower than a
  * block is written without the padding (stories260K's 64-wide rows at block 128 were half padding), and a ragged row
  * in smaller blocks whose padding costs less than their scales: Qwen2.5-0.5B's 896 inputs at block 256 pad to 1024
  * codes, at 128 to none; stories260K's 172 at 128 or 256 pad to 256 codes, at 64 to 192 (fewer bytes, finer scales).
@@ -216,23 +216,24 @@ export function embeddingBlockSize(H: number, blockSize: number): number | undef
 export const DEFAULT_GPTQ_FLOAT_TARGETS = true;
 
 /**
- * GPTQ's default dampening: 0.01 of the mean Hessian diagonal (the paper's), 0.2 for blocks of 64 or more fitted to
- * the float model. There a block's range is fixed before the error spread reaches its later columns, and a stronger
- * dampening spreads less: stories260K over three seeds, block 128 +6.38% → +5.27%, block 256 +6.08% → +5.62%
- * (2026-11-28); block 64 over six seeds +5.80% → +5.21%, lower on every seed (2026-11-29). At block 32 it changes
- * nothing (+4.46% → +4.42% over six seeds), at 16 it was worse (+3.59% against +3.17%), and for plain GPTQ at block 128
- * worse (+7.89% against +7.25%). docs/quantization.md.
- */
-/**
  * GPTQ's default for {@link QuantizeOptions.awqScales}: on below 8 bits in blocks of 16 when fitted to the float
  * model. stories260K int4 block 16 over twelve calibration seeds: +2.86% against +3.41%, lower on every seed (56% of
  * min/max RTN's increase removed instead of 47%); at block 32 within the spread (+4.21% against +4.37% over six
- * seeds), at 64–256 worse (docs/quantization.md). A tied table still shares the head's codes (shareTiedEmbedding).
+ * seeds), at 64–256 worse (Intel Xeon KVM guest, 2 cores, AVX-512 VNNI, no AMX; docs/quantization.md). A tied table
+ * still shares the head's codes (shareTiedEmbedding).
  */
 export function gptqAwqScales(bits: number, blockSize: number, floatTargets: boolean): boolean {
   return bits < 8 && blockSize <= 16 && floatTargets;
 }
 
+/**
+ * GPTQ's default dampening: 0.01 of the mean Hessian diagonal (the paper's), 0.2 for blocks of 64 or more fitted to
+ * the float model. There a block's range is fixed before the error spread reaches its later columns, and a stronger
+ * dampening spreads less: stories260K over three seeds, block 128 +6.38% → +5.27%, block 256 +6.08% → +5.62%
+ * (2026-11-28); block 64 over six seeds +5.80% → +5.21%, lower on every seed (2026-11-29). At block 32 it changes
+ * nothing (+4.46% → +4.42% over six seeds), at 16 it was worse (+3.59% against +3.17%), and for plain GPTQ at block 128
+ * worse (+7.89% against +7.25%). Intel Xeon KVM guests, 2 cores, AVX-512 VNNI, no AMX; docs/quantization.md.
+ */
 export function gptqDampening(blockSize: number, floatTargets: boolean): number {
   return floatTargets && blockSize >= 64 ? 0.2 : 0.01;
 }
